@@ -1,0 +1,3 @@
+from aeuf.cli import main
+
+raise SystemExit(main())
