@@ -1,0 +1,74 @@
+"""aeuf's command line: thin. Parses, calls one library function, prints.
+
+`aeuf PROMPTS ...` is the AEPO-compatible main job; `aeuf SUBCOMMAND ...` runs one stage.
+Errors the user can fix become one red line and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from aeuf.errors import AeufError
+
+# subcommand -> module under aeuf.commands with add_arguments(parser) and run(args) -> int
+COMMANDS = {
+    "run": ("run", "label a pool actively and export a preference dataset (the default)"),
+    "generate": ("generate", "generate candidate responses from a pool of LLMs"),
+    "judge": ("judge", "judge an annotation file with an LLM judge or a human"),
+    "embed": ("embed", "compute (and cache) features for a pool"),
+    "bench": ("bench", "label-efficiency benchmark on a pool with gold scores"),
+}
+
+
+def _available() -> dict[str, object]:
+    """The subcommand modules that exist in this install."""
+    out = {}
+    for name, (module, _) in COMMANDS.items():
+        try:
+            out[name] = importlib.import_module(f"aeuf.commands.{module}")
+        except ModuleNotFoundError as err:
+            if err.name != f"aeuf.commands.{module}":
+                raise
+    return out
+
+
+def build_parser(modules: dict) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aeuf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in modules.items():
+        p = sub.add_parser(name, help=COMMANDS[name][1])
+        module.add_arguments(p)
+    return parser
+
+
+def _error(message: str) -> None:
+    red, reset = ("\033[31m", "\033[0m") if sys.stderr.isatty() else ("", "")
+    print(f"{red}aeuf: error: {message}{reset}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    modules = _available()
+    if argv and argv[0] not in modules and not argv[0].startswith("-"):
+        argv = ["run", *argv]  # the bare AEPO form: aeuf PROMPTS --num_responses 8 ...
+    parser = build_parser(modules)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        return modules[args.command].run(args)
+    except AeufError as err:
+        _error(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted; rerun the same command to resume where it stopped")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""The embed stage: features for every response, composed from named parts.
+
+`--features minilm+stats+model` names the parts. Each part maps the pool to f32[N, d_part]
+(N = P*R, row-major over [P, R]); `compose` standardises every part and concatenates them to
+f32[N, D]. Encoder parts (sentence embeddings, LLM hidden states) are computed through the
+run's content-hash feature cache by the loop; pure parts are cheap and recomputed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from aeuf.config import FeatureConfig
+from aeuf.errors import ConfigError
+from aeuf.registry import Registry
+from aeuf.types import ResponsePool
+
+
+class FeaturePart(NamedTuple):
+    """One named block of features.
+
+    encoder_id: cfg -> the id its cached vectors are stored under (None for pure parts)
+    encode:     (texts: list[str] of N, cfg) -> f32[N, d]; for encoder parts
+    compute:    (pool, cfg) -> f32[N, d]; for pure parts
+    """
+
+    encoder_id: Callable[[FeatureConfig], str] | None = None
+    encode: Callable[[list[str], FeatureConfig], np.ndarray] | None = None
+    compute: Callable[[ResponsePool, FeatureConfig], np.ndarray] | None = None
+
+
+PARTS: Registry[FeaturePart] = Registry("feature part")
+
+
+def parse_parts(spec: str) -> list[str]:
+    """'minilm+stats' -> ['minilm', 'stats'], each checked against the registry."""
+    names = [s.strip() for s in spec.split("+") if s.strip()]
+    if not names:
+        raise ConfigError("--features is empty: name parts joined by '+', e.g. minilm+stats")
+    for name in names:
+        PARTS.get(name)
+    return names
+
+
+def pair_text(prompt: str, response: str) -> str:
+    """The text an encoder sees for one response: the prompt, a blank line, the response."""
+    return f"{prompt}\n\n{response}"
+
+
+def pool_texts(pool: ResponsePool) -> list[str]:
+    """N = P*R encoder inputs, row-major over [P, R]."""
+    P, R = pool.shape
+    return [pair_text(pool.prompts[p], pool.responses[p, r]) for p in range(P) for r in range(R)]
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
+_HEADER = re.compile(r"^\s*#{1,6}\s", re.MULTILINE)
+_REFUSAL = re.compile(r"\b(?:I'?m sorry|I cannot|I can'?t|as an AI|I am unable)\b", re.IGNORECASE)
+STAT_NAMES = (
+    "log_chars", "log_words", "log_lines", "list_items", "code_blocks", "headers",
+    "ends_cleanly", "refusal", "questions", "unique_word_ratio", "log_len_ratio",
+)
+
+
+def text_stats(prompt: str, response: str) -> np.ndarray:
+    """Cheap statistics of one response: f32[len(STAT_NAMES)]."""
+    words = response.split()
+    end = response.rstrip()[-1:] if response.strip() else ""
+    return np.array([
+        np.log1p(len(response)),
+        np.log1p(len(words)),
+        np.log1p(response.count("\n") + 1),
+        np.log1p(len(_LIST_ITEM.findall(response))),
+        response.count("```") // 2,
+        len(_HEADER.findall(response)),
+        float(end in ".!?)\"'`*:"),
+        float(bool(_REFUSAL.search(response))),
+        response.count("?"),
+        len({w.lower() for w in words}) / max(len(words), 1),
+        np.log1p(len(response)) - np.log1p(len(prompt)),
+    ], dtype=np.float32)
+
+
+def response_stats(pool: ResponsePool, cfg: FeatureConfig | None = None) -> np.ndarray:
+    """Statistics of every response: pool [P, R] -> f32[N, len(STAT_NAMES)]."""
+    P, R = pool.shape
+    rows = [text_stats(pool.prompts[p], pool.responses[p, r]) for p in range(P) for r in range(R)]
+    return np.stack(rows)
+
+
+def model_onehot(pool: ResponsePool, cfg: FeatureConfig | None = None) -> np.ndarray:
+    """One-hot of the generating model: pool -> f32[N, number of distinct models].
+
+    Responses of unknown origin get an all-zero row. Raises ConfigError if no model is known.
+    """
+    names = np.asarray(pool.models, dtype=object).reshape(-1)
+    known = sorted({m for m in names if isinstance(m, str) and m})
+    if not known:
+        raise ConfigError("feature part 'model' needs the generating model of each response "
+                          "(a `<column>_model` column or `completions[].model`); drop 'model' from --features")
+    index = {m: i for i, m in enumerate(known)}
+    out = np.zeros((names.shape[0], len(known)), np.float32)
+    for n, m in enumerate(names):
+        if m in index:
+            out[n, index[m]] = 1.0
+    return out
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Z-score each column of f32[N, d]; constant columns become 0."""
+    x = np.asarray(x, np.float32)
+    mean = x.mean(axis=0, keepdims=True)
+    std = x.std(axis=0, keepdims=True)
+    return ((x - mean) / np.where(std > 1e-6, std, np.float32(1.0))).astype(np.float32)
+
+
+def compose(blocks: list[np.ndarray]) -> np.ndarray:
+    """Standardise each f32[N, d_i] block and concatenate: -> f32[N, sum d_i]."""
+    n = {b.shape[0] for b in blocks}
+    if len(n) != 1:
+        raise ValueError(f"feature blocks disagree on the number of rows: {sorted(n)}")
+    return np.concatenate([standardise(b) for b in blocks], axis=1)
+
+
+def _minilm_encode(texts: list[str], cfg: FeatureConfig) -> np.ndarray:
+    from aeuf.backends import sentence
+
+    return sentence.encode(texts, cfg.encoder, batch_size=cfg.batch_size, max_length=cfg.max_length)
+
+
+def _minilm_id(cfg: FeatureConfig) -> str:
+    from aeuf.backends import sentence
+
+    return f"st:{sentence.encoder_id(cfg.encoder)}:{cfg.max_length}"
+
+
+def _llm_encode(texts: list[str], cfg: FeatureConfig) -> np.ndarray:
+    from aeuf.backends import hidden_states
+
+    if not cfg.llm_encoder:
+        raise ConfigError("feature part 'llm' needs --llm_encoder (a causal LM name or path)")
+    return hidden_states.encode(texts, cfg.llm_encoder, batch_size=cfg.batch_size, max_length=cfg.max_length)
+
+
+def _llm_id(cfg: FeatureConfig) -> str:
+    return f"llm:{cfg.llm_encoder}:{cfg.max_length}"
+
+
+PARTS.register("minilm")(FeaturePart(encoder_id=_minilm_id, encode=_minilm_encode))
+PARTS.register("llm")(FeaturePart(encoder_id=_llm_id, encode=_llm_encode))
+PARTS.register("stats")(FeaturePart(compute=response_stats))
+PARTS.register("model")(FeaturePart(compute=model_onehot))
+# "file" (precomputed vectors aligned by response id) is read by the loop: it needs disk.
+PARTS.register("file")(FeaturePart())

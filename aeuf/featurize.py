@@ -1,0 +1,122 @@
+"""Features for a pool through the run's content-hash cache (touches disk: loop level).
+
+Encoder parts are looked up by sha256(encoder id + text); only texts never seen before are
+embedded, in length-sorted chunks that are written to the cache as they finish, so a killed
+run keeps what it embedded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from aeuf import embed, io
+from aeuf.config import FeatureConfig
+from aeuf.errors import ConfigError
+from aeuf.types import ResponsePool
+
+CHUNK = 256
+
+
+class FeatureInfo(NamedTuple):
+    """What building the features did: dims per part and texts embedded (0 when cached)."""
+
+    dims: dict[str, int]
+    encoded: dict[str, int]
+
+
+def cached_encode(
+    texts: list[str], part: embed.FeaturePart, cfg: FeatureConfig, root: Path, *,
+    desc: str = "embed", progress: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Encode N texts through the cache under `root`: -> (f32[N, d], number newly encoded)."""
+    eid = part.encoder_id(cfg)
+    store = io.FeatureStore(root, eid)
+    keys = [io.FeatureStore.content_key(eid, t) for t in texts]
+    found, values = store.lookup(keys)
+    todo = _unique_missing(keys, found)
+    if not todo:
+        return np.asarray(values, np.float32), 0
+    todo.sort(key=lambda n: len(texts[n]))
+    new: dict[str, np.ndarray] = {}
+    bar = tqdm(total=len(todo), desc=desc, unit="text", disable=not progress)
+    for start in range(0, len(todo), CHUNK):
+        rows = todo[start:start + CHUNK]
+        vecs = np.asarray(part.encode([texts[n] for n in rows], cfg), np.float32)
+        store.add([keys[n] for n in rows], vecs)
+        new.update({keys[n]: v for n, v in zip(rows, vecs)})
+        bar.update(len(rows))
+    bar.close()
+    return _fill(keys, found, values, new), len(todo)
+
+
+def _unique_missing(keys: list[str], found: np.ndarray) -> list[int]:
+    """Row numbers of the first occurrence of each key not in the cache."""
+    seen: set[str] = set()
+    out = []
+    for n, (k, f) in enumerate(zip(keys, found)):
+        if not f and k not in seen:
+            seen.add(k)
+            out.append(n)
+    return out
+
+
+def _fill(keys: list[str], found: np.ndarray, values: np.ndarray, new: dict) -> np.ndarray:
+    dim = next(iter(new.values())).shape[0]
+    out = np.zeros((len(keys), dim), np.float32)
+    if found.any():
+        out[found] = values[found]
+    for n, k in enumerate(keys):
+        if not found[n]:
+            out[n] = new[k]
+    return out
+
+
+def precomputed_block(pool: ResponsePool, cfg: FeatureConfig) -> np.ndarray:
+    """The 'file' part: vectors from cfg.precomputed aligned to the pool's response ids."""
+    if not cfg.precomputed:
+        raise ConfigError("feature part 'file' needs --precomputed PATH (a .npy with ids, or parquet)")
+    ids, values = io.read_precomputed_features(cfg.precomputed)
+    wanted = [str(i) for i in np.asarray(pool.response_ids).reshape(-1)]
+    return io.align_features(ids, values, wanted, source=cfg.precomputed)
+
+
+def build_features(
+    pool: ResponsePool, cfg: FeatureConfig, run_dir: Path, *, progress: bool = True
+) -> tuple[np.ndarray, FeatureInfo]:
+    """Composed, standardised features: pool [P, R] -> (f32[P, R, D], FeatureInfo)."""
+    P, R = pool.shape
+    blocks, dims, encoded = [], {}, {}
+    texts = None
+    for name in embed.parse_parts(cfg.features):
+        part = embed.PARTS.get(name)
+        if name == "file":
+            block = precomputed_block(pool, cfg)
+        elif part.encode is not None:
+            texts = texts if texts is not None else embed.pool_texts(pool)
+            block, encoded[name] = cached_encode(
+                texts, part, cfg, run_dir / "features", desc=f"embed {name}", progress=progress)
+        else:
+            block = part.compute(pool, cfg)
+        blocks.append(block)
+        dims[name] = int(block.shape[1])
+    return embed.compose(blocks).reshape(P, R, -1), FeatureInfo(dims, encoded)
+
+
+def prompt_features(
+    pool: ResponsePool, features: np.ndarray, cfg: FeatureConfig, run_dir: Path, *, progress: bool = True
+) -> np.ndarray:
+    """Features of the prompts alone for diversity across prompts: -> f32[P, d].
+
+    The sentence encoder on the prompt text when 'minilm' is a part, else the mean of the
+    prompt's response features.
+    """
+    if "minilm" not in embed.parse_parts(cfg.features):
+        return features.mean(axis=1)
+    part = embed.PARTS.get("minilm")
+    vecs, _ = cached_encode(list(pool.prompts), part, cfg, run_dir / "features",
+                            desc="embed prompts", progress=progress)
+    return embed.standardise(vecs)
