@@ -1,0 +1,71 @@
+"""Feature parts: statistics, model identity, standardisation, and the packaged encoder."""
+
+import numpy as np
+import pytest
+
+from aeuf import embed
+from aeuf.config import FeatureConfig
+from aeuf.errors import ConfigError
+from aeuf.types import ResponsePool
+
+
+def _pool(responses, models=None):
+    responses = np.asarray(responses, dtype=object)
+    P, R = responses.shape
+    models = np.full((P, R), None, dtype=object) if models is None else np.asarray(models, dtype=object)
+    ids = np.array([[f"p{p}:{r}" for r in range(R)] for p in range(P)], dtype=object)
+    return ResponsePool(np.array([f"p{p}" for p in range(P)], dtype=object),
+                        np.array([f"prompt {p}" for p in range(P)], dtype=object),
+                        responses, models, ids)
+
+
+def test_text_stats_reads_structure():
+    s = dict(zip(embed.STAT_NAMES, embed.text_stats(
+        "Q?", "# Title\n- one\n- two\n3. three\n```py\nx=1\n```\nDone.")))
+    assert s["list_items"] == pytest.approx(np.log1p(3))
+    assert s["code_blocks"] == 1 and s["headers"] == 1 and s["ends_cleanly"] == 1.0
+    cut = dict(zip(embed.STAT_NAMES, embed.text_stats("Q?", "I'm sorry, but I cannot help with that and")))
+    assert cut["refusal"] == 1.0 and cut["ends_cleanly"] == 0.0
+
+
+def test_longer_response_has_larger_length_stats():
+    pool = _pool([["short.", "a much longer answer with many more words in it."]])
+    s = embed.response_stats(pool)
+    assert s.shape == (2, len(embed.STAT_NAMES))
+    assert s[1, 0] > s[0, 0] and s[1, 1] > s[0, 1]
+
+
+def test_model_onehot_marks_each_model_and_zero_for_unknown():
+    pool = _pool([["a", "b", "c"]], [["m1", "m2", None]])
+    x = embed.model_onehot(pool)
+    np.testing.assert_array_equal(x, [[1, 0], [0, 1], [0, 0]])
+    with pytest.raises(ConfigError, match="model"):
+        embed.model_onehot(_pool([["a", "b"]]))
+
+
+def test_compose_standardises_each_block():
+    rng = np.random.default_rng(0)
+    a = rng.normal(5.0, 3.0, (50, 4)).astype(np.float32)
+    b = np.ones((50, 2), np.float32)  # constant block -> zeros, not NaN
+    x = embed.compose([a, b])
+    assert x.shape == (50, 6) and x.dtype == np.float32
+    np.testing.assert_allclose(x[:, :4].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(x[:, :4].std(0), 1, atol=1e-4)
+    assert np.all(x[:, 4:] == 0)
+
+
+def test_parse_parts_rejects_unknown_names_listing_valid_ones():
+    assert embed.parse_parts("minilm+stats") == ["minilm", "stats"]
+    with pytest.raises(ConfigError, match="choose one of .*minilm"):
+        embed.parse_parts("minilm+bogus")
+
+
+def test_packaged_minilm_embeds_offline_and_separates_topics():
+    part = embed.PARTS.get("minilm")
+    cfg = FeatureConfig()
+    v = part.encode(["How do I bake bread?", "Bread baking: knead the dough, let it rise.",
+                     "The stock market fell sharply today."], cfg)
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    assert part.encoder_id(cfg) == "st:sentence-transformers/all-MiniLM-L6-v2:256"
