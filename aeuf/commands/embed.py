@@ -1,0 +1,45 @@
+"""`aeuf embed POOL`: compute (and cache) the composed features of a pool.
+
+Writes <output_dir>/features.npy (f32[N, D], row-major over [P, R]) and
+<output_dir>/feature_ids.txt (one response id per line), which `--precomputed` reads back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from aeuf.commands.run import FLAGS, config_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompts", help="pool file (same formats as the main command)")
+    for f in FLAGS:
+        if f.section in ("input", "features") or f.name == "output_dir":
+            parser.add_argument(f"--{f.name}", type=f.type, default=None, help=f.help)
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aeuf import featurize, io
+    from aeuf.loop import default_output_dir
+
+    for f in FLAGS:  # flags this subcommand does not take
+        if not hasattr(args, f.name):
+            setattr(args, f.name, None)
+    cfg = config_from_args(args)
+    out = Path(args.output_dir) if args.output_dir else default_output_dir(args.prompts)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = io.read_pool(cfg.input)
+    features, info = featurize.build_features(pool, cfg.features, out, progress=not args.no_progress)
+    flat = features.reshape(-1, features.shape[-1])
+    np.save(out / "features.tmp.npy", flat)
+    (out / "features.tmp.npy").replace(out / "features.npy")
+    ids = "\n".join(str(i) for i in np.asarray(pool.response_ids).reshape(-1)) + "\n"
+    io.atomic_write_text(out / "feature_ids.txt", ids)
+    print(f"aeuf: {flat.shape[0]} responses x {flat.shape[1]} features ({info.dims}); "
+          f"newly embedded {info.encoded}; wrote {out / 'features.npy'}", file=sys.stderr)
+    return 0
