@@ -1,0 +1,140 @@
+"""Shared pieces of the acquisition rules: the `Rule` record, the registry, key handling and
+small vectorised helpers (numpy, vectorised across prompts; see PERFORMANCE.md: for these
+small per-prompt reductions numpy beats a vmapped JAX version, measured in
+scripts/bench_acquire.py).
+
+Shape letters: P prompts, R responses per prompt, K joint samples, D feature dim,
+k responses shown to the oracle per prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from aeuf.config import AcquireConfig
+from aeuf.errors import ConfigError
+from aeuf.registry import Registry
+from aeuf.types import Belief, Choice
+
+
+class Rule(NamedTuple):
+    """An acquisition rule: how to choose which responses of each prompt the oracle sees.
+
+    select(belief | None, features f32[P,R,D] | None, *, key, k) -> Choice (idx int32 [P,k'],
+        distinct within each row; score f32 [P], higher = more informative)
+    needs_belief: False for rules usable before any label (random, aepo, ultrafeedback,
+        west_of_n)
+    pairing: how the oracle's ratings of the k' shown responses become the exported pair
+        ("extremes": best vs worst; "best_vs_random": best vs a random other)
+    num_shown(k, R) -> k': how many responses a row of `idx` holds
+    """
+
+    select: Callable[..., Choice]
+    needs_belief: bool
+    pairing: str
+    num_shown: Callable[[int, int], int]
+
+
+RULES: Registry[Callable[[AcquireConfig], Rule]] = Registry("acquisition rule")
+
+BIG = 1e30  # finite stand-in for "very bad" so argmax never lands on an excluded entry
+
+
+def shown_k(k: int, R: int) -> int:
+    """num_shown of most rules: k itself."""
+    return k
+
+
+def check_k(k: int, R: int) -> None:
+    """Raise ConfigError unless 2 <= k <= R."""
+    if not 2 <= k <= R:
+        raise ConfigError(f"--num_annotations {k}: must be between 2 and the {R} responses per prompt")
+
+
+def numpy_rng(key: Any) -> np.random.Generator:
+    """A numpy Generator determined by a JAX PRNG key (raw uint32[2] or typed) or an int."""
+    if isinstance(key, (int, np.integer)):
+        return np.random.default_rng(int(key))
+    if "key<" in str(getattr(key, "dtype", "")):  # typed JAX key: jax.random.key(...)
+        import jax
+
+        key = jax.random.key_data(key)
+    data = np.asarray(key)
+    if data.size == 0 or not np.issubdtype(data.dtype, np.integer):
+        raise ConfigError(f"acquisition key must be a JAX PRNG key or an int, got {key!r}")
+    return np.random.default_rng(data.astype(np.uint64).ravel())
+
+
+def require_belief(belief: Belief | None, name: str) -> Belief:
+    """The belief as numpy arrays, or ConfigError if the rule needs one and none is given."""
+    if belief is None:
+        raise ConfigError(
+            f"acquisition rule '{name}' needs a fitted head; use aepo or random before the "
+            "first labels"
+        )
+    return Belief(*(None if a is None else np.asarray(a) for a in belief))
+
+
+def argmax_random(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
+    """Per-row argmax over the last axis with ties broken uniformly at random.
+
+    x: [..., n] (NaN counts as the lowest value); valid: bool [..., n] or None (all valid).
+    Returns int64 [...]: an index where `valid` holds whenever a row has any valid entry.
+    """
+    clean = np.where(np.isnan(x), -BIG, np.clip(x, -BIG, BIG))
+    if valid is not None:
+        clean = np.where(valid, clean, -np.inf)
+    tie = clean >= clean.max(-1, keepdims=True)
+    return np.argmax(np.where(tie, rng.random(x.shape), -1.0), axis=-1)
+
+
+def best_pair(S: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The ordered pair (i, j), i != j, maximising S[p, i, j] in each row; random ties.
+
+    S: [P, R, R] (the diagonal is ignored). Returns int64 [P, 2].
+    """
+    P, R, _ = S.shape
+    offdiag = ~np.eye(R, dtype=bool).reshape(1, R * R)
+    flat = argmax_random(S.reshape(P, R * R), rng, np.broadcast_to(offdiag, (P, R * R)))
+    return np.stack([flat // R, flat % R], axis=1)
+
+
+def greedy_extend(G: np.ndarray, first: np.ndarray, k: int, rng: np.random.Generator):
+    """Grow each row's chosen set to k by adding the response with the largest summed gain.
+
+    G: [P, R, R] symmetric gain of showing i together with j (e.g. sigma_ij); first: [P, m]
+    chosen so far (m >= 1). Returns int64 [P, k]: `first` followed by the greedy additions.
+    """
+    P, R, _ = G.shape
+    rows = np.arange(P)
+    out = [first[:, s] for s in range(first.shape[1])]
+    taken = np.zeros((P, R), bool)
+    gain = np.zeros((P, R))
+    for i in out:
+        taken[rows, i] = True
+        gain = gain + G[rows, i]
+    for _ in range(k - len(out)):
+        nxt = argmax_random(gain, rng, ~taken)
+        out.append(nxt)
+        taken[rows, nxt] = True
+        gain = gain + G[rows, nxt]
+    return np.stack(out, axis=1)
+
+
+def pair_std_score(pair_var: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Epistemic score of a choice: mean over its unordered pairs of sqrt(Var[r_i - r_j]).
+
+    pair_var: [P, R, R]; idx: [P, k]. Returns float32 [P].
+    """
+    rows = np.arange(idx.shape[0])[:, None]
+    iu, ju = np.triu_indices(idx.shape[1], 1)
+    var = pair_var[rows, idx[:, iu], idx[:, ju]]  # [P, k(k-1)/2]
+    return np.sqrt(np.maximum(var, 0.0)).mean(axis=1).astype(np.float32)
+
+
+def make_choice(idx: np.ndarray, score: np.ndarray) -> Choice:
+    """Choice with the contract's dtypes: idx int32 [P, k'], score float32 [P]."""
+    return Choice(np.ascontiguousarray(idx, dtype=np.int32), np.asarray(score, np.float32))

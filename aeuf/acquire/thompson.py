@@ -1,0 +1,76 @@
+"""Thompson rules on JOINT posterior samples: `dts` (double Thompson sampling) and `drts`.
+
+A draw is one joint sample r^(m) [R] of a prompt's rewards (an ensemble member or a posterior
+draw), never independent per-response draws: the argmax of a joint draw is a response that is
+best under one coherent hypothesis. Numpy, vectorised over prompts; each prompt draws its own
+members.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aeuf.acquire.base import (
+    RULES,
+    Rule,
+    argmax_random,
+    check_k,
+    make_choice,
+    numpy_rng,
+    pair_std_score,
+    require_belief,
+    shown_k,
+)
+from aeuf.config import AcquireConfig
+from aeuf.types import Choice
+
+TRIES = 30  # redraws on a collision before falling back to the best other response
+
+
+def thompson_idx(samples: np.ndarray, signs: list[int], rng: np.random.Generator) -> np.ndarray:
+    """One response per slot: slot s takes the argmax of signs[s] * r^(m) for a fresh draw m.
+
+    samples: [K, P, R] joint samples; signs: +1 (best of the draw) or -1 (worst), one per slot.
+    A slot whose draw lands on an already chosen response is redrawn (up to TRIES times);
+    after that it takes the best other response of its last draw.
+    Returns int64 [P, len(signs)], distinct within each row.
+    """
+    K, P, R = samples.shape
+    rows = np.arange(P)
+    best = {s: argmax_random(s * samples, rng) for s in dict.fromkeys(signs)}  # [K, P]
+    chosen = [best[signs[0]][rng.integers(K, size=P), rows]]
+    for s in signs[1:]:
+        prev = np.stack(chosen, axis=1)  # [P, slots so far]
+        draws = rng.integers(K, size=(TRIES + 1, P))
+        cand = best[s][draws, rows]  # [TRIES+1, P]
+        ok = (cand[:, :, None] != prev[None]).all(axis=2)
+        taken = np.zeros((P, R), bool)
+        taken[rows[:, None], prev] = True
+        fallback = argmax_random(s * samples[draws[-1], rows], rng, ~taken)
+        chosen.append(np.where(ok.any(axis=0), cand[ok.argmax(axis=0), rows], fallback))
+    return np.stack(chosen, axis=1)
+
+
+def _thompson_select(name: str, sign_of_slot):
+    def select(belief, features, *, key, k) -> Choice:
+        b = require_belief(belief, name)
+        check_k(k, b.mean.shape[1])
+        idx = thompson_idx(b.samples, [sign_of_slot(s) for s in range(k)], numpy_rng(key))
+        return make_choice(idx, pair_std_score(b.pair_var, idx))
+
+    return select
+
+
+@RULES.register("dts")
+def make_dts(cfg: AcquireConfig) -> Rule:
+    """Double Thompson sampling: the argmax of one joint draw vs the argmax of another,
+    redrawn on a collision; k > 2: k distinct argmaxes of k draws."""
+    return Rule(_thompson_select("dts", lambda s: 1), True, "extremes", shown_k)
+
+
+@RULES.register("drts")
+def make_drts(cfg: AcquireConfig) -> Rule:
+    """The argmax of one joint draw vs the argmin of another (ActiveUltraFeedback);
+    k > 2 alternates argmax and argmin of fresh draws."""
+    return Rule(_thompson_select("drts", lambda s: 1 if s % 2 == 0 else -1), True, "extremes",
+                shown_k)

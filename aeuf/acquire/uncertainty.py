@@ -1,0 +1,154 @@
+"""Belief-based pair rules on mean / std / pair variance: `deltaucb`, `maxminlcb`, `infomax`,
+`infomax_bald` (formulas in ALGORITHMS.md). Numpy, vectorised over prompts.
+
+For k > 2 each rule grows its best pair greedily by a symmetric pairwise gain (the sum of the
+gains with the responses already chosen), except maxminlcb, which keeps its leader and shows it
+with the k-1 most dangerous challengers. The score is the epistemic score of the choice: the
+mean sqrt(Var[r_i - r_j]) over its pairs (the BALD value for infomax_bald).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aeuf.acquire.base import (
+    RULES,
+    Rule,
+    argmax_random,
+    best_pair,
+    check_k,
+    greedy_extend,
+    make_choice,
+    numpy_rng,
+    pair_std_score,
+    require_belief,
+    shown_k,
+)
+from aeuf.config import AcquireConfig
+from aeuf.types import Choice
+
+
+def _pair_select(name: str, gain_fn):
+    """select() for a rule defined by gain_fn(belief) -> (S [P,R,R] for the first pair,
+    symmetric G [P,R,R] for growing it to k)."""
+
+    def select(belief, features, *, key, k) -> Choice:
+        b = require_belief(belief, name)
+        P, R = b.mean.shape
+        check_k(k, R)
+        rng = numpy_rng(key)
+        S, G = gain_fn(b)
+        idx = greedy_extend(G, best_pair(S, rng), k, rng)
+        return make_choice(idx, pair_std_score(b.pair_var, idx))
+
+    return select
+
+
+def deltaucb_gain(mean, std, beta: float) -> np.ndarray:
+    """S[p, i, j] = (mu_i + beta sigma_i) - (mu_j - beta sigma_j): [P, R, R]."""
+    ucb, lcb = mean + beta * std, mean - beta * std
+    return ucb[:, :, None] - lcb[:, None, :]
+
+
+def pairwise_lcb(mean, std, beta: float) -> np.ndarray:
+    """L[p, i, j] = mu_i - mu_j - beta (sigma_i + sigma_j): [P, R, R]."""
+    return (mean[:, :, None] - mean[:, None, :]) - beta * (std[:, :, None] + std[:, None, :])
+
+
+def bald_matrix(samples: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """BALD for every pair: H[E_k p_ij] - E_k H[p_ij], p_ij = sigmoid(r_i - r_j) per sample.
+
+    samples: [K, P, R] joint samples. Returns float32 [P, R, R] (symmetric, zero diagonal).
+    Only the R(R-1)/2 unordered pairs are computed, in chunks of prompts so the
+    [K, chunk, R(R-1)/2] temporaries stay small.
+    """
+    K, P, R = samples.shape
+    iu, ju = np.triu_indices(R, 1)
+    out = np.zeros((P, R, R), np.float32)
+    for s in range(0, P, chunk):
+        x = np.asarray(samples[:, s : s + chunk], np.float32)
+        d = x[:, :, iu] - x[:, :, ju]  # [K, c, pairs]: logits of p_ij
+        nlp = np.logaddexp(np.float32(0.0), -d)  # -log p;  -log(1 - p) = nlp + d
+        p = np.exp(-nlp)
+        mean_h = (nlp + (1.0 - p) * d).mean(axis=0)  # E_k H[p]
+        pm = np.clip(p.mean(axis=0), 1e-7, 1.0 - 1e-7)
+        bald = -(pm * np.log(pm) + (1.0 - pm) * np.log1p(-pm)) - mean_h
+        out[s : s + chunk, iu, ju] = bald
+        out[s : s + chunk, ju, iu] = bald
+    return out
+
+
+def _maxmin_select(beta: float):
+    def select(belief, features, *, key, k) -> Choice:
+        b = require_belief(belief, "maxminlcb")
+        P, R = b.mean.shape
+        check_k(k, R)
+        rng = numpy_rng(key)
+        L = pairwise_lcb(b.mean, b.std, beta)
+        offdiag = ~np.eye(R, dtype=bool)
+        worst = np.where(offdiag, L, np.inf).min(axis=2)  # [P, R]: min_j LCB(i, j)
+        leader = argmax_random(worst, rng)
+        Li = -L[np.arange(P), leader]  # [P, R]: challengers with the lowest LCB(leader, j)
+        taken = np.zeros((P, R), bool)
+        taken[np.arange(P), leader] = True
+        out = [leader]
+        for _ in range(k - 1):
+            j = argmax_random(Li, rng, ~taken)
+            taken[np.arange(P), j] = True
+            out.append(j)
+        idx = np.stack(out, axis=1)
+        return make_choice(idx, pair_std_score(b.pair_var, idx))
+
+    return select
+
+
+def _bald_select(belief, features, *, key, k) -> Choice:
+    b = require_belief(belief, "infomax_bald")
+    P, R = b.mean.shape
+    check_k(k, R)
+    rng = numpy_rng(key)
+    B = bald_matrix(b.samples)
+    idx = greedy_extend(B, best_pair(B, rng), k, rng)
+    iu, ju = np.triu_indices(k, 1)
+    score = B[np.arange(P)[:, None], idx[:, iu], idx[:, ju]].mean(axis=1)
+    return make_choice(idx, score)
+
+
+@RULES.register("deltaucb")
+def make_deltaucb(cfg: AcquireConfig) -> Rule:
+    """argmax over i != j of UCB_i - LCB_j (width cfg.beta); ActiveUltraFeedback's DeltaUCB."""
+
+    def gains(b):
+        S = deltaucb_gain(b.mean, b.std, cfg.beta)
+        return S, np.maximum(S, S.transpose(0, 2, 1))
+
+    return Rule(_pair_select("deltaucb", gains), True, "extremes", shown_k)
+
+
+@RULES.register("maxminlcb")
+def make_maxminlcb(cfg: AcquireConfig) -> Rule:
+    """Leader i = argmax_i min_{j != i} LCB(i, j); challenger j = argmin_j LCB(i, j).
+
+    LCB(i, j) = mu_i - mu_j - beta (sigma_i + sigma_j) as in ALGORITHMS.md (sigma_i + sigma_j
+    bounds sqrt(Var[r_i - r_j]) from above, so this is the conservative form).
+    """
+    return Rule(_maxmin_select(cfg.beta), True, "extremes", shown_k)
+
+
+@RULES.register("infomax")
+def make_infomax(cfg: AcquireConfig) -> Rule:
+    """The pair with the largest Var[r_i - r_j] (belief.pair_var); k > 2: greedy by summed
+    sqrt(pair_var) with the responses already chosen."""
+
+    def gains(b):
+        pv = np.maximum(b.pair_var, 0.0)
+        return pv, np.sqrt(pv)
+
+    return Rule(_pair_select("infomax", gains), True, "extremes", shown_k)
+
+
+@RULES.register("infomax_bald")
+def make_infomax_bald(cfg: AcquireConfig) -> Rule:
+    """The pair with the largest BALD mutual information of its Bradley-Terry outcome over the
+    belief's joint samples; k > 2: greedy by summed BALD."""
+    return Rule(_bald_select, True, "extremes", shown_k)
