@@ -46,7 +46,9 @@ def test_unknown_rule_is_a_config_error_listing_the_names():
         make_rule(AcquireConfig(rule="ucb"))
 
 
-@pytest.mark.parametrize("name", ["dts", "drts", "deltaucb", "maxminlcb", "infomax", "infomax_bald"])
+@pytest.mark.parametrize(
+    "name", ["dts", "drts", "deltaucb", "maxminlcb", "infomax", "infomax_bald"]
+)
 def test_belief_rules_refuse_to_run_without_a_belief(name):
     with pytest.raises(ConfigError, match="needs a fitted head"):
         pick(name, None, np.ones((3, 4, 5), np.float32))
@@ -110,7 +112,10 @@ def test_random_is_uniform_over_pairs():
 
 def test_ultrafeedback_shows_four_and_west_of_n_shows_all():
     b = belief_from_samples(np.zeros((2, 5, 7)))
-    uf, won = make_rule(AcquireConfig(rule="ultrafeedback")), make_rule(AcquireConfig(rule="west_of_n"))
+    uf, won = (
+        make_rule(AcquireConfig(rule="ultrafeedback")),
+        make_rule(AcquireConfig(rule="west_of_n")),
+    )
     assert (uf.num_shown(2, 7), uf.num_shown(2, 3), won.num_shown(2, 7)) == (4, 3, 7)
     assert (uf.pairing, won.pairing) == ("best_vs_random", "extremes")
     np.testing.assert_array_equal(pick("west_of_n", b).idx, np.tile(np.arange(7), (5, 1)))
@@ -140,7 +145,9 @@ def test_dts_falls_back_to_best_other_when_every_draw_agrees():
 
 
 def test_dts_k3_takes_three_distinct_argmaxes():
-    samples = np.repeat(np.array([[5.0, 0, 0, 0, 1], [0, 5, 0, 0, 1], [0, 0, 5, 0, 1]])[:, None], 30, 1)
+    samples = np.repeat(
+        np.array([[5.0, 0, 0, 0, 1], [0, 5, 0, 0, 1], [0, 0, 5, 0, 1]])[:, None], 30, 1
+    )
     idx = pick("dts", belief_from_samples(samples), k=3).idx
     assert (np.sort(idx, axis=1) == [0, 1, 2]).all()
 

@@ -51,7 +51,9 @@ def shown_k(k: int, R: int) -> int:
 def check_k(k: int, R: int) -> None:
     """Raise ConfigError unless 2 <= k <= R."""
     if not 2 <= k <= R:
-        raise ConfigError(f"--num_annotations {k}: must be between 2 and the {R} responses per prompt")
+        raise ConfigError(
+            f"--num_annotations {k}: must be between 2 and the {R} responses per prompt"
+        )
 
 
 def numpy_rng(key: Any) -> np.random.Generator:

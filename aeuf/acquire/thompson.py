@@ -72,5 +72,6 @@ def make_dts(cfg: AcquireConfig) -> Rule:
 def make_drts(cfg: AcquireConfig) -> Rule:
     """The argmax of one joint draw vs the argmin of another (ActiveUltraFeedback);
     k > 2 alternates argmax and argmin of fresh draws."""
-    return Rule(_thompson_select("drts", lambda s: 1 if s % 2 == 0 else -1), True, "extremes",
-                shown_k)
+    return Rule(
+        _thompson_select("drts", lambda s: 1 if s % 2 == 0 else -1), True, "extremes", shown_k
+    )
