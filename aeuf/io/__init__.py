@@ -1,0 +1,27 @@
+"""Everything aeuf reads or writes: input tables, the pool, precomputed features, the
+run directory's stores (feature cache, judgement log, config) and the exported dataset.
+
+Only `io`, `loop` and the CLI touch the disk; every error a user can fix is an
+aeuf.errors.InputError with one line naming the file, row and column.
+"""
+
+from aeuf.io.atomic import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_text,
+)
+from aeuf.io.export import write_preferences
+from aeuf.io.features import align_features, read_precomputed_features
+from aeuf.io.pool import read_pool, read_prompts
+from aeuf.io.runlog import JudgementLog, check_run_config, load_pool, write_pool
+from aeuf.io.store import FeatureStore
+from aeuf.io.tables import read_table
+
+__all__ = [
+    "FeatureStore", "JudgementLog", "align_features", "atomic_write", "atomic_write_bytes",
+    "atomic_write_json", "atomic_write_parquet", "atomic_write_text", "check_run_config",
+    "load_pool", "read_pool", "read_precomputed_features", "read_prompts", "read_table",
+    "write_pool", "write_preferences",
+]

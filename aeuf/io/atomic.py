@@ -1,0 +1,108 @@
+"""Atomic writes: a temp file in the target's folder, fsync, then os.replace.
+
+A reader never sees a half-written file: after a crash the target holds either the old
+content or the new one, plus at most a stray `.<name>.tmp-*` file that every reader ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TMP_MARK = ".tmp-"  # every temp file or folder name contains this; readers skip such names
+
+
+def is_temp_name(name: str) -> bool:
+    """True for names of temp files/folders left behind by an interrupted atomic write."""
+    return TMP_MARK in name
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_path)` to fill a temp file, then fsync it and rename it onto `path`.
+
+    If `write` raises, the temp file is removed and `path` keeps its old content (or stays
+    absent). Returns `path` as a Path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write `obj` as indented UTF-8 JSON to `path` atomically (serialised before any write)."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    return atomic_write_text(path, text)
+
+
+def atomic_write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> Path:
+    """Write `df` (index dropped) to a parquet file at `path` atomically."""
+    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move the finished folder `src` onto `dst`, removing an older `dst` afterwards.
+
+    A crash between the two renames leaves `dst` absent and the old copy under a temp name
+    (ignored by readers, removed by the next call); it never leaves a half-written `dst`.
+    """
+    old = dst.with_name(f".{dst.name}{TMP_MARK}old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars/arrays, Paths and tuples-in-sets as plain JSON values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot write a {type(obj).__name__} as JSON")

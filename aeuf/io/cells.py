@@ -1,0 +1,131 @@
+"""Cell-level checks shared by the pool readers: one-line errors naming file, row, column.
+
+Rows are 1-based data rows (the CSV header is not counted), i.e. DataFrame position + 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aeuf.errors import InputError
+
+PROMPT_COLUMNS = ("prompt", "instruction")
+
+
+def where(source: str, row: int | None = None, column: str | None = None) -> str:
+    """'file, row 3, column 'x'' with the parts that are known."""
+    parts = [str(source)]
+    if row is not None:
+        parts.append(f"row {row}")
+    if column is not None:
+        parts.append(f"column '{column}'")
+    return ", ".join(parts)
+
+
+def describe(value: Any) -> str:
+    """A short description of a bad cell value for messages: `a float (nan)`."""
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"a {type(value).__name__} ({text})"
+
+
+def is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def text_error(source: str, row: int, column: str, value: Any, what: str) -> InputError:
+    """The error for a cell that should hold a non-empty `what` (prompt/response) string."""
+    if isinstance(value, str) or _is_missing(value):
+        return InputError(f"{where(source, row, column)}: empty {what}; fill it in or remove "
+                          "the row")
+    return InputError(f"{where(source, row, column)}: the {what} is {describe(value)}, not "
+                      "text; put text in that cell")
+
+
+def check_text_column(df: pd.DataFrame, column: str, source: str, what: str) -> list[str]:
+    """The column's cells as a list of strings [rows]; the first empty/non-text cell raises."""
+    values = df[column].tolist()
+    for n, v in enumerate(values):
+        if not is_text(v):
+            raise text_error(source, n + 1, column, v, what)
+    return values
+
+
+def find_prompt_column(df: pd.DataFrame, source: str, wanted: str | None) -> str:
+    """The prompt column: `wanted` if given, else 'prompt' or 'instruction'."""
+    names = (wanted,) if wanted else PROMPT_COLUMNS
+    for name in names:
+        if name in df.columns:
+            return name
+    cols = ", ".join(map(str, df.columns[:12])) + (", ..." if len(df.columns) > 12 else "")
+    expected = f"'{wanted}'" if wanted else "'prompt' or 'instruction'"
+    raise InputError(f"{source}: no prompt column (expected {expected}; columns: {cols}); "
+                     "rename that column or pass --prompt_column")
+
+
+def prompt_ids(df: pd.DataFrame, prompts: list[str], source: str, prompt_column: str) -> list[str]:
+    """[P] ids: the `prompt_id` column if present, else a content hash of each prompt.
+
+    Without ids, a repeated prompt raises (naming both rows); with ids, a repeated id does.
+    """
+    if "prompt_id" in df.columns:
+        ids = [_id_text(v, source, n + 1) for n, v in enumerate(df["prompt_id"].tolist())]
+        _first_repeat(ids, source, "prompt_id", "prompt id")
+        return ids
+    _first_repeat(prompts, source, prompt_column, "prompt")
+    return [content_hash(p) for p in prompts]
+
+
+def content_hash(text: str, n: int = 16) -> str:
+    """A stable id for a text: the first `n` hex digits of its sha256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def numeric_column(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """float64 [rows] of a score column; empty cells are NaN, non-numbers raise."""
+    raw = df[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(np.isnan(values) & ~raw.isna().to_numpy())
+    if bad.size:
+        n = int(bad[0])
+        raise InputError(f"{where(source, n + 1, column)}: the score is "
+                         f"{describe(raw.iloc[n])}, not a number; fix it or leave it empty")
+    return values
+
+
+def as_list(value: Any, source: str, row: int, column: str) -> list:
+    """A list-valued cell (a JSON string in CSV, a numpy array from parquet) as a list."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InputError(f"{where(source, row, column)}: not a JSON list; write the list "
+                             "as JSON") from None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    raise InputError(f"{where(source, row, column)}: expected a list, got {describe(value)}")
+
+
+def _id_text(value: Any, source: str, row: int) -> str:
+    if _is_missing(value) or str(value).strip() == "":
+        raise InputError(f"{where(source, row, 'prompt_id')}: empty prompt id; fill it in or "
+                         "drop the prompt_id column")
+    return str(value)
+
+
+def _first_repeat(values: list[str], source: str, column: str | None, what: str) -> None:
+    seen: dict[str, int] = {}
+    for n, v in enumerate(values, 1):
+        if v in seen:
+            raise InputError(f"{where(source, n, column)}: repeats the {what} of row {seen[v]}; "
+                             "remove the duplicate row")
+        seen[v] = n
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))

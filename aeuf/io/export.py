@@ -1,0 +1,101 @@
+"""Export a preference table as preferences.jsonl, preferences.parquet and hf/ (a
+`datasets.save_to_disk` folder), optionally pushed to the hub."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aeuf.errors import AeufError
+from aeuf.io.atomic import TMP_MARK, fsync_dir, replace_dir
+from aeuf.io.tables import hub_offline, network_errors
+
+EXPORT_NAMES = {"jsonl": "preferences.jsonl", "parquet": "preferences.parquet", "hf": "hf"}
+
+
+def write_preferences(df: pd.DataFrame, output_dir: Path, *,
+                      push_to_hub: str | None = None) -> dict[str, Path]:
+    """Write `df` [M rows] in three formats -> {"jsonl", "parquet", "hf"[, "hub"]}: paths.
+
+    All three are built in a temp folder inside `output_dir` and then renamed into place, so
+    a failure leaves the previous export (or none) and no partial file. NaN becomes null in
+    JSON lines. `push_to_hub` (a repo id) is pushed after the local files are written.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df = df.reset_index(drop=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".export{TMP_MARK}"))
+    try:
+        _write_all(df, tmp)
+        paths = {kind: out / name for kind, name in EXPORT_NAMES.items()}
+        for kind in ("jsonl", "parquet"):
+            os.replace(tmp / EXPORT_NAMES[kind], paths[kind])
+        replace_dir(tmp / "hf", paths["hf"])
+        fsync_dir(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if push_to_hub:
+        push(paths["hf"], push_to_hub)
+    return paths
+
+
+def _write_all(df: pd.DataFrame, folder: Path) -> None:
+    """The three formats into `folder`, each file fsync'd."""
+    import datasets
+
+    jsonl = folder / EXPORT_NAMES["jsonl"]
+    with open(jsonl, "w", encoding="utf-8") as f:
+        for rec in df.to_dict("records"):
+            f.write(json.dumps(_jsonable(rec), ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    df.to_parquet(folder / EXPORT_NAMES["parquet"], index=False)
+    _fsync_file(folder / EXPORT_NAMES["parquet"])
+    ds = datasets.Dataset.from_pandas(df, preserve_index=False)
+    ds.save_to_disk(str(folder / EXPORT_NAMES["hf"]))
+
+
+def push(hf_dir: Path, repo_id: str) -> None:
+    """Upload a save_to_disk folder to the hub as `repo_id`; problems -> one-line AeufError."""
+    if hub_offline():
+        raise AeufError(f"--push_to_hub {repo_id}: the hub is off (HF_HUB_OFFLINE=1); the "
+                        f"dataset is saved in {hf_dir}, push it later with network access")
+    import datasets
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        datasets.load_from_disk(str(hf_dir)).push_to_hub(repo_id)
+    except (HfHubHTTPError, ValueError, *network_errors()) as e:
+        raise AeufError(f"--push_to_hub {repo_id}: upload failed ({str(e).splitlines()[0]}); "
+                        f"the dataset is saved in {hf_dir}") from None
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays unwrapped, NaN/inf -> None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
