@@ -73,6 +73,8 @@ def select_prompts(
     Returns int32 [min(batch, number not acquired)], in the order picked.
     """
     acquired = np.asarray(acquired, bool).copy()
+    if acquired.size < 2:  # no neighbours to estimate an entropy from
+        return np.flatnonzero(~acquired)[: max(batch, 0)].astype(np.int32)
     g = graph if graph is not None else knn_graph(prompt_features, cfg.knn_k)
     k = g.neighbors.shape[1]
     psi = digamma(np.arange(1, k + 2))  # psi(n + 1) for n = 0..k
