@@ -118,10 +118,12 @@ def load_pool(path: Path) -> ResponsePool:
     def grid(column: str) -> np.ndarray:
         return np.asarray(df[column].tolist(), dtype=object).reshape(P, R)
 
+    models = [v if isinstance(v, str) else None for v in df["model"].tolist()]
     gold = df["gold"].to_numpy(np.float64).reshape(P, R) if "gold" in df.columns else None
     return ResponsePool(
         prompt_ids=grid("prompt_id")[:, 0].copy(), prompts=grid("prompt")[:, 0].copy(),
-        responses=grid("response"), models=grid("model"), response_ids=grid("response_id"),
+        responses=grid("response"),
+        models=np.asarray(models, dtype=object).reshape(P, R), response_ids=grid("response_id"),
         gold=gold, gold_kind=meta.get("gold_kind"), source=meta.get("source", ""))
 
 

@@ -4,8 +4,8 @@ compacted base) and chunk-*.npz files (one per `add`, each written atomically).
 Crash safety: a chunk appears whole or not at all (temp file + rename); compaction writes
 the new base as "old base rows first, then chunk rows" and deletes chunks only afterwards,
 so if it dies between replacing values.npy and ids.parquet the shorter of the two is still
-a correct prefix of the other. Temp files and unreadable chunks are ignored (those texts
-are simply embedded again). Several processes may add chunks at once; compaction assumes
+a correct prefix of the other. Temp files and unreadable chunks are ignored (temp) or
+removed (chunks; those texts are simply embedded again). Several processes may add chunks at once; compaction assumes
 one writer (a lost race costs re-embedding, never a wrong vector).
 """
 
@@ -163,15 +163,17 @@ def _save_npy(tmp: Path, values: np.ndarray) -> None:
 
 
 def _read_chunk(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(keys [n], f32[n, D]) of a chunk; None (with a warning) if it cannot be read."""
+    """(keys [n], f32[n, D]) of a chunk. An unreadable chunk (chunks are renamed into place
+    whole, so only disk damage makes one) is deleted with a warning and None returned."""
     try:
         with np.load(path, allow_pickle=False) as z:
             keys, values = z["keys"], np.asarray(z["values"], dtype=np.float32)
+        if values.ndim != 2 or len(keys) != len(values):
+            raise ValueError(f"{len(keys)} keys for values of shape {values.shape}")
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as e:
-        warnings.warn(f"{path}: unreadable feature chunk ignored ({type(e).__name__}); its "
+        warnings.warn(f"{path}: unreadable feature chunk removed ({type(e).__name__}); its "
                       "texts will be embedded again", stacklevel=3)
-        return None
-    if values.ndim != 2 or len(keys) != len(values):
+        path.unlink(missing_ok=True)
         return None
     return keys, values
 
