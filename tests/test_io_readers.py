@@ -64,6 +64,10 @@ def save_csv(df, path):
     df.to_csv(path, index=False)
 
 
+def save_tsv(df, path):
+    df.to_csv(path, index=False, sep="\t")
+
+
 def save_jsonl(df, path):
     write_jsonl(path, json.loads(df.to_json(orient="records")))
 
@@ -83,7 +87,7 @@ def save_hf(df, path):
 
 
 @pytest.mark.parametrize("name,save", [
-    ("in.csv", save_csv), ("in.jsonl", save_jsonl), ("in.json", save_json),
+    ("in.csv", save_csv), ("in.tsv", save_tsv), ("in.jsonl", save_jsonl), ("in.json", save_json),
     ("in.parquet", save_parquet), ("hf_folder", save_hf)])
 def test_columns_layout_same_pool_from_every_format(tmp_path, name, save):
     save(columns_frame(), tmp_path / name)
@@ -120,17 +124,17 @@ def test_chosen_rejected_layout_text_and_chat(tmp_path):
 
 
 def test_no_gold_prompt_id_instruction_and_limits(tmp_path):
-    df = pd.DataFrame({"prompt_id": ["p-a", "p-b", "p-c"], "instruction": PROMPTS,
+    df = pd.DataFrame({"prompt_id": ["007", "p-b", "p-c"], "instruction": PROMPTS,
                        **{c: [t[i] for t in TEXTS] for i, c in enumerate(COLS)}})
     path = tmp_path / "x.csv"
     df.to_csv(path, index=False)
     pool = read_pool(InputConfig(path=str(path), num_responses=2, num_instructions=2))
     assert pool.shape == (2, 2) and pool.gold is None and pool.gold_kind is None
-    assert pool.prompt_ids.tolist() == ["p-a", "p-b"]
+    assert pool.prompt_ids.tolist() == ["007", "p-b"]  # ids stay text
     assert pool.response_ids[1].tolist() == ["p-b:response_a", "p-b:response_b"]
     assert pool.responses.tolist() == [t[:2] for t in TEXTS[:2]]
     ids, prompts = read_prompts(str(path), num_instructions=2)
-    assert (ids, prompts) == (["p-a", "p-b"], PROMPTS[:2])
+    assert (ids, prompts) == (["007", "p-b"], PROMPTS[:2])
 
 
 def test_custom_prompt_column_and_bom_csv(tmp_path):

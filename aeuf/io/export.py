@@ -60,7 +60,13 @@ def _write_all(df: pd.DataFrame, folder: Path) -> None:
     df.to_parquet(folder / EXPORT_NAMES["parquet"], index=False)
     _fsync_file(folder / EXPORT_NAMES["parquet"])
     ds = datasets.Dataset.from_pandas(df, preserve_index=False)
-    ds.save_to_disk(str(folder / EXPORT_NAMES["hf"]))
+    was_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # the CLI shows its own progress; no bar per export
+    try:
+        ds.save_to_disk(str(folder / EXPORT_NAMES["hf"]))
+    finally:
+        if not was_off:
+            datasets.enable_progress_bars()
 
 
 def push(hf_dir: Path, repo_id: str) -> None:

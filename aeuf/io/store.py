@@ -138,12 +138,16 @@ class FeatureStore:
     def _gather(self, rows: np.ndarray) -> np.ndarray:
         """Global rows [N] (-1 = missing) -> f32[N, D], zeros for missing rows."""
         out = np.zeros((len(rows), self.dim or 0), dtype=np.float32)
-        start = 0
-        for block in self._blocks:
-            hit = (rows >= start) & (rows < start + len(block))
-            if hit.any():
-                out[hit] = block[rows[hit] - start]
-            start += len(block)
+        idx = np.flatnonzero(rows >= 0)
+        if idx.size == 0:
+            return out
+        ends = np.cumsum([len(b) for b in self._blocks])
+        blk = np.searchsorted(ends, rows[idx], side="right")
+        order = np.argsort(blk, kind="stable")
+        idx, blk = idx[order], blk[order]
+        for part in np.split(np.arange(idx.size), np.flatnonzero(np.diff(blk)) + 1):
+            b, sel = int(blk[part[0]]), idx[part]
+            out[sel] = self._blocks[b][rows[sel] - (ends[b] - len(self._blocks[b]))]
         return out
 
     def _should_compact(self) -> bool:

@@ -7,7 +7,6 @@ is not a row); JSON-lines errors name the line of the file.
 
 from __future__ import annotations
 
-import io as _io
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from aeuf.registry import Registry
 
 READERS: Registry[Callable[[Path], pd.DataFrame]] = Registry("table format")
 HUB_TIMEOUT_S = 10.0
+ID_COLUMNS = ("prompt_id", "id", "response_id")  # kept as text: "007" stays "007"
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*(?::[\w.-]+)?$")
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
              ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
@@ -68,12 +68,16 @@ def decode_text(p: Path) -> str:
 
 
 def _read_delimited(p: Path, sep: str) -> pd.DataFrame:
-    text = decode_text(p)
-    if not text.strip():
-        raise InputError(f"{p}: the file is empty; add a header and rows or pick another file")
-    try:
-        return pd.read_csv(_io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+    try:  # only empty cells are missing: "NA", "None" or "null" are text
+        return pd.read_csv(p, sep=sep, encoding="utf-8-sig", keep_default_na=False,
+                           na_values=[""], dtype=dict.fromkeys(ID_COLUMNS, str))
+    except UnicodeDecodeError:
+        decode_text(p)  # raises the InputError naming the line
+        raise
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{p}: the file is empty; add a header and rows or pick another "
+                         "file") from None
+    except pd.errors.ParserError as e:
         raise InputError(f"{p}: not a readable {'CSV' if sep == ',' else 'TSV'} file "
                          f"({_first_line(e)}); fix the quoting or the column count") from None
 
