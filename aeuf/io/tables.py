@@ -189,8 +189,9 @@ def _read_hub(spec: str) -> pd.DataFrame:
     _probe_hub(spec, repo)
     import datasets
 
-    dd = datasets.load_dataset(repo)
-    return _pick_split(spec, dd, split or None).to_pandas()
+    if split:
+        return datasets.load_dataset(repo, split=split).to_pandas()
+    return _pick_split(spec, datasets.load_dataset(repo), None).to_pandas()
 
 
 def _probe_hub(spec: str, repo: str) -> None:
