@@ -85,6 +85,10 @@ class OracleConfig:
     max_requests: int | None = None
     price_per_1k_input: float = 0.0
     price_per_1k_output: float = 0.0
+    logprobs: bool = True  # judge: ask for log-probs (rating = expectation over "1".."5")
+    batch_shard_size: int = 1000  # batch: requests per uploaded shard
+    batch_poll_seconds: float = 30.0  # batch: seconds between polls of a running batch
+    local_model: str | None = None  # local: GGUF path; None = the packaged SmolLM2-135M
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,100 @@
+"""`--oracle human`: a person at the terminal picks the better of two responses.
+
+Each pair (i, j) of a task is one request; the two responses are shown in an order fixed
+by the request key (so neither slot is always first). Answers: a, b, tie (t), skip (s) or
+quit (q). Every answer is yielded the moment it is typed, so the loop logs it; quitting,
+Ctrl-D or Ctrl-C stops cleanly and a rerun asks only the pairs not yet answered. A skip is
+final (recorded as missing, never asked again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TextIO
+
+import numpy as np
+
+from aeuf.config import OracleConfig
+from aeuf.oracle.base import ORACLES, Oracle, nothing, request_key
+from aeuf.oracle.resolve import value_of
+from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
+
+CHOICES = {"a": 1.0, "b": 0.0, "tie": 0.5, "t": 0.5, "skip": None, "s": None}
+QUIT = {"q", "quit", "exit"}
+
+
+def pair_order(task: JudgeTask, i: int, j: int) -> tuple[int, int]:
+    """(i, j) or (j, i), fixed by a hash of the prompt and response ids."""
+    seed = f"{task.prompt_id}|{task.response_ids[i]}|{task.response_ids[j]}"
+    return (i, j) if hashlib.sha256(seed.encode()).digest()[0] % 2 == 0 else (j, i)
+
+
+def human_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
+    return request_key("human", task.prompt_id, [task.response_ids[s] for s in slots])
+
+
+def show(task: JudgeTask, slots: tuple[int, ...], n: int, total: int) -> str:
+    """The text shown for one pair."""
+    block = lambda s: textwrap.indent(s.strip(), "  |  ")  # noqa: E731
+    a, b = (task.responses[s] for s in slots)
+    return (f"\n=== {n}/{total}  prompt {task.prompt_id} ===\n{block(task.prompt)}\n"
+            f"--- Response A ---\n{block(a)}\n--- Response B ---\n{block(b)}\n")
+
+
+def ask(stdin: TextIO, stdout: TextIO) -> str | None:
+    """One valid choice from the stream (re-asks on anything else); None on quit or EOF."""
+    while True:
+        stdout.write("Better? [a / b / tie / skip / quit]: ")
+        stdout.flush()
+        line = stdin.readline()
+        choice = line.strip().lower()
+        if not line or choice in QUIT:
+            return None
+        if choice in CHOICES:
+            return choice
+        stdout.write(f"  '{choice}' is not one of a, b, tie, skip, quit\n")
+
+
+def _answer(request: JudgeRequest, choice: str) -> JudgeAnswer:
+    task, value = request.task, CHOICES[choice]
+    rids = tuple(task.response_ids[s] for s in request.slots)
+    return JudgeAnswer(request.key, task.prompt_id, rids, value, choice, "human",
+                       error="skipped by the annotator" if value is None else None)
+
+
+@ORACLES.register("human")
+def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None,
+                 stdout: TextIO | None = None, **_) -> Oracle:
+    """Pairwise labels typed by a person; `stdin`/`stdout` default to the terminal."""
+
+    def plan(task: JudgeTask) -> list[JudgeRequest]:
+        k = len(task.responses)
+        orders = [pair_order(task, i, j) for i in range(k) for j in range(i + 1, k)]
+        return [JudgeRequest(human_key(task, o), task, o) for o in orders]
+
+    def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+        inp, out = stdin or sys.stdin, stdout or sys.stdout
+        for n, request in enumerate(requests, 1):
+            out.write(show(request.task, request.slots, n, len(requests)))
+            try:
+                choice = ask(inp, out)
+            except KeyboardInterrupt:
+                choice = None
+            if choice is None:
+                out.write("\nstopped; rerun the same command to continue\n")
+                return
+            yield _answer(request, choice)
+
+    def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
+        pairs = []
+        for request in plan(task):
+            p = value_of(answers, request.key)
+            if p is not None:
+                i, j = request.slots
+                pairs.append((i, j, p) if i < j else (j, i, 1.0 - p))
+        return Judgement(task, np.full(len(task.responses), np.nan), pairs)
+
+    return Oracle("human", plan, send, resolve, nothing)

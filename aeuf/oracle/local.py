@@ -1,0 +1,42 @@
+"""`--oracle local`: the LLM judge against a llama.cpp server this process starts on the CPU.
+
+The model is cfg.local_model (a GGUF path) or the packaged SmolLM2-135M-Instruct: a weak
+judge that lets the whole pipeline run offline; swap in a strong endpoint with
+--judge_base_url. The server starts on the first send and stops on close().
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aeuf.config import OracleConfig
+from aeuf.oracle.base import ORACLES, Oracle
+from aeuf.oracle.judge import judge_oracle
+
+
+def local_model_name(cfg: OracleConfig) -> str:
+    """The judge model name used in request keys: --judge_model, else the GGUF file name."""
+    from aeuf.backends.llama_server import PACKAGED_GGUF
+
+    return cfg.judge_model or Path(cfg.local_model or PACKAGED_GGUF).stem
+
+
+@ORACLES.register("local")
+def local_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
+    """The judge oracle on a local llama.cpp server (started lazily, stopped by close)."""
+    model = local_model_name(cfg)
+    state: dict = {}
+
+    def connect() -> str:
+        from aeuf.backends import llama_server
+
+        server = llama_server.start(cfg.local_model, alias=model)
+        state["server"] = server
+        return server.base_url
+
+    def stop() -> None:
+        if "server" in state:
+            state.pop("server").stop()
+
+    return judge_oracle(cfg, workdir=workdir, name="local", connect=connect, model=model,
+                        on_close=stop)

@@ -1,0 +1,115 @@
+"""Judge templates: files a user can swap, parsed into `Template`s and rendered into chat
+messages with the untrusted texts fenced by unforgeable delimiters.
+
+A template file has "key: value" header lines (`kind`: rating | pairwise, `aspect`), '#'
+comments, then a "--- system ---" and a "--- user ---" section. Placeholders: {{prompt}},
+{{response}} or {{response_a}}/{{response_b}}, and {{tag}}. Substitution is one pass, so a
+response that contains "{{response_b}}" stays literal text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from aeuf.errors import ConfigError
+
+KINDS = ("rating", "pairwise")
+# builtin name -> template files under aeuf/oracle/templates/
+BUILTIN = {
+    "overall": ("overall",),
+    "ultrafeedback": ("instruction_following", "honesty", "truthfulness", "helpfulness"),
+    "pairwise": ("pairwise",),
+    "instruction_following": ("instruction_following",),
+    "honesty": ("honesty",),
+    "truthfulness": ("truthfulness",),
+    "helpfulness": ("helpfulness",),
+}
+_SECTION = re.compile(r"^--- *(system|user) *---[ \t]*$", re.M)
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@dataclass(frozen=True)
+class Template:
+    """One judge prompt. digest: SHA-256 of the file text (part of every request key)."""
+
+    name: str
+    kind: str
+    aspect: str
+    system: str
+    user: str
+    digest: str
+
+
+def parse_template(text: str, name: str) -> Template:
+    """Template file text -> Template; ConfigError naming `name` when malformed."""
+    parts = _SECTION.split(text)
+    if len(parts) != 5 or parts[1] != "system" or parts[3] != "user":
+        raise ConfigError(f"judge template {name}: needs a '--- system ---' then a "
+                          f"'--- user ---' section")
+    header = {}
+    for line in parts[0].splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition(":")
+            if not sep:
+                raise ConfigError(f"judge template {name}: bad header line {line!r}")
+            header[key.strip()] = value.strip()
+    kind = header.get("kind", "rating")
+    if kind not in KINDS:
+        raise ConfigError(f"judge template {name}: kind must be one of {', '.join(KINDS)}")
+    needed = ("{{response}}",) if kind == "rating" else ("{{response_a}}", "{{response_b}}")
+    if any(n not in parts[4] for n in needed):
+        raise ConfigError(f"judge template {name}: the user section needs {' and '.join(needed)}")
+    return Template(name, kind, header.get("aspect", name), parts[2].strip("\n"),
+                    parts[4].strip("\n"), hashlib.sha256(text.encode()).hexdigest())
+
+
+def _read(item: str) -> tuple[str, str]:
+    if item in BUILTIN and len(BUILTIN[item]) == 1:
+        ref = resources.files("aeuf.oracle").joinpath("templates", f"{item}.txt")
+        return item, ref.read_text(encoding="utf-8")
+    path = Path(item).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"judge template {item!r}: not a file nor one of "
+                          f"{', '.join(BUILTIN)}")
+    return path.stem, path.read_text(encoding="utf-8")
+
+
+def load_templates(spec: str) -> tuple[Template, ...]:
+    """'overall' | 'ultrafeedback' | 'pairwise' | an aspect | paths, comma-separated.
+
+    All templates of one judge must share a kind (ratings are averaged over aspects).
+    """
+    items = [i.strip() for i in spec.split(",") if i.strip()]
+    names = [n for i in items for n in (BUILTIN[i] if i in BUILTIN else (i,))]
+    templates = tuple(parse_template(text, name) for name, text in map(_read, names))
+    if not templates or len({t.kind for t in templates}) != 1:
+        raise ConfigError(f"judge template {spec!r}: give one or more templates of one kind")
+    return templates
+
+
+def fence_tag(*texts: str) -> str:
+    """8 hex digits from the SHA-256 of the untrusted texts: a response cannot contain the
+    tag of the message it is part of, so it cannot close its own delimiter."""
+    h = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:8]
+
+
+def render(template: Template, prompt: str, responses: tuple[str, ...]) -> list[dict]:
+    """Chat messages for one request: responses = (r,) for rating, (a, b) for pairwise."""
+    tag = fence_tag(prompt, *responses)
+    values = {"prompt": prompt, "tag": tag}
+    if template.kind == "rating":
+        values["response"] = responses[0]
+    else:
+        values["response_a"], values["response_b"] = responses
+    values = {k: v.replace(tag, "") for k, v in values.items() if k != "tag"} | {"tag": tag}
+
+    def fill(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+    return [{"role": "system", "content": fill(template.system)},
+            {"role": "user", "content": fill(template.user)}]

@@ -1,0 +1,83 @@
+"""The replay oracle (gold utilities in the data) and the "none" oracle (no labels).
+
+Replay asks one free request per response, key "replay:<label_mode>:<response id>", whose
+value is the response's gold utility u_i; resolve turns them into pairs by `label_mode`:
+deterministic (1 / 0, 0.5 on equal), soft (sigmoid(u_i - u_j)), or bernoulli (a draw from
+sigmoid(u_i - u_j) seeded by the two request keys, so a rerun draws the same label).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from aeuf.config import OracleConfig
+from aeuf.errors import ConfigError
+from aeuf.oracle.base import ORACLES, Oracle, nothing
+from aeuf.oracle.resolve import sigmoid, value_of
+from aeuf.registry import Registry
+from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
+
+# label_mode -> (u_i, u_j, seed text) -> P(i beats j)
+LABEL_MODES: Registry[Callable[[float, float, str], float]] = Registry("label mode")
+LABEL_MODES.register("deterministic")(lambda ui, uj, _: float(np.sign(ui - uj)) * 0.5 + 0.5)
+LABEL_MODES.register("soft")(lambda ui, uj, _: sigmoid(ui - uj))
+
+
+@LABEL_MODES.register("bernoulli")
+def _bernoulli(ui: float, uj: float, seed: str) -> float:
+    """1.0 with probability sigmoid(u_i - u_j), else 0.0; the uniform comes from `seed`."""
+    u = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") / 2.0**64
+    return 1.0 if u < sigmoid(ui - uj) else 0.0
+
+
+def replay_key(mode: str, response_id: str) -> str:
+    return f"replay:{mode}:{response_id}"
+
+
+def _answer(request: JudgeRequest) -> JudgeAnswer:
+    task, i = request.task, request.slots[0]
+    gold = task.gold[i] if task.gold is not None else float("nan")
+    ok = gold is not None and math.isfinite(gold)
+    return JudgeAnswer(request.key, task.prompt_id, (task.response_ids[i],),
+                       float(gold) if ok else None, "", "replay",
+                       error=None if ok else "missing: no gold value for this response")
+
+
+@ORACLES.register("replay")
+def replay_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
+    """Gold labels from the data; free, instant, deterministic given the label mode."""
+    mode = LABEL_MODES.get(cfg.label_mode)
+
+    def plan(task: JudgeTask) -> list[JudgeRequest]:
+        if task.gold is None:
+            raise ConfigError(f"the replay oracle needs gold scores; prompt {task.prompt_id} "
+                              f"has none (choose --oracle judge, local or human)")
+        return [JudgeRequest(replay_key(cfg.label_mode, rid), task, (i,))
+                for i, rid in enumerate(task.response_ids)]
+
+    def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+        return map(_answer, requests)
+
+    def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
+        keys = [replay_key(cfg.label_mode, rid) for rid in task.response_ids]
+        u = np.array([value_of(answers, k) for k in keys], dtype=np.float64)
+        k = len(keys)
+        pairs = [(i, j, mode(u[i], u[j], f"{keys[i]}|{keys[j]}")) for i in range(k)
+                 for j in range(i + 1, k) if np.isfinite(u[i]) and np.isfinite(u[j])]
+        return Judgement(task, u, pairs)
+
+    return Oracle("replay", plan, send, resolve, nothing)
+
+
+@ORACLES.register("none")
+def no_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
+    """No labels: plan nothing, resolve to NaN ratings (the loop writes an annotation file)."""
+
+    def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
+        return Judgement(task, np.full(len(task.responses), np.nan), [])
+
+    return Oracle("none", lambda task: [], lambda requests: iter(()), resolve, nothing)
