@@ -1,0 +1,45 @@
+"""A small ReLU MLP reward, written for one example (vmap it over rows and over members).
+
+params: list of layers {"w": f32[in, out], "b": f32[out]}; the last layer has out = 1.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def init_mlp(key: jax.Array, dim: int, hidden: tuple[int, ...]) -> list[dict]:
+    """One member's parameters: He-normal hidden layers, LeCun-normal output, zero biases.
+
+    The output layer is not zeroed, so each member starts as a different random function:
+    the spread of the members off the labelled data is the ensemble's prior uncertainty.
+    """
+    sizes = (int(dim), *(int(h) for h in hidden), 1)
+    keys = jax.random.split(key, len(sizes) - 1)
+    layers = []
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
+        gain = 1.0 if i == len(sizes) - 2 else 2.0
+        w = jax.random.normal(k, (n_in, n_out), jnp.float32) * (gain / n_in) ** 0.5
+        layers.append({"w": w, "b": jnp.zeros((n_out,), jnp.float32)})
+    return layers
+
+
+def reward(params: list[dict], x: jax.Array) -> jax.Array:
+    """Reward of one response: x f32[D] -> f32[] (scalar)."""
+    h = x
+    for layer in params[:-1]:
+        h = jax.nn.relu(h @ layer["w"] + layer["b"])
+    last = params[-1]
+    return (h @ last["w"] + last["b"])[0]
+
+
+def rewards(params: list[dict], x: jax.Array) -> jax.Array:
+    """Rewards of many responses under one member: x f32[B, D] -> f32[B]."""
+    return jax.vmap(reward, in_axes=(None, 0))(params, x)
+
+
+def sq_dist(params: list[dict], anchor: list[dict]) -> jax.Array:
+    """||w - w0||^2 summed over every parameter of one member: f32[]."""
+    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: a - b, params, anchor))
+    return sum(jnp.sum(d * d) for d in leaves)

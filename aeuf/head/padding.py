@@ -1,0 +1,98 @@
+"""Shared by the heads: comparison checks, flat row indices, and label-count buckets.
+
+Jitted trainers see padded label arrays (0/1 mask) whose length comes from a bucket, so a
+label set that grows from round to round reuses one compiled function per bucket.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from aeuf.errors import InputError
+from aeuf.types import Comparisons
+
+
+class Pairs(NamedTuple):
+    """Comparisons as flat response rows, padded to a bucket.
+
+    a, b: [S] int32  rows of the flattened [P*R, D] features (0 in padding slots)
+    p:    [S] float32 P(a beats b) (0 in padding slots)
+    mask: [S] float32 1 for a real comparison, 0 for padding
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    p: np.ndarray
+    mask: np.ndarray
+
+
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= n (1 for n <= 1)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def pow2_steps(m: int, batch: int) -> tuple[int, int]:
+    """(minibatch size, steps per epoch) for m labels: steps rounded up to a power of two.
+
+    Below one full batch the minibatch is the next power of two >= m (at least 8), capped at
+    `batch`, so small label sets also share compiles.
+    """
+    b = min(int(batch), next_pow2(max(m, 8)))
+    return b, next_pow2(math.ceil(m / b))
+
+
+def exact_steps(m: int, batch: int) -> tuple[int, int]:
+    """(minibatch size, steps per epoch) with no padding beyond the last partial batch."""
+    b = min(int(batch), max(m, 1))
+    return b, math.ceil(m / b)
+
+
+def quarter_octave(m: int) -> int:
+    """Slots for m labels: 4 buckets per octave (at most 25% padding), at least 64."""
+    if m <= 64:
+        return 64
+    unit = 1 << (int(m).bit_length() - 3)
+    return math.ceil(m / unit) * unit
+
+
+def check_comparisons(comps: Comparisons, num_prompts: int, num_responses: int) -> None:
+    """Raise InputError unless every comparison indexes the [P, R] pool, a != b, 0 <= p <= 1."""
+    prompt, a, b, p = (np.asarray(x) for x in comps)
+    if not (len(prompt) == len(a) == len(b) == len(p)):
+        raise InputError("comparisons: prompt, a, b and p must have the same length")
+    if len(prompt) == 0:
+        return
+    if prompt.min() < 0 or prompt.max() >= num_prompts:
+        raise InputError(f"comparisons: prompt index outside [0, {num_prompts})")
+    for name, idx in (("a", a), ("b", b)):
+        if idx.min() < 0 or idx.max() >= num_responses:
+            raise InputError(f"comparisons: response index {name} outside [0, {num_responses})")
+    if np.any(a == b):
+        raise InputError(f"comparisons: a == b at row {int(np.argmax(a == b))}")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise InputError("comparisons: p must lie in [0, 1] (and not be NaN)")
+
+
+def flat_pairs(comps: Comparisons, num_responses: int, slots: int) -> Pairs:
+    """Comparisons -> flat rows prompt * R + response, padded with masked slots to `slots`."""
+    m = len(comps)
+    prompt = np.asarray(comps.prompt, np.int64)
+    out = Pairs(*(np.zeros(slots, t) for t in (np.int32, np.int32, np.float32, np.float32)))
+    out.a[:m] = prompt * num_responses + np.asarray(comps.a)
+    out.b[:m] = prompt * num_responses + np.asarray(comps.b)
+    out.p[:m] = np.asarray(comps.p, np.float32)
+    out.mask[:m] = 1.0
+    return out
+
+
+def check_features(features: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """features [P, R, D] as float32; InputError on another rank or a D other than `dim`."""
+    x = np.asarray(features, np.float32)
+    if x.ndim != 3:
+        raise InputError(f"features must be [P, R, D], got shape {x.shape}")
+    if dim is not None and x.shape[2] != dim:
+        raise InputError(f"features have D = {x.shape[2]} but the head was built for D = {dim}")
+    return x
