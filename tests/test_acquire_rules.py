@@ -70,6 +70,9 @@ def test_rows_are_distinct_in_range_and_sized_by_num_shown(name, R, k):
         belief_from_samples(rng.normal(size=(K, P, R))),
         belief_from_samples(np.zeros((K, P, R))),  # all ties: no i = j even then
         belief_from_samples(np.round(rng.normal(size=(K, P, R)))),  # many ties
+        belief_from_samples(  # a broken head: NaN rewards here and there
+            np.where(rng.random((K, P, R)) < 0.3, np.nan, rng.normal(size=(K, P, R)))
+        ),
     ]
     feats = rng.normal(size=(P, R, 4)).astype(np.float32)
     for seed in range(15):

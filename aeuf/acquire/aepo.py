@@ -25,10 +25,15 @@ TOL = 1e-9  # a swap must improve f by more than this (guards against float ping
 
 
 def cosine_sim(features: np.ndarray) -> np.ndarray:
-    """features [P, R, D] -> float64 [P, R, R] cosine similarities (zero vectors give 0)."""
+    """features [P, R, D] -> float64 [P, R, R] cosine similarities (zero vectors give 0).
+
+    The Gram matrix is formed first and normalised after, so the [P, R, D] features are read
+    once (normalising them first costs two more passes over the largest array)."""
     f = np.asarray(features, np.float32)
-    f = f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), np.float32(1e-12))
-    return np.matmul(f, f.transpose(0, 2, 1)).astype(np.float64)
+    gram = np.matmul(f, f.transpose(0, 2, 1)).astype(np.float64)
+    norm = np.sqrt(np.maximum(np.diagonal(gram, axis1=1, axis2=2), 0.0))
+    inv = np.where(norm > 1e-12, 1.0 / np.maximum(norm, 1e-12), 0.0)
+    return gram * inv[:, :, None] * inv[:, None, :]
 
 
 def representativeness(sim: np.ndarray) -> np.ndarray:

@@ -85,7 +85,22 @@ def argmax_random(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | N
 
     x: [..., n] (NaN counts as the lowest value); valid: bool [..., n] or None (all valid).
     Returns int64 [...]: an index where `valid` holds whenever a row has any valid entry.
+    Rows with a unique finite maximum take a fast path; only the others draw random numbers.
     """
+    if valid is not None:
+        x = np.where(valid, x, -np.inf)
+    top = x.max(axis=-1, keepdims=True)
+    tie = x == top  # NaN rows: no entry equals the NaN maximum
+    out = tie.argmax(axis=-1)
+    slow = (tie.sum(axis=-1) != 1) | ~np.isfinite(top[..., 0])
+    if slow.any():
+        v = None if valid is None else np.broadcast_to(valid, x.shape)[slow]
+        out[slow] = _argmax_random_slow(x[slow], rng, v)
+    return out
+
+
+def _argmax_random_slow(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None):
+    """argmax_random for rows [m, n] with ties, NaN or infinities."""
     clean = np.where(np.isnan(x), -BIG, np.clip(x, -BIG, BIG))
     if valid is not None:
         clean = np.where(valid, clean, -np.inf)
@@ -99,17 +114,21 @@ def best_pair(S: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     S: [P, R, R] (the diagonal is ignored). Returns int64 [P, 2].
     """
     P, R, _ = S.shape
-    offdiag = ~np.eye(R, dtype=bool).reshape(1, R * R)
-    flat = argmax_random(S.reshape(P, R * R), rng, np.broadcast_to(offdiag, (P, R * R)))
+    offdiag = ~np.eye(R, dtype=bool).reshape(R * R)
+    flat = argmax_random(S.reshape(P, R * R), rng, offdiag)
     return np.stack([flat // R, flat % R], axis=1)
 
 
-def greedy_extend(G: np.ndarray, first: np.ndarray, k: int, rng: np.random.Generator):
+def greedy_extend(G, first: np.ndarray, k: int, rng: np.random.Generator):
     """Grow each row's chosen set to k by adding the response with the largest summed gain.
 
-    G: [P, R, R] symmetric gain of showing i together with j (e.g. sigma_ij); first: [P, m]
-    chosen so far (m >= 1). Returns int64 [P, k]: `first` followed by the greedy additions.
+    G: [P, R, R] symmetric gain of showing i together with j (e.g. sigma_ij), or a callable
+    returning it (only called when k > m); first: [P, m] chosen so far (m >= 1).
+    Returns int64 [P, k]: `first` followed by the greedy additions.
     """
+    if first.shape[1] >= k:
+        return first
+    G = G() if callable(G) else G
     P, R, _ = G.shape
     rows = np.arange(P)
     out = [first[:, s] for s in range(first.shape[1])]

@@ -37,7 +37,7 @@ def thompson_idx(samples: np.ndarray, signs: list[int], rng: np.random.Generator
     """
     K, P, R = samples.shape
     rows = np.arange(P)
-    best = {s: argmax_random(s * samples, rng) for s in dict.fromkeys(signs)}  # [K, P]
+    best = {s: argmax_random(samples if s > 0 else -samples, rng) for s in dict.fromkeys(signs)}
     chosen = [best[signs[0]][rng.integers(K, size=P), rows]]
     for s in signs[1:]:
         prev = np.stack(chosen, axis=1)  # [P, slots so far]
@@ -46,7 +46,8 @@ def thompson_idx(samples: np.ndarray, signs: list[int], rng: np.random.Generator
         ok = (cand[:, :, None] != prev[None]).all(axis=2)
         taken = np.zeros((P, R), bool)
         taken[rows[:, None], prev] = True
-        fallback = argmax_random(s * samples[draws[-1], rows], rng, ~taken)
+        last = samples[draws[-1], rows]  # [P, R]: the slot's last draw
+        fallback = argmax_random(last if s > 0 else -last, rng, ~taken)
         chosen.append(np.where(ok.any(axis=0), cand[ok.argmax(axis=0), rows], fallback))
     return np.stack(chosen, axis=1)
 

@@ -30,7 +30,7 @@ from aeuf.types import Choice
 
 def _pair_select(name: str, gain_fn):
     """select() for a rule defined by gain_fn(belief) -> (S [P,R,R] for the first pair,
-    symmetric G [P,R,R] for growing it to k)."""
+    a callable giving the symmetric G [P,R,R] that grows it to k > 2)."""
 
     def select(belief, features, *, key, k) -> Choice:
         b = require_belief(belief, name)
@@ -68,7 +68,8 @@ def bald_matrix(samples: np.ndarray, chunk: int = 4096) -> np.ndarray:
     for s in range(0, P, chunk):
         x = np.asarray(samples[:, s : s + chunk], np.float32)
         d = x[:, :, iu] - x[:, :, ju]  # [K, c, pairs]: logits of p_ij
-        nlp = np.logaddexp(np.float32(0.0), -d)  # -log p;  -log(1 - p) = nlp + d
+        with np.errstate(invalid="ignore"):  # NaN rewards give NaN BALD, no warning
+            nlp = np.logaddexp(np.float32(0.0), -d)  # -log p;  -log(1 - p) = nlp + d
         p = np.exp(-nlp)
         mean_h = (nlp + (1.0 - p) * d).mean(axis=0)  # E_k H[p]
         pm = np.clip(p.mean(axis=0), 1e-7, 1.0 - 1e-7)
@@ -120,7 +121,7 @@ def make_deltaucb(cfg: AcquireConfig) -> Rule:
 
     def gains(b):
         S = deltaucb_gain(b.mean, b.std, cfg.beta)
-        return S, np.maximum(S, S.transpose(0, 2, 1))
+        return S, lambda: np.maximum(S, S.transpose(0, 2, 1))
 
     return Rule(_pair_select("deltaucb", gains), True, "extremes", shown_k)
 
@@ -141,8 +142,7 @@ def make_infomax(cfg: AcquireConfig) -> Rule:
     sqrt(pair_var) with the responses already chosen."""
 
     def gains(b):
-        pv = np.maximum(b.pair_var, 0.0)
-        return pv, np.sqrt(pv)
+        return b.pair_var, lambda: np.sqrt(np.maximum(b.pair_var, 0.0))
 
     return Rule(_pair_select("infomax", gains), True, "extremes", shown_k)
 
