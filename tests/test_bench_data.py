@@ -1,0 +1,72 @@
+"""pool_from_long: a long table (one row per response) -> a ResponsePool with gold."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aeuf.bench.data import pool_from_long, read_bench_pool, score_to_utility
+from aeuf.errors import InputError
+
+
+def _long():
+    return pd.DataFrame({
+        "prompt_id": ["p2", "p2", "p1", "p1", "p2", "p1"],
+        "instruction": ["second?", "second?", "first?", "first?", "second?", "first?"],
+        "model": ["zeta", "alpha", "mid", "alpha", "mid", "zeta"],
+        "response": ["p2z", "p2a", "p1m", "p1a", "p2m", "p1z"],
+        "score": [0.5, 0.0, 1.0, 0.25, 0.9, 0.5],
+    })
+
+
+def test_layout_ids_models_and_gold():
+    pool = pool_from_long(_long(), "t.parquet")
+    assert pool.shape == (2, 3)
+    assert pool.prompt_ids.tolist() == ["p2", "p1"]  # first appearance
+    assert pool.prompts.tolist() == ["second?", "first?"]
+    assert pool.models.tolist() == [["alpha", "mid", "zeta"]] * 2  # sorted by model
+    assert pool.responses.tolist() == [["p2a", "p2m", "p2z"], ["p1a", "p1m", "p1z"]]
+    assert pool.response_ids[1, 0] == "p1:alpha"
+    assert pool.gold_kind == "score" and pool.source == "t.parquet"
+    logit = lambda s: math.log(s / (1 - s))  # noqa: E731
+    want = [[logit(1e-4), logit(0.9), 0.0], [logit(0.25), logit(1 - 1e-4), 0.0]]
+    np.testing.assert_allclose(pool.gold, want)
+
+
+def test_score_to_utility_is_clipped_logit():
+    u = score_to_utility([0.0, 0.5, 1.0])
+    assert u[1] == 0.0 and u[0] == pytest.approx(-math.log(9999.0)) and u[2] == pytest.approx(-u[0])
+
+
+def test_without_models_or_scores():
+    df = _long().drop(columns=["model", "score"]).rename(columns={"instruction": "prompt"})
+    pool = pool_from_long(df)
+    assert pool.gold is None and pool.gold_kind is None
+    assert pool.response_ids[0].tolist() == ["p2:0", "p2:1", "p2:2"]
+    assert pool.responses[0].tolist() == ["p2z", "p2a", "p2m"]  # row order kept
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(InputError, match="'p1' has 2 responses"):
+        pool_from_long(_long().iloc[:5], "x")
+    bad = _long()
+    bad.loc[3, "score"] = 1.5
+    with pytest.raises(InputError, match="row 3, column 'score'"):
+        pool_from_long(bad, "x")
+    with pytest.raises(InputError, match="no prompt column"):
+        pool_from_long(_long().drop(columns=["instruction"]), "x")
+    dup = _long()
+    dup.loc[5, "model"] = "alpha"
+    with pytest.raises(InputError, match="same model"):
+        pool_from_long(dup, "x")
+
+
+def test_read_bench_pool_reads_a_long_parquet(tmp_path):
+    path = tmp_path / "long.parquet"
+    _long().to_parquet(path)
+    pool = read_bench_pool(str(path))
+    assert pool.shape == (2, 3) and pool.gold is not None
+    _long().drop(columns=["score"]).to_parquet(path)
+    with pytest.raises(InputError, match="gold"):
+        read_bench_pool(str(path))
