@@ -209,3 +209,23 @@ def test_scores_rank_prompts_by_epistemic_uncertainty():
     for name in ["dts", "drts", "deltaucb", "maxminlcb", "infomax", "infomax_bald"]:
         s = pick(name, b).score
         assert s[0] < s[1] < s[2], name
+
+
+@pytest.mark.parametrize("n", [3, 8, 40])  # both the short-row and the long-row path
+def test_argmax_random_hits_a_maximum_breaks_ties_uniformly_and_respects_valid(n):
+    from aeuf.acquire.base import argmax_random
+
+    rng = np.random.default_rng(n)
+    x = np.round(rng.normal(size=(500, n)))
+    got = argmax_random(x, np.random.default_rng(0))
+    assert (x[np.arange(500), got] == x.max(1)).all()
+    ties = np.zeros((3000, n))
+    ties[:, [0, n - 1]] = 1.0
+    counts = np.bincount(argmax_random(ties, np.random.default_rng(1)), minlength=n)
+    assert counts[0] + counts[n - 1] == 3000 and 1300 < counts[0] < 1700
+    valid = np.ones((500, n), bool)
+    valid[:, 0] = False
+    x[:, 0] = 99.0
+    x[::2] = np.nan  # a row of NaN still yields a valid index
+    got = argmax_random(x, np.random.default_rng(2), valid)
+    assert (got != 0).all()

@@ -89,14 +89,28 @@ def argmax_random(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | N
     """
     if valid is not None:
         x = np.where(valid, x, -np.inf)
-    top = x.max(axis=-1, keepdims=True)
-    tie = x == top  # NaN rows: no entry equals the NaN maximum
-    out = tie.argmax(axis=-1)
-    slow = (tie.sum(axis=-1) != 1) | ~np.isfinite(top[..., 0])
+    out, count, top = _first_max(x)
+    slow = (count != 1) | ~np.isfinite(top)  # ties, or NaN / infinite maxima
     if slow.any():
         v = None if valid is None else np.broadcast_to(valid, x.shape)[slow]
         out[slow] = _argmax_random_slow(x[slow], rng, v)
     return out
+
+
+def _first_max(x: np.ndarray):
+    """(first argmax int64 [...], how many entries equal the max [...], max [...]) over the
+    last axis of x [..., n]. numpy reduces a short last axis row by row (~100 ns a row), so
+    for n <= 16 the axis is moved first and reduced elementwise (about 5x faster at n = 8)."""
+    n = x.shape[-1]
+    if n > 16:
+        top = x.max(axis=-1)
+        tie = x == top[..., None]
+        return tie.argmax(axis=-1), tie.sum(axis=-1), top
+    xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # [n, ...]
+    top = xt.max(axis=0)
+    tie = xt == top
+    rank = np.arange(n, 0, -1, dtype=np.int64).reshape((n,) + (1,) * (x.ndim - 1))
+    return n - (tie * rank).max(axis=0), tie.sum(axis=0), top
 
 
 def _argmax_random_slow(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None):
