@@ -229,3 +229,29 @@ def test_argmax_random_hits_a_maximum_breaks_ties_uniformly_and_respects_valid(n
     x[::2] = np.nan  # a row of NaN still yields a valid index
     got = argmax_random(x, np.random.default_rng(2), valid)
     assert (got != 0).all()
+
+
+def test_thompson_first_slot_follows_the_posterior_probability_of_being_best():
+    # 3 of 4 joint samples rank response 0 first, one ranks response 2 first
+    hyp = np.array([[3.0, 1, 2, 0], [3.0, 2, 1, 0], [3.0, 0, 1, 2], [0.0, 1, 3, 2]])
+    b = belief_from_samples(np.repeat(hyp[:, None, :], 4000, axis=1))
+    idx = pick("dts", b).idx
+    assert 0.72 < (idx[:, 0] == 0).mean() < 0.78
+    # the second slot is a fresh draw's argmax unless it collides: only 0 or 2 can appear
+    assert set(np.unique(idx[:, 1])) == {0, 2}
+    # drts: argmin of a draw is 3, 3, 1, 0; a draw of 0 collides when the argmax was 0 (3/4)
+    # and is redrawn, so P(3) = 3/4 * 2/3 + 1/4 * 1/2 = 0.625
+    worst = pick("drts", b).idx[:, 1]
+    assert 0.595 < (worst == 3).mean() < 0.655
+
+
+def test_maxminlcb_matches_the_pairwise_formula_on_random_beliefs():
+    from aeuf.acquire.uncertainty import pairwise_lcb
+
+    rng = np.random.default_rng(7)
+    b = belief_from_samples(rng.normal(size=(8, 300, 6)) * rng.uniform(0.1, 2, size=(1, 300, 6)))
+    L = pairwise_lcb(b.mean, b.std, 1.0)
+    L[:, np.arange(6), np.arange(6)] = np.inf
+    leader = L.min(axis=2).argmax(axis=1)
+    challenger = L[np.arange(300), leader].argmin(axis=1)
+    np.testing.assert_array_equal(pick("maxminlcb", b).idx, np.stack([leader, challenger], 1))

@@ -122,14 +122,16 @@ def _argmax_random_slow(x: np.ndarray, rng: np.random.Generator, valid: np.ndarr
     return np.argmax(np.where(tie, rng.random(x.shape), -1.0), axis=-1)
 
 
-def best_pair(S: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def best_pair(S: np.ndarray, rng: np.random.Generator, symmetric: bool = False) -> np.ndarray:
     """The ordered pair (i, j), i != j, maximising S[p, i, j] in each row; random ties.
 
-    S: [P, R, R] (the diagonal is ignored). Returns int64 [P, 2].
+    S: [P, R, R] (the diagonal is ignored); symmetric: S[p, i, j] == S[p, j, i], so only
+    i < j is searched (otherwise every maximum would be a two-way tie). Returns int64 [P, 2].
     """
     P, R, _ = S.shape
-    offdiag = ~np.eye(R, dtype=bool).reshape(R * R)
-    flat = argmax_random(S.reshape(P, R * R), rng, offdiag)
+    i, j = np.indices((R, R))
+    valid = (i < j) if symmetric else (i != j)
+    flat = argmax_random(S.reshape(P, R * R), rng, valid.reshape(R * R))
     return np.stack([flat // R, flat % R], axis=1)
 
 

@@ -36,20 +36,34 @@ def thompson_idx(samples: np.ndarray, signs: list[int], rng: np.random.Generator
     Returns int64 [P, len(signs)], distinct within each row.
     """
     K, P, R = samples.shape
-    rows = np.arange(P)
     best = {s: argmax_random(samples if s > 0 else -samples, rng) for s in dict.fromkeys(signs)}
-    chosen = [best[signs[0]][rng.integers(K, size=P), rows]]
-    for s in signs[1:]:
-        prev = np.stack(chosen, axis=1)  # [P, slots so far]
-        draws = rng.integers(K, size=(TRIES + 1, P))
-        cand = best[s][draws, rows]  # [TRIES+1, P]
-        ok = (cand[:, :, None] != prev[None]).all(axis=2)
-        taken = np.zeros((P, R), bool)
-        taken[rows[:, None], prev] = True
-        last = samples[draws[-1], rows]  # [P, R]: the slot's last draw
-        fallback = argmax_random(last if s > 0 else -last, rng, ~taken)
-        chosen.append(np.where(ok.any(axis=0), cand[ok.argmax(axis=0), rows], fallback))
-    return np.stack(chosen, axis=1)
+    chosen = np.empty((P, len(signs)), np.int64)
+    chosen[:, 0] = best[signs[0]][rng.integers(K, size=P), np.arange(P)]
+    for slot in range(1, len(signs)):
+        chosen[:, slot] = _draw_slot(samples, best[signs[slot]], chosen[:, :slot], signs[slot], rng)
+    return chosen
+
+
+def _draw_slot(samples, best, prev, sign: int, rng: np.random.Generator) -> np.ndarray:
+    """Fill one slot: draw members until the draw's pick is new, only for rows still colliding.
+
+    best: [K, P] each member's pick; prev: [P, s] picks so far. Returns int64 [P]."""
+    K, P, R = samples.shape
+    out = np.empty(P, np.int64)
+    pending, member = np.arange(P), np.zeros(P, np.int64)
+    for _ in range(TRIES + 1):
+        member[pending] = rng.integers(K, size=pending.size)
+        cand = best[member[pending], pending]
+        new = (cand[:, None] != prev[pending]).all(axis=1)
+        out[pending[new]] = cand[new]
+        pending = pending[~new]
+        if pending.size == 0:
+            return out
+    taken = np.zeros((pending.size, R), bool)
+    taken[np.arange(pending.size)[:, None], prev[pending]] = True
+    last = samples[member[pending], pending]  # [n, R]: each colliding row's last draw
+    out[pending] = argmax_random(last if sign > 0 else -last, rng, ~taken)
+    return out
 
 
 def _thompson_select(name: str, sign_of_slot):

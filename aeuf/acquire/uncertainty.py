@@ -28,9 +28,9 @@ from aeuf.config import AcquireConfig
 from aeuf.types import Choice
 
 
-def _pair_select(name: str, gain_fn):
+def _pair_select(name: str, gain_fn, symmetric: bool):
     """select() for a rule defined by gain_fn(belief) -> (S [P,R,R] for the first pair,
-    a callable giving the symmetric G [P,R,R] that grows it to k > 2)."""
+    a callable giving the symmetric G [P,R,R] that grows it to k > 2); `symmetric`: S is."""
 
     def select(belief, features, *, key, k) -> Choice:
         b = require_belief(belief, name)
@@ -38,7 +38,7 @@ def _pair_select(name: str, gain_fn):
         check_k(k, R)
         rng = numpy_rng(key)
         S, G = gain_fn(b)
-        idx = greedy_extend(G, best_pair(S, rng), k, rng)
+        idx = greedy_extend(G, best_pair(S, rng, symmetric), k, rng)
         return make_choice(idx, pair_std_score(b.pair_var, idx))
 
     return select
@@ -80,22 +80,28 @@ def bald_matrix(samples: np.ndarray, chunk: int = 4096) -> np.ndarray:
 
 
 def _maxmin_select(beta: float):
+    """LCB(i, j) = (mu_i - beta sigma_i) - (mu_j + beta sigma_j) separates, so
+    min_{j != i} LCB(i, j) = LCB_i - max_{j != i} UCB_j and the most dangerous challenger of i
+    is the other response with the highest UCB: [P, R] work instead of [P, R, R]."""
+
     def select(belief, features, *, key, k) -> Choice:
         b = require_belief(belief, "maxminlcb")
         P, R = b.mean.shape
         check_k(k, R)
-        rng = numpy_rng(key)
-        L = pairwise_lcb(b.mean, b.std, beta)
-        offdiag = ~np.eye(R, dtype=bool)
-        worst = np.where(offdiag, L, np.inf).min(axis=2)  # [P, R]: min_j LCB(i, j)
-        leader = argmax_random(worst, rng)
-        Li = -L[np.arange(P), leader]  # [P, R]: challengers with the lowest LCB(leader, j)
+        rng, rows = numpy_rng(key), np.arange(P)
+        ucb, lcb = b.mean + beta * b.std, b.mean - beta * b.std
+        top = argmax_random(ucb, rng)
+        masked = ucb.copy()
+        masked[rows, top] = -np.inf
+        second = masked.max(axis=1)
+        rival = np.where(np.arange(R) == top[:, None], second[:, None], ucb[rows, top][:, None])
+        leader = argmax_random(lcb - rival, rng)  # argmax_i min_{j != i} LCB(i, j)
         taken = np.zeros((P, R), bool)
-        taken[np.arange(P), leader] = True
+        taken[rows, leader] = True
         out = [leader]
-        for _ in range(k - 1):
-            j = argmax_random(Li, rng, ~taken)
-            taken[np.arange(P), j] = True
+        for _ in range(k - 1):  # challengers: lowest LCB(leader, j) = highest UCB_j
+            j = argmax_random(ucb, rng, ~taken)
+            taken[rows, j] = True
             out.append(j)
         idx = np.stack(out, axis=1)
         return make_choice(idx, pair_std_score(b.pair_var, idx))
@@ -109,7 +115,7 @@ def _bald_select(belief, features, *, key, k) -> Choice:
     check_k(k, R)
     rng = numpy_rng(key)
     B = bald_matrix(b.samples)
-    idx = greedy_extend(B, best_pair(B, rng), k, rng)
+    idx = greedy_extend(B, best_pair(B, rng, symmetric=True), k, rng)
     iu, ju = np.triu_indices(k, 1)
     score = B[np.arange(P)[:, None], idx[:, iu], idx[:, ju]].mean(axis=1)
     return make_choice(idx, score)
@@ -123,7 +129,7 @@ def make_deltaucb(cfg: AcquireConfig) -> Rule:
         S = deltaucb_gain(b.mean, b.std, cfg.beta)
         return S, lambda: np.maximum(S, S.transpose(0, 2, 1))
 
-    return Rule(_pair_select("deltaucb", gains), True, "extremes", shown_k)
+    return Rule(_pair_select("deltaucb", gains, False), True, "extremes", shown_k)
 
 
 @RULES.register("maxminlcb")
@@ -144,7 +150,7 @@ def make_infomax(cfg: AcquireConfig) -> Rule:
     def gains(b):
         return b.pair_var, lambda: np.sqrt(np.maximum(b.pair_var, 0.0))
 
-    return Rule(_pair_select("infomax", gains), True, "extremes", shown_k)
+    return Rule(_pair_select("infomax", gains, True), True, "extremes", shown_k)
 
 
 @RULES.register("infomax_bald")
