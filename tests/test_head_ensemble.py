@@ -197,6 +197,9 @@ def test_same_key_and_data_give_identical_states(head, trained):
     assert not same(head.init(D, key=jax.random.key(1)), s0)
     assert same(head.fit(s0, x, comps, key=jax.random.key(1)), s1)
     assert not same(head.fit(s0, x, comps, key=jax.random.key(2)), s1)
+    assert same(
+        head.fit(s0, jax.numpy.asarray(x), comps, key=jax.random.key(1)), s1
+    )  # device array
 
 
 def test_belief_samples_are_the_members_and_pair_var_comes_from_them(head, trained):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
 from aeuf.errors import InputError
@@ -88,11 +89,15 @@ def flat_pairs(comps: Comparisons, num_responses: int, slots: int) -> Pairs:
     return out
 
 
-def check_features(features: np.ndarray, dim: int | None = None) -> np.ndarray:
-    """features [P, R, D] as float32; InputError on another rank or a D other than `dim`."""
-    x = np.asarray(features, np.float32)
+def check_features(features, dim: int | None = None):
+    """features [P, R, D] as float32; InputError on another rank or a D other than `dim`.
+
+    A jax.Array stays a jax.Array (no host round trip: pass the same device array every round
+    to skip the host -> device copy of the pool); anything else becomes a numpy array.
+    """
+    x = features if isinstance(features, jax.Array) else np.asarray(features, np.float32)
     if x.ndim != 3:
         raise InputError(f"features must be [P, R, D], got shape {x.shape}")
     if dim is not None and x.shape[2] != dim:
         raise InputError(f"features have D = {x.shape[2]} but the head was built for D = {dim}")
-    return x
+    return x.astype(np.float32) if x.dtype != np.float32 else x

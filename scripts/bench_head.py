@@ -1,0 +1,218 @@
+"""Reward-head speed, as ratios measured in one process on the same synthetic data.
+
+    python scripts/bench_head.py [--members 16] [--dim 384] [--hidden 256] [--labels 20000]
+                                 [--epochs 5] [--torch-members 16] [--skip-torch] [--skip-bll]
+
+Reports, with thread counts and os.getloadavg() before and after (the machine is shared):
+- the float32 matmul peak of this machine (numpy 4096 x 4096, best of 3);
+- `import aeuf.head` (no JAX) and `import aeuf.head.ensemble` (pulls JAX) in a fresh process;
+- ensemble fit (K members, D, hidden, M labels, epochs, minibatch 512 and 32): first call
+  (compile included) and a warm call; GFLOP/s and the fraction of the numpy peak;
+- the same training as a per-member PyTorch loop (research-code style: one member after the
+  other, a Python step loop, torch.optim.Adam) at minibatch 512 and 32; the ratio torch / aeuf;
+- ensemble belief (score P*R responses with K members);
+- bll fit on M labels at D = 384 and at D = 4096 (random projection to max_dim = 1024).
+
+FLOPs of the MLP, per response and member: forward 2 sum(in*out) over layers; training =
+forward + weight gradients (same again) + input gradients of every layer but the first.
+Padding slots skipped by the trainer are not counted. Pool: P = 10,000 prompts x 8 responses
+(2,500 x 8 at D = 4096, to keep memory small; a fit only reads the M compared pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def env_info() -> dict:
+    """Cores, BLAS/torch threads and load."""
+    from threadpoolctl import threadpool_info
+
+    blas = [
+        f"{i['internal_api']}:{i['num_threads']}:{i.get('architecture')}" for i in threadpool_info()
+    ]
+    return {"cpus": len(os.sched_getaffinity(0)), "blas": blas, "load": os.getloadavg()}
+
+
+def matmul_peak() -> float:
+    """GFLOP/s of numpy float32 4096^2 matmul, best of 3."""
+    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
+    best = min(timed(lambda: a @ a) for _ in range(3))
+    return 2 * 4096**3 / best / 1e9
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    out = fn()
+    _block(out)
+    return time.perf_counter() - t
+
+
+def _block(out):
+    import jax
+
+    return jax.block_until_ready(out) if out is not None else None
+
+
+def import_time(module: str) -> float:
+    """Seconds to import `module` in a fresh interpreter."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def mlp_flops(dim: int, hidden: tuple[int, ...]) -> int:
+    """Training FLOPs of one response through one member (see the module docstring)."""
+    sizes = (dim, *hidden, 1)
+    layers = [i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+    return 2 * (2 * sum(layers) + sum(layers[1:]))
+
+
+def synthetic(num_p: int, num_r: int, dim: int, m: int, seed: int = 0):
+    """Features [P, R, D] and M soft BT labels from a random linear reward."""
+    from aeuf.types import Comparisons
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((num_p, num_r, dim), dtype=np.float32)
+    r = x @ (rng.standard_normal(dim, dtype=np.float32) / np.float32(dim**0.5))
+    pr, a = rng.integers(0, num_p, m), rng.integers(0, num_r, m)
+    b = (a + rng.integers(1, num_r, m)) % num_r
+    p = 1.0 / (1.0 + np.exp(-(r[pr, a] - r[pr, b])))
+    return x, Comparisons(
+        pr.astype(np.int32), a.astype(np.int32), b.astype(np.int32), p.astype(np.float32)
+    )
+
+
+def bench_ensemble(args, x, comps, batch: int) -> dict:
+    """First (compile) and warm fit time of the aeuf ensemble at this minibatch."""
+    import jax
+
+    from aeuf.config import HeadConfig
+    from aeuf.head import make_head
+
+    cfg = HeadConfig(members=args.members, hidden=args.hidden, epochs=args.epochs, batch_size=batch)
+    head = make_head(cfg)
+    first_init = timed(lambda: head.init(x.shape[2], key=jax.random.key(0)))
+    state = head.init(x.shape[2], key=jax.random.key(0))
+    first = timed(lambda: head.fit(state, x, comps, key=jax.random.key(1)))
+    warm = timed(lambda: head.fit(state, x, comps, key=jax.random.key(1)))
+    out = {"init_first_s": first_init, "fit_first_s": first, "fit_warm_s": warm}
+    if batch == args.batch:
+        fitted = head.fit(state, x, comps, key=jax.random.key(1))
+        head.belief(fitted, x[:16], key=None)
+        out["belief_warm_s"] = timed(lambda: head.belief(fitted, x, key=None) and None)
+    return out
+
+
+def bench_torch(args, x, comps, batch: int) -> float:
+    """Seconds for the per-member PyTorch loop, scaled from --torch-members to K members."""
+    import torch
+
+    flat = torch.from_numpy(x.reshape(-1, x.shape[2]))
+    rows_a = torch.from_numpy((comps.prompt * x.shape[1] + comps.a).astype(np.int64))
+    rows_b = torch.from_numpy((comps.prompt * x.shape[1] + comps.b).astype(np.int64))
+    p, m = torch.from_numpy(comps.p), len(comps)
+    t = time.perf_counter()
+    for k in range(args.torch_members):
+        torch.manual_seed(k)
+        sizes = (x.shape[2], *args.hidden)
+        layers = [
+            m_
+            for i, o in zip(sizes[:-1], sizes[1:], strict=True)
+            for m_ in (torch.nn.Linear(i, o), torch.nn.ReLU())
+        ]
+        net = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], 1))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for _ in range(args.epochs):
+            perm = torch.randperm(m)
+            for s in range(0, m, batch):
+                idx = perm[s : s + batch]
+                r = net(flat[torch.cat([rows_a[idx], rows_b[idx]])]).squeeze(-1)
+                d = r[: len(idx)] - r[len(idx) :]
+                loss = (torch.nn.functional.softplus(d) - p[idx] * d).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    return (time.perf_counter() - t) * args.members / args.torch_members
+
+
+def bench_bll(dim: int, num_p: int, m: int) -> dict:
+    """First and warm bll fit (and warm belief) at feature dimension `dim`."""
+    import jax
+
+    from aeuf.config import HeadConfig
+    from aeuf.head import make_head
+
+    x, comps = synthetic(num_p, 8, dim, m, seed=1)
+    head = make_head(HeadConfig(name="bll"))
+    state = head.init(dim, key=jax.random.key(0))
+    first = timed(lambda: head.fit(state, x, comps, key=None))
+    warm = timed(lambda: head.fit(state, x, comps, key=None))
+    fitted = head.fit(state, x, comps, key=None)
+    head.belief(fitted, x, key=jax.random.key(0))
+    bel = timed(lambda: head.belief(fitted, x, key=jax.random.key(0)) and None)
+    return {
+        "dim": dim,
+        "responses": num_p * 8,
+        "fit_first_s": first,
+        "fit_warm_s": warm,
+        "belief_warm_s": bel,
+    }
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--members", type=int, default=16)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--hidden", type=lambda s: tuple(int(h) for h in s.split(",")), default=(256,))
+    ap.add_argument("--labels", type=int, default=20000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--small-batch", type=int, default=32)
+    ap.add_argument(
+        "--torch-members",
+        type=int,
+        default=16,
+        help="members actually run in torch; time scaled to --members",
+    )
+    ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--skip-bll", action="store_true")
+    args = ap.parse_args(argv)
+
+    res = {"env_before": env_info(), "args": {k: v for k, v in vars(args).items()}}
+    res["import_aeuf_head_s"] = import_time("aeuf.head")
+    res["import_aeuf_head_ensemble_s"] = import_time("aeuf.head.ensemble")
+    res["peak_gflops"] = matmul_peak()
+    x, comps = synthetic(10000, 8, args.dim, args.labels)
+    gflop = mlp_flops(args.dim, args.hidden) * 2 * args.labels * args.members * args.epochs / 1e9
+    res["train_gflop"] = gflop
+    for batch in (args.batch, args.small_batch):
+        e = bench_ensemble(args, x, comps, batch)
+        e["gflops"] = gflop / e["fit_warm_s"]
+        e["fraction_of_peak"] = e["gflops"] / res["peak_gflops"]
+        if not args.skip_torch:
+            e["torch_s"] = bench_torch(args, x, comps, batch)
+            e["torch_over_aeuf"] = e["torch_s"] / e["fit_warm_s"]
+        res[f"ensemble_batch_{batch}"] = e
+    if not args.skip_bll:
+        res["bll_384"] = bench_bll(384, 10000, args.labels)
+        res["bll_4096"] = bench_bll(4096, 2500, args.labels)
+    res["peak_gflops_after"] = matmul_peak()
+    res["env_after"] = env_info()
+    print(json.dumps(res, indent=1, default=str))
+    return res
+
+
+if __name__ == "__main__":
+    main()
