@@ -255,3 +255,14 @@ def test_maxminlcb_matches_the_pairwise_formula_on_random_beliefs():
     leader = L.min(axis=2).argmax(axis=1)
     challenger = L[np.arange(300), leader].argmin(axis=1)
     np.testing.assert_array_equal(pick("maxminlcb", b).idx, np.stack([leader, challenger], 1))
+
+
+def test_bald_matrix_matches_the_entropy_formula_in_float64():
+    from aeuf.acquire.uncertainty import bald_matrix
+
+    s = np.random.default_rng(8).normal(size=(12, 50, 5)) * 4
+    p = 1 / (1 + np.exp(-(s[:, :, :, None] - s[:, :, None, :])))
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    h = lambda q: -(q * np.log(q) + (1 - q) * np.log(1 - q))  # noqa: E731
+    want = h(p.mean(0)) - h(p).mean(0)
+    np.testing.assert_allclose(bald_matrix(s, chunk=16), want, atol=2e-5)

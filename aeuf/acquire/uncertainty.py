@@ -67,16 +67,28 @@ def bald_matrix(samples: np.ndarray, chunk: int = 4096) -> np.ndarray:
     out = np.zeros((P, R, R), np.float32)
     for s in range(0, P, chunk):
         x = np.asarray(samples[:, s : s + chunk], np.float32)
-        d = x[:, :, iu] - x[:, :, ju]  # [K, c, pairs]: logits of p_ij
-        with np.errstate(invalid="ignore"):  # NaN rewards give NaN BALD, no warning
-            nlp = np.logaddexp(np.float32(0.0), -d)  # -log p;  -log(1 - p) = nlp + d
-        p = np.exp(-nlp)
-        mean_h = (nlp + (1.0 - p) * d).mean(axis=0)  # E_k H[p]
+        d = x[:, :, iu]
+        d -= x[:, :, ju]  # [K, c, pairs]: logits of p_ij
+        mean_h, p = _sigmoid_entropy(d)
         pm = np.clip(p.mean(axis=0), 1e-7, 1.0 - 1e-7)
         bald = -(pm * np.log(pm) + (1.0 - pm) * np.log1p(-pm)) - mean_h
         out[s : s + chunk, iu, ju] = bald
         out[s : s + chunk, ju, iu] = bald
     return out
+
+
+def _sigmoid_entropy(d: np.ndarray):
+    """(mean over axis 0 of H[sigmoid(d)], sigmoid(d)) for logits d [K, ...], with two
+    transcendental passes: e = exp(-|d|), H = log1p(e) + |d| e / (1 + e)."""
+    a = np.abs(d)
+    e = np.exp(-a)
+    r = 1.0 + e
+    np.reciprocal(r, out=r)  # sigmoid(|d|)
+    h = np.log1p(e)
+    e *= r  # 1 - sigmoid(|d|)
+    a *= e
+    h += a
+    return h.mean(axis=0), np.where(d >= 0, r, e)
 
 
 def _maxmin_select(beta: float):
