@@ -82,12 +82,16 @@ def newton(theta0, z, p, *, lam: float, steps: int):
     return theta, grad_hess(theta, z, p, lam)[1]
 
 
-def fit_arrays(theta0, x, pairs, proj, *, lam: float, steps: int):
-    """x f32[N, D] flat features, pairs padded (padding.Pairs), proj f32[D, d] or None."""
-    z = (x[pairs.a] - x[pairs.b]) * pairs.mask[:, None]
+def fit_arrays(theta0, z, p, proj, *, lam: float, steps: int):
+    """z f32[S, D] padded differences (0 rows in padding), p f32[S], proj f32[D, d] or None."""
     if proj is not None:
         z = z @ proj
-    return newton(theta0, z, pairs.p * pairs.mask, lam=lam, steps=steps)
+    return newton(theta0, z, p, lam=lam, steps=steps)
+
+
+def differences(x, pairs):
+    """z = phi_a - phi_b for every slot, zero in padding: x [N, D] (numpy or jax) -> [S, D]."""
+    return (x[pairs.a] - x[pairs.b]) * pairs.mask[:, None]
 
 
 def prompt_belief(theta, chol, draws, phi):
@@ -165,7 +169,8 @@ def make_bll(cfg: HeadConfig, *, slots_rule: Callable[[int], int] = quarter_octa
         check_comparisons(comps, num_p, num_r)
         pairs = flat_pairs(comps, num_r, slots_rule(len(comps)))
         theta0 = state["theta"] if cfg.warm_start else jnp.zeros_like(state["theta"])
-        theta, precision = fit_fn(theta0, x.reshape(-1, dim), pairs, state.get("proj"))
+        z = differences(x.reshape(-1, dim), pairs)  # only the compared rows leave the host
+        theta, precision = fit_fn(theta0, z, pairs.p * pairs.mask, state.get("proj"))
         return {**state, "theta": theta, "precision": precision}
 
     def belief(state: dict, features, *, key: jax.Array, num_samples: int = 16) -> Belief:
