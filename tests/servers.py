@@ -1,12 +1,13 @@
-"""Real servers for tests (pytest fixtures; load with `pytest_plugins = ["tests.servers"]`).
+"""Real servers for tests (pytest fixtures; load with `pytest_plugins = ["servers"]`).
 
 llama_server  session-scoped `python -m llama_cpp.server` on the packaged SmolLM2 GGUF, on a
               free 127.0.0.1 port (installs llama-cpp-python[server] first if it is missing,
               set AEUF_NO_INSTALL=1 to skip instead).
 fault_proxy   factory: FaultProxy(upstream, plan) between a client and a server; `plan(n,
-              body)` names the fault for the n-th request: ok, 429, 500, slow, cut, garbage,
-              truncated, empty_choices, refusal, nonsense (a valid completion with no answer
-              in it). It counts the answers it delivered per body.
+              body)` names the fault for the n-th request: ok, 400, 429 (retry-after-ms 300),
+              500, slow (answers after slow_seconds), hang (closes after slow_seconds), cut,
+              garbage, truncated, empty_choices, refusal, nonsense (a valid completion with no
+              answer in it). It counts the 200 answers it delivered per request body.
 fake_batch    factory: a small fake of the OpenAI Files + Batches endpoints whose batches
               run each line against a real upstream server (llama.cpp has no Batch API).
 """
@@ -29,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-FAULTS = ("ok", "400", "429", "500", "slow", "cut", "garbage", "truncated", "empty_choices", "refusal",
+FAULTS = ("ok", "400", "429", "500", "slow", "hang", "cut", "garbage", "truncated", "empty_choices", "refusal",
           "nonsense")
 
 
@@ -122,15 +123,16 @@ class _ProxyHandler(_Quiet):
     def do_POST(self) -> None:
         proxy, body = self.server.owner, self.body()
         fault = proxy.next_fault(body)
-        if fault == "slow":
+        if fault in ("slow", "hang"):
             time.sleep(proxy.slow_seconds)
+        if fault == "hang":
             self.close_connection = True
             return
         if fault == "cut":
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        if fault in ("ok", "truncated"):
+        if fault in ("ok", "slow", "truncated"):
             status, data = _forward(proxy.upstream + self.path[3:], body)
             if fault == "truncated":
                 self.send_response(200)
