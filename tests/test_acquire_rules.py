@@ -266,3 +266,13 @@ def test_bald_matrix_matches_the_entropy_formula_in_float64():
     h = lambda q: -(q * np.log(q) + (1 - q) * np.log(1 - q))  # noqa: E731
     want = h(p.mean(0)) - h(p).mean(0)
     np.testing.assert_allclose(bald_matrix(s, chunk=16), want, atol=2e-5)
+
+
+def test_a_belief_without_pair_var_gets_it_from_the_joint_samples():
+    s = np.random.default_rng(9).normal(size=(8, 20, 5))
+    full = belief_from_samples(s)
+    for name in ["infomax", "dts", "maxminlcb"]:
+        a = pick(name, full)
+        b = pick(name, full._replace(pair_var=None))
+        np.testing.assert_array_equal(a.idx, b.idx)
+        np.testing.assert_allclose(a.score, b.score, rtol=1e-5)

@@ -71,13 +71,18 @@ def numpy_rng(key: Any) -> np.random.Generator:
 
 
 def require_belief(belief: Belief | None, name: str) -> Belief:
-    """The belief as numpy arrays, or ConfigError if the rule needs one and none is given."""
+    """The belief as numpy arrays (pair_var [P,R,R] filled in from the joint samples if a head
+    left it None), or ConfigError if the rule needs one and none is given."""
     if belief is None:
         raise ConfigError(
             f"acquisition rule '{name}' needs a fitted head; use aepo or random before the "
             "first labels"
         )
-    return Belief(*(None if a is None else np.asarray(a) for a in belief))
+    b = Belief(*(None if a is None else np.asarray(a) for a in belief))
+    if b.pair_var is None and b.samples is not None:  # a head that gave samples only
+        d = b.samples[:, :, :, None] - b.samples[:, :, None, :]
+        b = b._replace(pair_var=d.var(axis=0))
+    return b
 
 
 def argmax_random(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
@@ -109,8 +114,9 @@ def _first_max(x: np.ndarray):
     xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # [n, ...]
     top = xt.max(axis=0)
     tie = xt == top
-    rank = np.arange(n, 0, -1, dtype=np.int64).reshape((n,) + (1,) * (x.ndim - 1))
-    return n - (tie * rank).max(axis=0), tie.sum(axis=0), top
+    rank = np.arange(n, 0, -1, dtype=np.uint8).reshape((n,) + (1,) * (x.ndim - 1))
+    first = n - (tie * rank).max(axis=0).astype(np.int64)
+    return first, tie.sum(axis=0), top
 
 
 def _argmax_random_slow(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None):
