@@ -108,6 +108,9 @@ class GenerateConfig:
     concurrency: int = 4
     tensor_parallel_size: int = 1
     ray: bool = False
+    batch_size: int = 16  # transformers: sequences per generate call
+    ray_address: str | None = None  # None: RAY_ADDRESS, else a local instance
+    ray_replicas: int | None = None  # model replicas under --ray; None: one per GPU (1 on CPU)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,113 @@
+"""`aeuf generate PROMPTS --models M [M ...] --num_responses 4 [--backend transformers]`.
+
+Writes OUTPUT_DIR/generated.parquet (`prompt`, `completions` = [{model, response, ...}]),
+which the main command reads as is. Rerunning the same command resumes: only responses
+missing from OUTPUT_DIR/generations.jsonl are generated.
+
+--models takes model names/paths (`smollm2` = the packaged SmolLM2-135M-Instruct GGUF) and/or
+files: .json (a list of names or {name, path, temperature, top_p, max_tokens} records) or
+.txt (one name per line, # comments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from aeuf.config import GenerateConfig
+from aeuf.errors import ConfigError, InputError
+from aeuf.generate import ModelSpec, parse_models
+
+# flag -> (type, help); each flag sets the GenerateConfig field of the same name
+FLAGS = {
+    "backend": (str, "transformers (CPU/GPU), openai (any OpenAI-compatible server) or vllm"),
+    "num_responses": (int, "responses per prompt, each from a model drawn from the pool"),
+    "one_side_model": (str, "on-policy: one response of every prompt from this model"),
+    "temperature": (float, "sampling temperature (0 = greedy)"),
+    "top_p": (float, "nucleus sampling"),
+    "max_tokens": (int, "most new tokens per response"),
+    "seed": (int, "seed of the model draws and of each response"),
+    "base_url": (str, "openai back-end: the server's URL, e.g. http://127.0.0.1:8000/v1"),
+    "api_key_env": (str, "openai back-end: environment variable holding the API key"),
+    "concurrency": (int, "openai back-end: requests in flight"),
+    "tensor_parallel_size": (int, "vllm back-end: GPUs per model"),
+    "batch_size": (int, "transformers back-end (and Ray batches): sequences per batch"),
+    "ray_address": (str, "Ray cluster address (default: RAY_ADDRESS, else a local instance)"),
+    "ray_replicas": (int, "model replicas under --ray (default: one per GPU)"),
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompts", help="CSV/JSONL/parquet/save_to_disk folder/hub id with prompts")
+    p.add_argument("--models", nargs="+", required=True, metavar="MODEL",
+                   help="model names/paths and/or .json/.txt files listing them")
+    p.add_argument("--include_model", nargs="+", default=[], metavar="GLOB",
+                   help="keep only pool models matching one of these")
+    p.add_argument("--exclude_model", nargs="+", default=[], metavar="GLOB",
+                   help="drop pool models matching one of these")
+    for name, (kind, text) in FLAGS.items():
+        p.add_argument(f"--{name}", type=kind, default=None, help=text)
+    p.add_argument("--ray", action="store_true", help="run on Ray Data (a cluster or local)")
+    p.add_argument("--prompt_column", default=None, help="default: prompt or instruction")
+    p.add_argument("--num_instructions", type=int, default=None, help="first N prompts only")
+    p.add_argument("--output_dir", default=None, help="run directory (default: runs/<name>-gen)")
+
+
+def read_model_entries(tokens: list[str]) -> list:
+    """--models tokens -> entries for parse_models; files are expanded in place."""
+    out: list = []
+    for token in (t for raw in tokens for t in raw.split(",") if t):
+        path = Path(token)
+        out += _read_model_file(path) if path.suffix in (".json", ".txt") and path.is_file() else [token]
+    return out
+
+
+def _read_model_file(path: Path) -> list:
+    if path.suffix == ".txt":
+        lines = (ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines())
+        return [ln for ln in lines if ln]
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of model names or records")
+    return data
+
+
+def config_of(args: argparse.Namespace) -> GenerateConfig:
+    """GenerateConfig from the parsed flags (unset flags keep the config defaults)."""
+    kw = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+    return GenerateConfig(models=tuple(args.models), include_model=tuple(args.include_model),
+                          exclude_model=tuple(args.exclude_model), ray=args.ray, **kw)
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    return Path(args.output_dir or Path("runs") / f"{Path(args.prompts.rstrip('/')).stem}-gen")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aeuf.gen_run import run_generation
+    from aeuf.io import read_prompts
+
+    cfg = config_of(args)
+    specs: list[ModelSpec] = parse_models(read_model_entries(args.models))
+    if not specs:
+        raise ConfigError("--models: no model given")
+    ids, prompts = read_prompts(args.prompts, args.prompt_column, args.num_instructions)
+    out = output_dir(args)
+    summary = run_generation(ids, prompts, specs, cfg, out, progress=_progress)
+    print(f"\r{summary.generated} generated, {summary.reused} reused, {summary.failed} failed "
+          f"({summary.completion_tokens} new tokens, {summary.seconds:.0f} s)", file=sys.stderr)
+    for message in summary.errors:
+        print(f"  failed: {message}", file=sys.stderr)
+    print(f"wrote {summary.output}: {summary.prompts_written} prompts x {cfg.num_responses} responses; "
+          f"next: aeuf {summary.output} --num_responses {cfg.num_responses}")
+    return 0 if summary.failed == 0 else 1
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\rgenerating: {done}/{total}", end="", file=sys.stderr, flush=True)

@@ -1,0 +1,179 @@
+"""`aeuf generate` with a run directory: plan, generate what is missing, store, export.
+
+run_dir/
+  generate_config.json  the GenerateConfig of the latest run (no secrets)
+  generations.jsonl     append-only, one line per finished response, flushed + fsync'd
+  generated.parquet     `prompt_id`, `prompt`, `completions` = [{model, response, sampling...}]
+                        (the ActiveUltraFeedback layout the main command reads)
+
+Every planned request has a content key (aeuf.generate): a rerun, after a crash or a kill at
+any point, generates only keys missing from the log. A kill mid-line leaves a partial last
+line, which is cut away before the next append.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from aeuf.config import GenerateConfig, to_dict
+from aeuf.errors import InputError
+from aeuf.generate import Generation, GenRequest, ModelSpec, by_model, plan
+from aeuf.io import atomic_write_json, atomic_write_parquet
+
+LOG_NAME, OUT_NAME, CONFIG_NAME = "generations.jsonl", "generated.parquet", "generate_config.json"
+RECORD_KEYS = ("model", "response", "temperature", "top_p", "max_tokens", "seed", "finish_reason")
+
+
+class GenSummary(NamedTuple):
+    """What one run did: planned requests, reused from the log, generated now, failed now."""
+
+    planned: int
+    reused: int
+    generated: int
+    failed: int
+    prompts_written: int
+    completion_tokens: int
+    seconds: float
+    output: Path
+    errors: tuple[str, ...] = ()
+
+
+class GenLog:
+    """generations.jsonl: load() -> {key: record}; append(record) writes one fsync'd line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._checked = False
+
+    def load(self) -> dict[str, dict]:
+        if not self.path.is_file():
+            return {}
+        lines = self.path.read_bytes().split(b"\n")
+        out = {}
+        for n, line in enumerate(lines, 1):
+            rec = _parse(line) if line.strip() else None
+            if rec is None and line.strip() and n < len(lines):
+                raise InputError(f"{self.path}: line {n} is not a generation record; delete it")
+            if rec is not None:
+                out[rec["key"]] = rec
+        return out
+
+    def append(self, rec: dict) -> None:
+        self._repair()
+        with open(self.path, "ab") as f:
+            f.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _repair(self) -> None:
+        """Once: cut a partial last line (killed mid-write), or end a complete one."""
+        if self._checked:
+            return
+        self._checked = True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.path.read_bytes() if self.path.is_file() else b""
+        cut = data.rfind(b"\n") + 1
+        if cut == len(data):
+            return
+        with open(self.path, "rb+") as f:
+            if _parse(data[cut:]) is not None:
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+            else:
+                f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and "key" in rec and "response" in rec else None
+
+
+def record(r: GenRequest, g: Generation, backend: str) -> dict:
+    """The log line of one finished request: request fields, text, token counts."""
+    return {"key": r.key, "prompt_id": r.prompt_id, "slot": r.slot, "model": r.model,
+            "path": r.path, **r.sampling(), "response": g.text, "finish_reason": g.finish_reason,
+            "prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
+            "backend": backend}
+
+
+def completions_table(requests: Sequence[GenRequest], done: dict[str, dict]) -> pd.DataFrame:
+    """One row per prompt whose R responses are all done, slots in order:
+    prompt_id, prompt, completions = list of {RECORD_KEYS}."""
+    rows: dict[str, dict] = {}
+    for r in requests:
+        row = rows.setdefault(r.prompt_id, {"prompt_id": r.prompt_id, "prompt": r.prompt,
+                                            "completions": [], "complete": True})
+        rec = done.get(r.key)
+        row["complete"] &= rec is not None
+        if rec is not None:
+            row["completions"].append({k: rec[k] for k in RECORD_KEYS})
+    kept = [{k: v for k, v in row.items() if k != "complete"} for row in rows.values() if row["complete"]]
+    return pd.DataFrame(kept, columns=["prompt_id", "prompt", "completions"])
+
+
+def make_runner(cfg: GenerateConfig):
+    """The back-end named by cfg.backend, run through Ray Data when cfg.ray."""
+    if cfg.ray:
+        from aeuf.backends.ray_runner import RayBackend
+
+        return RayBackend(cfg)
+    from aeuf.backends.generation import make_backend
+
+    return make_backend(cfg)
+
+
+def run_generation(prompt_ids: Sequence[str], prompts: Sequence[str], specs: Sequence[ModelSpec],
+                   cfg: GenerateConfig, run_dir: str | os.PathLike, *,
+                   progress: Callable[[int, int], None] | None = None) -> GenSummary:
+    """Generate every planned response missing from run_dir, then write generated.parquet."""
+    t0, run_dir = time.monotonic(), Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CONFIG_NAME, to_dict(cfg))
+    requests, log = plan(prompt_ids, prompts, specs, cfg), GenLog(run_dir / LOG_NAME)
+    done = log.load()
+    missing = [r for r in requests if r.key not in done]
+    counts, errors = _generate(missing, cfg, log, done, progress)
+    table = completions_table(requests, done)
+    atomic_write_parquet(run_dir / OUT_NAME, table)
+    return GenSummary(len(requests), len(requests) - len(missing), counts[0], counts[1],
+                      len(table), counts[2], time.monotonic() - t0, run_dir / OUT_NAME,
+                      tuple(errors[:5]))
+
+
+def _generate(missing: list[GenRequest], cfg: GenerateConfig, log: GenLog, done: dict,
+              progress) -> tuple[list[int], list[str]]:
+    """Run the back-end over `missing`, one model at a time; log each result as it comes.
+
+    Returns ([generated, failed, completion tokens], error messages)."""
+    counts, errors = [0, 0, 0], []
+    if not missing:
+        return counts, errors
+    by_key, runner = {r.key: r for r in missing}, make_runner(cfg)
+    try:
+        for path, reqs in by_model(missing).items():
+            for g in runner.generate(path, reqs):
+                if g.error is not None:
+                    counts[1] += 1
+                    errors.append(f"{by_key[g.key].prompt_id}: {g.error}")
+                    continue
+                done[g.key] = record(by_key[g.key], g, cfg.backend)
+                log.append(done[g.key])
+                counts[0] += 1
+                counts[2] += g.completion_tokens
+                if progress is not None:
+                    progress(counts[0] + counts[1], len(missing))
+    finally:
+        runner.close()
+    return counts, errors
