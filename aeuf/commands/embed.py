@@ -1,7 +1,7 @@
 """`aeuf embed POOL`: compute (and cache) the composed features of a pool.
 
 Writes <output_dir>/features.npy (f32[N, D], row-major over [P, R]) and
-<output_dir>/feature_ids.txt (one response id per line), which `--precomputed` reads back.
+<output_dir>/features.ids.txt (one response id per line), which `--precomputed` reads back.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     np.save(out / "features.tmp.npy", flat)
     (out / "features.tmp.npy").replace(out / "features.npy")
     ids = "\n".join(str(i) for i in np.asarray(pool.response_ids).reshape(-1)) + "\n"
-    io.atomic_write_text(out / "feature_ids.txt", ids)
+    io.atomic_write_text(out / "features.ids.txt", ids)
     print(f"aeuf: {flat.shape[0]} responses x {flat.shape[1]} features ({info.dims}); "
           f"newly embedded {info.encoded}; wrote {out / 'features.npy'}", file=sys.stderr)
     return 0
