@@ -33,6 +33,7 @@ class RunSummary(NamedTuple):
     annotation_file: Path | None
     stopped_by_budget: bool
     oracle: str
+    progress: list  # per round: labelled, head/oracle agreement before labelling, uncertainty
 
 
 def default_output_dir(path: str) -> Path:

@@ -21,6 +21,7 @@ from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import make_head
 from aeuf.ledger import Ledger
+from aeuf.plots import plot_progress
 from aeuf.types import Comparisons, JudgeTask, ResponsePool
 
 
@@ -192,6 +193,7 @@ def active_loop(cfg: RunConfig, out: Path, pool: ResponsePool, features: np.ndar
     ledger = Ledger.open(io.JudgementLog(out / "judgements.jsonl"),
                          max_requests=cfg.oracle.max_requests, max_cost=cfg.oracle.max_cost)
     st, acquired, labelled, failed = _State(Comparisons.empty(), None, None), np.zeros(P, bool), [], 0
+    progress_rows: list[dict] = []
     chunk = max(4 * cfg.oracle.concurrency, 16)
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not progress)):
         path = out / "rounds" / f"{t}.json"
@@ -213,18 +215,34 @@ def active_loop(cfg: RunConfig, out: Path, pool: ResponsePool, features: np.ndar
             dataclasses.replace(cfg.acquire, rule=rnd.rule))).pairing
         new, rows = _label(t, rnd, judgements, pairing, keys, oracle.name)
         labelled += new
+        progress_rows.append(_progress_row(t, new, st.belief, rnd))
         failed += len(tasks) - len(new)
         st = _State(_append(st.comps, rows), st.head_state, st.belief)
         if t + 1 < len(sizes) and not ledger.exhausted:
             st = _refit(head, st, features, cfg, keys, t, out)
     frame = dataset.build_rows(pool, labelled, all_pairs=cfg.export.all_pairs)
     files = io.write_preferences(frame, out, push_to_hub=cfg.export.push_to_hub) if len(frame) else {}
-    return _summary(RunSummary, out, pool, ledger, st, labelled, files, None, failed, oracle, rows=len(frame))
+    if progress_rows:
+        files["plot"] = plot_progress(progress_rows, out / "progress.png")
+    return _summary(RunSummary, out, pool, ledger, st, labelled, files, None, failed, oracle, rows=len(frame),
+                    progress=progress_rows)
 
 
-def _summary(cls, out, pool, ledger, st, labelled, files, annotation, failed, oracle, rows=0):
+def _progress_row(t: int, new: list, belief, rnd: _Round) -> dict:
+    """How often the head, before seeing them, ranked the oracle's pairs of round t right."""
+    agree = None
+    if belief is not None and new:
+        mean = np.asarray(belief.mean)
+        agree = float(np.mean([mean[x.prompt, x.slots[x.chosen]] > mean[x.prompt, x.slots[x.rejected]]
+                               for x in new]))
+    unc = rnd.uncertainty[np.isfinite(rnd.uncertainty)]
+    return {"round": t, "labelled": len(new), "agreement": agree,
+            "uncertainty": float(unc.mean()) if unc.size else None}
+
+
+def _summary(cls, out, pool, ledger, st, labelled, files, annotation, failed, oracle, rows=0, progress=()):
     return cls(output_dir=out, prompts=pool.shape[0], labelled=len(labelled), rows=rows,
                comparisons=len(st.comps), requests_sent=ledger.sent,
                requests_logged=ledger.paid_requests, failed=failed, cost=ledger.total_cost,
                files=files, annotation_file=annotation, stopped_by_budget=ledger.exhausted,
-               oracle=oracle.name)
+               oracle=oracle.name, progress=list(progress))

@@ -65,6 +65,7 @@ def test_main_command_writes_a_trl_dataset_every_row_traced(tmp_path):
     first, later = json.loads(rounds[0].read_text()), json.loads(rounds[1].read_text())
     assert first["rule"] == "aepo" and later["rule"] == "dts" and "std" in later
     assert pd.read_parquet(out / "preferences.parquet").shape[0] == P
+    assert (out / "progress.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rerun_sends_nothing_and_gives_the_same_dataset(tmp_path, capsys):

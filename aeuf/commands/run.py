@@ -114,6 +114,9 @@ def print_summary(s) -> None:
     say(f"aeuf: {s.labelled} of {s.prompts} prompts labelled by the {s.oracle} oracle; "
         f"{s.comparisons} comparisons, {s.requests_logged} oracle requests "
         f"({s.requests_sent} sent now), cost ${s.cost:.4f}; {s.failed} prompts without a usable label.")
+    agree = [f"{r['agreement']:.2f}" for r in s.progress if r["agreement"] is not None]
+    if agree:
+        say(f"aeuf: head agreed with the oracle before labelling, per round: {', '.join(agree)}")
     if s.stopped_by_budget:
         say("aeuf: stopped at the --max_cost/--max_requests budget; raise it and rerun to continue.")
     for kind, path in s.files.items():

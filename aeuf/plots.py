@@ -1,0 +1,34 @@
+"""Pictures of a run (loop level: writes PNG files with matplotlib's Agg back-end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_progress(rows: list[dict], path: Path) -> Path:
+    """Per round: the head's agreement with the oracle on pairs it had not seen yet, and the
+    mean uncertainty of the pairs it chose. rows: [{round, labelled, agreement, uncertainty}]."""
+    fig, left = plt.subplots(figsize=(6, 3.2), dpi=100)
+    rounds = [r["round"] for r in rows]
+    agree = [r["agreement"] if r["agreement"] is not None else float("nan") for r in rows]
+    left.plot(rounds, agree, "o-", color="tab:blue", label="head agrees with oracle (before labelling)")
+    left.axhline(0.5, color="grey", lw=0.8, ls=":")
+    left.set_ylim(0, 1)
+    left.set_xlabel("round")
+    left.set_ylabel("agreement", color="tab:blue")
+    right = left.twinx()
+    unc = [r["uncertainty"] if r["uncertainty"] is not None else float("nan") for r in rows]
+    right.plot(rounds, unc, "s--", color="tab:orange", label="uncertainty of chosen pairs")
+    right.set_ylabel("pair std", color="tab:orange")
+    fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
