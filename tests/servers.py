@@ -218,7 +218,8 @@ class FakeBatchAPI(_Server):
         self.upstream, self.fail_lines = upstream, set(fail_lines)
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
-        self.lines_run: Counter = Counter()  # custom_id -> times executed
+        self.lines_run: Counter = Counter()  # (custom_id, temperature) -> times executed
+        self.hold: threading.Event | None = None  # set: batches wait for it before running
         self.lock = threading.Lock()
         super().__init__(_BatchHandler)
 
@@ -242,9 +243,11 @@ class FakeBatchAPI(_Server):
 
     def execute(self, bid: str) -> None:
         batch, out = self.batches[bid], []
+        if self.hold is not None:
+            self.hold.wait()
         for line in self.files[batch["input_file_id"]].decode().splitlines():
             item = json.loads(line)
-            self.lines_run[item["custom_id"]] += 1
+            self.lines_run[item["custom_id"], item["body"].get("temperature")] += 1
             status, data = (500, b'{"error": "x"}') if item["custom_id"] in self.fail_lines \
                 else _forward(self.upstream + item["url"][3:], json.dumps(item["body"]).encode())
             out.append(json.dumps({"id": f"r-{len(out)}", "custom_id": item["custom_id"],

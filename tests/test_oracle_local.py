@@ -1,0 +1,48 @@
+"""`--oracle local`: a llama.cpp server started by the oracle on the packaged SmolLM2 GGUF."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aeuf.backends.llama_server import packaged_gguf
+from aeuf.config import OracleConfig
+from aeuf.oracle import make_oracle
+from aeuf.types import JudgeTask
+
+pytest_plugins = ["servers"]
+
+
+def llama_children() -> set[int]:
+    """Pids of live llama.cpp servers started by this process."""
+    out = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue
+        if int(stat[1]) == os.getpid() and stat[0] != "Z" and "llama_cpp.server" in cmd:
+            out.add(int(proc.name))
+    return out
+
+
+@pytest.mark.server
+def test_local_oracle_starts_judges_and_stops_its_server(llama_server):  # fixture: installed
+    assert packaged_gguf().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    before = llama_children()
+    oracle = make_oracle(OracleConfig(name="local", max_tokens=16), has_gold=False)
+    task = JudgeTask("l1", "Say hi.", ("l1:a", "l1:b"), ("Hi!", "Goodbye forever."))
+    requests = oracle.plan(task)
+    assert oracle.name == "local"
+    assert requests[0].payload["body"]["model"] == "SmolLM2-135M-Instruct.Q4_1"
+    assert llama_children() == before  # nothing started until there is something to send
+    try:
+        answers = {a.key: a for a in oracle.send(requests)}
+        started = llama_children() - before
+    finally:
+        oracle.close()
+    assert len(started) == 1 and not llama_children() & started  # stopped by close()
+    assert sorted(answers) == sorted(r.key for r in requests)
+    assert all(a.tokens > 0 and (a.error is None or a.error.startswith("unparsable"))
+               for a in answers.values())
