@@ -29,9 +29,10 @@ from aeuf.config import AcquireConfig
 from aeuf.types import Belief
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall time of fn() over `repeats` calls after one warm-up call."""
-    fn()
+def timed(fn, repeats: int, warm: bool = True) -> float:
+    """Median wall time of fn() over `repeats` calls (after one warm-up call if `warm`)."""
+    if warm:
+        fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -151,7 +152,9 @@ def main() -> None:
     keys = jax.random.split(key, P)
     print(
         f"P={P} R={R} K={K} D={a.dim} cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f} "
-        f"jax={jax.__version__} backend={jax.default_backend()} numpy={np.__version__}"
+        f"jax={jax.__version__} backend={jax.default_backend()} numpy={np.__version__} "
+        f"OMP/OPENBLAS threads={os.environ.get('OMP_NUM_THREADS', '-')}/"
+        f"{os.environ.get('OPENBLAS_NUM_THREADS', '-')}"
     )
     t_stats = timed(lambda: belief_stats(samples), a.repeats)
     b = belief_stats(samples)
@@ -179,16 +182,24 @@ def main() -> None:
     score = rng.random(P).astype(np.float32) * 0.05
     acq = np.zeros(P, bool)
     cfg = AcquireConfig()
-    t_graph = timed(lambda: knn_graph(x, cfg.knn_k), max(1, a.repeats // 2))
+    slow = max(1, a.repeats // 2)
+    t_graph = timed(lambda: knn_graph(x, cfg.knn_k), slow, warm=False)
     g = knn_graph(x, cfg.knn_k)
     t_greedy = timed(lambda: select_prompts(score, x, acq, a.select, cfg, graph=g), a.repeats)
-    t_full = timed(lambda: select_prompts(score, x, acq, a.select, cfg), max(1, a.repeats // 2))
-    t_direct = timed(lambda: direct_balpm(score, x, acq, a.select, cfg), max(1, a.repeats // 2))
+    t_full = timed(lambda: select_prompts(score, x, acq, a.select, cfg), slow, warm=False)
+    t_direct = timed(lambda: direct_balpm(score, x, acq, a.select, cfg), slow, warm=False)
     same = np.array_equal(
         select_prompts(score, x, acq, a.select, cfg), direct_balpm(score, x, acq, a.select, cfg)
     )
+    m = rng.normal(size=(2048, 2048)).astype(np.float32)
+    peak = 2 * 2048**3 / timed(lambda: m @ m, 3) / 1e9
+    knn = 2 * P * P * a.dim / t_graph / 1e9
     print(f"\nBAL-PM greedy, {a.select} of {P} prompts, D={a.dim}, k={cfg.knn_k}:")
-    print(f"  kNN graph (once per pool): {t_graph:.3f} s; greedy on the graph: {t_greedy:.4f} s")
+    print(
+        f"  kNN graph (once per pool): {t_graph:.3f} s = {knn:.0f} GFLOP/s, "
+        f"{100 * knn / peak:.0f}% of this run's float32 matmul peak ({peak:.0f} GFLOP/s)"
+    )
+    print(f"  greedy on the graph (per round): {t_greedy:.4f} s")
     print(f"  select_prompts from scratch: {t_full:.3f} s")
     print(f"  direct formula (distance row per pick): {t_direct:.3f} s")
     print(f"  direct / aeuf: {t_direct / t_full:.2f}x; same picks: {same}")
