@@ -65,7 +65,7 @@ def test_human_judging_from_the_terminal(annotations, tmp_path):
 
 
 def test_bad_input_is_one_line_error(tmp_path, annotations):
-    bad = tmp_path / "annotations.jsonl"
+    bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt_id": "x", "responses": ["a", "b"]}\n')
     done = aeuf("judge", str(bad), "--oracle", "human")
     assert done.returncode == 1 and "line 1 is not an annotation record" in done.stderr
