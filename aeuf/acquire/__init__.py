@@ -3,8 +3,11 @@
     make_rule(cfg) -> Rule(select, needs_belief, pairing, num_shown)
     rule.select(belief | None, features f32[P,R,D] | None, *, key, k) -> Choice
         (idx int32 [P, k'] distinct per row, score f32 [P])
-    select_prompts(score f32[P], prompt_features f32[P,D], acquired bool[P], batch, cfg)
-        -> int32 [batch]   (BAL-PM: score + beta * kNN entropy, greedy within the batch)
+    select_prompts(score f32[P], prompt_features f32[P,D], acquired bool[P], batch, cfg,
+                   *, graph=None) -> int32 [batch]
+        (BAL-PM: score + beta * kNN entropy, greedy within the batch; pass
+        graph=knn_graph(prompt_features, cfg.knn_k), built once per pool, to skip the
+        O(P^2 D) neighbour search every round)
     pick_pair(ratings f64[k'], pairing, *, key) -> (chosen_slot, rejected_slot)
 
 Rules (RULES registry, formulas in ALGORITHMS.md): random, ultrafeedback, west_of_n, aepo

@@ -1,7 +1,7 @@
 """Shared pieces of the acquisition rules: the `Rule` record, the registry, key handling and
-small vectorised helpers (numpy, vectorised across prompts; see PERFORMANCE.md: for these
-small per-prompt reductions numpy beats a vmapped JAX version, measured in
-scripts/bench_acquire.py).
+small vectorised helpers. Rules are numpy, vectorised across prompts: for these small
+per-prompt reductions a vmapped + jitted JAX version is no faster (0.6-1.4x, slower for BALD)
+and costs 0.3-2 s of compile per shape (scripts/bench_acquire.py, BENCHMARKS.md).
 
 Shape letters: P prompts, R responses per prompt, K joint samples, D feature dim,
 k responses shown to the oracle per prompt.
