@@ -111,6 +111,8 @@ class GenerateConfig:
     batch_size: int = 16  # transformers: sequences per generate call
     ray_address: str | None = None  # None: RAY_ADDRESS, else a local instance
     ray_replicas: int | None = None  # model replicas under --ray; None: one per GPU (1 on CPU)
+    retries: int = 5  # openai: retries per request (transport faults, 429, 5xx)
+    timeout: float = 300.0  # openai: seconds per request
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,7 +36,9 @@ class OpenAIBackend:
 
     def __init__(self, cfg: GenerateConfig) -> None:
         self.concurrency = cfg.concurrency
-        self.client = open_client(ClientSettings(base_url=cfg.base_url, api_key_env=cfg.api_key_env))
+        settings = ClientSettings(base_url=cfg.base_url, api_key_env=cfg.api_key_env,
+                                  retries=cfg.retries, timeout=cfg.timeout)
+        self.client = open_client(settings)
 
     def generate(self, path: str, requests: Sequence[GenRequest]) -> Iterator[Generation]:
         """Yield one Generation per request, in completion order."""

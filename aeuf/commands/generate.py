@@ -32,6 +32,8 @@ FLAGS = {
     "base_url": (str, "openai back-end: the server's URL, e.g. http://127.0.0.1:8000/v1"),
     "api_key_env": (str, "openai back-end: environment variable holding the API key"),
     "concurrency": (int, "openai back-end: requests in flight"),
+    "retries": (int, "openai back-end: retries per request"),
+    "timeout": (float, "openai back-end: seconds per request"),
     "tensor_parallel_size": (int, "vllm back-end: GPUs per model"),
     "batch_size": (int, "transformers back-end (and Ray batches): sequences per batch"),
     "ray_address": (str, "Ray cluster address (default: RAY_ADDRESS, else a local instance)"),
