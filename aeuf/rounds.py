@@ -70,11 +70,11 @@ def _uncertainty(belief, prompts: np.ndarray, slots: np.ndarray) -> np.ndarray:
     return np.asarray(out, np.float32)
 
 
-def _select(t, size, rule_name, rule, belief, features, pfeat, acquired, k, cfg, keys: Keys) -> _Round:
-    R = features.shape[1]
-    choice = rule.select(belief, features, key=keys.round(t, 0), k=rule.num_shown(k, R))
+def _select(t, size, rule_name, rule, belief, features, graph, acquired, k, cfg, keys: Keys) -> _Round:
+    choice = rule.select(belief, features, key=keys.round(t, 0), k=k)
     prompts = np.asarray(acquire.select_prompts(
-        np.asarray(choice.score, np.float32), pfeat, acquired, size, cfg.acquire), np.int64)
+        np.asarray(choice.score, np.float32), graph.features, acquired, size, cfg.acquire,
+        graph=graph.knn), np.int64)
     slots = np.asarray(choice.idx)[prompts]
     return _Round(t, rule_name, prompts, slots, np.asarray(choice.score)[prompts],
                   _uncertainty(belief, prompts, slots))
@@ -142,6 +142,11 @@ def _write_annotations(out: Path, tasks: list[JudgeTask], rnd: _Round) -> Path:
     return path
 
 
+class _Graph(NamedTuple):
+    features: np.ndarray  # f32[P, d] prompt features
+    knn: object  # acquire.KnnGraph over them
+
+
 class _State(NamedTuple):
     comps: Comparisons
     head_state: object
@@ -194,6 +199,7 @@ def active_loop(cfg: RunConfig, out: Path, pool: ResponsePool, features: np.ndar
                          max_requests=cfg.oracle.max_requests, max_cost=cfg.oracle.max_cost)
     st, acquired, labelled, failed = _State(Comparisons.empty(), None, None), np.zeros(P, bool), [], 0
     progress_rows: list[dict] = []
+    graph = None  # the prompts' kNN graph, built once when a round is first chosen
     chunk = max(4 * cfg.oracle.concurrency, 16)
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not progress)):
         path = out / "rounds" / f"{t}.json"
@@ -203,7 +209,8 @@ def active_loop(cfg: RunConfig, out: Path, pool: ResponsePool, features: np.ndar
             break
         else:
             name = cfg.loop.initial_rule if st.belief is None else cfg.acquire.rule
-            rnd = _select(t, size, name, rules[name], st.belief, features, pfeat, acquired,
+            graph = graph or _Graph(pfeat, acquire.knn_graph(pfeat, cfg.acquire.knn_k))
+            rnd = _select(t, size, name, rules[name], st.belief, features, graph, acquired,
                           cfg.acquire.num_annotations, cfg, keys)
             _save_round(out, rnd, pool, st.belief)
         acquired[rnd.prompts] = True
