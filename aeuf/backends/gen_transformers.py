@@ -65,7 +65,8 @@ class TransformersBackend:
         return [_result(tok, r, ids, n, stops) for r, ids, n in zip(batch, new, lens, strict=True)]
 
     def close(self) -> None:
-        hf_models.load.cache_clear()
+        """Keep the model: hf_models holds one model per process and frees it when the next
+        one (for generation or hidden-state features) is loaded."""
 
 
 def _encode_left(tok, texts: list[str]):
