@@ -120,3 +120,24 @@ def test_parse_models_records_and_errors():
         filter_pool(parse_models(["a"]), exclude=("*",))
     with pytest.raises(ConfigError, match="num_responses"):
         plan(["x"], ["y"], specs, GenerateConfig(num_responses=0))
+
+
+def test_models_flag_expands_json_and_txt_files(tmp_path):
+    import argparse
+    import json
+
+    from aeuf.commands.generate import add_arguments, config_of, read_model_entries
+
+    (tmp_path / "pool.json").write_text(json.dumps(["m1", {"name": "m2-cold", "path": "m2", "temperature": 0}]))
+    (tmp_path / "pool.txt").write_text("# my pool\nm3\n\nm4  # small\n")
+    entries = read_model_entries([str(tmp_path / "pool.json"), f"{tmp_path / 'pool.txt'},m5"])
+    specs = parse_models(entries)
+    assert [s.name for s in specs] == ["m1", "m2-cold", "m3", "m4", "m5"]
+    assert specs[1].path == "m2" and specs[1].temperature == 0
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["x.csv", "--models", "a", "b", "--num_responses", "3", "--exclude_model", "b*",
+                         "--one_side_model", "a", "--ray"])
+    cfg = config_of(args)
+    assert (cfg.num_responses, cfg.exclude_model, cfg.one_side_model, cfg.ray) == (3, ("b*",), "a", True)
+    assert cfg.temperature == GenerateConfig().temperature  # unset flags keep the defaults
