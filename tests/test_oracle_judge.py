@@ -107,6 +107,17 @@ def test_unparsable_reply_is_retried_once_then_missing(llama_server, fault_proxy
 
 
 @pytest.mark.server
+def test_a_paid_unparsable_reply_stays_final_when_its_retry_fails(llama_server, fault_proxy,
+                                                                   monkeypatch):
+    monkeypatch.setenv("AEUF_TEST_KEY", SECRET)
+    proxy = fault_proxy(llama_server.base_url, lambda n, b: "nonsense" if n == 1 else "500")
+    oracle = judge(proxy.base_url, retries=1)
+    (a,) = list(oracle.send(oracle.plan(TASKS[0])[:1]))
+    assert a.value is None and is_final(a) and "retry failed (transport: http 500" in a.error
+    assert proxy.n == 3 and a.tokens == 14
+
+
+@pytest.mark.server
 @pytest.mark.slow
 def test_thirty_percent_faults_every_judgement_recorded_or_failed_once(llama_server, fault_proxy,
                                                                         monkeypatch):

@@ -73,13 +73,15 @@ def human(lines):
 
 
 def test_human_choices_orientation_and_reasking():
-    task = JudgeTask("p9", "Pick one", ("p9:a", "p9:b", "p9:c"), ("alpha", "beta", "gamma"))
+    task = JudgeTask("p9", "Pick one", ("p9:a", "p9:b", "p9:c"),
+                     ("alpha", "beta\x1b[2J\x1b]0;pwned\x07", "gamma"))
     oracle, out = human("b\nmaybe\ntie\nskip\n")
     requests = oracle.plan(task)
     assert len(requests) == 3 and len({r.key for r in requests}) == 3
     answers = {a.key: a for a in oracle.send(requests)}
     assert "'maybe' is not one of" in out.getvalue()
     assert "--- Response A ---" in out.getvalue() and "gamma" in out.getvalue()
+    assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()  # no terminal escapes
     first, second, third = (answers[r.key] for r in requests)
     assert (first.value, second.value, third.value) == (0.0, 0.5, None)
     assert third.error.startswith("skipped") and is_final(third)

@@ -182,7 +182,9 @@ class _Limiter:
         with self.lock:
             start, self.next_free = schedule(self.next_free, time.monotonic(), tokens,
                                              self.rpm, self.tpm)
-        time.sleep(max(0.0, start - time.monotonic()))
+        wait = start - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
     def pause(self, seconds: float) -> None:
         with self.lock:
@@ -283,22 +285,21 @@ def map_unordered(fn: Callable[[T], U], items: Iterable[T], concurrency: int
     the exception propagates here.
     """
     source, pending = iter(items), {}
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        try:
-            while True:
-                while len(pending) < max(1, concurrency):
-                    item = next(source, _END)
-                    if item is _END:
-                        break
-                    pending[pool.submit(fn, item)] = item
-                if not pending:
-                    return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield pending.pop(future), future.result()
-        finally:
-            for future in pending:
-                future.cancel()
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
+        while True:
+            while len(pending) < max(1, concurrency):
+                item = next(source, _END)
+                if item is _END:
+                    break
+                pending[pool.submit(fn, item)] = item
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield pending.pop(future), future.result()
+    finally:  # closed early or interrupted: do not wait for the calls in flight
+        pool.shutdown(wait=not pending, cancel_futures=True)
 
 
 _END = object()

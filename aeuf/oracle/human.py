@@ -10,6 +10,7 @@ final (recorded as missing, never asked again).
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,11 +37,19 @@ def human_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
     return request_key("human", task.prompt_id, [task.response_ids[s] for s in slots])
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Untrusted text without control characters (no terminal escape sequences)."""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+
+
 def show(task: JudgeTask, slots: tuple[int, ...], n: int, total: int) -> str:
-    """The text shown for one pair."""
-    block = lambda s: textwrap.indent(s.strip(), "  |  ")  # noqa: E731
+    """The text shown for one pair (control characters of the texts replaced)."""
+    block = lambda s: textwrap.indent(printable(s.strip()), "  |  ")  # noqa: E731
     a, b = (task.responses[s] for s in slots)
-    return (f"\n=== {n}/{total}  prompt {task.prompt_id} ===\n{block(task.prompt)}\n"
+    return (f"\n=== {n}/{total}  prompt {printable(task.prompt_id)} ===\n{block(task.prompt)}\n"
             f"--- Response A ---\n{block(a)}\n--- Response B ---\n{block(b)}\n")
 
 

@@ -118,6 +118,8 @@ def answer_from(spec: JudgeSpec, request: JudgeRequest, results: Sequence) -> Ju
                             last.logprobs)
         if value is None:
             error = f"unparsable: no answer line in {len(results)} replies"
+    elif len(results) > 1:  # a paid, unparsable first reply: final, never bought again
+        error = f"unparsable: first reply had no answer line, its retry failed ({last.error})"
     rids = tuple(request.task.response_ids[s] for s in request.slots)
     return JudgeAnswer(request.key, request.task.prompt_id, rids, value, raw,
                        f"{spec.model}/{template.name}@{template.digest[:8]}", cost, tokens, error)
