@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import NamedTuple
 
+from aeuf.commands.judge import add_oracle_arguments, oracle_config
 from aeuf.config import (
     AcquireConfig,
     ExportConfig,
@@ -17,7 +18,6 @@ from aeuf.config import (
     HeadConfig,
     InputConfig,
     LoopConfig,
-    OracleConfig,
     RunConfig,
 )
 
@@ -58,19 +58,6 @@ FLAGS = [
     Flag("initial_batch", "loop", "initial_batch", int, "prompts in the first (model-free) round"),
     Flag("initial_rule", "loop", "initial_rule", str, "model-free rule of the first round"),
     Flag("seed", "loop", "seed", int, "random seed"),
-    Flag("oracle", "oracle", "name", str, "auto, replay, judge, batch, local, human or none"),
-    Flag("label_mode", "oracle", "label_mode", str, "replay labels: deterministic, soft or bernoulli"),
-    Flag("judge_base_url", "oracle", "judge_base_url", str, "OpenAI-compatible base URL of the judge"),
-    Flag("judge_model", "oracle", "judge_model", str, "judge model name"),
-    Flag("api_key_env", "oracle", "api_key_env", str, "environment variable holding the API key"),
-    Flag("judge_template", "oracle", "template", str, "overall, ultrafeedback, pairwise or a template file"),
-    Flag("concurrency", "oracle", "concurrency", int, "judge requests in flight"),
-    Flag("rpm", "oracle", "requests_per_minute", float, "judge requests-per-minute cap"),
-    Flag("tpm", "oracle", "tokens_per_minute", float, "judge tokens-per-minute cap"),
-    Flag("timeout", "oracle", "timeout", float, "seconds per judge request"),
-    Flag("retries", "oracle", "retries", int, "retries per judge request"),
-    Flag("max_cost", "oracle", "max_cost", float, "stop cleanly when this much is spent"),
-    Flag("max_requests", "oracle", "max_requests", int, "stop cleanly after this many judge requests"),
     Flag("output_dir", "export", "output_dir", str, "run directory (default runs/<input name>)"),
     Flag("push_to_hub", "export", "push_to_hub", str, "also push the dataset to this hub repo"),
     Flag("west_of_n", "export", "west_of_n", None, "keep the best and worst judged response"),
@@ -78,8 +65,7 @@ FLAGS = [
 ]
 
 SECTIONS = {"input": InputConfig, "features": FeatureConfig, "head": HeadConfig,
-            "acquire": AcquireConfig, "loop": LoopConfig, "oracle": OracleConfig,
-            "export": ExportConfig}
+            "acquire": AcquireConfig, "loop": LoopConfig, "export": ExportConfig}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(f"--{f.name}", action="store_true", default=None, help=f.help)
         else:
             parser.add_argument(f"--{f.name}", type=f.type, default=None, help=f.help)
+    add_oracle_arguments(parser)  # the same oracle flags as `aeuf judge`
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
 
 
@@ -100,7 +87,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, f.name)
         if value is not None:
             fields[f.section][f.field] = value
-    return RunConfig(**{name: cls(**fields[name]) for name, cls in SECTIONS.items()})
+    return RunConfig(**{name: cls(**fields[name]) for name, cls in SECTIONS.items()},
+                     oracle=oracle_config(args))
 
 
 def print_summary(s) -> None:
