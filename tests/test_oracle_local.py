@@ -46,3 +46,21 @@ def test_local_oracle_starts_judges_and_stops_its_server(llama_server):  # fixtu
     assert sorted(answers) == sorted(r.key for r in requests)
     assert all(a.tokens > 0 and (a.error is None or a.error.startswith("unparsable"))
                for a in answers.values())
+
+
+@pytest.mark.server
+def test_server_dies_with_a_killed_parent(llama_server):  # fixture: installed
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os\nfrom aeuf.backends import llama_server\n"
+              "s = llama_server.start(alias='orphan-test')\nprint(s.pid, flush=True)\n"
+              "os.kill(os.getpid(), 9)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()

@@ -1,14 +1,17 @@
 """Start and stop a local OpenAI-compatible server: `python -m llama_cpp.server`.
 
 Used by `--oracle local` (the packaged SmolLM2-135M-Instruct GGUF on the CPU) and by the
-tests. The server listens on 127.0.0.1 only, on a free port, and is stopped by `stop()`.
+tests. The server listens on 127.0.0.1 only, on a free port, and is stopped by `stop()`; on
+Linux it also gets SIGTERM when the process that started it dies (even by SIGKILL).
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +71,14 @@ def _log_tail(path: Path, chars: int = 600) -> str:
     return " | ".join(text[-chars:].splitlines())
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when the parent dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _stopper(proc: subprocess.Popen) -> Callable[[], None]:
     def stop() -> None:
         if proc.poll() is None:
@@ -100,7 +111,8 @@ def start(model_path: str | Path | None = None, *, alias: str = "smollm2",
     cmd += ["--n_threads", str(n_threads)] if n_threads else []
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=os.environ.copy())
+                                stdin=subprocess.DEVNULL, env=os.environ.copy(),
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     base_url, stop = f"http://127.0.0.1:{port}/v1", _stopper(proc)
     deadline = time.monotonic() + startup_timeout
     while not _ready(base_url):
