@@ -43,14 +43,8 @@ def default_output_dir(path: str) -> Path:
 
 
 def run_identity(cfg: RunConfig) -> dict:
-    """The config that defines a run (what config.json holds): no output path, no budgets."""
-    d = to_dict(cfg)
-    d["export"].pop("output_dir", None)
-    d["export"].pop("push_to_hub", None)
-    for k in ("max_cost", "max_requests", "concurrency", "timeout", "retries",
-              "requests_per_minute", "tokens_per_minute"):
-        d["oracle"].pop(k, None)
-    return d
+    """The config that config.json holds (io.check_run_config says which keys may change)."""
+    return to_dict(cfg)
 
 
 def _check_k(pool: ResponsePool, k: int) -> None:

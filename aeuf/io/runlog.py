@@ -23,6 +23,11 @@ HARMLESS_KEYS = frozenset({
     "output_dir", "push_to_hub", "west_of_n", "all_pairs", "concurrency", "timeout",
     "retries", "requests_per_minute", "tokens_per_minute", "max_cost", "max_requests",
     "api_key_env", "price_per_1k_input", "price_per_1k_output", "features.batch_size",
+    "batch_shard_size", "batch_poll_seconds",
+    # the judge may change between runs (e.g. `aeuf judge` on the annotation file of a run
+    # that had no oracle): judgement keys name the judge, so answers never mix silently
+    "oracle.name", "judge_base_url", "judge_model", "template", "temperature", "max_tokens",
+    "logprobs", "local_model",
 })
 _POOL_META = b"aeuf"
 
