@@ -13,7 +13,6 @@ line, which is cut away before the next append.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -23,9 +22,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from aeuf.config import GenerateConfig, to_dict
-from aeuf.errors import InputError
 from aeuf.generate import Generation, GenRequest, ModelSpec, by_model, plan
-from aeuf.io import atomic_write_json, atomic_write_parquet
+from aeuf.io import GenLog, atomic_write_json, atomic_write_parquet
 
 LOG_NAME, OUT_NAME, CONFIG_NAME = "generations.jsonl", "generated.parquet", "generate_config.json"
 RECORD_KEYS = ("model", "response", "temperature", "top_p", "max_tokens", "seed", "finish_reason")
@@ -43,61 +41,6 @@ class GenSummary(NamedTuple):
     seconds: float
     output: Path
     errors: tuple[str, ...] = ()
-
-
-class GenLog:
-    """generations.jsonl: load() -> {key: record}; append(record) writes one fsync'd line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._checked = False
-
-    def load(self) -> dict[str, dict]:
-        if not self.path.is_file():
-            return {}
-        lines = self.path.read_bytes().split(b"\n")
-        out = {}
-        for n, line in enumerate(lines, 1):
-            rec = _parse(line) if line.strip() else None
-            if rec is None and line.strip() and n < len(lines):
-                raise InputError(f"{self.path}: line {n} is not a generation record; delete it")
-            if rec is not None:
-                out[rec["key"]] = rec
-        return out
-
-    def append(self, rec: dict) -> None:
-        self._repair()
-        with open(self.path, "ab") as f:
-            f.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _repair(self) -> None:
-        """Once: cut a partial last line (killed mid-write), or end a complete one."""
-        if self._checked:
-            return
-        self._checked = True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.path.read_bytes() if self.path.is_file() else b""
-        cut = data.rfind(b"\n") + 1
-        if cut == len(data):
-            return
-        with open(self.path, "rb+") as f:
-            if _parse(data[cut:]) is not None:
-                f.seek(0, os.SEEK_END)
-                f.write(b"\n")
-            else:
-                f.truncate(cut)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _parse(line: bytes) -> dict | None:
-    try:
-        rec = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return rec if isinstance(rec, dict) and "key" in rec and "response" in rec else None
 
 
 def record(r: GenRequest, g: Generation, backend: str) -> dict:

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from aeuf.config import GenerateConfig
-from aeuf.gen_run import LOG_NAME, OUT_NAME, GenLog, run_generation
+from aeuf.gen_run import LOG_NAME, OUT_NAME, run_generation
 from aeuf.generate import ModelSpec
+from aeuf.io import GenLog
 
 ray = pytest.importorskip("ray")
 pytest_plugins = ["genmodels"]

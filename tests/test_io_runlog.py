@@ -11,6 +11,7 @@ import pytest
 from aeuf.config import InputConfig, RunConfig, to_dict
 from aeuf.errors import InputError
 from aeuf.io import (
+    JsonlLog,
     JudgementLog,
     atomic_write,
     atomic_write_json,
@@ -21,6 +22,7 @@ from aeuf.io import (
     read_pool,
     write_pool,
 )
+from aeuf.io.jsonl import json_object, last_line
 from aeuf.types import JudgeAnswer
 
 
@@ -93,6 +95,28 @@ def test_damaged_middle_line_names_file_and_line(tmp_path):
     with pytest.raises(InputError) as e:
         JudgementLog(path).load()
     assert str(path) in str(e.value) and "line 2" in str(e.value)
+
+
+def test_last_line_found_across_read_blocks(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(b"first line\n" + b"x" * 50)
+    assert last_line(path, block=8) == (11, b"x" * 50)
+    path.write_bytes(b"y" * 30)
+    assert last_line(path, block=8) == (0, b"y" * 30)
+    path.write_bytes(b"a\nbc\n")
+    assert last_line(path, block=8) == (5, b"")
+
+
+def test_generic_log_keeps_the_latest_record_per_key(tmp_path):
+    log = JsonlLog(tmp_path / "g.jsonl", parse=lambda b: json_object(b, ("id",)),
+                   dump=json.dumps, key=lambda r: r["id"], what="a thing")
+    log.extend([{"id": "a", "v": 1}, {"id": "b", "v": 2}])
+    log.append({"id": "a", "v": 3})
+    assert log.load() == {"a": {"id": "a", "v": 3}, "b": {"id": "b", "v": 2}}
+    with open(log.path, "ab") as f:
+        f.write(b'{"v": 4}\n{"id": "c"}\n')  # a middle line without its key
+    with pytest.raises(InputError, match="line 4 is not a thing"):
+        log.load()
 
 
 # --- config.json --------------------------------------------------------------------------

@@ -14,13 +14,14 @@ from aeuf.io.atomic import (
 )
 from aeuf.io.export import write_preferences
 from aeuf.io.features import align_features, read_precomputed_features
+from aeuf.io.jsonl import JsonlLog
 from aeuf.io.pool import read_pool, read_prompts
-from aeuf.io.runlog import JudgementLog, check_run_config, load_pool, write_pool
+from aeuf.io.runlog import GenLog, JudgementLog, check_run_config, load_pool, write_pool
 from aeuf.io.store import FeatureStore
 from aeuf.io.tables import read_table
 
 __all__ = [
-    "FeatureStore", "JudgementLog", "align_features", "atomic_write", "atomic_write_bytes",
+    "FeatureStore", "GenLog", "JsonlLog", "JudgementLog", "align_features", "atomic_write", "atomic_write_bytes",
     "atomic_write_json", "atomic_write_parquet", "atomic_write_text", "check_run_config",
     "load_pool", "read_pool", "read_precomputed_features", "read_prompts", "read_table",
     "write_pool", "write_preferences",

@@ -1,12 +1,12 @@
-"""The run directory's own files: config.json (run identity), responses.parquet (the pool)
-and judgements.jsonl (append-only oracle answers, fsync'd per append)."""
+"""The run directory's own files: config.json (run identity), responses.parquet (the pool),
+judgements.jsonl (append-only oracle answers, fsync'd per append) and, for `aeuf generate`,
+generations.jsonl (append-only finished responses)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pandas as pd
 
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json
+from aeuf.io.jsonl import JsonlLog, json_object
 from aeuf.types import JudgeAnswer, ResponsePool
 
 # config keys that may change between runs in one directory: they do not change what is
@@ -132,87 +133,32 @@ def load_pool(path: Path) -> ResponsePool:
         gold=gold, gold_kind=meta.get("gold_kind"), source=meta.get("source", ""))
 
 
-# --- judgements.jsonl -----------------------------------------------------------------------
+# --- judgements.jsonl, generations.jsonl ---------------------------------------------------
 
-class JudgementLog:
-    """Append-only JSON lines, one per JudgeAnswer; each append is flushed and fsync'd.
-
-    A last line cut short by a kill is ignored by load() and cut away before the next
-    append; a damaged line elsewhere raises InputError naming file and line.
-    """
+class JudgementLog(JsonlLog[JudgeAnswer]):
+    """judgements.jsonl: one JudgeAnswer per line (aeuf.io.jsonl.JsonlLog); load() ->
+    {key: answer}, append(answer), extend(answers) with a single fsync (for fast oracles
+    such as replay). A damaged middle line raises InputError naming file and line."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._repaired = False
-
-    def load(self) -> dict[str, JudgeAnswer]:
-        """key -> answer for every complete line (a later line with the same key wins)."""
-        if not self.path.is_file():
-            return {}
-        lines = self.path.read_bytes().split(b"\n")
-        out = {}
-        for n, line in enumerate(lines[:-1], 1):
-            if line.strip():
-                answer = _parse_answer(line)
-                if answer is None:
-                    raise InputError(f"{self.path}: line {n} is not a judgement record; "
-                                     "delete that line (its answer will be asked again)")
-                out[answer.key] = answer
-        tail = _parse_answer(lines[-1]) if lines[-1].strip() else None
-        if tail is not None:  # complete record, only its newline was lost
-            out[tail.key] = tail
-        return out
-
-    def append(self, answer: JudgeAnswer) -> None:
-        """Write one answer as a line, then flush and fsync."""
-        self.extend([answer])
-
-    def extend(self, answers: Iterable[JudgeAnswer]) -> None:
-        """Write many answers with a single fsync (for fast oracles such as replay)."""
-        data = "".join(_answer_line(a) for a in answers).encode("utf-8")
-        if not data:
-            return
-        self._repair()
-        with open(self.path, "ab") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _repair(self) -> None:
-        """Once per instance: cut a partial last line, or end a complete one with a newline."""
-        if self._repaired:
-            return
-        self._repaired = True
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return
-        start, tail = _last_line(self.path)
-        if not tail:
-            return
-        with open(self.path, "rb+") as f:
-            if _parse_answer(tail) is not None:
-                f.seek(0, os.SEEK_END)
-                f.write(b"\n")
-            else:
-                f.truncate(start)
-            f.flush()
-            os.fsync(f.fileno())
+        super().__init__(path, parse=_parse_answer, dump=_answer_line,
+                         key=lambda a: a.key, what="a judgement record",
+                         hint=" (its answer will be asked again)")
 
 
-def _last_line(path: Path, block: int = 1 << 16) -> tuple[int, bytes]:
-    """(offset, bytes) of the text after the file's last newline (b"" if it ends with one)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        pos = size
-        while pos > 0:
-            pos = max(0, pos - block)
-            f.seek(pos)
-            chunk = f.read(size - pos)
-            cut = chunk.rfind(b"\n")
-            if cut >= 0:
-                return pos + cut + 1, chunk[cut + 1:]
-        f.seek(0)
-        return 0, f.read()
+class GenLog(JsonlLog[dict]):
+    """generations.jsonl: one dict per finished response (aeuf.gen_run.record), each with
+    at least "key" and "response"; load() -> {key: record}."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, parse=_parse_generation,
+                         dump=lambda rec: json.dumps(rec, ensure_ascii=False),
+                         key=lambda rec: rec["key"], what="a generation record")
+
+
+def _parse_generation(line: bytes) -> dict | None:
+    """A generation record from one line; None if the line is not a complete record."""
+    return json_object(line, ("key", "response"))
 
 
 def _answer_line(a: JudgeAnswer) -> str:
@@ -220,16 +166,13 @@ def _answer_line(a: JudgeAnswer) -> str:
     rec["response_ids"] = list(a.response_ids)
     if isinstance(a.value, float) and not math.isfinite(a.value):
         rec["value"] = None  # NaN/inf are not JSON; None means "no answer" (types.JudgeAnswer)
-    return json.dumps(rec, ensure_ascii=False, default=_plain) + "\n"
+    return json.dumps(rec, ensure_ascii=False, default=_plain)
 
 
 def _parse_answer(line: bytes) -> JudgeAnswer | None:
     """A JudgeAnswer from one line; None if the line is not a complete record."""
-    try:
-        rec = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(rec, dict) or not {"key", "prompt_id", "response_ids"} <= set(rec):
+    rec = json_object(line, ("key", "prompt_id", "response_ids"))
+    if rec is None:
         return None
     fields = {k: rec[k] for k in JudgeAnswer._fields if k in rec}
     fields["response_ids"] = tuple(rec["response_ids"])

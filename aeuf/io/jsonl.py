@@ -1,0 +1,118 @@
+"""Append-only JSON-lines logs that survive a kill at any point.
+
+One record per line; every append is flushed and fsync'd. A kill mid-write leaves a partial
+last line: load() ignores it and the first append of a new instance cuts it away (or, when
+the record is complete and only its newline was lost, keeps it and ends the line). A damaged
+line anywhere else raises InputError naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from aeuf.errors import InputError
+
+T = TypeVar("T")
+
+
+class JsonlLog(Generic[T]):
+    """An append-only log of records of type T.
+
+    parse: one line's bytes -> record, or None when the line is not a complete record.
+    dump:  record -> its JSON text (one line, no newline).
+    key:   record -> its key; in load(), a later line with the same key wins.
+    what:  how an error names a record ("a judgement record"); hint: appended to the
+           "delete that line" advice.
+    """
+
+    def __init__(self, path: Path, *, parse: Callable[[bytes], T | None],
+                 dump: Callable[[T], str], key: Callable[[T], str],
+                 what: str = "a record", hint: str = "") -> None:
+        self.path = Path(path)
+        self._parse, self._dump, self._key = parse, dump, key
+        self._what, self._hint = what, hint
+        self._repaired = False
+
+    def load(self) -> dict[str, T]:
+        """key -> record for every complete line, in file order."""
+        if not self.path.is_file():
+            return {}
+        lines = self.path.read_bytes().split(b"\n")
+        out: dict[str, T] = {}
+        for n, line in enumerate(lines[:-1], 1):
+            if line.strip():
+                rec = self._parse(line)
+                if rec is None:
+                    raise InputError(f"{self.path}: line {n} is not {self._what}; delete "
+                                     f"that line{self._hint}")
+                out[self._key(rec)] = rec
+        tail = self._parse(lines[-1]) if lines[-1].strip() else None
+        if tail is not None:  # complete record, only its newline was lost
+            out[self._key(tail)] = tail
+        return out
+
+    def append(self, rec: T) -> None:
+        """Write one record as a line, then flush and fsync."""
+        self.extend([rec])
+
+    def extend(self, recs: Iterable[T]) -> None:
+        """Write many records with a single fsync."""
+        data = "".join(self._dump(r) + "\n" for r in recs).encode("utf-8")
+        if not data:
+            return
+        self._repair()
+        with open(self.path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _repair(self) -> None:
+        """Once per instance: cut a partial last line, or end a complete one with a newline."""
+        if self._repaired:
+            return
+        self._repaired = True
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return
+        start, tail = last_line(self.path)
+        if not tail:
+            return
+        with open(self.path, "rb+") as f:
+            if self._parse(tail) is not None:
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+            else:
+                f.truncate(start)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def last_line(path: Path, block: int = 1 << 16) -> tuple[int, bytes]:
+    """(offset, bytes) of the text after the file's last newline (b"" if it ends with one);
+    reads the file backwards in `block`-byte steps, so a long log is not read whole."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos = size
+        while pos > 0:
+            pos = max(0, pos - block)
+            f.seek(pos)
+            chunk = f.read(size - pos)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                return pos + cut + 1, chunk[cut + 1:]
+        f.seek(0)
+        return 0, f.read()
+
+
+def json_object(line: bytes, required: Iterable[str] = ()) -> dict | None:
+    """The JSON object on one line if it parses and has every `required` key, else None
+    (a partial line, other JSON, or bytes that are not UTF-8)."""
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and all(k in rec for k in required) else None
