@@ -118,13 +118,21 @@ def _id_text(value: Any, source: str, row: int) -> str:
     return str(value)
 
 
-def _first_repeat(values: list[str], source: str, column: str | None, what: str) -> None:
+def first_repeat(values: list[str]) -> tuple[int, int] | None:
+    """(row, earlier row), 1-based, of the first value that occurred before; None if all
+    values are distinct."""
     seen: dict[str, int] = {}
     for n, v in enumerate(values, 1):
         if v in seen:
-            raise InputError(f"{where(source, n, column)}: repeats the {what} of row {seen[v]}; "
-                             "remove the duplicate row")
+            return n, seen[v]
         seen[v] = n
+    return None
+
+
+def _first_repeat(values: list[str], source: str, column: str | None, what: str) -> None:
+    if (rep := first_repeat(values)) is not None:
+        raise InputError(f"{where(source, rep[0], column)}: repeats the {what} of row "
+                         f"{rep[1]}; remove the duplicate row")
 
 
 def _is_missing(value: Any) -> bool:

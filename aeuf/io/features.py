@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from aeuf.errors import InputError
-from aeuf.io.cells import describe, where
+from aeuf.io.cells import describe, first_repeat, where
 from aeuf.io.tables import decode_text, read_table
 
 ID_COLUMNS = ("id", "response_id")
@@ -145,12 +145,10 @@ def _vector_column(df: pd.DataFrame, source: str) -> str:
 
 
 def _check_unique(ids: list[str], source: str) -> None:
-    seen: dict[str, int] = {}
-    for n, i in enumerate(ids, 1):
-        if i in seen:
-            raise InputError(f"{source}: row {n} repeats the id '{i}' of row {seen[i]}; "
-                             "ids must be unique")
-        seen[i] = n
+    if (rep := first_repeat(ids)) is not None:
+        n, m = rep
+        raise InputError(f"{source}: row {n} repeats the id '{ids[n - 1]}' of row {m}; "
+                         "ids must be unique")
 
 
 def _check_finite(values: np.ndarray, source: str) -> None:
