@@ -11,9 +11,9 @@ import time
 import pytest
 
 from aeuf.config import OracleConfig
+from aeuf.io import BatchStore
 from aeuf.oracle import is_final, make_oracle
 from aeuf.oracle.batch import live_keys, read_output, shard_id
-from aeuf.oracle.batch_store import BatchStore
 from aeuf.types import JudgeTask
 
 pytest_plugins = ["servers"]

@@ -12,6 +12,7 @@ from aeuf.io.atomic import (
     atomic_write_parquet,
     atomic_write_text,
 )
+from aeuf.io.batch_store import BatchStore
 from aeuf.io.export import write_preferences
 from aeuf.io.features import align_features, read_precomputed_features
 from aeuf.io.jsonl import JsonlLog
@@ -21,7 +22,7 @@ from aeuf.io.store import FeatureStore
 from aeuf.io.tables import read_table
 
 __all__ = [
-    "FeatureStore", "GenLog", "JsonlLog", "JudgementLog", "align_features", "atomic_write", "atomic_write_bytes",
+    "BatchStore", "FeatureStore", "GenLog", "JsonlLog", "JudgementLog", "align_features", "atomic_write", "atomic_write_bytes",
     "atomic_write_json", "atomic_write_parquet", "atomic_write_text", "check_run_config",
     "load_pool", "read_pool", "read_precomputed_features", "read_prompts", "read_table",
     "write_pool", "write_preferences",

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
+from aeuf.io import BatchStore
 from aeuf.oracle.base import ORACLES, Oracle, request_key
-from aeuf.oracle.batch_store import BatchStore
 from aeuf.oracle.judge import (
     answer_from,
     make_spec,
@@ -100,11 +100,11 @@ class _Batches:
         keys = [r.key for r in requests]
         record = {"shard": shard_id(stage, keys), "stage": stage, "keys": keys,
                   "status": "submitting"}
-        path = self.store.write_shard(record["shard"], [batch_line(r, body_of(r))
-                                                        for r in requests])
+        shard_file = self.store.write_shard(record["shard"], [batch_line(r, body_of(r))
+                                                              for r in requests])
         self.store.save(record)
         try:
-            upload = self.api.files.create(file=(path.name, path.read_bytes()), purpose="batch")
+            upload = self.api.files.create(file=shard_file, purpose="batch")
             batch = self.api.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
                                             completion_window="24h",
                                             metadata={"aeuf_shard": record["shard"]})

@@ -2,14 +2,15 @@
 
 A record is written (atomically, fsync'd) before a batch is created and again with its id,
 so a killed process finds its batches and polls them instead of paying for them twice.
-This is the only file access of the oracle package.
+The batch oracle (aeuf.oracle.batch) reads and writes its files only through this class.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from aeuf.io.atomic import atomic_write_bytes, atomic_write_text
 
 
 class BatchStore:
@@ -25,24 +26,17 @@ class BatchStore:
         return [json.loads(p.read_text()) for p in sorted(self.folder.glob("*.json"))]
 
     def get(self, shard: str) -> dict | None:
+        """The record of one shard, or None if none was saved."""
         path = self.folder / f"{shard}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
     def save(self, record: dict) -> None:
         """Write record["shard"].json atomically."""
-        self._write(self.folder / f"{record['shard']}.json", json.dumps(record, indent=1))
+        atomic_write_text(self.folder / f"{record['shard']}.json", json.dumps(record, indent=1))
 
-    def write_shard(self, shard: str, lines: list[str]) -> Path:
-        """The request lines of a shard as <shard>.jsonl; returns its path."""
-        path = self.folder / f"{shard}.jsonl"
-        self._write(path, "".join(line + "\n" for line in lines))
-        return path
-
-    def _write(self, path: Path, text: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    def write_shard(self, shard: str, lines: list[str]) -> tuple[str, bytes]:
+        """The request lines of a shard, written as <shard>.jsonl; returns (file name,
+        file bytes) as the Files API upload takes them."""
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        path = atomic_write_bytes(self.folder / f"{shard}.jsonl", data)
+        return path.name, data
