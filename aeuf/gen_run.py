@@ -82,7 +82,6 @@ def run_generation(prompt_ids: Sequence[str], prompts: Sequence[str], specs: Seq
                    progress: Callable[[int, int], None] | None = None) -> GenSummary:
     """Generate every planned response missing from run_dir, then write generated.parquet."""
     t0, run_dir = time.monotonic(), Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG_NAME, to_dict(cfg))
     requests, log = plan(prompt_ids, prompts, specs, cfg), GenLog(run_dir / LOG_NAME)
     done = log.load()
