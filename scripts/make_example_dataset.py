@@ -12,6 +12,10 @@ Steps (each a function, so a later step can be added or re-run on its own):
 Usage:
   python scripts/make_example_dataset.py [--alpaca-eval DIR|TAR] [--num-prompts 64] [--out dataset/prompts.csv]
   python scripts/make_example_dataset.py --from-csv dataset/prompts.csv --scores scores.csv
+  aeuf judge dataset/prompts.csv --oracle local --judge_template overall --judge_max_tokens 6 \
+      --output_dir runs/example-judge
+  python scripts/make_example_dataset.py --from-csv dataset/prompts.csv \
+      --judged runs/example-judge/judged.jsonl --out dataset/prompts.csv
 """
 
 from __future__ import annotations
@@ -124,6 +128,27 @@ def attach_scores(df: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def scores_from_judged(csv_path: Path, judged: Path) -> pd.DataFrame:
+    """instruction + response_k_score from `aeuf judge CSV`'s judged.jsonl (ratings per response;
+    a rating the judge did not give stays empty)."""
+    from aeuf import io
+    from aeuf.config import InputConfig
+
+    pool = io.read_pool(InputConfig(path=str(csv_path)))
+    rating = {}
+    for line in judged.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        rating.update({rid: r for rid, r in zip(rec["response_ids"], rec["ratings"])})
+    rows = []
+    for p, prompt in enumerate(pool.prompts):
+        row = {"instruction": prompt}
+        for rid in pool.response_ids[p]:
+            column = str(rid).split(":", 1)[1]
+            row[f"{column}_score"] = rating.get(str(rid))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--alpaca-eval", type=Path, help="unpacked alpaca-eval 0.6.6 sdist or its .tar.gz")
@@ -134,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("dataset/prompts.csv"))
     ap.add_argument("--from-csv", type=Path, help="reuse this CSV's responses (no generation)")
     ap.add_argument("--scores", type=Path, help="CSV with instruction + response_k_score columns")
+    ap.add_argument("--judged", type=Path, help="judged.jsonl of `aeuf judge` on --from-csv")
     args = ap.parse_args(argv)
     if args.from_csv:
         df = pd.read_csv(args.from_csv, keep_default_na=False)
@@ -145,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                       args.seed, args.batch_size)
     if args.scores:
         df = attach_scores(df, pd.read_csv(args.scores))
+    if args.judged:
+        df = attach_scores(df, scores_from_judged(args.from_csv or args.out, args.judged))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
     print(f"wrote {args.out}: {len(df)} prompts x {N_RESPONSES} responses")
