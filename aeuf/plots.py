@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_progress(rows: list[dict], path: Path) -> Path:
@@ -20,6 +21,7 @@ def plot_progress(rows: list[dict], path: Path) -> Path:
     left.axhline(0.5, color="grey", lw=0.8, ls=":")
     left.set_ylim(0, 1)
     left.set_xlabel("round")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel("agreement", color="tab:blue")
     right = left.twinx()
     unc = [r["uncertainty"] if r["uncertainty"] is not None else float("nan") for r in rows]
