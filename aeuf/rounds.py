@@ -218,8 +218,7 @@ def active_loop(cfg: RunConfig, out: Path, pool: ResponsePool, features: np.ndar
         if no_oracle:
             return _summary(RunSummary, out, pool, ledger, st, [], {}, _write_annotations(out, tasks, rnd), 0, oracle)
         judgements = ledger.judge(oracle, tasks, chunk=chunk, progress=progress)
-        pairing = "extremes" if cfg.export.west_of_n else rules.get(rnd.rule, acquire.make_rule(
-            dataclasses.replace(cfg.acquire, rule=rnd.rule))).pairing
+        pairing = "extremes" if cfg.export.west_of_n else rules[rnd.rule].pairing
         new, rows = _label(t, rnd, judgements, pairing, keys, oracle.name)
         labelled += new
         progress_rows.append(_progress_row(t, new, st.belief, rnd))
