@@ -3,8 +3,12 @@
     python scripts/bench_head.py [--members 16] [--dim 384] [--hidden 256] [--labels 20000]
                                  [--epochs 5] [--torch-members 16] [--skip-torch] [--skip-bll]
 
+Threads: all cores by default; for a 1-thread run set OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" (reported).
+
 Reports, with thread counts and os.getloadavg() before and after (the machine is shared):
-- the float32 matmul peak of this machine (numpy 4096 x 4096, best of 3);
+- the float32 matmul peak of this machine (numpy 4096 x 4096, best of 3; the fraction of peak
+  is against numpy's, as the issue asks; torch's and JAX's 4096^2 are reported beside it);
 - `import aeuf.head` (no JAX) and `import aeuf.head.ensemble` (pulls JAX) in a fresh process;
 - ensemble fit (K members, D, hidden, M labels, epochs, minibatch 512 and 32): first call
   (compile included) and a warm call; GFLOP/s and the fraction of the numpy peak;
@@ -40,14 +44,35 @@ def env_info() -> dict:
     blas = [
         f"{i['internal_api']}:{i['num_threads']}:{i.get('architecture')}" for i in threadpool_info()
     ]
-    return {"cpus": len(os.sched_getaffinity(0)), "blas": blas, "load": os.getloadavg()}
+    import torch
+
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "blas": blas,
+        "torch_threads": torch.get_num_threads(),
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+        "load": os.getloadavg(),
+    }
 
 
-def matmul_peak() -> float:
-    """GFLOP/s of numpy float32 4096^2 matmul, best of 3."""
+def matmul_peak(lib: str = "numpy") -> float:
+    """GFLOP/s of a float32 4096 x 4096 matmul in numpy, torch or jax, best of 3."""
     a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
-    best = min(timed(lambda: a @ a) for _ in range(3))
-    return 2 * 4096**3 / best / 1e9
+    if lib == "torch":
+        import torch
+
+        t = torch.from_numpy(a)
+        fn = lambda: t @ t  # noqa: E731
+    elif lib == "jax":
+        import jax
+
+        j = jax.device_put(a)
+        mm = jax.jit(lambda u: u @ u)
+        fn = lambda: mm(j)  # noqa: E731
+    else:
+        fn = lambda: a @ a  # noqa: E731
+    fn()
+    return 2 * 4096**3 / min(timed(fn) for _ in range(3)) / 1e9
 
 
 def timed(fn) -> float:
@@ -60,7 +85,7 @@ def timed(fn) -> float:
 def _block(out):
     import jax
 
-    return jax.block_until_ready(out) if out is not None else None
+    return jax.block_until_ready(out) if out is not None and not hasattr(out, "numpy") else out
 
 
 def import_time(module: str) -> float:
@@ -194,6 +219,8 @@ def main(argv=None) -> dict:
     res["import_aeuf_head_s"] = import_time("aeuf.head")
     res["import_aeuf_head_ensemble_s"] = import_time("aeuf.head.ensemble")
     res["peak_gflops"] = matmul_peak()
+    res["peak_gflops_torch"] = matmul_peak("torch")
+    res["peak_gflops_jax"] = matmul_peak("jax")
     x, comps = synthetic(10000, 8, args.dim, args.labels)
     gflop = mlp_flops(args.dim, args.hidden) * 2 * args.labels * args.members * args.epochs / 1e9
     res["train_gflop"] = gflop
@@ -205,9 +232,11 @@ def main(argv=None) -> dict:
             e["torch_s"] = bench_torch(args, x, comps, batch)
             e["torch_over_aeuf"] = e["torch_s"] / e["fit_warm_s"]
         res[f"ensemble_batch_{batch}"] = e
+        print(f"ensemble batch {batch}: {e}", file=sys.stderr, flush=True)
     if not args.skip_bll:
         res["bll_384"] = bench_bll(384, 10000, args.labels)
         res["bll_4096"] = bench_bll(4096, 2500, args.labels)
+        print(f"bll: {res['bll_384']} {res['bll_4096']}", file=sys.stderr, flush=True)
     res["peak_gflops_after"] = matmul_peak()
     res["env_after"] = env_info()
     print(json.dumps(res, indent=1, default=str))
