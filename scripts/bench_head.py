@@ -3,8 +3,9 @@
     python scripts/bench_head.py [--members 16] [--dim 384] [--hidden 256] [--labels 20000]
                                  [--epochs 5] [--torch-members 16] [--skip-torch] [--skip-bll]
 
-Threads: all cores by default; for a 1-thread run set OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" (reported).
+Threads: all cores by default. For a one-core run (steadier on a loaded machine) pin the
+process: `OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 python scripts/bench_head.py`
+(XLA_FLAGS thread options alone do not stop JAX's CPU client from using both cores).
 
 Reports, with thread counts and os.getloadavg() before and after (the machine is shared):
 - the float32 matmul peak of this machine (numpy 4096 x 4096, best of 3; the fraction of peak
