@@ -27,6 +27,7 @@ Padding slots skipped by the trainer are not counted. Pool: P = 10,000 prompts x
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -83,6 +84,24 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def compile_seconds(fn) -> float:
+    """Seconds JAX spent tracing, lowering and compiling during fn() (jax.monitoring events)."""
+    import jax.monitoring
+
+    spent = []
+
+    def listen(name, secs, **_):
+        if name.startswith("/jax/core/compile/"):
+            spent.append(secs)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        _block(fn())
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return sum(spent)
+
+
 def _block(out):
     import jax
 
@@ -131,7 +150,14 @@ def bench_ensemble(args, x, comps, batch: int) -> dict:
     state = head.init(x.shape[2], key=jax.random.key(0))
     first = timed(lambda: head.fit(state, x, comps, key=jax.random.key(1)))
     warm = timed(lambda: head.fit(state, x, comps, key=jax.random.key(1)))
-    out = {"init_first_s": first_init, "fit_first_s": first, "fit_warm_s": warm}
+    fresh = make_head(dataclasses.replace(cfg, epochs=1))  # new jitted closures to compile
+    compile_s = compile_seconds(lambda: fresh.fit(state, x, comps, key=jax.random.key(1)))
+    out = {
+        "init_first_s": first_init,
+        "fit_first_s": first,
+        "fit_warm_s": warm,
+        "fit_compile_s": compile_s,
+    }
     if batch == args.batch:
         fitted = head.fit(state, x, comps, key=jax.random.key(1))
         head.belief(fitted, x[:16], key=None)
@@ -183,6 +209,9 @@ def bench_bll(dim: int, num_p: int, m: int) -> dict:
     state = head.init(dim, key=jax.random.key(0))
     first = timed(lambda: head.fit(state, x, comps, key=None))
     warm = timed(lambda: head.fit(state, x, comps, key=None))
+    compile_s = compile_seconds(
+        lambda: make_head(HeadConfig(name="bll")).fit(state, x, comps, key=None)
+    )
     fitted = head.fit(state, x, comps, key=None)
     head.belief(fitted, x, key=jax.random.key(0))
     bel = timed(lambda: head.belief(fitted, x, key=jax.random.key(0)) and None)
@@ -191,6 +220,7 @@ def bench_bll(dim: int, num_p: int, m: int) -> dict:
         "responses": num_p * 8,
         "fit_first_s": first,
         "fit_warm_s": warm,
+        "fit_compile_s": compile_s,
         "belief_warm_s": bel,
     }
 
