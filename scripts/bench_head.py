@@ -41,8 +41,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def env_info() -> dict:
     """Cores, BLAS/torch threads and load."""
-    from threadpoolctl import threadpool_info
-
+    try:
+        from threadpoolctl import threadpool_info  # comes with scikit-learn; optional here
+    except ImportError:
+        threadpool_info = list
     blas = [
         f"{i['internal_api']}:{i['num_threads']}:{i.get('architecture')}" for i in threadpool_info()
     ]
