@@ -170,7 +170,7 @@ def _label(t, rnd, judgements, pairing, keys: Keys, judge: str):
 
 
 def _refit(head, st: _State, features, cfg: RunConfig, keys: Keys, t: int, out: Path) -> _State:
-    if len(st.comps) == 0:
+    if st.comps.size == 0:
         return st
     warm = st.head_state is not None and cfg.head.warm_start
     start = st.head_state if warm else head.init(features.shape[-1], key=keys.init())
@@ -248,7 +248,7 @@ def _progress_row(t: int, new: list, belief, rnd: _Round) -> dict:
 
 def _summary(cls, out, pool, ledger, st, labelled, files, annotation, failed, oracle, rows=0, progress=()):
     return cls(output_dir=out, prompts=pool.shape[0], labelled=len(labelled), rows=rows,
-               comparisons=len(st.comps), requests_sent=ledger.sent,
+               comparisons=st.comps.size, requests_sent=ledger.sent,
                requests_logged=ledger.paid_requests, failed=failed, cost=ledger.total_cost,
                files=files, annotation_file=annotation, stopped_by_budget=ledger.exhausted,
                oracle=oracle.name, progress=list(progress))

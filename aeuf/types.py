@@ -62,7 +62,9 @@ class Comparisons(NamedTuple):
         z = np.zeros(0, np.int32)
         return Comparisons(z, z, z, np.zeros(0, np.float32))
 
-    def __len__(self) -> int:  # number of comparisons M
+    @property
+    def size(self) -> int:
+        """The number of comparisons M (not __len__: a NamedTuple's length is its 4 fields)."""
         return int(self.prompt.shape[0])
 
 

@@ -80,7 +80,7 @@ def test_k_shown_responses_become_best_vs_worst():
 
 def test_all_pairs_labels_every_untied_pair():
     c = all_pairs(np.array([[0.0, 1.0, 1.0]]))
-    assert len(c) == 2 and c.p.tolist() == [0.0, 0.0]
+    assert c.size == 2 and c.p.tolist() == [0.0, 0.0]
 
 
 def test_rules_share_the_first_batch_and_learn(task, head):

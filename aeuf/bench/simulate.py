@@ -220,7 +220,7 @@ def simulate(task: Task, rule_name: str, head, cfg: BenchConfig, acq: AcquireCon
         state = jax.block_until_ready(head.fit(state, task.features, comps, key=rk(t, 1)))
         t2 = time.perf_counter()
         select_s, fit_s = select_s + (t1 - t0), fit_s + (t2 - t1)
-        out.append((len(comps), *evaluate_state(head, state, task, rk(t, 4), eval_labels, num_samples)))
+        out.append((comps.size, *evaluate_state(head, state, task, rk(t, 4), eval_labels, num_samples)))
     labels, acc, ll, reg = (np.asarray(c) for c in zip(*out))
     return Curve(labels, acc, ll, reg, fit_s, select_s, shown, comps)
 

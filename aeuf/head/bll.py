@@ -167,7 +167,7 @@ def make_bll(cfg: HeadConfig, *, slots_rule: Callable[[int], int] = quarter_octa
         x = check_features(features, _state_dim(state))
         num_p, num_r, dim = x.shape
         check_comparisons(comps, num_p, num_r)
-        pairs = flat_pairs(comps, num_r, slots_rule(len(comps)))
+        pairs = flat_pairs(comps, num_r, slots_rule(comps.size))
         theta0 = state["theta"] if cfg.warm_start else jnp.zeros_like(state["theta"])
         z = differences(x.reshape(-1, dim), pairs)  # only the compared rows leave the host
         theta, precision = fit_fn(theta0, z, pairs.p * pairs.mask, state.get("proj"))

@@ -158,7 +158,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps) -> Head
         x = check_features(features, int(state["params"][0]["w"].shape[1]))
         num_p, num_r, dim = x.shape
         check_comparisons(comps, num_p, num_r)
-        m = len(comps)
+        m = comps.size
         params = state["params"] if cfg.warm_start else state["anchor"]
         if m == 0 or cfg.epochs == 0:
             return {"params": params, "anchor": state["anchor"]}

@@ -79,7 +79,7 @@ def check_comparisons(comps: Comparisons, num_prompts: int, num_responses: int) 
 
 def flat_pairs(comps: Comparisons, num_responses: int, slots: int) -> Pairs:
     """Comparisons -> flat rows prompt * R + response, padded with masked slots to `slots`."""
-    m = len(comps)
+    m = comps.size
     prompt = np.asarray(comps.prompt, np.int64)
     out = Pairs(*(np.zeros(slots, t) for t in (np.int32, np.int32, np.float32, np.float32)))
     out.a[:m] = prompt * num_responses + np.asarray(comps.a)
