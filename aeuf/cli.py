@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
+from aeuf.commands.flags import suggest
 from aeuf.errors import AeufError
 
 # subcommand -> module under aeuf.commands with add_arguments(parser) and run(args) -> int
@@ -35,11 +37,32 @@ def _available() -> dict[str, object]:
     return out
 
 
+USAGE = """aeuf PROMPTS [--num_responses N] [--num_annotations K] [options]
+       aeuf COMMAND ..."""
+EPILOG = """examples:
+  aeuf dataset/prompts.csv --num_responses 8 --num_annotations 2
+      label every prompt once with the pair that teaches the head most (the AEPO form)
+  aeuf pool.parquet --budget 400 --judge_base_url http://127.0.0.1:8000/v1 --judge_model judge
+      label 400 prompts chosen actively with an OpenAI-compatible judge
+  aeuf run --help      every option of the main job, with its default"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that answers a mistyped flag with the closest valid one."""
+
+    def error(self, message: str):
+        bad = re.findall(r"(--[\w-]+)", message) if "unrecognized" in message else []
+        flags = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+        hint = "".join(suggest(b, flags) for b in bad[:1])
+        self.exit(2, f"aeuf: error: {message}{hint}\n(see `{self.prog} --help`)\n")
+
+
 def build_parser(modules: dict) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aeuf", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = Parser(prog="aeuf", usage=USAGE, description=__doc__.splitlines()[0],
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, module in modules.items():
-        p = sub.add_parser(name, help=COMMANDS[name][1])
+        p = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
         module.add_arguments(p)
     return parser
 

@@ -1,142 +1,197 @@
 """One frozen, keyword-only dataclass per stage; unknown keys are errors.
 
+Every field carries its command-line help (`opt(default, help)`): the CLI is generated from
+these dataclasses, so a flag's name, type, default and help live in one place. A nested
+config (`sub(...)`) becomes a group of flags with a prefix (the judge's endpoint flags are
+`--judge_base_url`, `--judge_model`, ...).
+
 `RunConfig` gathers them and is what `config.json` in a run directory holds (never secrets:
-API keys are read from the environment variable named by `OracleConfig.api_key_env`).
+API keys are read from the environment variable named by `EndpointConfig.api_key_env`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from aeuf.errors import ConfigError
 
 
+def opt(default: Any, help: str, *, flag: str | None = None, cli: bool = True,
+        choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its help text. flag: the command-line name when it differs from the
+    field's; cli=False: settable only from a --config file; choices: the valid values."""
+    return field(default=default, metadata={"help": help, "flag": flag, "cli": cli,
+                                            "choices": choices})
+
+
+def sub(cls: type, help: str, *, prefix: str = "", hide: tuple[str, ...] = (),
+        **defaults: Any) -> Any:
+    """A nested config field; its flags get `prefix`, fields in `hide` get none, and
+    `defaults` override the class's."""
+    return field(default_factory=lambda: cls(**defaults),
+                 metadata={"help": help, "prefix": prefix, "nested": cls, "defaults": defaults,
+                           "hide": hide})
+
+
 @dataclass(frozen=True, kw_only=True)
 class InputConfig:
-    path: str
-    num_responses: int | None = None  # first N responses per prompt (AEPO); None = all
-    num_instructions: int | None = None  # first N prompts (AEPO); None = all
-    prompt_column: str | None = None  # None: "prompt" or "instruction"
+    path: str = opt("", "prompts or pool file (CSV/TSV/JSONL/JSON/parquet), save_to_disk folder "
+                        "or hub dataset id", cli=False)
+    num_responses: int | None = opt(None, "use the first N responses of each prompt; prompts "
+                                          "with fewer are skipped and counted")
+    num_instructions: int | None = opt(None, "use the first N prompts")
+    prompt_column: str | None = opt(None, "prompt column (default: prompt or instruction)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
-    features: str = "minilm+stats"  # parts joined by "+": minilm, stats, model, llm, file
-    encoder: str = "all-MiniLM-L6-v2"  # sentence-transformers name or path; packaged default
-    llm_encoder: str | None = None  # causal LM for the "llm" part (hidden states)
-    precomputed: str | None = None  # .npy (+ ids file) / parquet / save_to_disk folder
-    batch_size: int = 32
-    max_length: int = 256
+    features: str = opt("minilm+stats", "feature parts joined by '+': minilm, stats, model, "
+                                        "llm, file")
+    encoder: str = opt("all-MiniLM-L6-v2", "sentence-transformers model name or path "
+                                           "(default: the packaged MiniLM)")
+    llm_encoder: str | None = opt(None, "causal LM for the 'llm' feature part (hidden states)")
+    precomputed: str | None = opt(None, "precomputed features for the 'file' part (.npy with "
+                                        "ids, parquet or save_to_disk folder)")
+    batch_size: int = opt(32, "texts per encoder batch", flag="embed_batch_size")
+    max_length: int = opt(256, "encoder tokens per text", flag="embed_max_length")
 
 
 @dataclass(frozen=True, kw_only=True)
 class HeadConfig:
-    name: str = "ensemble"
-    members: int = 16  # K
-    hidden: tuple[int, ...] = (128, 128)
-    epochs: int = 20
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    anchor: float = 1.0  # lambda of the anchored regulariser (scaled by B/M)
-    center: float = 0.0  # c of c * mean(r)^2
-    warm_start: bool = True
-    prior_precision: float = 1.0  # bll: lambda of H = lambda I + sum p(1-p) z z^T
-    newton_steps: int = 5  # bll
-    max_dim: int = 1024  # bll: project features above this down first
+    name: str = opt("ensemble", "reward head: ensemble or bll", flag="head")
+    members: int = opt(16, "ensemble members / posterior samples K")
+    hidden: tuple[int, ...] = opt((128, 128), "ensemble hidden layer widths, e.g. 128,128")
+    epochs: int = opt(20, "training epochs per fit")
+    batch_size: int = opt(256, "comparisons per optimiser step", flag="head_batch_size")
+    learning_rate: float = opt(1e-3, "head learning rate")
+    anchor: float = opt(1.0, "anchored-regulariser strength lambda (scaled by B/M)")
+    center: float = opt(0.0, "reward-centring weight c of c*mean(r)^2")
+    warm_start: bool = opt(True, "start each fit from the previous round's head")
+    prior_precision: float = opt(1.0, "bll: prior precision lambda of H = lambda*I + sum "
+                                      "p(1-p) z z^T")
+    newton_steps: int = opt(5, "bll: Newton steps per fit")
+    max_dim: int = opt(1024, "bll: project features above this dimension down first")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AcquireConfig:
-    rule: str = "dts"
-    num_annotations: int = 2  # k responses per prompt shown to the oracle
-    beta: float = 1.0  # UCB/LCB width
-    aepo_lambda: float = 1.0
-    prompt_beta: float = 0.01  # BAL-PM entropy weight for prompt selection
-    knn_k: int = 13
+    rule: str = opt("dts", "acquisition rule (dts, deltaucb, infomax, random, aepo, ...)")
+    num_annotations: int = opt(2, "responses per prompt sent to the oracle (2 = a pair)")
+    beta: float = opt(1.0, "UCB/LCB width")
+    aepo_lambda: float = opt(1.0, "AEPO redundancy weight")
+    prompt_selection: str = opt("auto", "how a round picks prompts when it labels fewer than "
+                                        "remain: auto (BAL-PM for belief rules, uniform for "
+                                        "model-free ones), balpm or random",
+                                choices=("auto", "balpm", "random"))
+    prompt_beta: float = opt(0.01, "BAL-PM entropy weight for choosing prompts")
+    knn_k: int = opt(13, "BAL-PM: neighbours of the kNN entropy estimate")
 
 
 @dataclass(frozen=True, kw_only=True)
 class LoopConfig:
-    budget: int | None = None  # total labelled prompts; None = every prompt once
-    batch_size: int | None = None  # prompts per round; None = about a quarter of the budget
-    initial_batch: int | None = None  # first round's size; None = batch_size
-    initial_rule: str = "aepo"
-    seed: int = 0
+    budget: int | None = opt(None, "prompts to label in total (default: every prompt once)")
+    batch_size: int | None = opt(None, "prompts labelled per round (default: a quarter of "
+                                       "the budget)")
+    initial_batch: int | None = opt(None, "prompts in the first, model-free round (default: "
+                                           "--batch_size)")
+    initial_rule: str = opt("aepo", "model-free rule of the first round")
+    seed: int = opt(0, "random seed (every choice of a run derives from it)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointConfig:
+    """An OpenAI-compatible server: the judge's, a cheap judge's, or generation's."""
+
+    base_url: str | None = opt(None, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = opt(None, "model name at that endpoint")
+    api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key "
+                                             "(read from the environment, never written)")
+    concurrency: int = opt(4, "requests in flight")
+    requests_per_minute: float | None = opt(None, "requests-per-minute cap", flag="rpm")
+    tokens_per_minute: float | None = opt(None, "tokens-per-minute cap", flag="tpm")
+    timeout: float = opt(60.0, "seconds per request")
+    retries: int = opt(5, "retries per request (transport faults, 429, 5xx)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class OracleConfig:
-    name: str = "auto"  # auto, replay, judge, batch, local, human, none
-    label_mode: str = "deterministic"  # replay: deterministic, bernoulli or soft
-    judge_base_url: str | None = None
-    judge_model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    template: str = "overall"  # overall, ultrafeedback, pairwise, or a file path
-    concurrency: int = 4
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    timeout: float = 60.0
-    retries: int = 5
-    temperature: float = 0.0
-    max_tokens: int = 256
-    max_cost: float | None = None
-    max_requests: int | None = None
-    price_per_1k_input: float = 0.0
-    price_per_1k_output: float = 0.0
-    logprobs: bool = True  # judge: ask for log-probs (rating = expectation over "1".."5")
-    batch_shard_size: int = 1000  # batch: requests per uploaded shard
-    batch_poll_seconds: float = 30.0  # batch: seconds between polls of a running batch
-    local_model: str | None = None  # local: GGUF path; None = the packaged SmolLM2-135M
+    name: str = opt("auto", "auto, replay, judge, batch, local, human or none", flag="oracle")
+    label_mode: str = opt("deterministic", "replay: deterministic, bernoulli or soft")
+    judge: EndpointConfig = sub(EndpointConfig, "the LLM judge's endpoint", prefix="judge_")
+    template: str = opt("overall", "overall, ultrafeedback, pairwise, an aspect, or template "
+                                   "file(s), comma-separated", flag="judge_template")
+    temperature: float = opt(0.0, "judge sampling temperature", flag="judge_temperature")
+    max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
+    logprobs: bool = opt(True, "ask the judge for log-probs (rating = expectation over "
+                               "'1'..'5')", flag="judge_logprobs")
+    max_cost: float | None = opt(None, "stop cleanly before spending more than this")
+    max_requests: int | None = opt(None, "stop cleanly after this many requests")
+    price_per_1k_input: float = opt(0.0, "price per 1,000 prompt tokens", flag="price_in")
+    price_per_1k_output: float = opt(0.0, "price per 1,000 completion tokens", flag="price_out")
+    batch_shard_size: int = opt(1000, "batch oracle: requests per uploaded shard")
+    batch_poll_seconds: float = opt(30.0, "batch oracle: seconds between polls")
+    local_model: str | None = opt(None, "local oracle: GGUF file (default: the packaged "
+                                        "SmolLM2-135M)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class GenerateConfig:
-    models: tuple[str, ...] = ()
-    backend: str = "transformers"  # transformers, openai, vllm
-    num_responses: int = 4
-    include_model: tuple[str, ...] = ()
-    exclude_model: tuple[str, ...] = ()
-    one_side_model: str | None = None
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 256
-    seed: int = 0
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 4
-    tensor_parallel_size: int = 1
-    ray: bool = False
-    batch_size: int = 16  # transformers: sequences per generate call
-    ray_address: str | None = None  # None: RAY_ADDRESS, else a local instance
-    ray_replicas: int | None = None  # model replicas under --ray; None: one per GPU (1 on CPU)
-    retries: int = 5  # openai: retries per request (transport faults, 429, 5xx)
-    timeout: float = 300.0  # openai: seconds per request
+    models: tuple[str, ...] = opt((), "model names/paths and/or .json/.txt files listing them",
+                                  cli=False)
+    backend: str = opt("transformers", "transformers (CPU/GPU), openai (any OpenAI-compatible "
+                                       "server) or vllm")
+    num_responses: int = opt(4, "responses per prompt, each from a model drawn from the pool")
+    include_model: tuple[str, ...] = opt((), "keep only pool models matching one of these globs",
+                                         cli=False)
+    exclude_model: tuple[str, ...] = opt((), "drop pool models matching one of these globs",
+                                         cli=False)
+    one_side_model: str | None = opt(None, "on-policy: one response of every prompt from this "
+                                           "model")
+    temperature: float = opt(0.8, "sampling temperature (0 = greedy)")
+    top_p: float = opt(0.95, "nucleus sampling")
+    max_tokens: int = opt(256, "most new tokens per response")
+    seed: int = opt(0, "seed of the model draws and of each response")
+    endpoint: EndpointConfig = sub(EndpointConfig, "openai back-end: the server",
+                                   hide=("model",), timeout=300.0)
+    tensor_parallel_size: int = opt(1, "vllm back-end: GPUs per model")
+    ray: bool = opt(False, "run on Ray Data (a cluster or a local instance)")
+    batch_size: int = opt(16, "transformers back-end (and Ray batches): sequences per batch")
+    ray_address: str | None = opt(None, "Ray cluster address (default: RAY_ADDRESS, else a "
+                                        "local instance)")
+    ray_replicas: int | None = opt(None, "model replicas under --ray (default: one per GPU)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExportConfig:
-    output_dir: str | None = None  # None: runs/<input name>
-    west_of_n: bool = False
-    all_pairs: bool = False
-    push_to_hub: str | None = None
+    output_dir: str | None = opt(None, "run directory (default: runs/<input name>)")
+    west_of_n: bool = opt(False, "export the best and the worst judged response")
+    all_pairs: bool = opt(False, "with k > 2: export every strictly ordered pair")
+    push_to_hub: str | None = opt(None, "also push the dataset to this hub repo")
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    input: InputConfig
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    acquire: AcquireConfig = field(default_factory=AcquireConfig)
-    loop: LoopConfig = field(default_factory=LoopConfig)
-    oracle: OracleConfig = field(default_factory=OracleConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
+    input: InputConfig = sub(InputConfig, "the input")
+    features: FeatureConfig = sub(FeatureConfig, "features")
+    head: HeadConfig = sub(HeadConfig, "the reward head")
+    acquire: AcquireConfig = sub(AcquireConfig, "acquisition")
+    loop: LoopConfig = sub(LoopConfig, "rounds")
+    oracle: OracleConfig = sub(OracleConfig, "the oracle")
+    export: ExportConfig = sub(ExportConfig, "export")
 
 
 def to_dict(cfg: Any) -> dict:
     """A JSON-ready dict of a (nested) config dataclass; tuples become lists."""
     return dataclasses.asdict(cfg)
+
+
+def nested_type(f: dataclasses.Field) -> type | None:
+    """The config class of a nested field (`sub(...)`), else None."""
+    return f.metadata.get("nested")
 
 
 def from_dict(cls: type, data: dict, where: str = "config") -> Any:
@@ -147,21 +202,24 @@ def from_dict(cls: type, data: dict, where: str = "config") -> Any:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__}")
     kwargs = {}
     for name, value in data.items():
-        sub = _NESTED.get(name) if cls is RunConfig else None
-        if sub is not None and isinstance(value, dict):
-            value = from_dict(sub, value, f"{where}.{name}")
+        inner = nested_type(known[name])
+        if inner is not None and isinstance(value, dict):
+            base = known[name].metadata.get("defaults", {})
+            value = from_dict(inner, {**base, **value}, f"{where}.{name}")
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
 
 
-_NESTED = {
-    "input": InputConfig,
-    "features": FeatureConfig,
-    "head": HeadConfig,
-    "acquire": AcquireConfig,
-    "loop": LoopConfig,
-    "oracle": OracleConfig,
-    "export": ExportConfig,
-}
+def field_type(cls: type, name: str) -> Any:
+    """The resolved type annotation of field `name` of `cls` (string annotations evaluated)."""
+    return typing.get_type_hints(cls)[name]
+
+
+def base_type(tp: Any) -> Any:
+    """`int | None` -> int; other types unchanged."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp

@@ -13,29 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from aeuf.types import Judgement, ResponsePool
-
-
-class Labelled(NamedTuple):
-    """One judged prompt: where it came from and what the oracle said.
-
-    prompt:  prompt index in the pool
-    slots:   [k] response indices shown to the oracle
-    scores:  [k] oracle scores (ratings, or Borda counts for pairwise judges; NaN missing)
-    chosen, rejected: positions in `slots` of the exported pair
-    rule, round, uncertainty, acquisition_score: why it was chosen
-    """
-
-    prompt: int
-    slots: tuple[int, ...]
-    scores: np.ndarray
-    chosen: int
-    rejected: int
-    rule: str
-    round: int
-    uncertainty: float
-    acquisition_score: float
-    judge: str
+from aeuf.types import Judgement, Labelled, ResponsePool
 
 
 def judgement_scores(j: Judgement) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Generation planning: which model answers which prompt, with which sampling parameters.
 
 Pure: no disk, no network, no model. The plan is a list of `GenRequest`s that a back-end in
-`aeuf.backends.generation` turns into `Generation`s; `aeuf.gen_run` stores them and resumes.
+`aeuf.backends.generation` turns into `Generation`s; `aeuf.run.gen_run` stores them and resumes.
 
 Sampling is keyed per prompt (seed, prompt_id), so a prompt's models and seeds do not change
 when prompts are added or removed: a rerun over a larger file reuses every stored response.
@@ -13,13 +13,13 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from aeuf.config import GenerateConfig
 from aeuf.errors import ConfigError
+from aeuf.types import Generation, GenRequest
 
 _SPEC_KEYS = ("name", "path", "temperature", "top_p", "max_tokens")
 
@@ -37,53 +37,6 @@ class ModelSpec(NamedTuple):
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class GenRequest:
-    """One response to generate.
-
-    key:    content hash of everything below except `prompt_id` order; never reused
-    slot:   position of this response among the prompt's R responses (0 .. R-1)
-    model:  the ModelSpec name (recorded);  path: what the back-end loads
-    seed:   per-request seed (vLLM/OpenAI honour it per request; transformers seeds each batch)
-    """
-
-    key: str
-    prompt_id: str
-    prompt: str
-    slot: int
-    model: str
-    path: str
-    temperature: float
-    top_p: float
-    max_tokens: int
-    seed: int
-
-    def sampling(self) -> dict:
-        """The sampling parameters as a JSON-ready dict (what each response records)."""
-        return {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-        }
-
-
-class Generation(NamedTuple):
-    """A back-end's answer to one GenRequest.
-
-    text: the response; prompt_tokens / completion_tokens: token counts (0 if unknown);
-    finish_reason: "stop", "length" or the back-end's own word.
-    error: why no text came back (the request stays missing and a rerun asks again), or None
-    """
-
-    key: str
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str = ""
-    error: str | None = None
 
 
 def parse_models(entries: Sequence[str | Mapping]) -> list[ModelSpec]:

@@ -1,17 +1,19 @@
 """Records and arrays that pass between aeuf's stages. No logic lives here.
 
-Shape letters used across the package:
+Shape letters used across the package (jaxtyping dimension names):
     P  prompts            R  responses per prompt     N = P*R responses
     D  feature dimension  K  ensemble members / posterior samples
     M  comparisons        k  responses shown to the oracle per prompt
+    H  last-layer (embedding) dimension of a head
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
+from jaxtyping import Bool, Float, Int, Shaped
 
 
 @dataclass(frozen=True)
@@ -19,29 +21,42 @@ class ResponsePool:
     """P prompts with exactly R candidate responses each (row-major [P, R] layout).
 
     prompt_ids:   [P]    str, stable and unique
-    prompts:      [P]    str
-    responses:    [P, R] object (str)
+    prompts:      [P]    str (for multi-turn input: the last user turn)
+    responses:    [P, R] object (str; "" is a legitimate, empty response)
     models:       [P, R] object (str or None): the model that wrote each response, if known
     response_ids: [P, R] object (str): stable id, f"{prompt_id}:{column or index}"
     gold:         [P, R] float64 or None: gold utility per response (NaN where missing);
                   chosen/rejected inputs are stored as gold [1, 0]
     gold_kind:    "score" (per-response utility), "pair" (chosen/rejected label) or None
     source:       where the pool was read from (for messages)
+    messages:     [P] object or None: each prompt's conversation before the answer, a list of
+                  {"role", "content"} dicts, when the input was multi-turn
+    skipped:      prompt ids dropped while reading (fewer responses than R), for the summary
     """
 
-    prompt_ids: np.ndarray
-    prompts: np.ndarray
-    responses: np.ndarray
-    models: np.ndarray
-    response_ids: np.ndarray
-    gold: np.ndarray | None = None
+    prompt_ids: Shaped[np.ndarray, "P"]
+    prompts: Shaped[np.ndarray, "P"]
+    responses: Shaped[np.ndarray, "P R"]
+    models: Shaped[np.ndarray, "P R"]
+    response_ids: Shaped[np.ndarray, "P R"]
+    gold: Float[np.ndarray, "P R"] | None = None
     gold_kind: str | None = None
     source: str = ""
+    messages: Shaped[np.ndarray, "P"] | None = None
+    skipped: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
         """(P, R)."""
         return self.responses.shape
+
+    def take(self, idx: Int[np.ndarray, "Q"]) -> ResponsePool:
+        """The pool restricted to prompts `idx` (in that order): [Q, R]."""
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return replace(self, prompt_ids=self.prompt_ids[idx], prompts=self.prompts[idx],
+                       responses=self.responses[idx], models=self.models[idx],
+                       response_ids=self.response_ids[idx], gold=pick(self.gold),
+                       messages=pick(self.messages))
 
 
 class Comparisons(NamedTuple):
@@ -52,10 +67,10 @@ class Comparisons(NamedTuple):
     p:      [M] float32  P(a beats b) in [0, 1]; 1 = a wins, 0.5 = tie, soft labels allowed
     """
 
-    prompt: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    p: np.ndarray
+    prompt: Int[np.ndarray, "M"]
+    a: Int[np.ndarray, "M"]
+    b: Int[np.ndarray, "M"]
+    p: Float[np.ndarray, "M"]
 
     @staticmethod
     def empty() -> Comparisons:
@@ -75,13 +90,20 @@ class Belief(NamedTuple):
     std:      [P, R]     marginal epistemic standard deviation of each reward
     samples:  [K, P, R]  joint posterior samples (ensemble members or posterior draws)
     pair_var: [P, R, R]  Var[r_i - r_j] (exact for bll, from samples for the ensemble);
-                         zero on the diagonal
+                         zero on the diagonal; None lets a rule compute it from the samples
+    embed:    [P, R, H]  or None: last-layer features the head's reward is (close to) linear
+                         in (bll: its (projected) input features; ensemble: the members' mean
+                         last hidden layer), for design-based rules such as D-optimal
+    precision: [H, H]    or None: the head's posterior precision in that space,
+                         lambda*I + sum over labelled pairs of w z z^T (z = embed_a - embed_b)
     """
 
-    mean: Any
-    std: Any
-    samples: Any
-    pair_var: Any
+    mean: Float[np.ndarray, "P R"]
+    std: Float[np.ndarray, "P R"]
+    samples: Float[np.ndarray, "K P R"]
+    pair_var: Float[np.ndarray, "P R R"] | None
+    embed: Float[np.ndarray, "P R H"] | None = None
+    precision: Float[np.ndarray, "H H"] | None = None
 
 
 class Choice(NamedTuple):
@@ -92,8 +114,8 @@ class Choice(NamedTuple):
                   used to rank prompts when the round budget is below P
     """
 
-    idx: np.ndarray
-    score: np.ndarray
+    idx: Int[np.ndarray, "P k"]
+    score: Float[np.ndarray, "P"]
 
 
 @dataclass(frozen=True)
@@ -148,5 +170,79 @@ class Judgement(NamedTuple):
     """
 
     task: JudgeTask
-    ratings: np.ndarray
+    ratings: Float[np.ndarray, "k"]
     pairs: list[tuple[int, int, float]]
+
+
+class Labelled(NamedTuple):
+    """One judged prompt: where it came from and what the oracle said.
+
+    prompt:  prompt index in the pool
+    slots:   [k] response indices shown to the oracle
+    scores:  [k] oracle scores (ratings, or Borda counts for pairwise judges; NaN missing)
+    chosen, rejected: positions in `slots` of the exported pair
+    rule, round, uncertainty, acquisition_score: why it was chosen
+    judge:   who labelled it (the oracle's name, or "head" for a self-labelled pair)
+    tie:     the judged responses tied (or too few had a score): exported only on request
+    confidence: the labeller's confidence in the chosen > rejected order (NaN if none)
+    """
+
+    prompt: int
+    slots: tuple[int, ...]
+    scores: np.ndarray
+    chosen: int
+    rejected: int
+    rule: str
+    round: int
+    uncertainty: float
+    acquisition_score: float
+    judge: str
+    tie: bool = False
+    confidence: float = float("nan")
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """One response to generate.
+
+    key:    content hash of everything below except `prompt_id` order; never reused
+    slot:   position of this response among the prompt's R responses (0 .. R-1)
+    model:  the ModelSpec name (recorded);  path: what the back-end loads
+    seed:   per-request seed (vLLM/OpenAI honour it per request; transformers seeds each batch)
+    """
+
+    key: str
+    prompt_id: str
+    prompt: str
+    slot: int
+    model: str
+    path: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int
+
+    def sampling(self) -> dict:
+        """The sampling parameters as a JSON-ready dict (what each response records)."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+
+
+class Generation(NamedTuple):
+    """A back-end's answer to one GenRequest.
+
+    text: the response; prompt_tokens / completion_tokens: token counts (0 if unknown);
+    finish_reason: "stop", "length" or the back-end's own word.
+    error: why no text came back (the request stays missing and a rerun asks again), or None
+    """
+
+    key: str
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ""
+    error: str | None = None

@@ -185,7 +185,8 @@ def aeuf_choices(rules, features, belief, seed: int) -> dict:
 
 def raw_minilm(pool, fcfg, cache: Path) -> np.ndarray:
     """Unstandardised MiniLM vectors of every response from the feature cache: f32[P, R, 384]."""
-    from aeuf import embed, featurize
+    from aeuf import embed
+    from aeuf.run import featurize
 
     v, _ = featurize.cached_encode(embed.pool_texts(pool), embed.PARTS.get("minilm"), fcfg,
                                    cache / "features", progress=False)
@@ -220,7 +221,7 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from aeuf import featurize
+    from aeuf.run import featurize
     from aeuf.bench.data import read_bench_pool
     from aeuf.config import FeatureConfig
 

@@ -3,7 +3,7 @@
   python scripts/bench_generate.py [--prompts 32] [--max-tokens 48] [--repeats 3] [--threads 1] [--server]
 
 1. generation, transformers back-end, packaged SmolLM2-135M (greedy, so both sides produce the
-   same tokens): `aeuf.gen_run.run_generation` (plan, chat template, batching, fsync'd log,
+   same tokens): `aeuf.run.gen_run.run_generation` (plan, chat template, batching, fsync'd log,
    parquet) vs the same batches through `model.generate` directly. Ratio = aeuf's overhead.
 2. with --server: the openai back-end against a local llama.cpp server vs the openai client
    called directly with the same bodies and concurrency.
@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from aeuf.backends import hf_models, hidden_states  # noqa: E402
-from aeuf.config import GenerateConfig  # noqa: E402
-from aeuf.gen_run import run_generation  # noqa: E402
+from aeuf.config import EndpointConfig, GenerateConfig  # noqa: E402
+from aeuf.run.gen_run import run_generation  # noqa: E402
 from aeuf.generate import ModelSpec, plan  # noqa: E402
 
 QUESTIONS = [
@@ -116,7 +116,7 @@ def bench_server(texts: list[str], max_tokens: int, repeats: int) -> tuple[float
 
     server = llama_server.start(n_threads=1)
     try:
-        cfg = GenerateConfig(backend="openai", base_url=server.base_url, concurrency=1, num_responses=1,
+        cfg = GenerateConfig(backend="openai", endpoint=EndpointConfig(base_url=server.base_url, concurrency=1), num_responses=1,
                              temperature=0.0, max_tokens=max_tokens)
         reqs = plan([f"s{i}" for i in range(len(texts))], texts, [ModelSpec("s", server.model)], cfg)
         client = open_client(ClientSettings(base_url=server.base_url))

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aeuf.backends import llama_server
 from aeuf.backends.openai_client import ClientSettings, open_client
-from aeuf.config import OracleConfig
+from aeuf.config import EndpointConfig, OracleConfig
 from aeuf.oracle import make_oracle
 from aeuf.oracle.judge import answer_from, make_spec, plan_requests
 from aeuf.types import JudgeTask
@@ -126,7 +126,7 @@ def overhead(url: str, cfg: OracleConfig, pairs: int) -> dict:
 
 
 def throughput(url: str, cfg: OracleConfig, concurrency: int, n: int) -> dict:
-    oracle = make_oracle(dataclasses.replace(cfg, concurrency=concurrency), has_gold=False)
+    oracle = make_oracle(dataclasses.replace(cfg, judge=dataclasses.replace(cfg.judge, concurrency=concurrency)), has_gold=False)
     reqs = [r for t in tasks(n, seed=100 + concurrency) for r in oracle.plan(t)]
     t0 = time.perf_counter()
     answers = list(oracle.send(reqs))
@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     args = ap.parse_args()
     server = llama_server.start(alias="smollm2", n_threads=args.threads)
-    cfg = OracleConfig(name="judge", judge_base_url=server.base_url, judge_model="smollm2",
+    cfg = OracleConfig(name="judge", judge=EndpointConfig(base_url=server.base_url, model="smollm2"),
                        max_tokens=args.max_tokens)
     try:
         warm = plan_requests(make_spec(cfg), tasks(1, seed=9)[0])[0]

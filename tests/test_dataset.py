@@ -3,6 +3,7 @@
 import numpy as np
 
 from aeuf import dataset
+from aeuf import types
 from aeuf.types import Judgement, JudgeTask, ResponsePool
 
 
@@ -15,7 +16,7 @@ def _pool():
 
 
 def _lab(prompt, slots, scores, chosen, rejected, rnd=0):
-    return dataset.Labelled(prompt, tuple(slots), np.asarray(scores, float), chosen, rejected,
+    return types.Labelled(prompt, tuple(slots), np.asarray(scores, float), chosen, rejected,
                             "dts", rnd, 0.25, 1.5, "replay")
 
 

@@ -11,6 +11,7 @@ from aeuf.backends.gen_transformers import batches
 from aeuf.backends.gen_vllm import build_request
 from aeuf.backends.generation import BACKENDS, make_backend
 from aeuf.config import GenerateConfig
+from configs import generate_config
 from aeuf.errors import ConfigError, MissingExtra
 from aeuf.generate import ModelSpec, plan
 
@@ -72,7 +73,7 @@ def test_transformers_sampling_is_reproducible_from_the_request_seeds(smol_dir):
 
 @pytest.mark.server
 def test_openai_backend_against_the_local_llama_cpp_server(llama_server):
-    cfg = GenerateConfig(backend="openai", base_url=llama_server.base_url, concurrency=2)
+    cfg = generate_config(backend="openai", base_url=llama_server.base_url, concurrency=2)
     reqs = _requests(llama_server.model, temperature=0.0, max_tokens=16)
     backend = make_backend(cfg)
     try:
@@ -87,8 +88,8 @@ def test_openai_backend_against_the_local_llama_cpp_server(llama_server):
 def test_openai_backend_reports_an_unreachable_server_as_errors_not_exceptions():
     from aeuf.backends.llama_server import free_port
 
-    cfg = GenerateConfig(backend="openai", base_url=f"http://127.0.0.1:{free_port()}/v1",
-                         retries=0, timeout=5)
+    cfg = generate_config(backend="openai", base_url=f"http://127.0.0.1:{free_port()}/v1",
+                          retries=0, timeout=5)
     reqs = _requests("m", max_tokens=4)
     backend = make_backend(cfg)
     gens = list(backend.generate("m", reqs))

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from aeuf.config import GenerateConfig
-from aeuf.gen_run import LOG_NAME, OUT_NAME, run_generation
+from aeuf.run.gen_run import LOG_NAME, OUT_NAME, run_generation
 from aeuf.generate import ModelSpec
 from aeuf.io import GenLog
 

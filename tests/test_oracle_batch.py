@@ -11,6 +11,7 @@ import time
 import pytest
 
 from aeuf.config import OracleConfig
+from configs import oracle_config
 from aeuf.io import BatchStore
 from aeuf.oracle import is_final, make_oracle
 from aeuf.oracle.batch import live_keys, read_output, shard_id
@@ -25,7 +26,7 @@ TASKS = [JudgeTask(f"b{i}", f"Name a fruit ({i}).", (f"b{i}:x", f"b{i}:y"),
 
 
 def batch_oracle(api, workdir, **kw):
-    cfg = OracleConfig(**({"name": "batch", "judge_base_url": api.base_url, "judge_model": "smollm2",
+    cfg = oracle_config(**({"name": "batch", "judge_base_url": api.base_url, "judge_model": "smollm2",
                            "api_key_env": "AEUF_TEST_KEY", "max_tokens": 16, "batch_shard_size": 2,
                            "batch_poll_seconds": 0.1} | kw))
     return make_oracle(cfg, has_gold=False, workdir=workdir)
@@ -60,8 +61,8 @@ def test_batch_round_trip_records_shards_and_matches_the_online_judge(api, tmp_p
     assert all(api.lines_run[k, 0.0] == 1 for k in answers)
     records = BatchStore(tmp_path / "batches").records()
     assert {r["batch_id"] for r in records} == set(api.batches)
-    online = make_oracle(OracleConfig(name="judge", judge_base_url="http://127.0.0.1:9/v1",
-                                      judge_model="smollm2", max_tokens=16), has_gold=False)
+    online = make_oracle(oracle_config(name="judge", judge_base_url="http://127.0.0.1:9/v1",
+                                       judge_model="smollm2", max_tokens=16), has_gold=False)
     assert [r.key for r in online.plan(TASKS[0])] == [r.key for r in oracle.plan(TASKS[0])]
     for a in answers.values():
         assert a.tokens > 0 and (a.value is not None or is_final(a))
@@ -71,11 +72,11 @@ def test_batch_round_trip_records_shards_and_matches_the_online_judge(api, tmp_p
 
 CHILD = """
 import json, sys
-from aeuf.config import OracleConfig
+from aeuf.config import OracleConfig, from_dict
 from aeuf.oracle import make_oracle
 from aeuf.types import JudgeTask
 cfg, workdir, tasks = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-oracle = make_oracle(OracleConfig(**cfg), has_gold=False, workdir=workdir)
+oracle = make_oracle(from_dict(OracleConfig, cfg), has_gold=False, workdir=workdir)
 tasks = [JudgeTask(t[0], t[1], tuple(t[2]), tuple(t[3])) for t in tasks]
 for answer in oracle.send([r for t in tasks for r in oracle.plan(t)]):
     print(answer.key, flush=True)
@@ -84,9 +85,9 @@ for answer in oracle.send([r for t in tasks for r in oracle.plan(t)]):
 
 def test_a_killed_process_polls_its_batches_instead_of_resubmitting(api, tmp_path):
     api.hold = threading.Event()  # batches stay in progress until released
-    cfg = {"name": "batch", "judge_base_url": api.base_url, "judge_model": "smollm2",
-           "api_key_env": "AEUF_TEST_KEY", "max_tokens": 16, "batch_shard_size": 2,
-           "batch_poll_seconds": 0.1}
+    cfg = {"name": "batch", "judge": {"base_url": api.base_url, "model": "smollm2",
+                                      "api_key_env": "AEUF_TEST_KEY"},
+           "max_tokens": 16, "batch_shard_size": 2, "batch_poll_seconds": 0.1}
     tasks = [[t.prompt_id, t.prompt, t.response_ids, t.responses] for t in TASKS]
     child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), str(tmp_path),
                               json.dumps(tasks)], stdout=subprocess.PIPE)

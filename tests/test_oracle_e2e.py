@@ -18,7 +18,7 @@ import pytest
 pytest_plugins = ["servers"]
 pytestmark = [
     pytest.mark.server, pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("aeuf.loop") is None, reason="needs aeuf.loop"),
+    pytest.mark.skipif(importlib.util.find_spec("aeuf.run.loop") is None, reason="needs aeuf.run.loop"),
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def prompts_file(tmp_path: Path) -> Path:
 def command(prompts: Path, url: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "aeuf", str(prompts), "--num_responses", "8",
             "--num_annotations", "2", "--num_instructions", "4", "--oracle", "judge",
-            "--judge_base_url", url, "--judge_model", "smollm2", "--concurrency", "2",
+            "--judge_base_url", url, "--judge_model", "smollm2", "--judge_concurrency", "2",
             "--output_dir", str(out), "--no_progress"]
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from aeuf.config import OracleConfig
+from configs import oracle_config
 from aeuf.oracle import is_final, make_oracle
 from aeuf.types import JudgeAnswer, JudgeTask
 
@@ -21,7 +22,7 @@ TASKS = [
 
 
 def judge(url="http://127.0.0.1:9/v1", **kw):
-    cfg = OracleConfig(**({"name": "judge", "judge_base_url": url, "judge_model": "smollm2",
+    cfg = oracle_config(**({"name": "judge", "judge_base_url": url, "judge_model": "smollm2",
                            "api_key_env": "AEUF_TEST_KEY", "max_tokens": 24,
                            "retries": 3} | kw))
     return make_oracle(cfg, has_gold=False)

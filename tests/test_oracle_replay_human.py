@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aeuf.config import OracleConfig
+from configs import oracle_config
 from aeuf.errors import ConfigError
 from aeuf.oracle import ORACLES, auto_name, is_final, make_oracle
 from aeuf.oracle.resolve import sigmoid
@@ -23,7 +24,7 @@ def run(oracle, task=TASK):
 def test_registry_and_auto():
     assert ORACLES.names() == ["batch", "human", "judge", "local", "none", "replay"]
     assert auto_name(OracleConfig(), has_gold=True) == "replay"
-    assert auto_name(OracleConfig(judge_base_url="http://127.0.0.1:1/v1"), has_gold=False) == "judge"
+    assert auto_name(oracle_config(judge_base_url="http://127.0.0.1:1/v1"), has_gold=False) == "judge"
     assert auto_name(OracleConfig(), has_gold=False) == "none"
     assert auto_name(OracleConfig(name="human"), has_gold=True) == "human"
     with pytest.raises(ConfigError, match="unknown oracle"):

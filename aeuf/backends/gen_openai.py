@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from aeuf.backends.openai_client import ChatResult, ClientSettings, complete_many, open_client
+from aeuf.backends.openai_client import ChatResult, complete_many, open_client, settings_for
 from aeuf.config import GenerateConfig
-from aeuf.generate import Generation, GenRequest
+from aeuf.types import Generation, GenRequest
 
 
 def body(path: str, r: GenRequest) -> dict:
@@ -32,13 +32,11 @@ def to_generation(r: GenRequest, res: ChatResult) -> Generation:
 
 
 class OpenAIBackend:
-    """Chat completions from cfg.base_url with cfg.concurrency requests in flight."""
+    """Chat completions from cfg.endpoint.base_url with cfg.endpoint.concurrency requests in flight."""
 
     def __init__(self, cfg: GenerateConfig) -> None:
-        self.concurrency = cfg.concurrency
-        settings = ClientSettings(base_url=cfg.base_url, api_key_env=cfg.api_key_env,
-                                  retries=cfg.retries, timeout=cfg.timeout)
-        self.client = open_client(settings)
+        self.concurrency = cfg.endpoint.concurrency
+        self.client = open_client(settings_for(cfg.endpoint))
 
     def generate(self, path: str, requests: Sequence[GenRequest]) -> Iterator[Generation]:
         """Yield one Generation per request, in completion order."""

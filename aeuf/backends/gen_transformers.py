@@ -12,7 +12,7 @@ from itertools import groupby
 
 from aeuf.backends import hf_models, require
 from aeuf.config import GenerateConfig
-from aeuf.generate import Generation, GenRequest
+from aeuf.types import Generation, GenRequest
 
 
 def _setting(r: GenRequest) -> tuple:

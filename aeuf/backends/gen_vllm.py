@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 from aeuf.backends import hf_models, require
 from aeuf.config import GenerateConfig
-from aeuf.generate import Generation, GenRequest
+from aeuf.types import Generation, GenRequest
 
 
 def sampling_kwargs(r: GenRequest) -> dict:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from aeuf.config import GenerateConfig
 from aeuf.errors import ConfigError
-from aeuf.generate import Generation, GenRequest
+from aeuf.types import Generation, GenRequest
 from aeuf.registry import Registry
 
 

@@ -25,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from aeuf.config import EndpointConfig
 from aeuf.errors import ConfigError, MissingExtra
 
 T = TypeVar("T")
@@ -44,6 +45,16 @@ class ClientSettings:
     retries: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+
+
+def settings_for(endpoint: EndpointConfig, base_url: str | None = None) -> ClientSettings:
+    """ClientSettings of an endpoint (base_url overrides the endpoint's own, e.g. a server
+    started here)."""
+    return ClientSettings(base_url=base_url or endpoint.base_url,
+                          api_key_env=endpoint.api_key_env,
+                          requests_per_minute=endpoint.requests_per_minute,
+                          tokens_per_minute=endpoint.tokens_per_minute,
+                          timeout=endpoint.timeout, retries=endpoint.retries)
 
 
 class TokenLogprob(NamedTuple):

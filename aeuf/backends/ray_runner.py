@@ -3,7 +3,7 @@
 `RayBackend` has the GenerationBackend interface: it ships the requests of one model to
 `map_batches` workers, each holding one replica of the model (any registered back-end:
 vllm / transformers / openai), and yields Generations on the driver as batches finish, so
-`aeuf.gen_run` writes the same run directory as without Ray. `encode` does the same for
+`aeuf.run.gen_run` writes the same run directory as without Ray. `encode` does the same for
 hidden-state features (reachable as `--llm_encoder ray:<model>`).
 
 Connects to `cfg.ray_address`, else RAY_ADDRESS, else starts a local instance.
@@ -19,7 +19,7 @@ import numpy as np
 
 from aeuf.backends import hidden_states, require
 from aeuf.config import GenerateConfig, from_dict, to_dict
-from aeuf.generate import Generation, GenRequest
+from aeuf.types import Generation, GenRequest
 
 REQUEST_FIELDS = [f.name for f in dataclasses.fields(GenRequest)]
 # GPUs each replica asks Ray for, per back-end

@@ -126,7 +126,7 @@ def ceiling_sets(args, feat) -> tuple[str, ...]:
 
 def load_data(args, bench, feat, cache: Path, progress: bool):
     """Read the pool and build (or load from the cache) every feature set: -> BenchData."""
-    from aeuf import featurize
+    from aeuf.run import featurize
     from aeuf.bench.data import read_bench_pool
     from aeuf.bench.runner import BenchData
 

@@ -12,24 +12,24 @@ from pathlib import Path
 
 import numpy as np
 
+from aeuf.commands.flags import add_flags
 from aeuf.commands.run import FLAGS, config_from_args
+from aeuf.config import RunConfig
+
+EMBED_FLAGS = [f for f in FLAGS if f.path[0] in ("input", "features") or f.name == "output_dir"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompts", help="pool file (same formats as the main command)")
-    for f in FLAGS:
-        if f.section in ("input", "features") or f.name == "output_dir":
-            parser.add_argument(f"--{f.name}", type=f.type, default=None, help=f.help)
+    add_flags(parser, EMBED_FLAGS, RunConfig())
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeuf import featurize, io
-    from aeuf.loop import default_output_dir
+    from aeuf import io
+    from aeuf.run import featurize
+    from aeuf.run.loop import default_output_dir
 
-    for f in FLAGS:  # flags this subcommand does not take
-        if not hasattr(args, f.name):
-            setattr(args, f.name, None)
     cfg = config_from_args(args)
     out = Path(args.output_dir) if args.output_dir else default_output_dir(args.prompts)
     out.mkdir(parents=True, exist_ok=True)

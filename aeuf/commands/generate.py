@@ -16,29 +16,12 @@ import json
 import sys
 from pathlib import Path
 
+from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.config import GenerateConfig
 from aeuf.errors import ConfigError, InputError
 from aeuf.generate import ModelSpec, parse_models
 
-# flag -> (type, help); each flag sets the GenerateConfig field of the same name
-FLAGS = {
-    "backend": (str, "transformers (CPU/GPU), openai (any OpenAI-compatible server) or vllm"),
-    "num_responses": (int, "responses per prompt, each from a model drawn from the pool"),
-    "one_side_model": (str, "on-policy: one response of every prompt from this model"),
-    "temperature": (float, "sampling temperature (0 = greedy)"),
-    "top_p": (float, "nucleus sampling"),
-    "max_tokens": (int, "most new tokens per response"),
-    "seed": (int, "seed of the model draws and of each response"),
-    "base_url": (str, "openai back-end: the server's URL, e.g. http://127.0.0.1:8000/v1"),
-    "api_key_env": (str, "openai back-end: environment variable holding the API key"),
-    "concurrency": (int, "openai back-end: requests in flight"),
-    "retries": (int, "openai back-end: retries per request"),
-    "timeout": (float, "openai back-end: seconds per request"),
-    "tensor_parallel_size": (int, "vllm back-end: GPUs per model"),
-    "batch_size": (int, "transformers back-end (and Ray batches): sequences per batch"),
-    "ray_address": (str, "Ray cluster address (default: RAY_ADDRESS, else a local instance)"),
-    "ray_replicas": (int, "model replicas under --ray (default: one per GPU)"),
-}
+GEN_FLAGS = list(flags_of(GenerateConfig))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,9 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep only pool models matching one of these")
     p.add_argument("--exclude_model", nargs="+", default=[], metavar="GLOB",
                    help="drop pool models matching one of these")
-    for name, (kind, text) in FLAGS.items():
-        p.add_argument(f"--{name}", type=kind, default=None, help=text)
-    p.add_argument("--ray", action="store_true", help="run on Ray Data (a cluster or local)")
+    add_flags(p, GEN_FLAGS, GenerateConfig())
     p.add_argument("--prompt_column", default=None, help="default: prompt or instruction")
     p.add_argument("--num_instructions", type=int, default=None, help="first N prompts only")
     p.add_argument("--output_dir", default=None, help="run directory (default: runs/<name>-gen)")
@@ -81,9 +62,9 @@ def _read_model_file(path: Path) -> list:
 
 def config_of(args: argparse.Namespace) -> GenerateConfig:
     """GenerateConfig from the parsed flags (unset flags keep the config defaults)."""
-    kw = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
-    return GenerateConfig(models=tuple(args.models), include_model=tuple(args.include_model),
-                          exclude_model=tuple(args.exclude_model), ray=args.ray, **kw)
+    return build(GenerateConfig, args, GEN_FLAGS, fixed={
+        "models": tuple(args.models), "include_model": tuple(args.include_model),
+        "exclude_model": tuple(args.exclude_model)})
 
 
 def output_dir(args: argparse.Namespace) -> Path:
@@ -91,7 +72,7 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeuf.gen_run import run_generation
+    from aeuf.run.gen_run import run_generation
     from aeuf.io import read_prompts
 
     cfg = config_of(args)

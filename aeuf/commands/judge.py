@@ -16,72 +16,27 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
+from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.config import InputConfig, OracleConfig
 from aeuf.errors import ConfigError, InputError
 from aeuf.types import Judgement, JudgeTask
 
 
-class OracleFlag(NamedTuple):
-    name: str
-    field: str
-    type: type | None  # None: a store_true switch
-    help: str
-
-
-ORACLE_FLAGS = [
-    OracleFlag("oracle", "name", str, "judge, batch, local, human, replay or auto"),
-    OracleFlag("judge_base_url", "judge_base_url", str, "OpenAI-compatible base URL of the judge"),
-    OracleFlag("judge_model", "judge_model", str, "judge model name"),
-    OracleFlag("api_key_env", "api_key_env", str, "environment variable holding the API key"),
-    OracleFlag("judge_template", "template", str,
-               "overall, ultrafeedback, pairwise, an aspect, or template file(s), comma-separated"),
-    OracleFlag("judge_temperature", "temperature", float, "judge sampling temperature"),
-    OracleFlag("judge_max_tokens", "max_tokens", int, "judge reply length cap"),
-    OracleFlag("no_logprobs", "logprobs", None, "do not ask the judge for log-probs"),
-    OracleFlag("concurrency", "concurrency", int, "judge requests in flight"),
-    OracleFlag("rpm", "requests_per_minute", float, "judge requests-per-minute cap"),
-    OracleFlag("tpm", "tokens_per_minute", float, "judge tokens-per-minute cap"),
-    OracleFlag("timeout", "timeout", float, "seconds per judge request"),
-    OracleFlag("retries", "retries", int, "retries per judge request"),
-    OracleFlag("max_cost", "max_cost", float, "stop cleanly when this much is spent"),
-    OracleFlag("max_requests", "max_requests", int, "stop cleanly after this many requests"),
-    OracleFlag("price_in", "price_per_1k_input", float, "price per 1,000 prompt tokens"),
-    OracleFlag("price_out", "price_per_1k_output", float, "price per 1,000 completion tokens"),
-    OracleFlag("batch_shard_size", "batch_shard_size", int, "batch oracle: requests per shard"),
-    OracleFlag("batch_poll_seconds", "batch_poll_seconds", float, "batch oracle: poll interval"),
-    OracleFlag("local_model", "local_model", str, "local oracle: GGUF file (default SmolLM2-135M)"),
-    OracleFlag("label_mode", "label_mode", str, "replay: deterministic, soft or bernoulli"),
-]
-
-
-def add_oracle_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """The oracle flags (all default None = the OracleConfig default)."""
-    for f in ORACLE_FLAGS:
-        if f.name in skip:
-            continue
-        if f.type is None:
-            parser.add_argument(f"--{f.name}", action="store_true", default=None, help=f.help)
-        else:
-            parser.add_argument(f"--{f.name}", type=f.type, default=None, help=f.help)
-
-
-def oracle_config(args: argparse.Namespace) -> OracleConfig:
-    """OracleConfig from the flags that were given (no_logprobs inverts logprobs)."""
-    given = {f.field: getattr(args, f.name) for f in ORACLE_FLAGS
-             if getattr(args, f.name, None) is not None}
-    if given.get("logprobs"):
-        given["logprobs"] = False
-    return OracleConfig(**given)
+ORACLE_FLAGS = [f for f in flags_of(OracleConfig)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="annotations.jsonl from `aeuf`, or a pool file")
     parser.add_argument("--output_dir", default=None,
                         help="folder for judgements.jsonl and judged.jsonl (default: input's)")
-    add_oracle_arguments(parser)
+    add_flags(parser, ORACLE_FLAGS, OracleConfig(), "oracle (judge)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+
+
+def oracle_config(args: argparse.Namespace) -> OracleConfig:
+    """OracleConfig from the flags that were given."""
+    return build(OracleConfig, args, ORACLE_FLAGS)
 
 
 def _annotation_task(line: str, path: str, n: int) -> JudgeTask:
@@ -145,7 +100,7 @@ def judged_line(j: Judgement) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from aeuf import io
-    from aeuf.ledger import Ledger
+    from aeuf.run.ledger import Ledger
     from aeuf.oracle import make_oracle
 
     cfg = oracle_config(args)
@@ -159,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     ledger = Ledger.open(io.JudgementLog(out / "judgements.jsonl"),
                          max_requests=cfg.max_requests, max_cost=cfg.max_cost)
     try:
-        judgements = ledger.judge(oracle, tasks, chunk=max(4 * cfg.concurrency, 16),
+        judgements = ledger.judge(oracle, tasks, chunk=max(4 * cfg.judge.concurrency, 16),
                                   progress=not args.no_progress and oracle.name != "human")
     finally:
         oracle.close()

@@ -21,13 +21,12 @@ from aeuf.types import JudgeAnswer, ResponsePool
 # config keys that may change between runs in one directory: they do not change what is
 # selected or judged (paths, rate limits, spending caps, export layout)
 HARMLESS_KEYS = frozenset({
-    "output_dir", "push_to_hub", "west_of_n", "all_pairs", "concurrency", "timeout",
-    "retries", "requests_per_minute", "tokens_per_minute", "max_cost", "max_requests",
-    "api_key_env", "price_per_1k_input", "price_per_1k_output", "features.batch_size",
+    "output_dir", "push_to_hub", "west_of_n", "all_pairs", "max_cost", "max_requests",
+    "price_per_1k_input", "price_per_1k_output", "features.batch_size",
     "batch_shard_size", "batch_poll_seconds",
     # the judge may change between runs (e.g. `aeuf judge` on the annotation file of a run
     # that had no oracle): judgement keys name the judge, so answers never mix silently
-    "oracle.name", "judge_base_url", "judge_model", "template", "temperature", "max_tokens",
+    "oracle.name", "oracle.judge", "template", "temperature", "max_tokens",
     "logprobs", "local_model",
 })
 _POOL_META = b"aeuf"
@@ -147,7 +146,7 @@ class JudgementLog(JsonlLog[JudgeAnswer]):
 
 
 class GenLog(JsonlLog[dict]):
-    """generations.jsonl: one dict per finished response (aeuf.gen_run.record), each with
+    """generations.jsonl: one dict per finished response (aeuf.run.gen_run.record), each with
     at least "key" and "response"; load() -> {key: record}."""
 
     def __init__(self, path: Path) -> None:

@@ -28,7 +28,7 @@ def auto_name(cfg: OracleConfig, *, has_gold: bool) -> str:
         return cfg.name
     if has_gold:
         return "replay"
-    if cfg.judge_base_url or (cfg.judge_model and os.environ.get(cfg.api_key_env)):
+    if cfg.judge.base_url or (cfg.judge.model and os.environ.get(cfg.judge.api_key_env)):
         return "judge"
     return "none"
 

@@ -153,7 +153,7 @@ class _Batches:
 
     def done(self, record: dict) -> bool:
         return ("batch_id" not in record or record["status"] in TERMINAL
-                or self.errors.get(record["shard"], 0) > self.cfg.retries)
+                or self.errors.get(record["shard"], 0) > self.cfg.judge.retries)
 
     def results(self, record: dict) -> dict:
         """{key: ChatResult} of a finished batch; records which keys it answered."""
@@ -203,7 +203,7 @@ def batch_oracle(cfg: OracleConfig, *, workdir: Path | None = None, **_) -> Orac
 
     if workdir is None:
         raise ConfigError("the batch oracle needs a run directory to record its batches")
-    spec, settings = make_spec(cfg), settings_for(cfg, cfg.judge_base_url)
+    spec, settings = make_spec(cfg), settings_for(cfg, cfg.judge.base_url)
     oc.api_key(settings)
     state: dict = {}
 
@@ -211,7 +211,7 @@ def batch_oracle(cfg: OracleConfig, *, workdir: Path | None = None, **_) -> Orac
         if not requests:
             return
         state.setdefault("client", oc.open_client(settings))
-        api = state["client"].raw.with_options(max_retries=cfg.retries)
+        api = state["client"].raw.with_options(max_retries=cfg.judge.retries)
         batches = _Batches(api, BatchStore(Path(workdir) / "batches"), cfg)
         first, retry = {}, []
         for request, result in _stage(batches, spec, requests, "first",

@@ -41,7 +41,7 @@ class JudgeSpec:
 
 def make_spec(cfg: OracleConfig, model: str | None = None) -> JudgeSpec:
     """JudgeSpec from the config; ConfigError when no model is named."""
-    model = model or cfg.judge_model
+    model = model or cfg.judge.model
     if not model:
         raise ConfigError("the LLM judge needs a model: pass --judge_model NAME")
     return JudgeSpec(model, load_templates(cfg.template), cfg)
@@ -147,30 +147,27 @@ def judge_one(spec: JudgeSpec, complete: Callable, request: JudgeRequest) -> Jud
 
 
 def settings_for(cfg: OracleConfig, base_url: str | None):
-    """ClientSettings of the judge's endpoint."""
-    from aeuf.backends.openai_client import ClientSettings
+    """ClientSettings of the judge's endpoint (at `base_url` when given)."""
+    from aeuf.backends.openai_client import settings_for as endpoint_settings
 
-    return ClientSettings(base_url=base_url, api_key_env=cfg.api_key_env,
-                          requests_per_minute=cfg.requests_per_minute,
-                          tokens_per_minute=cfg.tokens_per_minute, timeout=cfg.timeout,
-                          retries=cfg.retries)
+    return endpoint_settings(cfg.judge, base_url)
 
 
 @ORACLES.register("judge")
 def judge_oracle(cfg: OracleConfig, *, workdir=None, name: str = "judge",
                  connect: Callable[[], str | None] | None = None, model: str | None = None,
                  on_close: Callable[[], None] | None = None, **_) -> Oracle:
-    """LLM judge at cfg.judge_base_url (or at `connect()`, called on the first send)."""
+    """LLM judge at cfg.judge.base_url (or at `connect()`, called on the first send)."""
     from aeuf.backends import openai_client as oc
 
     spec = make_spec(cfg, model)
     if connect is None:
-        oc.api_key(settings_for(cfg, cfg.judge_base_url))  # fail fast without a key
+        oc.api_key(settings_for(cfg, cfg.judge.base_url))  # fail fast without a key
     state: dict = {}
 
     def client():
         if "client" not in state:
-            url = connect() if connect is not None else cfg.judge_base_url
+            url = connect() if connect is not None else cfg.judge.base_url
             state["client"] = oc.open_client(settings_for(cfg, url))
         return state["client"]
 
@@ -179,7 +176,7 @@ def judge_oracle(cfg: OracleConfig, *, workdir=None, name: str = "judge",
             return
         complete = client().complete
         for _, answer in oc.map_unordered(lambda r: judge_one(spec, complete, r), requests,
-                                          cfg.concurrency):
+                                          cfg.judge.concurrency):
             yield answer
 
     def close() -> None:

@@ -18,7 +18,7 @@ def local_model_name(cfg: OracleConfig) -> str:
     """The judge model name used in request keys: --judge_model, else the GGUF file name."""
     from aeuf.backends.llama_server import PACKAGED_GGUF
 
-    return cfg.judge_model or Path(cfg.local_model or PACKAGED_GGUF).stem
+    return cfg.judge.model or Path(cfg.local_model or PACKAGED_GGUF).stem
 
 
 @ORACLES.register("local")

@@ -12,7 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import NamedTuple
 
-from aeuf import featurize, io
+from aeuf import io
+from aeuf.run import featurize
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError
 from aeuf.oracle import make_oracle
@@ -58,7 +59,7 @@ def _check_k(pool: ResponsePool, k: int) -> None:
 
 def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     """Run (or resume) the whole pipeline for one config; returns what it did."""
-    from aeuf.rounds import active_loop
+    from aeuf.run.rounds import active_loop
 
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))

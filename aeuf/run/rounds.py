@@ -20,9 +20,9 @@ from aeuf import acquire, dataset, io
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import make_head
-from aeuf.ledger import Ledger
-from aeuf.plots import plot_progress
-from aeuf.types import Comparisons, JudgeTask, ResponsePool
+from aeuf.run.ledger import Ledger
+from aeuf.run.plots import plot_progress
+from aeuf.types import Comparisons, JudgeTask, Labelled, ResponsePool
 
 
 def schedule(num_prompts: int, budget: int | None, batch: int | None, initial: int | None) -> list[int]:
@@ -164,7 +164,7 @@ def _label(t, rnd, judgements, pairing, keys: Keys, judge: str):
         if finite.size < 2 or finite.max() == finite.min():
             continue
         win, lose = acquire.pick_pair(scores, pairing, key=keys.round(t, 10 + i))
-        labelled.append(dataset.Labelled(int(p), slots, scores, int(win), int(lose), rnd.rule, t,
+        labelled.append(Labelled(int(p), slots, scores, int(win), int(lose), rnd.rule, t,
                                          float(rnd.uncertainty[i]), float(rnd.score[i]), judge))
     return labelled, rows
 
@@ -183,7 +183,7 @@ def _refit(head, st: _State, features, cfg: RunConfig, keys: Keys, t: int, out: 
 def active_loop(cfg: RunConfig, out: Path, pool: ResponsePool, features: np.ndarray,
                 pfeat: np.ndarray, oracle, *, progress: bool = True):
     """Run every round (replaying recorded ones) and export: -> loop.RunSummary."""
-    from aeuf.loop import RunSummary
+    from aeuf.run.loop import RunSummary
 
     P, R, D = features.shape
     keys, head = Keys(cfg.loop.seed), make_head(cfg.head)
@@ -200,7 +200,7 @@ def active_loop(cfg: RunConfig, out: Path, pool: ResponsePool, features: np.ndar
     st, acquired, labelled, failed = _State(Comparisons.empty(), None, None), np.zeros(P, bool), [], 0
     progress_rows: list[dict] = []
     graph = None  # the prompts' kNN graph, built once when a round is first chosen
-    chunk = max(4 * cfg.oracle.concurrency, 16)
+    chunk = max(4 * cfg.oracle.judge.concurrency, 16)
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not progress)):
         path = out / "rounds" / f"{t}.json"
         if path.exists():
