@@ -8,8 +8,6 @@ writes it); `all_pairs` emits one row per strictly ordered pair instead of best 
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pandas as pd
 

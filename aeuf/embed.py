@@ -110,20 +110,23 @@ def model_onehot(pool: ResponsePool, cfg: FeatureConfig | None = None) -> np.nda
     return out
 
 
-def standardise(x: np.ndarray) -> np.ndarray:
-    """Z-score each column of f32[N, d]; constant columns become 0."""
+def standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Z-score each column of f32[N, d] with the mean and std of `rows` (all rows if None);
+    constant columns become 0."""
     x = np.asarray(x, np.float32)
-    mean = x.mean(axis=0, keepdims=True)
-    std = x.std(axis=0, keepdims=True)
+    fit = x if rows is None else x[rows]
+    mean = fit.mean(axis=0, keepdims=True)
+    std = fit.std(axis=0, keepdims=True)
     return ((x - mean) / np.where(std > 1e-6, std, np.float32(1.0))).astype(np.float32)
 
 
-def compose(blocks: list[np.ndarray]) -> np.ndarray:
-    """Standardise each f32[N, d_i] block and concatenate: -> f32[N, sum d_i]."""
+def compose(blocks: list[np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+    """Standardise each f32[N, d_i] block (statistics of `rows`, default all) and
+    concatenate: -> f32[N, sum d_i]."""
     n = {b.shape[0] for b in blocks}
     if len(n) != 1:
         raise ValueError(f"feature blocks disagree on the number of rows: {sorted(n)}")
-    return np.concatenate([standardise(b) for b in blocks], axis=1)
+    return np.concatenate([standardise(b, rows) for b in blocks], axis=1)
 
 
 def _minilm_encode(texts: list[str], cfg: FeatureConfig) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
-from jaxtyping import Bool, Float, Int, Shaped
+from jaxtyping import Float, Int, Shaped
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,15 @@ class ResponsePool:
     skipped:      prompt ids dropped while reading (fewer responses than R), for the summary
     """
 
-    prompt_ids: Shaped[np.ndarray, "P"]
-    prompts: Shaped[np.ndarray, "P"]
+    prompt_ids: Shaped[np.ndarray, " P"]
+    prompts: Shaped[np.ndarray, " P"]
     responses: Shaped[np.ndarray, "P R"]
     models: Shaped[np.ndarray, "P R"]
     response_ids: Shaped[np.ndarray, "P R"]
     gold: Float[np.ndarray, "P R"] | None = None
     gold_kind: str | None = None
     source: str = ""
-    messages: Shaped[np.ndarray, "P"] | None = None
+    messages: Shaped[np.ndarray, " P"] | None = None
     skipped: tuple[str, ...] = ()
 
     @property
@@ -50,7 +50,7 @@ class ResponsePool:
         """(P, R)."""
         return self.responses.shape
 
-    def take(self, idx: Int[np.ndarray, "Q"]) -> ResponsePool:
+    def take(self, idx: Int[np.ndarray, " Q"]) -> ResponsePool:
         """The pool restricted to prompts `idx` (in that order): [Q, R]."""
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
         return replace(self, prompt_ids=self.prompt_ids[idx], prompts=self.prompts[idx],
@@ -67,10 +67,10 @@ class Comparisons(NamedTuple):
     p:      [M] float32  P(a beats b) in [0, 1]; 1 = a wins, 0.5 = tie, soft labels allowed
     """
 
-    prompt: Int[np.ndarray, "M"]
-    a: Int[np.ndarray, "M"]
-    b: Int[np.ndarray, "M"]
-    p: Float[np.ndarray, "M"]
+    prompt: Int[np.ndarray, " M"]
+    a: Int[np.ndarray, " M"]
+    b: Int[np.ndarray, " M"]
+    p: Float[np.ndarray, " M"]
 
     @staticmethod
     def empty() -> Comparisons:
@@ -115,7 +115,7 @@ class Choice(NamedTuple):
     """
 
     idx: Int[np.ndarray, "P k"]
-    score: Float[np.ndarray, "P"]
+    score: Float[np.ndarray, " P"]
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class Judgement(NamedTuple):
     """
 
     task: JudgeTask
-    ratings: Float[np.ndarray, "k"]
+    ratings: Float[np.ndarray, " k"]
     pairs: list[tuple[int, int, float]]
 
 

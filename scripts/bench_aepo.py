@@ -221,9 +221,9 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from aeuf.run import featurize
     from aeuf.bench.data import read_bench_pool
     from aeuf.config import FeatureConfig
+    from aeuf.run import featurize
 
     pool = read_bench_pool(args.pool)
     P, R = pool.shape

@@ -19,9 +19,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from aeuf import embed, io  # noqa: E402
-from aeuf.run import featurize  # noqa: E402
 from aeuf.backends import sentence  # noqa: E402
 from aeuf.config import FeatureConfig, InputConfig  # noqa: E402
+from aeuf.run import featurize  # noqa: E402
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ def pool_path(tmp_path_factory):
 
 def _bench(path, out, *extra):
     return main(["bench", path, "--output_dir", str(out), "--seeds", "2", "--budget", "12",
-                 "--batch", "6", "--ceiling_pairs", "200", "--no_progress", *extra])
+                 "--batch_size", "6", "--ceiling_pairs", "200", "--no_progress", *extra])
 
 
 def test_summary_tables_and_plots(pool_path, tmp_path):

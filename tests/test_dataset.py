@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from aeuf import dataset
-from aeuf import types
+from aeuf import dataset, types
 from aeuf.types import Judgement, JudgeTask, ResponsePool
 
 

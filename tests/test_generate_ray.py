@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from aeuf.config import GenerateConfig
-from aeuf.run.gen_run import LOG_NAME, OUT_NAME, run_generation
 from aeuf.generate import ModelSpec
 from aeuf.io import GenLog
+from aeuf.run.gen_run import LOG_NAME, OUT_NAME, run_generation
 
 ray = pytest.importorskip("ray")
 pytest_plugins = ["genmodels"]

@@ -13,11 +13,11 @@ from aeuf.errors import InputError
 from aeuf.io import (
     JsonlLog,
     JudgementLog,
+    RunDir,
     atomic_write,
     atomic_write_json,
     atomic_write_parquet,
     atomic_write_text,
-    check_run_config,
     load_pool,
     read_pool,
     write_pool,
@@ -120,6 +120,10 @@ def test_generic_log_keeps_the_latest_record_per_key(tmp_path):
 
 
 # --- config.json --------------------------------------------------------------------------
+
+def check_run_config(folder, config: dict) -> None:
+    RunDir(folder).check_config(config)
+
 
 def config(**input_kw) -> dict:
     d = to_dict(RunConfig(input=InputConfig(path="data.csv", **input_kw)))

@@ -9,9 +9,8 @@ import threading
 import time
 
 import pytest
-
-from aeuf.config import OracleConfig
 from configs import oracle_config
+
 from aeuf.io import BatchStore
 from aeuf.oracle import is_final, make_oracle
 from aeuf.oracle.batch import live_keys, read_output, shard_id

@@ -5,9 +5,8 @@ import random
 
 import numpy as np
 import pytest
-
-from aeuf.config import OracleConfig
 from configs import oracle_config
+
 from aeuf.oracle import is_final, make_oracle
 from aeuf.types import JudgeAnswer, JudgeTask
 

@@ -4,9 +4,9 @@ import io
 
 import numpy as np
 import pytest
+from configs import oracle_config
 
 from aeuf.config import OracleConfig
-from configs import oracle_config
 from aeuf.errors import ConfigError
 from aeuf.oracle import ORACLES, auto_name, is_final, make_oracle
 from aeuf.oracle.resolve import sigmoid

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,10 +39,7 @@ def load(name: str, max_length: int = 256):
     """A SentenceTransformer on the CPU (or CUDA when present)."""
     st = require("sentence_transformers", package="sentence-transformers")
     path = resolve(name)
-    local = Path(path).exists()
-    if local:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model = st.SentenceTransformer(path, local_files_only=local)
+    model = st.SentenceTransformer(path, local_files_only=Path(path).exists())
     model.max_seq_length = min(max_length, model.max_seq_length or max_length)
     return model
 

@@ -19,6 +19,7 @@ from aeuf.bench.metrics import (
     mean_se,
     paired_difference,
 )
+from aeuf.bench.quality import dataset_quality
 from aeuf.bench.runner import Results
 
 
@@ -77,16 +78,34 @@ def rule_summary(curves: list, ref: list | None, length_acc: float) -> dict:
     return out
 
 
-def summarise(results: Results, config: dict) -> dict:
-    """Results -> the JSON-ready summary (see the module docstring of aeuf.commands.bench)."""
-    length_acc = results.baselines["length"].accuracy
+def quality_summary(curves: list, gold) -> dict:
+    """One rule's entry in the `once` regime: each dataset-quality figure, mean and SE."""
+    runs = [dataset_quality(c.labelled, gold, c.shown) for c in curves]
+    out = {"seeds": len(curves)}
+    for key in runs[0]:
+        values = [r[key] for r in runs if r[key] is not None]
+        out[key] = _ms(values) if values else None
+    return out
+
+
+def summarise(results: Results, config: dict, data=None) -> dict:
+    """Results -> the JSON-ready summary (see the module docstring of aeuf.commands.bench).
+    data: the BenchData (gold of the pool prompts, for the `once` regime)."""
     table: dict = {}
+    if not results.baselines:  # the once regime: no held-out prompts
+        gold = data.pool.gold[data.split[0]]
+        for mode, heads in results.curves.items():
+            for head, rules in heads.items():
+                table.setdefault(mode, {})[head] = {
+                    r: quality_summary(c, gold) for r, c in rules.items()}
+        return {"config": config, "split": results.split, "regime": "once", "results": table}
+    length_acc = results.baselines["length"].accuracy
     for mode, heads in results.curves.items():
         for head, rules in heads.items():
             ref = rules.get("random")
             table.setdefault(mode, {})[head] = {
                 r: rule_summary(c, ref, length_acc) for r, c in rules.items()}
-    return {
+    return {"regime": "budget",
         "config": config,
         "split": results.split,
         "baselines": {k: _eval(v) for k, v in results.baselines.items()},
@@ -120,8 +139,26 @@ HEADER = ("| rule | final acc | Δ acc vs random | AUC (acc) | Δ AUC vs random 
           "test LL | regret | beats length? | s/run |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
+QUALITY_HEADER = ("| rule | chosen is best (of all prompts) | rejected is worst | gold gap | "
+                  "correct | ties | unlabelled | shown/prompt |\n|---|---|---|---|---|---|---|---|")
+
+
+def _quality_row(rule: str, s: dict) -> str:
+    keys = ("best_of_n", "worst_of_n", "gold_gap", "correct", "ties", "unlabelled",
+            "shown_per_prompt")
+    return "| " + " | ".join([rule] + ["—" if s[k] is None else _pm(s[k]) for k in keys]) + " |"
+
+
 def markdown(summary: dict) -> str:
     """Tables: baselines and ceilings, then one table per label mode and head."""
+    if summary.get("regime") == "once":
+        lines = []
+        for mode, heads in summary["results"].items():
+            for head, rules in heads.items():
+                lines += ["", f"**{mode} labels, head `{head}`**, every prompt labelled once "
+                          "(mean ± standard error over seeds)", "", QUALITY_HEADER]
+                lines += [_quality_row(r, s) for r, s in rules.items()]
+        return "\n".join(lines) + "\n"
     b = summary["baselines"]
     lines = ["| no-learning baseline | test acc | test LL | best-of-N regret |", "|---|---|---|---|"]
     for name, e in b.items():
@@ -188,7 +225,7 @@ def write_report(summary: dict, out_dir: Path, feature_set: str | None = None) -
     files = {"summary": out_dir / "summary.json", "report": out_dir / "report.md"}
     files["summary"].write_text(json.dumps(summary, indent=1) + "\n")
     files["report"].write_text(markdown(summary))
-    for mode in summary["results"]:
+    for mode in summary["results"] if summary.get("regime") != "once" else ():
         files[f"curves_{mode}"] = out_dir / f"learning_curves_{mode}.png"
         plot_curves(summary, mode, files[f"curves_{mode}"], feature_set)
     return files

@@ -20,22 +20,23 @@ from aeuf.bench.metrics import (
     held_out_pairs,
     pair_accuracy,
 )
-from aeuf.bench.simulate import BenchConfig, Curve, Task, ceiling, simulate, split_prompts
-from aeuf.config import AcquireConfig, HeadConfig
-from aeuf.head import make_head
+from aeuf.bench.simulate import BenchConfig, Curve, Task, ceiling, run_config, simulate
+from aeuf.types import ResponsePool
 
 
 class BenchData(NamedTuple):
-    """The pool as arrays (all prompts; the runner splits them).
+    """The pool and its arrays, split into pool and test prompts.
 
-    features: f32[P, R, D] the feature set the rules run on; prompt_features: f32[P, d];
-    gold: f64[P, R] utilities; lengths: [P, R] response lengths (for "the longer one wins");
-    ceiling_features: feature-set name -> f32[P, R, D_set] for the per-feature-set ceilings.
+    pool: the whole ResponsePool (with gold); split: (pool idx int64 [P'], test idx [T]);
+    features: f32[P, R, D], standardised on the pool prompts only (as the main command would
+    standardise them on a file holding just those); prompt_features: f32[P', d] of the pool
+    prompts; lengths: [P, R] response lengths; ceiling_features: feature set -> f32[P, R, D_set].
     """
 
+    pool: ResponsePool
+    split: tuple
     features: np.ndarray
     prompt_features: np.ndarray
-    gold: np.ndarray
     lengths: np.ndarray
     ceiling_features: dict
 
@@ -43,7 +44,7 @@ class BenchData(NamedTuple):
 class Results(NamedTuple):
     """curves[mode][head][rule] = [Curve per seed]; baselines[name] = Evaluation (log-lik
     None where the baseline gives no probabilities); ceilings[head][feature set] =
-    Evaluation; split: (pool prompts, test prompts, test pairs)."""
+    Evaluation; split: sizes."""
 
     curves: dict
     baselines: dict
@@ -51,13 +52,13 @@ class Results(NamedTuple):
     split: dict
 
 
-def make_task(data: BenchData, features: np.ndarray, pool: np.ndarray, test: np.ndarray,
-              pairs: HeldOutPairs, acq: AcquireConfig) -> Task:
-    """The pool/test arrays of one feature set for a fixed split."""
-    pf = np.asarray(data.prompt_features, np.float32)[pool]
-    return Task(np.asarray(features, np.float32)[pool], pf, data.gold[pool],
-                np.asarray(features, np.float32)[test], data.gold[test], pairs,
-                knn_graph(pf, acq.knn_k))
+def make_task(data: BenchData, features: np.ndarray, pairs: HeldOutPairs | None, graph) -> Task:
+    """The pool/test arrays of one feature set."""
+    pool, test = data.split
+    gold = np.asarray(data.pool.gold, np.float64)
+    f = np.asarray(features, np.float32)
+    return Task(data.pool.take(pool), f[pool], data.prompt_features, f[test], gold[test], pairs,
+                graph)
 
 
 def baselines(lengths, gold, pairs: HeldOutPairs) -> dict:
@@ -74,39 +75,42 @@ def baselines(lengths, gold, pairs: HeldOutPairs) -> dict:
     }
 
 
-def run_benchmark(data: BenchData, cfg: BenchConfig, head_cfg: HeadConfig, acq: AcquireConfig,
-                  *, on_run: Callable[[str, str, str, int, Curve], None] | None = None) -> Results:
+def run_benchmark(data: BenchData, bench: BenchConfig, *,
+                  on_run: Callable[[str, str, str, int, Curve], None] | None = None) -> Results:
     """Every run of the benchmark. on_run(mode, head, rule, seed, curve) is called after each
-    run (progress). Seeds are 0..cfg.seeds-1; the split is fixed by cfg.split_seed."""
-    pool, test = split_prompts(data.gold.shape[0], cfg.test_fraction, cfg.split_seed)
-    pairs = held_out_pairs(data.gold[test], cfg.max_test_pairs, seed=cfg.split_seed)
-    task = make_task(data, data.features, pool, test, pairs, acq)
-    heads = {h: make_head(dataclasses.replace(head_cfg, name=h)) for h in cfg.heads}
+    run (progress). Seeds are 0..bench.seeds-1."""
+    pool, test = data.split
+    gold = np.asarray(data.pool.gold, np.float64)
+    pairs = held_out_pairs(gold[test], bench.max_test_pairs, seed=bench.split_seed) if test.size else None
+    graph = knn_graph(data.prompt_features, bench.acquire.knn_k) if pool.size > 1 else None
+    task = make_task(data, data.features, pairs, graph)
     curves: dict = {}
-    for mode in cfg.label_modes:
-        for h, head in heads.items():
-            for rule in cfg.rules:
-                for seed in range(cfg.seeds):
-                    c = simulate(task, rule, head, cfg, acq, seed=seed, mode=mode,
-                                 num_samples=head_cfg.members)
-                    curves.setdefault(mode, {}).setdefault(h, {}).setdefault(rule, []).append(c)
+    for mode in bench.label_modes:
+        for head in bench.heads:
+            for rule in bench.rules:
+                for seed in range(bench.seeds):
+                    c = simulate(task, run_config(bench, rule, head, seed, mode))
+                    curves.setdefault(mode, {}).setdefault(head, {}).setdefault(rule, []).append(c)
                     if on_run is not None:
-                        on_run(mode, h, rule, seed, c)
-    return Results(curves, baselines(data.lengths[test], data.gold[test], pairs),
-                   ceilings(data, cfg, head_cfg, acq, pool, test, pairs),
-                   {"pool_prompts": int(pool.size), "test_prompts": int(test.size),
-                    "test_pairs": int(pairs.prompt.size)})
+                        on_run(mode, head, rule, seed, c)
+    split = {"pool_prompts": int(pool.size), "test_prompts": int(test.size),
+             "test_pairs": 0 if pairs is None else int(pairs.prompt.size)}
+    if pairs is None:
+        return Results(curves, {}, {}, split)
+    return Results(curves, baselines(data.lengths[test], gold[test], pairs),
+                   ceilings(data, bench, pairs, graph), split)
 
 
-def ceilings(data: BenchData, cfg: BenchConfig, head_cfg: HeadConfig, acq: AcquireConfig,
-             pool, test, pairs: HeldOutPairs) -> dict:
+def ceilings(data: BenchData, bench: BenchConfig, pairs: HeldOutPairs, graph) -> dict:
     """head -> feature set -> Evaluation of the head trained on all pool pairs."""
-    epochs = cfg.ceiling_epochs if cfg.ceiling_epochs is not None else head_cfg.epochs
     out: dict = {}
-    for h in cfg.heads:
-        head = make_head(dataclasses.replace(head_cfg, name=h, epochs=epochs))
+    for h in bench.heads:
+        cfg = run_config(bench, "random", h, 0, "deterministic")
+        if bench.ceiling_epochs is not None:
+            cfg = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head,
+                                                                    epochs=bench.ceiling_epochs))
         for name, feats in data.ceiling_features.items():
-            task = make_task(data, feats, pool, test, pairs, acq)
-            out.setdefault(h, {})[name] = ceiling(task, head, max_pairs=cfg.ceiling_pairs,
-                                                  seed=cfg.split_seed, num_samples=head_cfg.members)
+            task = make_task(data, feats, pairs, graph)
+            out.setdefault(h, {})[name] = ceiling(task, cfg, max_pairs=bench.ceiling_pairs,
+                                                  seed=bench.split_seed)
     return out

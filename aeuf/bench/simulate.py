@@ -1,13 +1,13 @@
-"""Simulated active learning on gold utilities (pure: arrays in, a learning curve out).
+"""Simulated active learning through the product's own round engine (pure: no disk).
 
-One run = one (rule, head, seed, label mode): rounds of choose -> replay oracle -> refit ->
-evaluate on held-out prompts. Everything random derives from the seed, and the first round
-(a model-free rule, `initial_rule`), the head's init key and the oracle's noise depend on
-the seed only, so every rule starts from the same labelled batch and the same head: the
-differences between rules at a seed are paired.
+One run = one (rule, head, seed, label mode): the RunConfig the main command would build
+from the same settings (`run_config`), played round by round by aeuf.run.engine with the
+replay oracle's pure path (plan -> send -> resolve, no ledger), and after each round the head
+is scored on held-out prompts. Same seed -> same first round (a model-free rule), same head
+init and same replay labels for every rule: differences between rules at a seed are paired.
 
 Shape letters: P pool prompts, T test prompts, R responses per prompt, D feature dim,
-d prompt-feature dim, k' responses shown per prompt, n rounds.
+d prompt-feature dim, n rounds.
 """
 
 from __future__ import annotations
@@ -20,61 +20,91 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from aeuf.acquire import KnnGraph, knn_graph, make_rule, pick_pair, select_prompts
-from aeuf.acquire.base import numpy_rng
 from aeuf.bench.metrics import Evaluation, HeldOutPairs, evaluate
-from aeuf.config import AcquireConfig
+from aeuf.config import (
+    AcquireConfig,
+    FeatureConfig,
+    HeadConfig,
+    InputConfig,
+    LoopConfig,
+    OracleConfig,
+    RunConfig,
+    opt,
+    sub,
+)
 from aeuf.errors import ConfigError
-from aeuf.types import Comparisons
+from aeuf.oracle import make_oracle
+from aeuf.run import engine
+from aeuf.run.engine import Plan
+from aeuf.types import Comparisons, ResponsePool
 
-LABEL_MODES = ("deterministic", "bernoulli")
-PROMPT_SELECTIONS = ("auto", "balpm", "random")
+LABEL_MODES = ("deterministic", "bernoulli", "soft")
+REGIMES = ("budget", "once")
 
 
 @dataclass(frozen=True, kw_only=True)
 class BenchConfig:
-    """Settings of the benchmark (head and acquisition settings live in their own configs)."""
+    """Settings of the benchmark; the nested configs are the main command's own."""
 
-    rules: tuple[str, ...] = ("random", "dts", "deltaucb", "infomax")
-    heads: tuple[str, ...] = ("ensemble", "bll")
-    seeds: int = 5
-    budget: int = 400  # labels (one comparison per labelled prompt)
-    batch: int = 50  # labels per round
-    initial_batch: int | None = None  # first round's size; None = batch
-    initial_rule: str = "random"  # model-free rule of the shared first round (random, aepo)
-    label_modes: tuple[str, ...] = LABEL_MODES
-    prompt_selection: str = "auto"  # auto: BAL-PM for belief rules, uniform for model-free
-    test_fraction: float = 0.25
-    split_seed: int = 0
-    max_test_pairs: int | None = None
-    ceiling_pairs: int | None = 20000  # pool pairs the all-pairs ceiling trains on (None: all)
-    ceiling_epochs: int | None = 5  # epochs of the ceiling fit (None: the head's own)
+    regime: str = opt("budget", "budget: a label budget below the pool, scored on held-out "
+                                "prompts; once: every prompt labelled once, scored on gold",
+                      choices=REGIMES)
+    rules: tuple[str, ...] = opt(("random", "dts", "deltaucb", "infomax"),
+                                 "acquisition rules, comma-separated (random runs first)")
+    heads: tuple[str, ...] = opt(("ensemble", "bll"), "reward heads, comma-separated")
+    seeds: int = opt(5, "seeds per rule (0..N-1)")
+    label_modes: tuple[str, ...] = opt(("deterministic", "bernoulli"),
+                                       "replay labels: deterministic, bernoulli and/or soft",
+                                       flag="label_mode")
+    test_fraction: float = opt(0.25, "budget regime: share of prompts held out")
+    split_seed: int = opt(0, "seed of the pool/test split")
+    max_test_pairs: int | None = opt(None, "sample at most this many test pairs")
+    ceiling_pairs: int | None = opt(20000, "pool pairs the all-pairs ceiling trains on")
+    ceiling_epochs: int | None = opt(5, "epochs of the ceiling fit")
+    ceiling_features: tuple[str, ...] = opt((), "feature sets of the ceilings (default: each "
+                                                "part of --features alone, and all of them)")
+    features: FeatureConfig = sub(FeatureConfig, "features", features="minilm+stats+model")
+    head: HeadConfig = sub(HeadConfig, "the reward heads", hide=("name",))
+    acquire: AcquireConfig = sub(AcquireConfig, "acquisition", hide=("rule",))
+    loop: LoopConfig = sub(LoopConfig, "rounds", hide=("seed",), budget=400, batch_size=50,
+                           initial_rule="random")
+
+
+def run_config(bench: BenchConfig, rule: str, head: str, seed: int, mode: str,
+               path: str = "") -> RunConfig:
+    """The RunConfig `aeuf PATH` gets for these settings (the replay oracle, `mode` labels)."""
+    loop = bench.loop if bench.regime == "budget" else dataclasses.replace(bench.loop, budget=None)
+    return RunConfig(input=InputConfig(path=path), features=bench.features,
+                     head=dataclasses.replace(bench.head, name=head),
+                     acquire=dataclasses.replace(bench.acquire, rule=rule),
+                     loop=dataclasses.replace(loop, seed=seed),
+                     oracle=OracleConfig(name="replay", label_mode=mode))
 
 
 class Task(NamedTuple):
-    """What a run needs: pool and held-out data with gold.
+    """What a run needs: the pool (with gold) and its arrays, and held-out data.
 
-    features: f32[P, R, D]; prompt_features: f32[P, d]; gold: f64[P, R] (utilities);
-    test_features: f32[T, R, D]; test_gold: f64[T, R]; pairs: the held-out pairs;
-    graph: kNN graph of prompt_features (BAL-PM prompt selection) or None.
+    features: f32[P, R, D]; prompt_features: f32[P, d]; test_features: f32[T, R, D];
+    test_gold: f64[T, R]; pairs: the held-out pairs (T = 0 in the `once` regime);
+    graph: kNN graph of prompt_features, shared by every run (or None: built on first use).
     """
 
+    pool: ResponsePool
     features: np.ndarray
     prompt_features: np.ndarray
-    gold: np.ndarray
     test_features: np.ndarray
     test_gold: np.ndarray
-    pairs: HeldOutPairs
-    graph: KnnGraph | None
+    pairs: HeldOutPairs | None
+    graph: object = None
 
 
 class Curve(NamedTuple):
-    """One run's learning curve, one entry per round.
+    """One run, one entry per round.
 
-    labels: int [n] comparisons so far; accuracy, log_likelihood, regret: float [n];
-    fit_s, select_s: wall seconds spent fitting / scoring + choosing (whole run);
-    shown: responses the oracle looked at (k' per labelled prompt);
-    comparisons: every label of the run, in the order acquired (prompt indices into the pool).
+    labels: int [n] comparisons so far; accuracy, log_likelihood, regret: float [n] on the
+    held-out prompts (empty in the `once` regime); fit_s, select_s: wall seconds;
+    shown: responses the oracle looked at; comparisons: every label, in order; plans: what
+    each round chose; labelled: the Labelled records (what the main command exports).
     """
 
     labels: np.ndarray
@@ -85,10 +115,15 @@ class Curve(NamedTuple):
     select_s: float
     shown: int
     comparisons: Comparisons
+    plans: list
+    labelled: list
 
 
 def split_prompts(num_prompts: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of prompt indices: -> (pool int64 [P - T], test int64 [T]), both sorted."""
+    """Seeded split of prompt indices: -> (pool int64 [P - T], test int64 [T]), both sorted.
+    test_fraction 0 keeps every prompt in the pool."""
+    if test_fraction == 0.0:
+        return np.arange(num_prompts), np.zeros(0, np.int64)
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"--test_fraction {test_fraction}: must be between 0 and 1")
     perm = np.random.default_rng(seed).permutation(num_prompts)
@@ -98,58 +133,47 @@ def split_prompts(num_prompts: int, test_fraction: float, seed: int) -> tuple[np
     return np.sort(perm[t:]), np.sort(perm[:t])
 
 
-def schedule(budget: int, batch: int, initial: int | None, num_prompts: int) -> list[int]:
-    """Labels per round: [initial, batch, ..., rest] summing to min(budget, num_prompts)."""
-    total = min(budget, num_prompts)
-    if total < 1 or batch < 1:
-        raise ConfigError(f"budget ({budget}) and batch ({batch}) must be >= 1")
-    sizes = [min(initial or batch, total)]
-    while sum(sizes) < total:
-        sizes.append(min(batch, total - sum(sizes)))
-    return sizes
+def replay_judge(cfg: OracleConfig):
+    """The replay oracle's pure path as an engine judge: plan -> send -> resolve, no ledger."""
+    oracle = make_oracle(cfg, has_gold=True)
+
+    def judge(plan: Plan, tasks: list) -> list:
+        out = []
+        for task in tasks:
+            answers = {a.key: a for a in oracle.send(oracle.plan(task))}
+            out.append(oracle.resolve(task, answers))
+        return out
+
+    return judge
 
 
-def oracle_ratings(gold, mode: str, seed: int) -> np.ndarray:
-    """What the replay oracle rates each response: f64[P, R].
-
-    deterministic: the gold utility itself. bernoulli: gold + standard Gumbel noise drawn
-    once per seed (shared by every rule, so labels are common random numbers). Comparing
-    two noisy ratings gives P(i beats j) = sigmoid(g_i - g_j), the Bradley-Terry label.
-    """
-    g = np.asarray(gold, np.float64)
-    if mode == "deterministic":
-        return g
-    if mode == "bernoulli":
-        return g + np.random.default_rng([seed, 99]).gumbel(size=g.shape)
-    raise ConfigError(f"unknown label mode '{mode}': choose one of {', '.join(LABEL_MODES)}")
-
-
-def label(ratings, prompts, idx, pairing: str, key) -> Comparisons:
-    """Comparisons from the oracle's ratings f64[P, R] of the shown responses idx [b, k'].
-
-    k' = 2: (a, b, 1[r_a > r_b]), 1/2 on a tie. k' > 2: the rule's pairing turns the k'
-    ratings into (chosen, rejected) with p = 1 (1/2 if their ratings tie). key: JAX key or int.
-    """
-    prompts = np.asarray(prompts, np.int64)
-    idx = np.asarray(idx, np.int64)
-    r = np.asarray(ratings, np.float64)[prompts[:, None], idx]  # [b, k']
-    if idx.shape[1] == 2:
-        a, b = idx[:, 0], idx[:, 1]
-    else:
-        seeds = numpy_rng(key).integers(2**31, size=len(prompts))
-        picks = [pick_pair(r[n], pairing, key=int(seeds[n])) for n in range(len(prompts))]
-        slots = np.asarray(picks, np.int64).reshape(-1, 2)
-        rows = np.arange(len(prompts))
-        a, b = idx[rows, slots[:, 0]], idx[rows, slots[:, 1]]
-    full = np.asarray(ratings, np.float64)
-    ra, rb = full[prompts, a], full[prompts, b]
-    p = np.where(ra == rb, 0.5, (ra > rb).astype(np.float64))
-    return Comparisons(prompts.astype(np.int32), a.astype(np.int32), b.astype(np.int32), p.astype(np.float32))
+def simulate(task: Task, cfg: RunConfig) -> Curve:
+    """One simulated run of the main command's rounds: -> Curve (one point per round)."""
+    ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph)
+    judge = replay_judge(cfg.oracle)
+    state = engine.initial_state(task.features.shape[0])
+    points, plans, labelled, fit_s, select_s = [], [], [], 0.0, 0.0
+    for t, size in enumerate(engine.sizes_of(ctx)):
+        t0 = time.perf_counter()
+        state, plan, outcome = engine.play(ctx, task.pool, state, t, size, judge, "replay")
+        t1 = time.perf_counter()
+        state = jax.block_until_ready(engine.refit(ctx, state, t))
+        select_s, fit_s = select_s + (t1 - t0), fit_s + (time.perf_counter() - t1)
+        plans.append(plan)
+        labelled += outcome.labelled
+        if task.pairs is not None:
+            points.append((state.comps.size, *evaluate_state(ctx, state, task, t)))
+    shown = int(sum(p.slots.size for p in plans))
+    cols = [np.asarray(c) for c in zip(*points)] if points else [np.zeros(0)] * 4
+    return Curve(*cols, fit_s, select_s, shown, state.comps, plans, labelled)
 
 
-def concat(c1: Comparisons, c2: Comparisons) -> Comparisons:
-    """The comparisons of c1 followed by those of c2."""
-    return Comparisons(*(np.concatenate([x, y]) for x, y in zip(c1, c2)))
+def evaluate_state(ctx: engine.Context, state: engine.State, task: Task, t: int) -> Evaluation:
+    """Held-out metrics of the head after round t."""
+    b = ctx.head.belief(state.head_state, task.test_features, key=ctx.keys.round(t, 5),
+                        num_samples=ctx.cfg.head.members)
+    labels = task.pairs.y if ctx.cfg.oracle.label_mode == "deterministic" else task.pairs.q
+    return evaluate(b.mean, b.samples, task.pairs, task.test_gold, labels)
 
 
 def all_pairs(gold, max_pairs: int | None = None, *, seed: int = 0) -> Comparisons:
@@ -162,75 +186,15 @@ def all_pairs(gold, max_pairs: int | None = None, *, seed: int = 0) -> Compariso
                        hp.y.astype(np.float32))
 
 
-def use_balpm(selection: str, needs_belief: bool) -> bool:
-    """Whether a round picks prompts by BAL-PM (else uniformly among unlabelled ones)."""
-    if selection not in PROMPT_SELECTIONS:
-        raise ConfigError(f"unknown prompt selection '{selection}': choose one of {', '.join(PROMPT_SELECTIONS)}")
-    return selection == "balpm" or (selection == "auto" and needs_belief)
-
-
-def choose(rule, belief, task: Task, acquired, size: int, k: int, key, seed: int, t: int,
-           selection: str, acq: AcquireConfig) -> tuple[np.ndarray, np.ndarray]:
-    """One round's choice: -> (prompts int64 [size], shown responses int64 [size, k'])."""
-    R = task.features.shape[1]
-    choice = rule.select(belief, task.features, key=key, k=rule.num_shown(k, R))
-    if use_balpm(selection, rule.needs_belief):
-        graph = task.graph if task.graph is not None else knn_graph(task.prompt_features, acq.knn_k)
-        prompts = select_prompts(choice.score, task.prompt_features, acquired, size, acq, graph=graph)
-    else:
-        rng = np.random.default_rng([seed, t, 7])
-        prompts = rng.choice(np.flatnonzero(~acquired), size, replace=False)
-    prompts = np.asarray(prompts, np.int64)
-    return prompts, np.asarray(choice.idx, np.int64)[prompts]
-
-
-def evaluate_state(head, state, task: Task, key, labels, num_samples: int) -> Evaluation:
-    """Held-out metrics of a head state (labels: the pairs' y or q)."""
-    b = head.belief(state, task.test_features, key=key, num_samples=num_samples)
-    return evaluate(b.mean, b.samples, task.pairs, task.test_gold, labels)
-
-
-def simulate(task: Task, rule_name: str, head, cfg: BenchConfig, acq: AcquireConfig, *,
-             seed: int, mode: str, num_samples: int = 16) -> Curve:
-    """One simulated active-learning run: -> Curve (one point per round)."""
-    base = jax.random.key(seed)
-    rk = lambda t, purpose: jax.random.fold_in(jax.random.fold_in(base, 100 + t), purpose)  # noqa: E731
-    P, R, D = task.features.shape
-    rules = {n: make_rule(dataclasses.replace(acq, rule=n)) for n in {cfg.initial_rule, rule_name}}
-    if rules[cfg.initial_rule].needs_belief:
-        raise ConfigError(f"initial rule '{cfg.initial_rule}' needs a fitted head; use random or aepo")
-    ratings = oracle_ratings(task.gold, mode, seed)
-    eval_labels = task.pairs.y if mode == "deterministic" else task.pairs.q
-    state = head.init(D, key=jax.random.fold_in(base, 0))
-    comps, acquired, belief = Comparisons.empty(), np.zeros(P, bool), None
-    out, fit_s, select_s, shown = [], 0.0, 0.0, 0
-    sizes = schedule(cfg.budget, cfg.batch, cfg.initial_batch, P)
-    for t, size in enumerate(sizes):
-        t0 = time.perf_counter()
-        rule = rules[cfg.initial_rule if t == 0 else rule_name]
-        if rule.needs_belief:
-            belief = head.belief(state, task.features, key=rk(t, 2), num_samples=num_samples)
-        prompts, idx = choose(rule, belief, task, acquired, size, acq.num_annotations,
-                              rk(t, 0) if t else jax.random.fold_in(base, 1), seed, t,
-                              cfg.prompt_selection, acq)
-        t1 = time.perf_counter()
-        comps = concat(comps, label(ratings, prompts, idx, rule.pairing, rk(t, 3)))
-        acquired[prompts] = True
-        shown += idx.size
-        state = jax.block_until_ready(head.fit(state, task.features, comps, key=rk(t, 1)))
-        t2 = time.perf_counter()
-        select_s, fit_s = select_s + (t1 - t0), fit_s + (t2 - t1)
-        out.append((comps.size, *evaluate_state(head, state, task, rk(t, 4), eval_labels, num_samples)))
-    labels, acc, ll, reg = (np.asarray(c) for c in zip(*out))
-    return Curve(labels, acc, ll, reg, fit_s, select_s, shown, comps)
-
-
-def ceiling(task: Task, head, *, max_pairs: int | None, seed: int = 0,
-            num_samples: int = 16) -> Evaluation:
+def ceiling(task: Task, cfg: RunConfig, *, max_pairs: int | None, seed: int = 0) -> Evaluation:
     """The head trained on all (or `max_pairs` sampled) pool pairs with deterministic gold
     labels, evaluated like a run: what the features allow at best."""
-    comps = all_pairs(task.gold, max_pairs, seed=seed)
-    base = jax.random.key(seed)
-    state = head.init(task.features.shape[-1], key=jax.random.fold_in(base, 0))
-    state = head.fit(state, task.features, comps, key=jax.random.fold_in(base, 5))
-    return evaluate_state(head, state, task, jax.random.fold_in(base, 6), task.pairs.y, num_samples)
+    from aeuf.head import make_head
+
+    head = make_head(cfg.head)
+    comps = all_pairs(task.pool.gold, max_pairs, seed=seed)
+    keys = engine.Keys.of(seed)
+    state = head.init(task.features.shape[-1], key=keys.init())
+    state = head.fit(state, task.features, comps, key=keys.round(0, 1))
+    b = head.belief(state, task.test_features, key=keys.round(0, 5), num_samples=cfg.head.members)
+    return evaluate(b.mean, b.samples, task.pairs, task.test_gold, task.pairs.y)

@@ -1,24 +1,25 @@
-"""`aeuf bench POOL`: the label-efficiency benchmark (simulated active learning, replay oracle).
+"""`aeuf bench POOL`: the label-efficiency benchmark, run by the main command's own round engine.
 
 POOL holds gold scores per response: a long table (prompt_id, instruction, model, response,
 score: a win probability against a common reference; gold = logit(clip(score))) or any
-pool aeuf reads with gold columns. The prompts are split into pool and test; every rule in
---rules, with every head in --heads, for --seeds seeds and each --label_mode, labels up to
---budget comparisons in rounds of --batch and is scored on all gold-ordered pairs of the
-test prompts after each round. Features come from the aeuf feature cache (--features_cache),
-so a second run embeds nothing.
+pool aeuf reads with gold columns. Each (rule, head, seed, label mode) is the run `aeuf`
+would make with the same settings and `--oracle replay` (same keys, same choices).
 
-Writes to --output_dir: summary.json (per label mode, head and rule: seeds, labels per
-round, test accuracy / log-likelihood / best-of-N regret per round as mean and standard
-error, area under the accuracy curve, labels saved vs random, paired differences vs random,
-wall time; the no-learning baselines; the all-pairs ceiling per head and feature set),
-report.md (the same as tables) and learning_curves_<mode>.png.
+Regimes: `budget` splits the prompts into pool and test; every rule labels up to --budget
+prompts in rounds of --batch_size and the head is scored on all gold-ordered pairs of the
+test prompts after each round. `once` labels every prompt once (the README's main command)
+and scores the exported pairs on gold.
+
+Writes to --output_dir: summary.json, report.md, learning_curves_<mode>.png (budget regime)
+and choices/<mode>_<head>_<rule>_<seed>.json (what each round chose, by prompt and
+response id). Features come from the aeuf feature cache (--features_cache).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -26,120 +27,93 @@ from pathlib import Path
 
 import numpy as np
 
+from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.errors import ConfigError
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in text.split(",") if s.strip())
+def _bench_flags():
+    from aeuf.bench.simulate import BenchConfig
 
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in _names(text))
+    return BenchConfig, list(flags_of(BenchConfig))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
-    a("pool", help="pool with gold scores (long table with a score column, or gold columns)")
-    a("--rules", type=_names, default=("random", "dts", "deltaucb", "infomax"),
-      help="acquisition rules, comma-separated (random is always run first)")
-    a("--heads", type=_names, default=("ensemble", "bll"), help="reward heads, comma-separated")
-    a("--features", default="minilm+stats+model", help="feature parts joined by '+'")
-    a("--ceiling_features", type=_names, default=None,
-      help="feature sets for the all-pairs ceilings, comma-separated (default: each part of "
-           "--features alone and --features itself)")
-    a("--precomputed", default=None, help="precomputed features for the 'file' part")
-    a("--features_cache", default=None, help="feature cache folder (default OUTPUT_DIR/cache)")
-    a("--seeds", type=int, default=5, help="seeds per rule (0..N-1)")
-    a("--budget", type=int, default=400, help="labels (comparisons) per run")
-    a("--batch", type=int, default=50, help="labels per round")
-    a("--initial_batch", type=int, default=None, help="first round's labels (default --batch)")
-    a("--initial_rule", default="random", help="model-free rule of the shared first round")
-    a("--label_mode", type=_names, default=("deterministic", "bernoulli"),
-      help="replay labels: deterministic, bernoulli, or both comma-separated")
-    a("--prompt_selection", default="auto",
-      help="auto (BAL-PM for belief rules, uniform for model-free ones), balpm or random")
-    a("--test_fraction", type=float, default=0.25, help="share of prompts held out")
-    a("--split_seed", type=int, default=0, help="seed of the pool/test split")
-    a("--max_test_pairs", type=int, default=None, help="sample at most this many test pairs")
-    a("--ceiling_pairs", type=int, default=20000, help="pool pairs the ceiling trains on")
-    a("--ceiling_epochs", type=int, default=5, help="epochs of the ceiling fit")
-    a("--members", type=int, default=None, help="ensemble members / posterior samples K")
-    a("--hidden", type=_ints, default=None, help="ensemble hidden widths, e.g. 128,128")
-    a("--epochs", type=int, default=None, help="head epochs per round")
-    a("--num_annotations", type=int, default=None, help="responses shown per prompt")
-    a("--beta", type=float, default=None, help="UCB/LCB width")
-    a("--output_dir", default="bench_out", help="where summary.json, report.md, PNGs go")
-    a("--no_progress", action="store_true", help="no progress lines")
+    cls, flags = _bench_flags()
+    parser.add_argument("pool", help="pool with gold scores (long table with a score column, "
+                                     "or gold columns)")
+    add_flags(parser, flags, cls())
+    parser.add_argument("--features_cache", default=None,
+                        help="feature cache folder (default: OUTPUT_DIR/cache)")
+    parser.add_argument("--output_dir", default="bench_out",
+                        help="where summary.json, report.md and the PNGs go (default: bench_out)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress lines")
 
 
-def _given(args, names: dict) -> dict:
-    return {field: getattr(args, flag) for flag, field in names.items() if getattr(args, flag) is not None}
+def config_of(args: argparse.Namespace):
+    """BenchConfig from the flags (random always runs first), checked."""
+    cls, flags = _bench_flags()
+    bench = build(cls, args, flags)
+    rules = ("random", *(r for r in bench.rules if r != "random"))
+    bench = dataclasses.replace(bench, rules=rules)
+    check_names(bench)
+    return bench
 
 
-def configs(args: argparse.Namespace):
-    """(BenchConfig, HeadConfig, AcquireConfig, FeatureConfig) from the flags."""
-    from aeuf.bench.simulate import BenchConfig
-    from aeuf.config import AcquireConfig, FeatureConfig, HeadConfig
-
-    rules = ("random", *(r for r in args.rules if r != "random"))
-    bench = BenchConfig(
-        rules=rules, heads=args.heads, seeds=args.seeds, budget=args.budget, batch=args.batch,
-        initial_batch=args.initial_batch, initial_rule=args.initial_rule,
-        label_modes=args.label_mode, prompt_selection=args.prompt_selection,
-        test_fraction=args.test_fraction, split_seed=args.split_seed,
-        max_test_pairs=args.max_test_pairs, ceiling_pairs=args.ceiling_pairs,
-        ceiling_epochs=args.ceiling_epochs)
-    head = HeadConfig(**_given(args, {"members": "members", "hidden": "hidden", "epochs": "epochs"}))
-    acq = AcquireConfig(**_given(args, {"num_annotations": "num_annotations", "beta": "beta"}))
-    feat = FeatureConfig(features=args.features, precomputed=args.precomputed)
-    return bench, head, acq, feat
-
-
-def check_names(bench, feat) -> None:
+def check_names(bench) -> None:
     """ConfigError (one line, listing valid names) for an unknown rule, head, part or mode."""
     from aeuf import embed
     from aeuf.acquire import RULES
     from aeuf.bench.simulate import LABEL_MODES
     from aeuf.head import HEADS
 
-    for r in (*bench.rules, bench.initial_rule):
+    for r in (*bench.rules, bench.loop.initial_rule):
         RULES.get(r)
     for h in bench.heads:
         HEADS.get(h)
     for m in bench.label_modes:
         if m not in LABEL_MODES:
             raise ConfigError(f"unknown label mode '{m}': choose one of {', '.join(LABEL_MODES)}")
-    embed.parse_parts(feat.features)
+    embed.parse_parts(bench.features.features)
     if bench.seeds < 1:
         raise ConfigError("--seeds must be >= 1")
 
 
-def ceiling_sets(args, feat) -> tuple[str, ...]:
+def ceiling_sets(bench) -> tuple[str, ...]:
     """--ceiling_features, or each part of --features alone plus the whole set."""
     from aeuf import embed
 
-    if args.ceiling_features:
-        return args.ceiling_features
-    parts = embed.parse_parts(feat.features)
-    return tuple(dict.fromkeys([*parts, feat.features]))
+    if bench.ceiling_features:
+        return bench.ceiling_features
+    parts = embed.parse_parts(bench.features.features)
+    return tuple(dict.fromkeys([*parts, bench.features.features]))
 
 
-def load_data(args, bench, feat, cache: Path, progress: bool):
-    """Read the pool and build (or load from the cache) every feature set: -> BenchData."""
-    from aeuf.run import featurize
+def load_data(pool_path: str, bench, cache: Path, progress: bool):
+    """Read the pool, split it and build (or load from the cache) every feature set."""
     from aeuf.bench.data import read_bench_pool
     from aeuf.bench.runner import BenchData
+    from aeuf.bench.simulate import split_prompts
+    from aeuf.run import featurize
 
-    pool = read_bench_pool(args.pool)
-    features, info = featurize.build_features(pool, feat, cache, progress=progress)
-    pfeat = featurize.prompt_features(pool, features, feat, cache, progress=progress)
+    pool = read_bench_pool(pool_path)
+    fraction = bench.test_fraction if bench.regime == "budget" else 0.0
+    split = split_prompts(pool.shape[0], fraction, bench.split_seed)
+
+    def build_set(feat):
+        return featurize.build_features(pool, feat, cache, progress=progress,
+                                        fit_prompts=split[0])
+
+    features, info = build_set(bench.features)
+    sub = pool.take(split[0])
+    pfeat = featurize.prompt_features(sub, features[split[0]], bench.features, cache,
+                                      progress=progress)
     sets = {}
-    for name in ceiling_sets(args, feat):
-        cfg = dataclasses.replace(feat, features=name)
-        sets[name] = features if name == feat.features else featurize.build_features(
-            pool, cfg, cache, progress=progress)[0]
+    if bench.regime == "budget":
+        for name in ceiling_sets(bench):
+            feat = dataclasses.replace(bench.features, features=name)
+            sets[name] = features if name == bench.features.features else build_set(feat)[0]
     lengths = np.vectorize(len, otypes=[np.int64])(pool.responses.astype(str))
-    return BenchData(features, pfeat, np.asarray(pool.gold, np.float64), lengths, sets), info
+    return BenchData(pool, split, features, pfeat, lengths, sets), info
 
 
 def _say(progress: bool):
@@ -147,11 +121,29 @@ def _say(progress: bool):
 
     def on_run(mode, head, rule, seed, curve):
         if progress:
+            acc = f"acc {curve.accuracy[-1]:.3f} at " if len(curve.accuracy) else ""
             print(f"aeuf bench: [{time.perf_counter() - start:6.0f}s] {mode:13s} {head:8s} "
-                  f"{rule:13s} seed {seed}: acc {curve.accuracy[-1]:.3f} at {curve.labels[-1]} "
-                  f"labels ({curve.fit_s + curve.select_s:.1f}s)", file=sys.stderr, flush=True)
+                  f"{rule:13s} seed {seed}: {acc}{curve.comparisons.size} labels "
+                  f"({curve.fit_s + curve.select_s:.1f}s)", file=sys.stderr, flush=True)
 
     return on_run
+
+
+def write_choices(results, pool, out: Path) -> None:
+    """choices/<mode>_<head>_<rule>_<seed>.json: per round, the prompt and response ids."""
+    folder = out / "choices"
+    folder.mkdir(parents=True, exist_ok=True)
+    for mode, heads in results.curves.items():
+        for head, rules in heads.items():
+            for rule, curves in rules.items():
+                for seed, c in enumerate(curves):
+                    rounds = [{"round": p.t, "rule": p.rule,
+                               "prompt_ids": [str(pool.prompt_ids[i]) for i in p.prompts],
+                               "response_ids": [[str(x) for x in pool.response_ids[i, s]]
+                                                for i, s in zip(p.prompts, p.slots)]}
+                              for p in c.plans]
+                    path = folder / f"{mode}_{head}_{rule}_{seed}.json"
+                    path.write_text(json.dumps(rounds, indent=1) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,21 +151,20 @@ def run(args: argparse.Namespace) -> int:
     from aeuf.bench.runner import run_benchmark
     from aeuf.config import to_dict
 
-    bench, head, acq, feat = configs(args)
-    check_names(bench, feat)
+    bench = config_of(args)
     out = Path(args.output_dir)
     cache = Path(args.features_cache) if args.features_cache else out / "cache"
     progress = not args.no_progress
     t0 = time.perf_counter()
-    data, info = load_data(args, bench, feat, cache, progress)
+    data, info = load_data(args.pool, bench, cache, progress)
     t1 = time.perf_counter()
-    results = run_benchmark(data, bench, head, acq, on_run=_say(progress))
-    config = {"pool": str(args.pool), "bench": to_dict(bench), "head": to_dict(head),
-              "acquire": to_dict(acq), "features": to_dict(feat), "feature_dims": info.dims,
+    results = run_benchmark(data, bench, on_run=_say(progress))
+    config = {"pool": str(args.pool), "bench": to_dict(bench), "feature_dims": info.dims,
               "newly_embedded": info.encoded, "features_s": round(t1 - t0, 1),
               "benchmark_s": round(time.perf_counter() - t1, 1), "cpu_count": os.cpu_count(),
               "load_average": [round(x, 2) for x in os.getloadavg()]}
-    files = write_report(summarise(results, config), out, feat.features)
+    files = write_report(summarise(results, config, data), out, bench.features.features)
+    write_choices(results, data.pool.take(data.split[0]), out)
     print(f"aeuf bench: done in {time.perf_counter() - t0:.0f}s; wrote "
           f"{', '.join(str(p) for p in files.values())}", file=sys.stderr)
     return 0

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from aeuf.run.loop import default_output_dir
 
     cfg = config_from_args(args)
-    out = Path(args.output_dir) if args.output_dir else default_output_dir(args.prompts)
+    out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(args.prompts)
     out.mkdir(parents=True, exist_ok=True)
     pool = io.read_pool(cfg.input)
     features, info = featurize.build_features(pool, cfg.features, out, progress=not args.no_progress)

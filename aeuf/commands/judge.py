@@ -22,7 +22,6 @@ from aeuf.config import InputConfig, OracleConfig
 from aeuf.errors import ConfigError, InputError
 from aeuf.types import Judgement, JudgeTask
 
-
 ORACLE_FLAGS = [f for f in flags_of(OracleConfig)]
 
 
@@ -100,8 +99,8 @@ def judged_line(j: Judgement) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from aeuf import io
-    from aeuf.run.ledger import Ledger
     from aeuf.oracle import make_oracle
+    from aeuf.run.ledger import Ledger
 
     cfg = oracle_config(args)
     tasks, has_gold = read_tasks(args.input)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 from aeuf.commands.flags import add_flags, build, flags_of, read_config_file
 from aeuf.config import RunConfig
 
@@ -43,7 +44,10 @@ def print_summary(s) -> None:
         return
     say(f"aeuf: {s.labelled} of {s.prompts} prompts labelled by the {s.oracle} oracle; "
         f"{s.comparisons} comparisons, {s.requests_logged} oracle requests "
-        f"({s.requests_sent} sent now), cost ${s.cost:.4f}; {s.failed} prompts without a usable label.")
+        f"({s.requests_sent} sent now), cost ${s.cost:.4f}; {s.ties} ties, "
+        f"{s.failed} prompts without a usable label.")
+    if s.skipped:
+        say(f"aeuf: {s.skipped} prompts skipped while reading (fewer responses than the others).")
     agree = [f"{r['agreement']:.2f}" for r in s.progress if r["agreement"] is not None]
     if agree:
         say(f"aeuf: head agreed with the oracle before labelling, per round: {', '.join(agree)}")

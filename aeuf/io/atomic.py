@@ -7,6 +7,7 @@ content or the new one, plus at most a stray `.<name>.tmp-*` file that every rea
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -70,9 +71,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write `obj` as indented UTF-8 JSON to `path` atomically (serialised before any write)."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    return atomic_write_text(path, text)
+    """Write `obj` as indented UTF-8 JSON to `path` atomically (serialised before any write).
+
+    Strict JSON: NaN and infinities become null (readers in other languages reject `NaN`)."""
+    return atomic_write_text(path, strict_json(obj, indent=2) + "\n")
+
+
+def strict_json(obj: Any, **kw: Any) -> str:
+    """json.dumps with NaN/inf as null and numpy/Path values as plain JSON."""
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False, default=_json_default,
+                      **kw)
+
+
+def _finite(obj: Any) -> Any:
+    """obj with every non-finite float (also inside lists, dicts, numpy arrays) as None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return _finite(obj.tolist())
+    return obj
 
 
 def atomic_write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> Path:

@@ -5,8 +5,6 @@ generations.jsonl (append-only finished responses)."""
 from __future__ import annotations
 
 import json
-import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,75 +12,11 @@ import numpy as np
 import pandas as pd
 
 from aeuf.errors import InputError
-from aeuf.io.atomic import atomic_write, atomic_write_json
+from aeuf.io.atomic import atomic_write, strict_json
 from aeuf.io.jsonl import JsonlLog, json_object
 from aeuf.types import JudgeAnswer, ResponsePool
 
-# config keys that may change between runs in one directory: they do not change what is
-# selected or judged (paths, rate limits, spending caps, export layout)
-HARMLESS_KEYS = frozenset({
-    "output_dir", "push_to_hub", "west_of_n", "all_pairs", "max_cost", "max_requests",
-    "price_per_1k_input", "price_per_1k_output", "features.batch_size",
-    "batch_shard_size", "batch_poll_seconds",
-    # the judge may change between runs (e.g. `aeuf judge` on the annotation file of a run
-    # that had no oracle): judgement keys name the judge, so answers never mix silently
-    "oracle.name", "oracle.judge", "template", "temperature", "max_tokens",
-    "logprobs", "local_model",
-})
 _POOL_META = b"aeuf"
-
-
-# --- config.json --------------------------------------------------------------------------
-
-def check_run_config(run_dir: Path, config: dict) -> None:
-    """Write `config` to run_dir/config.json, unless it holds a different run.
-
-    Differences in HARMLESS_KEYS (by dotted path or last key) are allowed; any other
-    difference raises InputError naming the file and the first differing key.
-    """
-    path = Path(run_dir) / "config.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InputError(f"{path}: not valid JSON; delete it or choose another "
-                             "--output_dir") from None
-        key = first_difference(old, json.loads(json.dumps(config, default=_plain)))
-        if key is not None:
-            raise InputError(
-                f"{path}: this folder holds a different run ({key}: {_get(old, key)!r} there, "
-                f"{_get(config, key)!r} now); choose another --output_dir or delete "
-                f"{Path(run_dir)}")
-    atomic_write_json(path, config)
-
-
-def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
-    """The first dotted key (sorted order) whose value differs, harmless keys skipped."""
-    for key in sorted(set(old) | set(new)):
-        path = f"{prefix}{key}"
-        if path in HARMLESS_KEYS or str(key) in HARMLESS_KEYS:
-            continue
-        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
-        if isinstance(a, dict) and isinstance(b, dict):
-            sub = first_difference(a, b, f"{path}.")
-            if sub is not None:
-                return sub
-        elif a != b:
-            return path
-    return None
-
-
-_MISSING = "<not set>"
-
-
-def _get(d: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        d = d.get(part, _MISSING) if isinstance(d, dict) else _MISSING
-    return d
-
-
-def _plain(obj: Any) -> Any:
-    return obj.tolist() if hasattr(obj, "tolist") else os.fspath(obj)
 
 
 # --- responses.parquet ----------------------------------------------------------------------
@@ -101,8 +35,11 @@ def write_pool(path: Path, pool: ResponsePool) -> None:
         "model": pool.models.reshape(-1)}
     if pool.gold is not None:
         cols["gold"] = np.asarray(pool.gold, np.float64).reshape(-1)
+    if pool.messages is not None:
+        cols["messages"] = np.repeat([json.dumps(m, ensure_ascii=False) for m in pool.messages], R)
     table = pa.Table.from_pandas(pd.DataFrame(cols), preserve_index=False)
-    meta = {"shape": [P, R], "gold_kind": pool.gold_kind, "source": pool.source}
+    meta = {"shape": [P, R], "gold_kind": pool.gold_kind, "source": pool.source,
+            "skipped": list(pool.skipped)}
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), _POOL_META: json.dumps(meta).encode()})
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
@@ -125,11 +62,16 @@ def load_pool(path: Path) -> ResponsePool:
 
     models = [v if isinstance(v, str) else None for v in df["model"].tolist()]
     gold = df["gold"].to_numpy(np.float64).reshape(P, R) if "gold" in df.columns else None
+    messages = None
+    if "messages" in df.columns:
+        messages = np.empty(P, dtype=object)
+        messages[:] = [json.loads(m) for m in grid("messages")[:, 0]]
     return ResponsePool(
         prompt_ids=grid("prompt_id")[:, 0].copy(), prompts=grid("prompt")[:, 0].copy(),
         responses=grid("response"),
         models=np.asarray(models, dtype=object).reshape(P, R), response_ids=grid("response_id"),
-        gold=gold, gold_kind=meta.get("gold_kind"), source=meta.get("source", ""))
+        gold=gold, gold_kind=meta.get("gold_kind"), source=meta.get("source", ""),
+        messages=messages, skipped=tuple(meta.get("skipped", ())))
 
 
 # --- judgements.jsonl, generations.jsonl ---------------------------------------------------
@@ -163,9 +105,7 @@ def _parse_generation(line: bytes) -> dict | None:
 def _answer_line(a: JudgeAnswer) -> str:
     rec = a._asdict()
     rec["response_ids"] = list(a.response_ids)
-    if isinstance(a.value, float) and not math.isfinite(a.value):
-        rec["value"] = None  # NaN/inf are not JSON; None means "no answer" (types.JudgeAnswer)
-    return json.dumps(rec, ensure_ascii=False, default=_plain)
+    return strict_json(rec)  # NaN/inf -> null: None means "no answer" (types.JudgeAnswer)
 
 
 def _parse_answer(line: bytes) -> JudgeAnswer | None:

@@ -1,6 +1,7 @@
 """The replay oracle (gold utilities in the data) and the "none" oracle (no labels).
 
-Replay asks one free request per response, key "replay:<label_mode>:<response id>", whose
+Replay asks one free request per response, key "replay:<label_mode>:<response id>:<text
+digest>", whose
 value is the response's gold utility u_i; resolve turns them into pairs by `label_mode`:
 deterministic (1 / 0, 0.5 on equal), soft (sigmoid(u_i - u_j)), or bernoulli (a draw from
 sigmoid(u_i - u_j) seeded by the two request keys, so a rerun draws the same label).
@@ -34,8 +35,15 @@ def _bernoulli(ui: float, uj: float, seed: str) -> float:
     return 1.0 if u < sigmoid(ui - uj) else 0.0
 
 
-def replay_key(mode: str, response_id: str) -> str:
-    return f"replay:{mode}:{response_id}"
+def replay_key(mode: str, response_id: str, prompt: str, response: str) -> str:
+    """The key of one gold lookup: names the response and a digest of the texts it holds,
+    so a changed text never reuses an answer given for another."""
+    digest = hashlib.sha256(f"{prompt}\x00{response}".encode()).hexdigest()[:16]
+    return f"replay:{mode}:{response_id}:{digest}"
+
+
+def _key(mode: str, task: JudgeTask, i: int) -> str:
+    return replay_key(mode, task.response_ids[i], task.prompt, task.responses[i])
 
 
 def _answer(request: JudgeRequest) -> JudgeAnswer:
@@ -56,14 +64,14 @@ def replay_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
         if task.gold is None:
             raise ConfigError(f"the replay oracle needs gold scores; prompt {task.prompt_id} "
                               f"has none (choose --oracle judge, local or human)")
-        return [JudgeRequest(replay_key(cfg.label_mode, rid), task, (i,))
-                for i, rid in enumerate(task.response_ids)]
+        return [JudgeRequest(_key(cfg.label_mode, task, i), task, (i,))
+                for i in range(len(task.response_ids))]
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
         return map(_answer, requests)
 
     def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
-        keys = [replay_key(cfg.label_mode, rid) for rid in task.response_ids]
+        keys = [_key(cfg.label_mode, task, i) for i in range(len(task.response_ids))]
         u = np.array([value_of(answers, k) for k in keys], dtype=np.float64)
         k = len(keys)
         pairs = [(i, j, mode(u[i], u[j], f"{keys[i]}|{keys[j]}")) for i in range(k)

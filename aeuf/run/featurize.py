@@ -85,9 +85,13 @@ def precomputed_block(pool: ResponsePool, cfg: FeatureConfig) -> np.ndarray:
 
 
 def build_features(
-    pool: ResponsePool, cfg: FeatureConfig, run_dir: Path, *, progress: bool = True
+    pool: ResponsePool, cfg: FeatureConfig, run_dir: Path, *, progress: bool = True,
+    fit_prompts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FeatureInfo]:
-    """Composed, standardised features: pool [P, R] -> (f32[P, R, D], FeatureInfo)."""
+    """Composed, standardised features: pool [P, R] -> (f32[P, R, D], FeatureInfo).
+
+    fit_prompts: prompt indices whose responses set the standardisation (default: all), so
+    held-out prompts are scaled like the pool a run would see."""
     P, R = pool.shape
     blocks, dims, encoded = [], {}, {}
     texts = None
@@ -103,7 +107,9 @@ def build_features(
             block = part.compute(pool, cfg)
         blocks.append(block)
         dims[name] = int(block.shape[1])
-    return embed.compose(blocks).reshape(P, R, -1), FeatureInfo(dims, encoded)
+    rows = None if fit_prompts is None else (
+        np.asarray(fit_prompts)[:, None] * R + np.arange(R)).reshape(-1)
+    return embed.compose(blocks, rows).reshape(P, R, -1), FeatureInfo(dims, encoded)
 
 
 def prompt_features(

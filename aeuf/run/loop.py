@@ -1,22 +1,33 @@
-"""The active-learning loop: fit -> score -> choose prompts and pairs -> oracle -> repeat.
+"""`run(cfg)`: the whole job on one run directory (reads, validates, drives the engine, exports).
 
-`run(cfg)` owns the run directory (see DESIGN.md). Round t's selection is written to
-rounds/<t>.json before its judgements are requested, and every key is derived from the seed
-with fold_in, so a killed run, rerun with the same command, replays finished rounds from disk
-(refitting the head deterministically) and sends only the judgements that are missing.
+Everything that can be checked is checked before anything is written: the input, every
+flag, the oracle. Then the run directory is locked, its identity (config + the input's
+digest) checked, and the rounds played by the round engine (aeuf.run.engine). Round t's
+plan is written to rounds/<t>.json before it is judged; judgements go through the ledger
+(never paid twice); the head is saved after each fit. A rerun of the same command replays
+the recorded plans, restores the saved head instead of refitting, and asks only for the
+judgements that are missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aeuf import io
-from aeuf.run import featurize
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from aeuf import dataset, embed, io
 from aeuf.config import RunConfig, to_dict
-from aeuf.errors import ConfigError
-from aeuf.oracle import make_oracle
+from aeuf.errors import InputError
+from aeuf.oracle import Oracle, make_oracle
+from aeuf.run import engine, featurize, records
+from aeuf.run.engine import Context, State
+from aeuf.run.ledger import Ledger
+from aeuf.run.plots import plot_progress
 from aeuf.types import ResponsePool
 
 
@@ -24,11 +35,13 @@ class RunSummary(NamedTuple):
     output_dir: Path
     prompts: int
     labelled: int
+    ties: int
     rows: int
     comparisons: int
     requests_sent: int
     requests_logged: int
     failed: int
+    skipped: int
     cost: float
     files: dict
     annotation_file: Path | None
@@ -43,38 +56,124 @@ def default_output_dir(path: str) -> Path:
     return Path("runs") / name
 
 
-def run_identity(cfg: RunConfig) -> dict:
-    """The config that config.json holds (io.check_run_config says which keys may change)."""
-    return to_dict(cfg)
-
-
-def _check_k(pool: ResponsePool, k: int) -> None:
-    R = pool.shape[1]
-    if k < 2:
-        raise ConfigError(f"--num_annotations {k}: at least 2 responses per prompt must be compared")
-    if k > R:
-        raise ConfigError(f"--num_annotations {k} is more than the {R} responses per prompt in "
-                          f"{pool.source}: lower --num_annotations or raise --num_responses")
-
-
 def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     """Run (or resume) the whole pipeline for one config; returns what it did."""
-    from aeuf.run.rounds import active_loop
-
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
-    pool = io.read_pool(cfg.input)
-    _check_k(pool, cfg.acquire.num_annotations)
-    out.mkdir(parents=True, exist_ok=True)
-    io.check_run_config(out, run_identity(cfg))
-    if not (out / "responses.parquet").exists():
-        io.write_pool(out / "responses.parquet", pool)
-    features, _ = featurize.build_features(pool, cfg.features, out, progress=progress)
-    pfeat = featurize.prompt_features(pool, features, cfg.features, out, progress=progress)
+    pool = read_input(cfg, out)
+    engine.validate(cfg, pool.shape[1])
+    embed.parse_parts(cfg.features.features)
     oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out)
     try:
-        return active_loop(cfg, out, pool, features, pfeat, oracle, progress=progress)
+        with io.RunDir(out) as rd:
+            pool = rd.check_input(pool, cfg.input.path)
+            rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
+            rd.store_pool(pool)
+            return _run_rounds(cfg, rd, pool, oracle, progress)
     finally:
         oracle.close()
+
+
+def read_input(cfg: RunConfig, out: Path) -> ResponsePool:
+    """The input pool; a run whose input file is gone resumes from its stored pool."""
+    try:
+        return io.read_pool(cfg.input)
+    except InputError:
+        stored = io.RunDir(out).stored_pool() if not Path(cfg.input.path).exists() else None
+        if stored is None:
+            raise
+        print(f"aeuf: {cfg.input.path} is gone; resuming from {out / 'responses.parquet'}",
+              file=sys.stderr)
+        return stored
+
+
+def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracle,
+                progress: bool) -> RunSummary:
+    features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
+    pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features, progress=progress)
+    ctx = engine.make_context(cfg, features, pfeat)
+    ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
+                         max_cost=cfg.oracle.max_cost)
+    if oracle.name == "none":
+        return _annotate(ctx, rd, pool, ledger, oracle)
+    judge = _judge_through(ledger, oracle, cfg, progress)
+    saved = rd.load_head()
+    state, labelled, rows = engine.initial_state(pool.shape[0]), [], []
+    sizes = engine.sizes_of(ctx)
+    for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not progress)):
+        rec = rd.round_record(t)
+        if rec is None and ledger.exhausted:
+            break
+        plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
+        if rec is None:
+            rd.save_round(t, records.plan_record(plan, pool, state.belief))
+        state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name, plan=plan)
+        labelled += outcome.labelled
+        rows.append(records.progress_row(plan, outcome))
+        state = _fit(ctx, rd, state, t, ledger, saved)
+    return _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
+
+
+def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool):
+    chunk = oracle.chunk if getattr(oracle, "chunk", None) else max(4 * cfg.oracle.judge.concurrency, 16)
+    show = progress and oracle.name != "human"
+    return lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)
+
+
+def _fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,
+         saved: tuple[list, dict] | None) -> State:
+    """The head after round t: none while replaying rounds before the saved head's round,
+    the saved head when it was fit on exactly these comparisons, else a refit (saved)."""
+    if state.comps.size == 0:
+        return state
+    digest = records.comps_digest(state.comps)
+    if saved is not None and t < saved[1]["round"]:
+        return state  # a replayed round; the saved head of a later round is restored
+    if saved is not None and t == saved[1]["round"] and saved[1]["comparisons"] == digest:
+        return engine.restore(ctx, state, _unflatten(ctx, saved[0]), t)
+    if ledger.exhausted:  # a partial round: its head would be refit on a rerun anyway
+        return state
+    state = engine.refit(ctx, state, t)
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.head_state)]
+    rd.save_head(leaves, {"round": t, "comparisons": digest, "M": state.comps.size})
+    return state
+
+
+def _unflatten(ctx: Context, leaves: list):
+    template = ctx.head.init(ctx.features.shape[-1], key=ctx.keys.init())
+    treedef = jax.tree_util.tree_structure(template)
+    return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves])
+
+
+def _annotate(ctx: Context, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
+              oracle: Oracle) -> RunSummary:
+    """No oracle: one model-free round over the budget, written for annotation."""
+    state = engine.initial_state(pool.shape[0])
+    plan = engine.choose(ctx, state, 0, sum(engine.sizes_of(ctx)))
+    rd.save_round(0, records.plan_record(plan, pool, None))
+    path = rd.write_annotations(records.annotation_records(pool, plan))
+    return _summary(rd, pool, ledger, oracle, state, [], {}, [], annotation=path)
+
+
+def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, oracle: Oracle,
+            state: State, labelled: list, rows: list) -> RunSummary:
+    decided = [x for x in labelled if not x.tie]
+    frame = dataset.build_rows(pool, decided, all_pairs=cfg.export.all_pairs)
+    files = io.write_preferences(frame, rd.path, push_to_hub=cfg.export.push_to_hub) if len(frame) else {}
+    if rows:
+        files["plot"] = plot_progress(rows, rd.path / "progress.png")
+    return _summary(rd, pool, ledger, oracle, state, labelled, files, rows, frame_rows=len(frame))
+
+
+def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: list, files: dict,
+             rows: list, *, annotation=None, frame_rows: int = 0) -> RunSummary:
+    asked = sum(r["asked"] for r in rows)
+    return RunSummary(
+        output_dir=rd.path, prompts=pool.shape[0], labelled=sum(not x.tie for x in labelled),
+        ties=sum(x.tie for x in labelled), rows=frame_rows, comparisons=state.comps.size,
+        requests_sent=ledger.sent, requests_logged=ledger.paid_requests,
+        failed=asked - len(labelled), skipped=len(pool.skipped), cost=ledger.total_cost,
+        files=files, annotation_file=annotation, stopped_by_budget=ledger.exhausted,
+        oracle=oracle.name, progress=rows)
 
 

@@ -1,0 +1,226 @@
+"""The run directory: one object that owns every file of a run and reads back what it writes.
+
+    runs/<name>/
+      .lock               advisory lock: one process writes a run at a time
+      config.json         the run's identity: resolved configuration + the input's digest
+      responses.parquet   the pool as first read (a resume reads this, never the input again)
+      features/           the content-hash feature cache (aeuf.io.store)
+      judgements.jsonl    every oracle answer, appended and fsync'd (aeuf.io.runlog)
+      rounds/<t>.json     what round t chose and why, written before it is judged
+      head/state.npz      the head after the latest fit, with the round and the digest of the
+                          comparisons it was fit on (restored on resume, never refit)
+      annotations.jsonl   the chosen responses, when the run has no oracle
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aeuf.errors import InputError
+from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
+from aeuf.io.runlog import JudgementLog, load_pool, write_pool
+from aeuf.types import ResponsePool
+
+# config keys that may change between runs in one directory: they change neither what is
+# selected nor what is judged (paths, rate limits, spending caps, export layout). The input
+# is identified by its content digest, so its path may change too.
+HARMLESS_KEYS = frozenset({
+    "input.path", "output_dir", "push_to_hub", "west_of_n", "all_pairs", "format", "keep_ties",
+    "max_cost", "max_requests", "price_per_1k_input", "price_per_1k_output",
+    "price_per_million_input", "price_per_million_output", "features.batch_size",
+    "batch_shard_size", "batch_poll_seconds",
+    # the judge may change between runs (e.g. `aeuf judge` on the annotation file of a run
+    # that had no oracle): judgement keys name the judge and the texts, so nothing mixes
+    "oracle.name", "oracle.judge", "template", "temperature", "max_tokens", "logprobs",
+    "local_model",
+})
+_MISSING = "<not set>"
+
+
+class RunDir:
+    """One run directory. Use as a context manager: entering takes the lock."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._lock: int | None = None
+
+    # --- lock ------------------------------------------------------------------------------
+
+    def __enter__(self) -> RunDir:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InputError(f"{self.path}: another aeuf process (pid {holder}) is writing this "
+                             "run; wait for it to finish or choose another --output_dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
+
+    # --- files -----------------------------------------------------------------------------
+
+    @property
+    def features(self) -> Path:
+        return self.path / "features"
+
+    @property
+    def judgements(self) -> JudgementLog:
+        return JudgementLog(self.path / "judgements.jsonl")
+
+    def exists(self) -> bool:
+        return (self.path / "config.json").is_file()
+
+    # --- identity --------------------------------------------------------------------------
+
+    def check_config(self, config: dict) -> None:
+        """Write config.json, unless the folder holds a different run (InputError naming the
+        first key that differs; HARMLESS_KEYS may differ)."""
+        path = self.path / "config.json"
+        if path.is_file():
+            old = _read_json(path)
+            key = first_difference(old, json.loads(strict_json(config)))
+            if key is not None:
+                raise InputError(
+                    f"{path}: this folder holds a different run ({key}: {_get(old, key)!r} "
+                    f"there, {_get(config, key)!r} now); choose another --output_dir or "
+                    f"delete {self.path}")
+        atomic_write_json(path, config)
+
+    # --- pool ------------------------------------------------------------------------------
+
+    def stored_pool(self) -> ResponsePool | None:
+        """The pool this run started from, or None before the first run."""
+        path = self.path / "responses.parquet"
+        return load_pool(path) if path.is_file() else None
+
+    def check_input(self, pool: ResponsePool, source: str) -> ResponsePool:
+        """The pool to run on: the stored one, after checking that `pool` (just read from
+        `source`) is the same; InputError naming what changed otherwise."""
+        stored = self.stored_pool()
+        if stored is None:
+            return pool
+        if pool_digest(stored) != pool_digest(pool):
+            raise InputError(f"{source}: the input changed since this run started in "
+                             f"{self.path} ({describe_change(stored, pool)}); restore it, or "
+                             "start a new run with another --output_dir")
+        return stored
+
+    def store_pool(self, pool: ResponsePool) -> None:
+        if not (self.path / "responses.parquet").is_file():
+            write_pool(self.path / "responses.parquet", pool)
+
+    # --- rounds ----------------------------------------------------------------------------
+
+    def round_record(self, t: int) -> dict | None:
+        path = self.path / "rounds" / f"{t}.json"
+        return _read_json(path) if path.is_file() else None
+
+    def save_round(self, t: int, record: dict) -> None:
+        atomic_write_json(self.path / "rounds" / f"{t}.json", record)
+
+    # --- head ------------------------------------------------------------------------------
+
+    def save_head(self, leaves: list, meta: dict) -> None:
+        """The head's state leaves and what they were fit on, in one atomic file."""
+        arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)}
+        arrays["meta"] = np.asarray(strict_json(meta))
+        atomic_write(self.path / "head" / "state.npz", lambda tmp: _savez(tmp, arrays))
+
+    def load_head(self) -> tuple[list, dict] | None:
+        """(leaves, meta) of the saved head, or None."""
+        path = self.path / "head" / "state.npz"
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            leaves = [z[f"leaf_{i}"] for i in range(len(z.files) - 1)]
+        return leaves, meta
+
+    # --- no oracle -------------------------------------------------------------------------
+
+    def write_annotations(self, records: list[dict]) -> Path:
+        path = self.path / "annotations.jsonl"
+        atomic_write_text(path, "".join(strict_json(r) + "\n" for r in records))
+        return path
+
+
+def _savez(tmp: Path, arrays: dict) -> None:
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{path}: not valid JSON; delete it or choose another "
+                         "--output_dir") from None
+
+
+def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
+    """The first dotted key (sorted order) whose value differs, harmless keys skipped."""
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        if path in HARMLESS_KEYS or str(key) in HARMLESS_KEYS:
+            continue
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if isinstance(a, dict) and isinstance(b, dict):
+            sub = first_difference(a, b, f"{path}.")
+            if sub is not None:
+                return sub
+        elif a != b:
+            return path
+    return None
+
+
+def _get(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d.get(part, _MISSING) if isinstance(d, dict) else _MISSING
+    return d
+
+
+def pool_digest(pool: ResponsePool) -> str:
+    """sha256 over everything of a pool that selection and judging depend on."""
+    h = hashlib.sha256()
+    for name in ("prompt_ids", "prompts", "responses", "models", "response_ids"):
+        for value in np.asarray(getattr(pool, name), dtype=object).reshape(-1):
+            h.update(f"{value!s}\x1f".encode())
+        h.update(b"\x1e")
+    if pool.gold is not None:
+        h.update(np.ascontiguousarray(pool.gold, np.float64).tobytes())
+    if pool.messages is not None:
+        h.update(json.dumps(list(pool.messages), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def describe_change(old: ResponsePool, new: ResponsePool) -> str:
+    """One phrase naming what differs between two pools (for the refusal message)."""
+    if old.shape != new.shape:
+        return f"{old.shape[0]} prompts x {old.shape[1]} responses then, {new.shape[0]} x {new.shape[1]} now"
+    for name, what in (("prompt_ids", "prompt id"), ("prompts", "prompt text"),
+                       ("responses", "response text"), ("models", "model"),
+                       ("response_ids", "response id")):
+        a, b = np.asarray(getattr(old, name), object), np.asarray(getattr(new, name), object)
+        diff = np.argwhere(a != b)
+        if diff.size:
+            p = int(diff[0][0])
+            where = f"prompt {old.prompt_ids[p]}" + (f" response {int(diff[0][1])}" if diff.shape[1] > 1 else "")
+            return f"{what} of {where} differs" + (f", and {len(diff) - 1} more" if len(diff) > 1 else "")
+    return "gold scores differ"

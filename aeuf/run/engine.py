@@ -1,0 +1,303 @@
+"""The round engine: the one step that `aeuf` and `aeuf bench` both run (pure: no disk).
+
+A run is a list of rounds. Round t:
+
+    choose(ctx, state, t, size)     -> Plan      the rule on the current belief picks each
+                                                 prompt's responses; prompts are picked among
+                                                 those not yet labelled (BAL-PM or uniform)
+    judge(plan)                     -> [Judgement]   the caller's oracle (a ledger, or the
+                                                 replay oracle's pure path in the benchmark)
+    absorb(ctx, state, plan, judgements) -> (State, Outcome)   comparisons and labelled rows
+    refit(ctx, state, t)            -> State     the head refit (warm-started) and its belief
+
+Every random key derives from the seed with fold_in (`Keys`), so the same seed, pool and
+settings give the same choices in `aeuf`, in a resumed `aeuf` and in `aeuf bench`.
+
+Shape letters: P prompts, R responses per prompt, D feature dim, d prompt-feature dim,
+b prompts in a round, k responses shown per prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from jaxtyping import Bool, Float, Int
+
+from aeuf import acquire, dataset
+from aeuf.acquire.base import numpy_rng
+from aeuf.config import RunConfig
+from aeuf.errors import ConfigError
+from aeuf.head import Head, make_head
+from aeuf.types import Belief, Comparisons, Judgement, JudgeTask, Labelled, ResponsePool
+
+
+class Keys(NamedTuple):
+    """Every random key of a run, derived from its seed with fold_in."""
+
+    base: Any
+
+    @staticmethod
+    def of(seed: int) -> Keys:
+        return Keys(jax.random.key(seed))
+
+    def round(self, t: int, purpose: int):
+        """Round t's key for one purpose: 0 choose, 1 fit, 2 belief, 3 pairing, 4 prompts."""
+        return jax.random.fold_in(jax.random.fold_in(self.base, t), purpose)
+
+    def init(self):
+        """The head's initialisation key."""
+        return jax.random.fold_in(self.base, 1_000_003)
+
+
+class Context(NamedTuple):
+    """What every round of a run shares (built once; pure data and functions).
+
+    features: f32[P, R, D]; prompt_features: f32[P, d]; graph: the prompts' kNN graph, built
+    on first use (a one-element list so the context stays immutable); rules: name -> Rule.
+    """
+
+    cfg: RunConfig
+    features: Float[np.ndarray, "P R D"]
+    prompt_features: Float[np.ndarray, "P d"]
+    head: Head
+    rules: dict
+    keys: Keys
+    graph: list
+
+
+class Plan(NamedTuple):
+    """What round t chose: prompts [b] and the responses shown [b, k], with why; mean [b, R]
+    is the head's mean reward of every response of those prompts when it chose (None before
+    the first fit)."""
+
+    t: int
+    rule: str
+    prompts: Int[np.ndarray, " b"]
+    slots: Int[np.ndarray, "b k"]
+    score: Float[np.ndarray, " b"]
+    uncertainty: Float[np.ndarray, " b"]
+    mean: Float[np.ndarray, "b R"] | None = None
+
+
+class State(NamedTuple):
+    """Between rounds: the comparisons so far, the head (None before the first fit), its
+    belief, which prompts were labelled, and after how many rounds the head was fit."""
+
+    comps: Comparisons
+    head_state: Any
+    belief: Belief | None
+    acquired: Bool[np.ndarray, " P"]
+    fitted_round: int = -1
+
+
+class Outcome(NamedTuple):
+    """What one round produced: labelled prompts (ties included, `tie=True`), prompts the
+    oracle gave no usable answer for, and the head's pre-label agreement with the oracle."""
+
+    labelled: list[Labelled]
+    unanswered: int
+    agreement: float | None
+    uncertainty: float | None
+
+
+def validate(cfg: RunConfig, R: int) -> dict:
+    """Every check of the head/rule settings that needs no data beyond R: -> name -> Rule.
+    Raises ConfigError (one line) before anything is written."""
+    make_head(cfg.head)
+    k = cfg.acquire.num_annotations
+    if k < 2:
+        raise ConfigError(f"--num_annotations {k}: at least 2 responses per prompt must be compared")
+    if k > R:
+        raise ConfigError(f"--num_annotations {k} is more than the {R} responses per prompt: "
+                          "lower --num_annotations or raise --num_responses")
+    names = {cfg.acquire.rule, cfg.loop.initial_rule}
+    rules = {n: acquire.make_rule(dataclasses.replace(cfg.acquire, rule=n)) for n in names}
+    if rules[cfg.loop.initial_rule].needs_belief:
+        raise ConfigError(f"--initial_rule {cfg.loop.initial_rule} needs a fitted head; choose a "
+                          "model-free rule (aepo, random, ultrafeedback, west_of_n)")
+    for name, value in (("budget", cfg.loop.budget), ("batch_size", cfg.loop.batch_size),
+                        ("initial_batch", cfg.loop.initial_batch)):
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name} {value}: must be at least 1")
+    return rules
+
+
+def make_context(cfg: RunConfig, features, prompt_features, *, graph=None) -> Context:
+    """The run's shared context (validates the settings). graph: the prompts' kNN graph when
+    already built (it depends only on the prompt features and knn_k)."""
+    rules = validate(cfg, features.shape[1])
+    return Context(cfg, np.asarray(features, np.float32), np.asarray(prompt_features, np.float32),
+                   make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
+                   [] if graph is None else [graph])
+
+
+def schedule(num_prompts: int, budget: int | None, batch: int | None,
+             initial: int | None) -> list[int]:
+    """Prompts to label in each round: [initial, batch, ..., rest] summing to
+    min(budget, num_prompts); batch defaults to a quarter of that total."""
+    total = min(budget or num_prompts, num_prompts)
+    batch = batch or max(1, -(-total // 4))
+    sizes = [min(initial or batch, total)]
+    while sum(sizes) < total:
+        sizes.append(min(batch, total - sum(sizes)))
+    return sizes
+
+
+def sizes_of(ctx: Context) -> list[int]:
+    loop = ctx.cfg.loop
+    return schedule(ctx.features.shape[0], loop.budget, loop.batch_size, loop.initial_batch)
+
+
+def initial_state(num_prompts: int) -> State:
+    return State(Comparisons.empty(), None, None, np.zeros(num_prompts, bool))
+
+
+# --- choose ---------------------------------------------------------------------------------
+
+def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
+    """Round t's plan: the rule's choice per prompt, then `size` prompts among the unlabelled."""
+    name = ctx.cfg.loop.initial_rule if state.belief is None else ctx.cfg.acquire.rule
+    rule = ctx.rules[name]
+    choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, 0),
+                         k=ctx.cfg.acquire.num_annotations)
+    prompts = _pick_prompts(ctx, state, t, size, np.asarray(choice.score, np.float32),
+                            rule.needs_belief)
+    slots = np.asarray(choice.idx, np.int64)[prompts]
+    mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
+    return Plan(t, name, prompts, slots, np.asarray(choice.score, np.float32)[prompts],
+                pair_uncertainty(state.belief, prompts, slots), mean)
+
+
+def _pick_prompts(ctx: Context, state: State, t: int, size: int, score, needs_belief: bool):
+    """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among unlabelled prompts."""
+    mode = ctx.cfg.acquire.prompt_selection
+    free = np.flatnonzero(~state.acquired)
+    if size >= free.size:
+        return free
+    if mode == "random" or (mode == "auto" and not needs_belief):
+        rng = numpy_rng(ctx.keys.round(t, 4))
+        return np.sort(rng.choice(free, size, replace=False))
+    if not ctx.graph:
+        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, ctx.cfg.acquire.knn_k))
+    return np.asarray(acquire.select_prompts(score, ctx.prompt_features, state.acquired, size,
+                                             ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
+
+
+def pair_uncertainty(belief: Belief | None, prompts, slots) -> Float[np.ndarray, " b"]:
+    """Mean pair std sqrt(Var[r_i - r_j]) over the shown responses of each prompt (NaN
+    without a belief)."""
+    if belief is None:
+        return np.full(len(prompts), np.nan, np.float32)
+    if belief.pair_var is not None:
+        pv = np.asarray(belief.pair_var)[prompts]  # [b, R, R]
+    else:
+        s = np.asarray(belief.samples)[:, prompts]  # [K, b, R]
+        pv = (s[:, :, :, None] - s[:, :, None, :]).var(axis=0)
+    rows = np.arange(len(prompts))[:, None]
+    iu, ju = np.triu_indices(slots.shape[1], 1)
+    var = pv[rows, slots[:, iu], slots[:, ju]]
+    return np.sqrt(np.maximum(var, 0.0)).mean(axis=1).astype(np.float32)
+
+
+# --- judge, absorb, refit ---------------------------------------------------------------------
+
+def tasks_of(pool: ResponsePool, plan: Plan) -> list[JudgeTask]:
+    """The oracle's tasks of a plan: each prompt with its shown responses (and gold)."""
+    out = []
+    for p, s in zip(plan.prompts, plan.slots):
+        gold = None if pool.gold is None else tuple(float(g) for g in pool.gold[p, s])
+        out.append(JudgeTask(str(pool.prompt_ids[p]), str(pool.prompts[p]),
+                             tuple(str(x) for x in pool.response_ids[p, s]),
+                             tuple(str(x) for x in pool.responses[p, s]), gold))
+    return out
+
+
+def absorb(ctx: Context, state: State, plan: Plan,
+           judgements: Sequence[Judgement], judge: str) -> tuple[State, Outcome]:
+    """Add a round's judgements: comparisons for the head, a Labelled record per answered
+    prompt (ties kept, marked), and how often the head agreed with the oracle beforehand."""
+    pairing = "extremes" if ctx.cfg.export.west_of_n else ctx.rules[plan.rule].pairing
+    rng = numpy_rng(ctx.keys.round(plan.t, 3))
+    seeds = rng.integers(2**31, size=len(plan.prompts))
+    labelled, rows, unanswered = [], [], 0
+    for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, judgements)):
+        slots = tuple(int(x) for x in s)
+        rows += dataset.judgement_comparisons(j, int(p), slots)
+        lab = _labelled(plan, i, int(p), slots, j, pairing, int(seeds[i]), judge)
+        if lab is None:
+            unanswered += 1
+        else:
+            labelled.append(lab)
+    acquired = state.acquired.copy()
+    acquired[plan.prompts] = True
+    new = state._replace(comps=append(state.comps, rows), acquired=acquired)
+    unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
+    return new, Outcome(labelled, unanswered, agreement(plan, labelled),
+                        float(unc.mean()) if unc.size else None)
+
+
+def _labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
+              judge: str) -> Labelled | None:
+    """The Labelled record of one judged prompt; None when fewer than two responses got a
+    score; a tie when every score is equal."""
+    scores = dataset.judgement_scores(j)
+    finite = scores[np.isfinite(scores)]
+    if finite.size < 2:
+        return None
+    tie = bool(finite.max() == finite.min())
+    win, lose = (0, 1) if tie else acquire.pick_pair(scores, pairing, key=seed)
+    return Labelled(p, slots, scores, int(win), int(lose), plan.rule, plan.t,
+                    float(plan.uncertainty[i]), float(plan.score[i]), judge, tie)
+
+
+def agreement(plan: Plan, labelled: list[Labelled]) -> float | None:
+    """Share of decided prompts where the head, when it chose (before the label), ranked
+    chosen above rejected (None without a head or a decided prompt)."""
+    decided = [x for x in labelled if not x.tie]
+    if plan.mean is None or not decided:
+        return None
+    row = {int(p): i for i, p in enumerate(plan.prompts)}
+    mean = plan.mean
+    return float(np.mean([mean[row[x.prompt], x.slots[x.chosen]]
+                          > mean[row[x.prompt], x.slots[x.rejected]] for x in decided]))
+
+
+def append(comps: Comparisons, rows: list[tuple[int, int, int, float]]) -> Comparisons:
+    """comps followed by rows of (prompt, a, b, p)."""
+    if not rows:
+        return comps
+    p, a, b, q = (np.asarray(c) for c in zip(*rows))
+    return Comparisons(np.concatenate([comps.prompt, p.astype(np.int32)]),
+                       np.concatenate([comps.a, a.astype(np.int32)]),
+                       np.concatenate([comps.b, b.astype(np.int32)]),
+                       np.concatenate([comps.p, q.astype(np.float32)]))
+
+
+def refit(ctx: Context, state: State, t: int) -> State:
+    """The head fit on every comparison so far (warm-started) and its belief, after round t."""
+    if state.comps.size == 0:
+        return state
+    warm = state.head_state is not None and ctx.cfg.head.warm_start
+    start = state.head_state if warm else ctx.head.init(ctx.features.shape[-1], key=ctx.keys.init())
+    head_state = ctx.head.fit(start, ctx.features, state.comps, key=ctx.keys.round(t, 1))
+    return restore(ctx, state, head_state, t)
+
+
+def restore(ctx: Context, state: State, head_state, t: int) -> State:
+    """The state with a head fit after round t (fresh or read back from disk) and its belief."""
+    belief = ctx.head.belief(head_state, ctx.features, key=ctx.keys.round(t, 2),
+                             num_samples=ctx.cfg.head.members)
+    return state._replace(head_state=head_state, belief=belief, fitted_round=t)
+
+
+def play(ctx: Context, pool: ResponsePool, state: State, t: int, size: int,
+         judge: Callable[[Plan, list[JudgeTask]], Sequence[Judgement]], judge_name: str, *,
+         plan: Plan | None = None) -> tuple[State, Plan, Outcome]:
+    """One round without the refit: choose (or take a recorded plan), judge, absorb."""
+    plan = plan if plan is not None else choose(ctx, state, t, size)
+    state, outcome = absorb(ctx, state, plan, judge(plan, tasks_of(pool, plan)), judge_name)
+    return state, plan, outcome

@@ -1,0 +1,70 @@
+"""What the loop writes about its rounds, as plain JSON-ready dicts (and back).
+
+rounds/<t>.json holds a Plan (aeuf.run.engine) with the prompt and response ids it names,
+the acquisition score, the pair uncertainty and the head's mean/std of each shown prompt's
+responses when it chose; `plan_from` reads it back exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from aeuf.run.engine import Outcome, Plan
+from aeuf.types import Comparisons, ResponsePool
+
+
+def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
+    """The JSON record of round t's plan (NaN written as null)."""
+    rec = {
+        "round": plan.t, "rule": plan.rule,
+        "prompts": plan.prompts.tolist(),
+        "prompt_ids": [str(pool.prompt_ids[p]) for p in plan.prompts],
+        "slots": plan.slots.tolist(),
+        "response_ids": [[str(x) for x in pool.response_ids[p, s]]
+                         for p, s in zip(plan.prompts, plan.slots)],
+        "acquisition_score": plan.score.tolist(),
+        "uncertainty": plan.uncertainty.tolist(),
+    }
+    if plan.mean is not None:
+        rec["mean"] = plan.mean.tolist()
+        rec["std"] = np.asarray(belief.std, np.float32)[plan.prompts].tolist()
+    return rec
+
+
+def plan_from(rec: dict) -> Plan:
+    """The Plan a record holds (null uncertainty back to NaN)."""
+    def floats(values) -> np.ndarray:
+        return np.asarray([np.nan if v is None else v for v in values], np.float32)
+
+    mean = rec.get("mean")
+    return Plan(int(rec["round"]), str(rec["rule"]), np.asarray(rec["prompts"], np.int64),
+                np.asarray(rec["slots"], np.int64).reshape(len(rec["prompts"]), -1),
+                floats(rec["acquisition_score"]), floats(rec["uncertainty"]),
+                None if mean is None else np.asarray(mean, np.float32))
+
+
+def progress_row(plan: Plan, outcome: Outcome) -> dict:
+    """One round in the summary and the progress plot."""
+    return {"round": plan.t, "rule": plan.rule, "asked": int(len(plan.prompts)),
+            "labelled": sum(not x.tie for x in outcome.labelled),
+            "ties": sum(x.tie for x in outcome.labelled), "unanswered": outcome.unanswered,
+            "agreement": outcome.agreement, "uncertainty": outcome.uncertainty}
+
+
+def comps_digest(comps: Comparisons) -> str:
+    """sha256 of the comparisons (what a saved head was fit on)."""
+    h = hashlib.sha256()
+    for a in comps:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def annotation_records(pool: ResponsePool, plan: Plan) -> list[dict]:
+    """annotations.jsonl lines: one prompt and the responses to judge."""
+    return [{"prompt_id": str(pool.prompt_ids[p]), "prompt": str(pool.prompts[p]),
+             "response_ids": [str(x) for x in pool.response_ids[p, s]],
+             "responses": [str(x) for x in pool.responses[p, s]],
+             "round": plan.t, "rule": plan.rule}
+            for p, s in zip(plan.prompts, plan.slots)]

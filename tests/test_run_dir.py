@@ -1,0 +1,116 @@
+"""The run directory owns its files: a changed input is refused, one process writes at a time,
+flags are checked before anything is written, and a resume restores the head instead of
+refitting it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aeuf import io
+from aeuf.cli import main
+from aeuf.run import engine
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_loop import FAST, R, _write_pool  # noqa: E402
+
+
+def _run(pool, out, *extra) -> int:
+    return main([str(pool), "--num_responses", str(R), "--num_annotations", "2",
+                 "--output_dir", str(out), *FAST, *extra])
+
+
+def test_a_changed_input_is_refused_naming_what_changed(tmp_path, capsys):
+    pool = _write_pool(tmp_path / "pool.csv")
+    assert _run(pool, tmp_path / "run") == 0
+    before = (tmp_path / "run" / "preferences.jsonl").read_text()
+    df = pd.read_csv(pool)
+    df.loc[3, "response_1"], df.loc[3, "response_2"] = df.loc[3, "response_2"], df.loc[3, "response_1"]
+    df.to_csv(pool, index=False)
+    capsys.readouterr()
+    assert _run(pool, tmp_path / "run") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "input changed" in err[0] and "response 1" in err[0]
+    assert "--output_dir" in err[0]
+    assert (tmp_path / "run" / "preferences.jsonl").read_text() == before
+
+
+def test_the_same_file_by_another_path_is_the_same_run(tmp_path, capsys, monkeypatch):
+    pool = _write_pool(tmp_path / "pool.csv")
+    assert _run(pool, tmp_path / "run") == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert _run(Path("pool.csv"), tmp_path / "run") == 0
+    assert "(0 sent now)" in capsys.readouterr().err
+
+
+def test_a_second_process_gets_one_clear_line(tmp_path, capsys):
+    pool = _write_pool(tmp_path / "pool.csv")
+    with io.RunDir(tmp_path / "run"):  # another writer holds the run
+        assert _run(pool, tmp_path / "run") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another aeuf process" in err[0] and str(os.getpid()) in err[0]
+    assert not (tmp_path / "run" / "judgements.jsonl").exists()
+    assert _run(pool, tmp_path / "run") == 0  # the lock is released with its holder
+
+
+def test_flags_are_checked_before_anything_is_written(tmp_path, capsys):
+    pool = _write_pool(tmp_path / "pool.csv")
+    out = tmp_path / "run"
+    for bad in (["--rule", "dtss"], ["--head", "esemble"], ["--features", "stats+nope"],
+                ["--initial_rule", "dts"], ["--judge_template", str(tmp_path / "none.txt"),
+                                            "--oracle", "judge", "--judge_base_url",
+                                            "http://127.0.0.1:9/v1", "--judge_model", "m"]):
+        assert _run(pool, out, *bad) == 1
+        assert not out.exists() or not any(out.iterdir()), bad
+    capsys.readouterr()
+    assert _run(pool, out, "--rule", "dts") == 0  # the corrected command is not "another run"
+
+
+def test_a_resume_restores_the_saved_head_instead_of_refitting(tmp_path, monkeypatch):
+    pool = _write_pool(tmp_path / "pool.csv")
+    assert _run(pool, tmp_path / "run") == 0
+    first = (tmp_path / "run" / "preferences.jsonl").read_text()
+    leaves, meta = io.RunDir(tmp_path / "run").load_head()
+    assert meta["round"] == 3 and leaves
+
+    def no_refit(*a, **k):
+        raise AssertionError("a finished run was refit on resume")
+
+    monkeypatch.setattr(engine, "refit", no_refit)
+    assert _run(pool, tmp_path / "run") == 0
+    assert (tmp_path / "run" / "preferences.jsonl").read_text() == first
+
+
+def test_a_run_whose_input_is_gone_resumes_from_its_stored_pool(tmp_path, capsys):
+    pool = _write_pool(tmp_path / "pool.csv")
+    assert _run(pool, tmp_path / "run") == 0
+    first = (tmp_path / "run" / "preferences.jsonl").read_text()
+    pool.unlink()
+    capsys.readouterr()
+    assert _run(pool, tmp_path / "run") == 0
+    assert "resuming from" in capsys.readouterr().err
+    assert (tmp_path / "run" / "preferences.jsonl").read_text() == first
+
+
+def test_rounds_are_strict_json(tmp_path):
+    pool = _write_pool(tmp_path / "pool.csv")
+    assert _run(pool, tmp_path / "run") == 0
+    for f in (tmp_path / "run" / "rounds").glob("*.json"):
+        text = f.read_text()
+        assert "NaN" not in text and "Infinity" not in text
+        json.loads(text, parse_constant=lambda c, name=f.name: pytest.fail(f"{name}: {c}"))
+
+
+def test_embedding_leaves_the_hub_reachable_for_push_to_hub():
+    code = ("import os; from aeuf.backends import sentence; sentence.encode(['x'], "
+            "'all-MiniLM-L6-v2'); print(os.environ.get('HF_HUB_OFFLINE'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "None"
