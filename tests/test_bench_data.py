@@ -47,18 +47,23 @@ def test_without_models_or_scores():
     assert pool.responses[0].tolist() == ["p2z", "p2a", "p2m"]  # row order kept
 
 
+def test_ragged_prompt_is_skipped():
+    pool = pool_from_long(_long().iloc[:5], "x")  # p1 has 2 responses, p2 has 3
+    assert pool.shape == (1, 3) and pool.prompt_ids.tolist() == ["p2"] and pool.skipped == ("p1",)
+    pool = pool_from_long(_long().iloc[:5], "x", num_responses=2)
+    assert pool.shape == (2, 2) and pool.models[1].tolist() == ["alpha", "mid"]
+
+
 def test_errors_name_the_problem():
-    with pytest.raises(InputError, match="'p1' has 2 responses"):
-        pool_from_long(_long().iloc[:5], "x")
     bad = _long()
     bad.loc[3, "score"] = 1.5
-    with pytest.raises(InputError, match="row 3, column 'score'"):
+    with pytest.raises(InputError, match="row 4, column 'score'"):
         pool_from_long(bad, "x")
     with pytest.raises(InputError, match="no prompt column"):
         pool_from_long(_long().drop(columns=["instruction"]), "x")
     dup = _long()
     dup.loc[5, "model"] = "alpha"
-    with pytest.raises(InputError, match="same model"):
+    with pytest.raises(InputError, match="row 6, column .model.: a second response from model .alpha. to the prompt of row 4"):
         pool_from_long(dup, "x")
 
 
