@@ -1,5 +1,6 @@
 """pool_from_long: a long table (one row per response) -> a ResponsePool with gold."""
 
+import json
 import math
 
 import numpy as np
@@ -75,3 +76,48 @@ def test_read_bench_pool_reads_a_long_parquet(tmp_path):
     _long().drop(columns=["score"]).to_parquet(path)
     with pytest.raises(InputError, match="gold"):
         read_bench_pool(str(path))
+
+
+DEV_POOL = "/work/shared/data/alpacaeval_dev.parquet"  # real AlpacaEval pool (read, never copied)
+
+
+@pytest.fixture(scope="module")
+def ragged_dev_pool(tmp_path_factory):
+    """The first 24 prompts of the real dev pool (16 responses each), one of them with 15."""
+    df = pd.read_parquet(DEV_POOL)
+    ids = pd.unique(df["prompt_id"])[:24]
+    df = df[df["prompt_id"].isin(ids)].reset_index(drop=True)
+    short = ids[5]
+    df = df.drop(index=df.index[df["prompt_id"] == short][3]).reset_index(drop=True)
+    path = tmp_path_factory.mktemp("dev") / "ragged.parquet"
+    df.to_parquet(path)
+    return str(path), str(short)
+
+
+def test_read_bench_pool_skips_the_prompt_with_15_of_16(ragged_dev_pool):
+    path, short = ragged_dev_pool
+    pool = read_bench_pool(path)
+    assert pool.shape == (23, 16) and pool.skipped == (short,)
+    assert short not in pool.prompt_ids.tolist() and np.isfinite(pool.gold).all()
+    assert read_bench_pool(path, num_responses=15).shape == (24, 15)
+
+
+def test_aeuf_bench_runs_on_a_ragged_real_pool(ragged_dev_pool, tmp_path):
+    from aeuf.cli import main
+
+    path, _ = ragged_dev_pool
+    rc = main(["bench", path, "--output_dir", str(tmp_path), "--seeds", "1", "--budget", "12",
+               "--batch", "6", "--ceiling_pairs", "200", "--no_progress", "--features",
+               "stats+model", "--heads", "bll", "--rules", "random", "--label_mode",
+               "deterministic"])
+    assert rc == 0
+    split = json.loads((tmp_path / "summary.json").read_text())["split"]
+    assert split["pool_prompts"] + split["test_prompts"] == 23
+
+
+def test_read_bench_pool_needs_gold_for_every_response(tmp_path):
+    df = _long()
+    df.loc[4, "score"] = None
+    df.to_parquet(tmp_path / "g.parquet")
+    with pytest.raises(InputError, match="response 'p2:mid' has no gold score"):
+        read_bench_pool(str(tmp_path / "g.parquet"))
