@@ -162,3 +162,15 @@ def test_ragged_long_table_with_missing_and_empty_responses(tmp_path):
     pool = read(path, num_responses=2)
     assert pool.response_ids[1].tolist() == ["b:m1", "b:m3"]
     assert np.isnan(pool.gold[1, 1]) and pool.gold_kind == "score"  # empty score: no gold
+
+
+@pytest.mark.parametrize("column,value,what", [
+    ("response", ["a", "list"], "not text"), ("prompt_id", None, "empty prompt id"),
+    ("score", "high", "not a number"), ("score", 3.0, "not a win probability")])
+def test_long_table_bad_cell_names_row_and_column(tmp_path, column, value, what):
+    rows = [{"prompt_id": p, "prompt": f"{p}?", "model": m, "response": "x", "score": 0.5}
+            for p in ("a", "b") for m in ("m1", "m2")]
+    rows[2][column] = value
+    path = write_jsonl(tmp_path / "long.jsonl", rows)
+    msg = error_of(path)
+    assert "row 3" in msg and f"column '{column}'" in msg and what in msg

@@ -38,10 +38,10 @@ import pandas as pd
 
 from aeuf.config import InputConfig
 from aeuf.errors import ConfigError
-from aeuf.io import cells, chat, layouts, long  # noqa: F401  (layouts, long register conventions)
+from aeuf.io import cells, layouts, long  # noqa: F401  (layouts, long register conventions)
 from aeuf.io.layouts import META_COLUMNS, is_meta_column, response_columns
 from aeuf.io.long import CLIP, is_long, score_to_utility
-from aeuf.io.ragged import CONVENTIONS, Convention, head, square
+from aeuf.io.ragged import CONVENTIONS, Convention, head, square, wide_prompts
 from aeuf.io.tables import read_table
 from aeuf.types import ResponsePool
 
@@ -59,10 +59,8 @@ def read_prompts(path: str, prompt_column: str | None = None,
     conversation gives its last user turn."""
     _at_least(num_instructions, 1, "--num_instructions")
     df = head(read_table(path), num_instructions)
-    column = cells.find_prompt_column(df, path, prompt_column)
-    side = chat.prompts_of(df, path, column)
-    keys = [chat.key(t, c) for t, c in zip(side.texts, side.contexts)]
-    return cells.prompt_ids(df, keys, path, column), side.texts
+    wide = wide_prompts(df, path, cells.find_prompt_column(df, path, prompt_column))
+    return wide.ids, wide.texts
 
 
 def read_pool(cfg: InputConfig) -> ResponsePool:

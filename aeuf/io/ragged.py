@@ -58,8 +58,6 @@ CONVENTIONS: Registry[Convention] = Registry("pool convention")
 
 def head(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
     """The first n rows (all when n is None)."""
-    if n is not None and n < 1:
-        raise ConfigError(f"--num_instructions must be at least 1 (got {n})")
     return df if n is None else df.iloc[:n]
 
 
