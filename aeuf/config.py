@@ -41,10 +41,12 @@ def sub(cls: type, help: str, *, prefix: str = "", hide: tuple[str, ...] = (),
 class InputConfig:
     path: str = opt("", "prompts or pool file (CSV/TSV/JSONL/JSON/parquet), save_to_disk folder "
                         "or hub dataset id", cli=False)
-    num_responses: int | None = opt(None, "use the first N responses of each prompt; prompts "
-                                          "with fewer are skipped and counted")
+    num_responses: int | None = opt(None, "use the first N responses of each prompt (default: "
+                                          "the most common number); prompts with fewer are "
+                                          "skipped and counted")
     num_instructions: int | None = opt(None, "use the first N prompts")
-    prompt_column: str | None = opt(None, "prompt column (default: prompt or instruction)")
+    prompt_column: str | None = opt(None, "prompt column (default: prompt or instruction, else "
+                                          "a messages/conversations column)")
 
 
 @dataclass(frozen=True, kw_only=True)

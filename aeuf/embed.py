@@ -67,9 +67,9 @@ STAT_NAMES = (
 
 
 def text_stats(prompt: str, response: str) -> np.ndarray:
-    """Cheap statistics of one response: f32[len(STAT_NAMES)]."""
+    """Cheap statistics of one response: f32[len(STAT_NAMES)]; finite for an empty one."""
     words = response.split()
-    end = response.rstrip()[-1:] if response.strip() else ""
+    end = response.rstrip()[-1:]  # "" for an empty response, which does not end cleanly
     return np.array([
         np.log1p(len(response)),
         np.log1p(len(words)),
@@ -77,7 +77,7 @@ def text_stats(prompt: str, response: str) -> np.ndarray:
         np.log1p(len(_LIST_ITEM.findall(response))),
         response.count("```") // 2,
         len(_HEADER.findall(response)),
-        float(end in ".!?)\"'`*:"),
+        float(bool(end) and end in ".!?)\"'`*:"),
         float(bool(_REFUSAL.search(response))),
         response.count("?"),
         len({w.lower() for w in words}) / max(len(words), 1),

@@ -1,5 +1,6 @@
 """pool_from_long: a long table (one row per response) -> a ResponsePool with gold."""
 
+import json
 import math
 
 import numpy as np
@@ -47,18 +48,23 @@ def test_without_models_or_scores():
     assert pool.responses[0].tolist() == ["p2z", "p2a", "p2m"]  # row order kept
 
 
+def test_ragged_prompt_is_skipped():
+    pool = pool_from_long(_long().iloc[:5], "x")  # p1 has 2 responses, p2 has 3
+    assert pool.shape == (1, 3) and pool.prompt_ids.tolist() == ["p2"] and pool.skipped == ("p1",)
+    pool = pool_from_long(_long().iloc[:5], "x", num_responses=2)
+    assert pool.shape == (2, 2) and pool.models[1].tolist() == ["alpha", "mid"]
+
+
 def test_errors_name_the_problem():
-    with pytest.raises(InputError, match="'p1' has 2 responses"):
-        pool_from_long(_long().iloc[:5], "x")
     bad = _long()
     bad.loc[3, "score"] = 1.5
-    with pytest.raises(InputError, match="row 3, column 'score'"):
+    with pytest.raises(InputError, match="row 4, column 'score'"):
         pool_from_long(bad, "x")
     with pytest.raises(InputError, match="no prompt column"):
         pool_from_long(_long().drop(columns=["instruction"]), "x")
     dup = _long()
     dup.loc[5, "model"] = "alpha"
-    with pytest.raises(InputError, match="same model"):
+    with pytest.raises(InputError, match="row 6, column .model.: a second response from model .alpha. to the prompt of row 4"):
         pool_from_long(dup, "x")
 
 
@@ -70,3 +76,48 @@ def test_read_bench_pool_reads_a_long_parquet(tmp_path):
     _long().drop(columns=["score"]).to_parquet(path)
     with pytest.raises(InputError, match="gold"):
         read_bench_pool(str(path))
+
+
+DEV_POOL = "/work/shared/data/alpacaeval_dev.parquet"  # real AlpacaEval pool (read, never copied)
+
+
+@pytest.fixture(scope="module")
+def ragged_dev_pool(tmp_path_factory):
+    """The first 24 prompts of the real dev pool (16 responses each), one of them with 15."""
+    df = pd.read_parquet(DEV_POOL)
+    ids = pd.unique(df["prompt_id"])[:24]
+    df = df[df["prompt_id"].isin(ids)].reset_index(drop=True)
+    short = ids[5]
+    df = df.drop(index=df.index[df["prompt_id"] == short][3]).reset_index(drop=True)
+    path = tmp_path_factory.mktemp("dev") / "ragged.parquet"
+    df.to_parquet(path)
+    return str(path), str(short)
+
+
+def test_read_bench_pool_skips_the_prompt_with_15_of_16(ragged_dev_pool):
+    path, short = ragged_dev_pool
+    pool = read_bench_pool(path)
+    assert pool.shape == (23, 16) and pool.skipped == (short,)
+    assert short not in pool.prompt_ids.tolist() and np.isfinite(pool.gold).all()
+    assert read_bench_pool(path, num_responses=15).shape == (24, 15)
+
+
+def test_aeuf_bench_runs_on_a_ragged_real_pool(ragged_dev_pool, tmp_path):
+    from aeuf.cli import main
+
+    path, _ = ragged_dev_pool
+    rc = main(["bench", path, "--output_dir", str(tmp_path), "--seeds", "1", "--budget", "12",
+               "--batch", "6", "--ceiling_pairs", "200", "--no_progress", "--features",
+               "stats+model", "--heads", "bll", "--rules", "random", "--label_mode",
+               "deterministic"])
+    assert rc == 0
+    split = json.loads((tmp_path / "summary.json").read_text())["split"]
+    assert split["pool_prompts"] + split["test_prompts"] == 23
+
+
+def test_read_bench_pool_needs_gold_for_every_response(tmp_path):
+    df = _long()
+    df.loc[4, "score"] = None
+    df.to_parquet(tmp_path / "g.parquet")
+    with pytest.raises(InputError, match="response 'p2:mid' has no gold score"):
+        read_bench_pool(str(tmp_path / "g.parquet"))

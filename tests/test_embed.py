@@ -69,3 +69,16 @@ def test_packaged_minilm_embeds_offline_and_separates_topics():
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
     assert part.encoder_id(cfg) == "st:sentence-transformers/all-MiniLM-L6-v2:256"
+
+
+def test_empty_responses_give_finite_features_and_do_not_end_cleanly():
+    for blank in ("", "   ", "\n\n"):
+        s = dict(zip(embed.STAT_NAMES, embed.text_stats("Q?", blank)))
+        assert all(np.isfinite(v) for v in s.values())
+        assert s["ends_cleanly"] == 0.0 and s["log_words"] == 0.0
+    pool = _pool([["", "A full answer."], ["   ", "Another answer!"]])
+    x = embed.compose([embed.response_stats(pool)])
+    assert np.isfinite(x).all()
+    v = embed.PARTS.get("minilm").encode(embed.pool_texts(pool), FeatureConfig())
+    assert np.isfinite(v).all() and (np.linalg.norm(v, axis=1) > 0.5).all()
+    assert not np.allclose(v[0], v[1])

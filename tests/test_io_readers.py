@@ -196,12 +196,13 @@ def test_duplicate_prompts_name_both_rows(tmp_path):
     assert "row 3" in msg and "row 1" in msg and "'prompt'" in msg
 
 
-def test_empty_response_names_row_and_column(tmp_path):
-    path = tmp_path / "e.csv"
-    pd.DataFrame({"prompt": ["a", "b"], "r1": ["x", "y"], "r2": ["y", ""]}).to_csv(
+def test_empty_csv_cell_is_no_response_and_its_prompt_is_skipped(tmp_path):
+    path = tmp_path / "e.csv"  # pandas reads an empty CSV cell as missing: no response
+    pd.DataFrame({"prompt": ["a", "b", "c"], "r1": ["x", "y", "z"], "r2": ["y", "", "w"]}).to_csv(
         path, index=False)
-    msg = error_of(path)
-    assert "row 2" in msg and "'r2'" in msg and "empty response" in msg
+    pool = read_pool(InputConfig(path=str(path)))
+    assert pool.shape == (2, 2) and pool.prompts.tolist() == ["a", "c"]
+    assert pool.skipped == (hashlib.sha256(b"b").hexdigest()[:16],)
 
 
 def test_non_text_response_names_row_and_column(tmp_path):
@@ -214,7 +215,8 @@ def test_non_text_response_names_row_and_column(tmp_path):
 def test_non_text_prompt(tmp_path):
     path = write_jsonl(tmp_path / "n.jsonl", [{"prompt": "a", "r1": "x", "r2": "y"},
                                               {"prompt": ["b"], "r1": "x", "r2": "y"}])
-    assert "row 2" in error_of(path) and "'prompt'" in error_of(path)
+    msg = error_of(path)  # a list in the prompt column is read as a conversation
+    assert "row 2" in msg and "column 'prompt[0]'" in msg and "turn" in msg
 
 
 def test_fewer_responses_than_num_responses(tmp_path):
@@ -230,21 +232,23 @@ def test_single_response_column_is_not_a_pool(tmp_path):
     assert "at least 2" in error_of(path)
 
 
-def test_completions_row_with_too_few(tmp_path):
+def test_completions_row_with_too_few_is_skipped(tmp_path):
     recs = completions_records()
     recs[1]["completions"] = recs[1]["completions"][:2]
     path = write_jsonl(tmp_path / "c.jsonl", recs)
-    msg = error_of(path)
-    assert "row 2" in msg and "'completions'" in msg and "--num_responses 2" in msg
+    pool = read_pool(InputConfig(path=path))
+    assert pool.shape == (2, 3) and pool.prompts.tolist() == [PROMPTS[0], PROMPTS[2]]
+    assert pool.skipped == (expected_ids()[1],)
     assert read_pool(InputConfig(path=path, num_responses=2)).shape == (3, 2)
-    assert "row 2" in error_of(path, num_responses=3)
+    msg = error_of(path, num_responses=4)
+    assert "no prompt has 4 responses" in msg and "--num_responses 3 or less" in msg
 
 
-def test_completion_without_response_text(tmp_path):
+def test_completion_with_non_text_response(tmp_path):
     recs = completions_records()
-    recs[2]["completions"][1]["response"] = ""
+    recs[2]["completions"][1]["response"] = 3
     msg = error_of(write_jsonl(tmp_path / "c.jsonl", recs))
-    assert "row 3" in msg and "completions[1].response" in msg
+    assert "row 3" in msg and "completions[1].response" in msg and "not text" in msg
 
 
 def test_bad_score_names_row_and_column(tmp_path):

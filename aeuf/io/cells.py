@@ -15,6 +15,7 @@ import pandas as pd
 from aeuf.errors import InputError
 
 PROMPT_COLUMNS = ("prompt", "instruction")
+CONVERSATION_COLUMNS = ("messages", "conversations", "conversation")  # OpenAI or ShareGPT turns
 
 
 def where(source: str, row: int | None = None, column: str | None = None) -> str:
@@ -35,12 +36,25 @@ def describe(value: Any) -> str:
 
 
 def is_text(value: Any) -> bool:
+    """A non-empty (not only whitespace) string: what a prompt must be."""
     return isinstance(value, str) and bool(value.strip())
+
+
+def response_text(value: Any, source: str, row: int, column: str) -> str | None:
+    """A response cell -> its text ("" and whitespace kept: an empty response is a legitimate,
+    bad candidate), or None when the cell is missing (null/NaN: no response). Anything else
+    (a number, a list, a record) raises one line naming the cell."""
+    if is_missing(value):
+        return None
+    if isinstance(value, str):
+        return value
+    raise InputError(f"{where(source, row, column)}: the response is {describe(value)}, not "
+                     "text; put text in that cell (or leave it empty for no response)")
 
 
 def text_error(source: str, row: int, column: str, value: Any, what: str) -> InputError:
     """The error for a cell that should hold a non-empty `what` (prompt/response) string."""
-    if isinstance(value, str) or _is_missing(value):
+    if isinstance(value, str) or is_missing(value):
         return InputError(f"{where(source, row, column)}: empty {what}; fill it in or remove "
                           "the row")
     return InputError(f"{where(source, row, column)}: the {what} is {describe(value)}, not "
@@ -56,29 +70,36 @@ def check_text_column(df: pd.DataFrame, column: str, source: str, what: str) -> 
     return values
 
 
-def find_prompt_column(df: pd.DataFrame, source: str, wanted: str | None) -> str:
-    """The prompt column: `wanted` if given, else 'prompt' or 'instruction'."""
-    names = (wanted,) if wanted else PROMPT_COLUMNS
+def find_prompt_column(df: pd.DataFrame, source: str, wanted: str | None,
+                       required: bool = True) -> str | None:
+    """The prompt column: `wanted` if given, else 'prompt' or 'instruction', else a
+    conversation column ('messages', 'conversations', 'conversation'). None when there is
+    none and not `required` (chosen/rejected conversations can carry the prompt)."""
+    names = (wanted,) if wanted else PROMPT_COLUMNS + CONVERSATION_COLUMNS
     for name in names:
         if name in df.columns:
             return name
+    if not required and not wanted:
+        return None
     cols = ", ".join(map(str, df.columns[:12])) + (", ..." if len(df.columns) > 12 else "")
-    expected = f"'{wanted}'" if wanted else "'prompt' or 'instruction'"
+    expected = f"'{wanted}'" if wanted else "'prompt', 'instruction' or 'messages'"
     raise InputError(f"{source}: no prompt column (expected {expected}; columns: {cols}); "
                      "rename that column or pass --prompt_column")
 
 
-def prompt_ids(df: pd.DataFrame, prompts: list[str], source: str, prompt_column: str) -> list[str]:
-    """[P] ids: the `prompt_id` column if present, else a content hash of each prompt.
+def prompt_ids(df: pd.DataFrame, keys: list[str], source: str, prompt_column: str | None,
+               what: str = "prompt") -> list[str]:
+    """[P] ids: the `prompt_id` column if present, else a content hash of each key (the
+    prompt text, or a conversation as JSON).
 
-    Without ids, a repeated prompt raises (naming both rows); with ids, a repeated id does.
+    Without ids, a repeated key raises (naming both rows); with ids, a repeated id does.
     """
     if "prompt_id" in df.columns:
-        ids = [_id_text(v, source, n + 1) for n, v in enumerate(df["prompt_id"].tolist())]
+        ids = [id_text(v, source, n + 1) for n, v in enumerate(df["prompt_id"].tolist())]
         _first_repeat(ids, source, "prompt_id", "prompt id")
         return ids
-    _first_repeat(prompts, source, prompt_column, "prompt")
-    return [content_hash(p) for p in prompts]
+    _first_repeat(keys, source, prompt_column, what)
+    return [content_hash(k) for k in keys]
 
 
 def content_hash(text: str, n: int = 16) -> str:
@@ -111,8 +132,9 @@ def as_list(value: Any, source: str, row: int, column: str) -> list:
     raise InputError(f"{where(source, row, column)}: expected a list, got {describe(value)}")
 
 
-def _id_text(value: Any, source: str, row: int) -> str:
-    if _is_missing(value) or str(value).strip() == "":
+def id_text(value: Any, source: str, row: int) -> str:
+    """A prompt_id cell as text; an empty one raises."""
+    if is_missing(value) or str(value).strip() == "":
         raise InputError(f"{where(source, row, 'prompt_id')}: empty prompt id; fill it in or "
                          "drop the prompt_id column")
     return str(value)
@@ -135,5 +157,6 @@ def _first_repeat(values: list[str], source: str, column: str | None, what: str)
                          f"{rep[1]}; remove the duplicate row")
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """None, pd.NA or a float NaN: a cell with no value."""
     return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
