@@ -1,7 +1,8 @@
-"""aeuf's command line: thin. Parses, calls one library function, prints.
+"""aeuf builds LLM preference datasets (prompt, chosen, rejected) with as few judge calls as possible.
 
-`aeuf PROMPTS ...` is the AEPO-compatible main job; `aeuf SUBCOMMAND ...` runs one stage.
-Errors the user can fix become one red line and exit code 1, never a traceback.
+The command line is thin: it parses (flags generated from aeuf.config), calls one library
+function and prints. `aeuf PROMPTS ...` is the AEPO-compatible main job; `aeuf SUBCOMMAND ...`
+runs one stage. Errors the user can fix become one red line and exit code 1, never a traceback.
 """
 
 from __future__ import annotations

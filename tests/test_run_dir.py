@@ -114,3 +114,23 @@ def test_embedding_leaves_the_hub_reachable_for_push_to_hub():
                        timeout=600)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "None"
+
+
+def test_a_messy_pool_runs_empty_responses_kept_short_prompts_skipped_and_counted(tmp_path, capsys):
+    rows = []
+    for p in range(12):
+        row = {"prompt": f"Question {p}?"}
+        for r in range(R):
+            row[f"response_{r}"] = "" if (p, r) == (2, 1) else f"answer {r} " * (r + p % 3 + 1)
+            row[f"response_{r}_score"] = float(r)
+        rows.append(row)
+    rows[5]["response_3"] = None  # prompt 5 has one response fewer: skipped
+    path = tmp_path / "messy.jsonl"
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    out = tmp_path / "run"
+    assert main([str(path), "--output_dir", str(out), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "11 of 11 prompts labelled" in err and "1 prompts skipped" in err
+    stored = io.RunDir(out).stored_pool()
+    assert stored.shape == (11, R) and stored.skipped == (stored.skipped[0],)
+    assert "" in set(stored.responses.reshape(-1))  # the empty response is a candidate

@@ -24,10 +24,10 @@ from aeuf import dataset, embed, io
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import InputError
 from aeuf.oracle import Oracle, make_oracle
-from aeuf.run import engine, featurize, records
+from aeuf.run import engine, featurize, records, report
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
-from aeuf.run.plots import plot_progress
+from aeuf.run.plots import plot_progress, plot_ratings
 from aeuf.types import ResponsePool
 
 
@@ -109,7 +109,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
             rd.save_round(t, records.plan_record(plan, pool, state.belief))
         state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name, plan=plan)
         labelled += outcome.labelled
-        rows.append(records.progress_row(plan, outcome))
+        rows.append({**records.progress_row(plan, outcome),
+                     "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
         state = _fit(ctx, rd, state, t, ledger, saved)
     return _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
 
@@ -160,9 +161,38 @@ def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, o
     decided = [x for x in labelled if not x.tie]
     frame = dataset.build_rows(pool, decided, all_pairs=cfg.export.all_pairs)
     files = io.write_preferences(frame, rd.path, push_to_hub=cfg.export.push_to_hub) if len(frame) else {}
+    summary = _summary(rd, pool, ledger, oracle, state, labelled, files, rows, frame_rows=len(frame))
+    files["report"] = _write_report(cfg, rd, pool, ledger, summary, labelled)
+    return summary
+
+
+def _write_report(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
+                  s: RunSummary, labelled: list) -> Path:
+    """report.md with progress.png and ratings.png beside it."""
+    answers = list(ledger.answers.values())
+    costs = report.cost_per_round(s.progress, [r["prompt_ids"] for r in s.progress], answers)
+    rows = [{**r, "cost": c} for r, c in zip(s.progress, costs)]
+    plots = {}
     if rows:
-        files["plot"] = plot_progress(rows, rd.path / "progress.png")
-    return _summary(rd, pool, ledger, oracle, state, labelled, files, rows, frame_rows=len(frame))
+        plots["progress"] = plot_progress(rows, rd.path / "progress.png").name
+    decided = [x for x in labelled if not x.tie]
+    if decided:
+        plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
+                                        [float(x.scores[x.rejected]) for x in decided],
+                                        rd.path / "ratings.png").name
+    judge = cfg.oracle.judge.model and f"{cfg.oracle.judge.model}, template {cfg.oracle.template}"
+    facts = {"name": rd.path.name, "input": cfg.input.path, "prompts": s.prompts,
+             "responses": pool.shape[1], "oracle": s.oracle,
+             "judge": judge if s.oracle in ("judge", "batch", "local") else None,
+             "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "unanswered": s.failed,
+             "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
+             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
+             "head": cfg.head.name, "features": cfg.features.features,
+             "failures": report.failure_kinds(answers), "rounds": rows,
+             "length_bias": report.length_bias(pool, labelled), "plots": plots}
+    path = rd.path / "report.md"
+    io.atomic_write_text(path, report.render(facts))
+    return path
 
 
 def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: list, files: dict,
