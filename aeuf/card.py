@@ -113,8 +113,7 @@ def _intro(facts: dict) -> str:
             "kto": "unpaired preferences (`prompt`, `completion`, boolean `label`)"}
     pool = facts.get("pool") or {}
     return (f"# {esc(facts.get('name') or TITLE)}\n\n"
-            f"{_num(_get(facts, 'counts', 'rows'))} {what.get(fmt, esc(fmt))} in TRL's "
-            f"{esc(fmt)} format, labelled by {_oracle_words(facts)} on prompts chosen by "
+            f"{_num(_get(facts, 'counts', 'rows'))} {what.get(fmt, esc(fmt))}, labelled by {_oracle_words(facts)} on prompts chosen by "
             f"active learning from {esc(pool.get('source') or 'an unnamed pool')}, "
             f"made with aeuf (Active UltraFeedback).\n")
 
@@ -267,6 +266,7 @@ def _loading(facts: dict) -> str:
     trainer = TRAINERS.get(facts.get("format", "standard"), TRAINERS["standard"])
     body = (f"from datasets import {fn}\nfrom transformers import AutoModelForCausalLM, "
             f"AutoTokenizer\nfrom trl import {trainer[0]}, {trainer[1]}\n\n"
+            f"BASE_MODEL = \"your/base-model\"  # the model to align\n"
             f"ds = {load}\nmodel = AutoModelForCausalLM.from_pretrained(BASE_MODEL)\n"
             f"tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)\n"
             f"trainer = {trainer[1]}(model=model, args={trainer[0]}(output_dir=\"out\"),\n"
