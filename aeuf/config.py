@@ -170,6 +170,12 @@ class GenerateConfig:
 @dataclass(frozen=True, kw_only=True)
 class ExportConfig:
     output_dir: str | None = opt(None, "run directory (default: runs/<input name>)")
+    format: str = opt("standard", "export layout: standard (prompt, chosen, rejected as text), "
+                                  "conversational (message lists, multi-turn prompts kept) or "
+                                  "kto (one row per judged response with a boolean label)",
+                      choices=("standard", "conversational", "kto"))
+    keep_ties: bool = opt(False, "keep tied prompts as rows with tie=true and margin 0 "
+                                 "(default: drop them; either way they are counted)")
     west_of_n: bool = opt(False, "export the best and the worst judged response")
     all_pairs: bool = opt(False, "with k > 2: export every strictly ordered pair")
     push_to_hub: str | None = opt(None, "also push the dataset to this hub repo")

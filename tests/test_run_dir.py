@@ -134,3 +134,18 @@ def test_a_messy_pool_runs_empty_responses_kept_short_prompts_skipped_and_counte
     stored = io.RunDir(out).stored_pool()
     assert stored.shape == (11, R) and stored.skipped == (stored.skipped[0],)
     assert "" in set(stored.responses.reshape(-1))  # the empty response is a candidate
+
+
+def test_the_main_command_writes_a_report_and_a_dataset_card(tmp_path, capsys):
+    pool = _write_pool(tmp_path / "pool.csv")
+    assert _run(pool, tmp_path / "run") == 0
+    err = capsys.readouterr().err
+    out = tmp_path / "run"
+    assert f"report: {out / 'report.md'}" in err and f"dataset: {out / 'preferences.jsonl'}" in err
+    report = (out / "report.md").read_text()
+    assert "## Rounds" in report and "![progress](progress.png)" in report
+    assert "![ratings](ratings.png)" in report and (out / "ratings.png").read_bytes()[:4] == b"\x89PNG"
+    rows = len((out / "preferences.jsonl").read_text().splitlines())
+    assert f"{rows} preference rows" in report
+    card = (out / "hf" / "README.md").read_text()
+    assert card.startswith("---\n") and "replay" in card and str(rows) in card

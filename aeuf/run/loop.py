@@ -21,13 +21,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from aeuf import dataset, embed, io
+from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import InputError
 from aeuf.oracle import Oracle, make_oracle
 from aeuf.run import engine, featurize, records, report
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
-from aeuf.run.plots import plot_progress, plot_ratings
 from aeuf.types import ResponsePool
 
 
@@ -158,41 +158,14 @@ def _annotate(ctx: Context, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
 
 def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, oracle: Oracle,
             state: State, labelled: list, rows: list) -> RunSummary:
-    decided = [x for x in labelled if not x.tie]
-    frame = dataset.build_rows(pool, decided, all_pairs=cfg.export.all_pairs)
-    files = io.write_preferences(frame, rd.path, push_to_hub=cfg.export.push_to_hub) if len(frame) else {}
-    summary = _summary(rd, pool, ledger, oracle, state, labelled, files, rows, frame_rows=len(frame))
-    files["report"] = _write_report(cfg, rd, pool, ledger, summary, labelled)
-    return summary
-
-
-def _write_report(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
-                  s: RunSummary, labelled: list) -> Path:
-    """report.md with progress.png and ratings.png beside it."""
-    answers = list(ledger.answers.values())
-    costs = report.cost_per_round(s.progress, [r["prompt_ids"] for r in s.progress], answers)
-    rows = [{**r, "cost": c} for r, c in zip(s.progress, costs)]
-    plots = {}
-    if rows:
-        plots["progress"] = plot_progress(rows, rd.path / "progress.png").name
-    decided = [x for x in labelled if not x.tie]
-    if decided:
-        plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
-                                        [float(x.scores[x.rejected]) for x in decided],
-                                        rd.path / "ratings.png").name
-    judge = cfg.oracle.judge.model and f"{cfg.oracle.judge.model}, template {cfg.oracle.template}"
-    facts = {"name": rd.path.name, "input": cfg.input.path, "prompts": s.prompts,
-             "responses": pool.shape[1], "oracle": s.oracle,
-             "judge": judge if s.oracle in ("judge", "batch", "local") else None,
-             "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "unanswered": s.failed,
-             "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
-             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
-             "head": cfg.head.name, "features": cfg.features.features,
-             "failures": report.failure_kinds(answers), "rounds": rows,
-             "length_bias": report.length_bias(pool, labelled), "plots": plots}
-    path = rd.path / "report.md"
-    io.atomic_write_text(path, report.render(facts))
-    return path
+    """preferences.{jsonl,parquet}, hf/ with its dataset card, report.md and its pictures."""
+    frame = dataset.build_rows(pool, labelled, cfg.export)
+    summary = _summary(rd, pool, ledger, oracle, state, labelled, {}, rows, frame_rows=len(frame))
+    facts = report.facts(cfg, rd.path, pool, list(ledger.answers.values()), summary, labelled)
+    card = render_card(report.card_facts(cfg, pool, summary, facts, frame))
+    files = io.write_preferences(frame, rd.path, cfg.export, card) if len(frame) else {}
+    files["report"] = report.write(rd.path, facts, labelled)
+    return summary._replace(files=files)
 
 
 def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: list, files: dict,

@@ -7,9 +7,13 @@ markdown that links the PNGs written beside it (aeuf.run.plots).
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
+from aeuf import io
+from aeuf.config import RunConfig
+from aeuf.run.plots import plot_progress, plot_ratings
 from aeuf.types import JudgeAnswer, Labelled, ResponsePool
 
 
@@ -78,3 +82,64 @@ def render(f: dict) -> str:
     lines += ["## Rounds", "", *_table(f["rounds"]), ""]
     lines += [f"![{name}]({path})" for name, path in f.get("plots", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnswer], s,
+          labelled: list[Labelled]) -> dict:
+    """Everything the report (and the dataset card) says about a finished run.
+    s: the run's RunSummary."""
+    costs = cost_per_round(s.progress, [r["prompt_ids"] for r in s.progress], answers)
+    judge = cfg.oracle.judge.model and f"{cfg.oracle.judge.model}, template {cfg.oracle.template}"
+    return {"name": out.name, "input": cfg.input.path, "prompts": s.prompts,
+            "responses": pool.shape[1], "oracle": s.oracle,
+            "judge": judge if s.oracle in ("judge", "batch", "local") else None,
+            "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "unanswered": s.failed,
+            "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
+            "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
+            "head": cfg.head.name, "features": cfg.features.features,
+            "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
+            "tokens": int(sum(a.tokens for a in answers)),
+            "rounds": [{k: v for k, v in r.items() if k != "prompt_ids"} | {"cost": c}
+                       for r, c in zip(s.progress, costs)]}
+
+
+def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
+    """report.md with progress.png and ratings.png beside it: -> the report's path."""
+    plots = {}
+    if f["rounds"]:
+        plots["progress"] = plot_progress(f["rounds"], out / "progress.png").name
+    decided = [x for x in labelled if not x.tie]
+    if decided:
+        plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
+                                        [float(x.scores[x.rejected]) for x in decided],
+                                        out / "ratings.png").name
+    path = out / "report.md"
+    io.atomic_write_text(path, render({**f, "plots": plots}))
+    return path
+
+
+def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
+    """The dataset card's facts (aeuf.card) from the run's."""
+    models = sorted({m for m in pool.models.reshape(-1) if isinstance(m, str) and m})
+    hygiene = {}
+    if f["length_bias"] is not None:
+        hygiene["length bias"] = {"value": round(f["length_bias"], 3),
+                                  "note": "share of pairs whose chosen response is the longer"}
+    agree = [r["agreement"] for r in f["rounds"] if r.get("agreement") is not None]
+    if agree:
+        hygiene["head/oracle agreement, last round"] = round(agree[-1], 3)
+    return {"name": f"{f['name']} (aeuf)", "repo_id": cfg.export.push_to_hub,
+            "format": cfg.export.format, "columns": list(frame.columns),
+            "pool": {"source": cfg.input.path, "prompts": s.prompts,
+                     "responses_per_prompt": pool.shape[1], "models": models,
+                     "skipped": s.skipped},
+            "features": cfg.features.features, "encoder": cfg.features.encoder,
+            "head": {"name": cfg.head.name, "members": cfg.head.members},
+            "rules": list(dict.fromkeys([cfg.loop.initial_rule, cfg.acquire.rule])),
+            "num_annotations": cfg.acquire.num_annotations,
+            "oracle": {"name": s.oracle, "model": cfg.oracle.judge.model,
+                       "template": cfg.oracle.template, "label_mode": cfg.oracle.label_mode},
+            "rounds": len(f["rounds"]), "budget": cfg.loop.budget, "seed": cfg.loop.seed,
+            "counts": {**frame.attrs, "failed": s.failed},
+            "cost": {"total": s.cost, "requests": s.requests_logged, "tokens": f["tokens"]},
+            "hygiene": hygiene, "report": "report.md"}
