@@ -130,6 +130,8 @@ class OracleConfig:
     max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
     logprobs: bool = opt(True, "ask the judge for log-probs (rating = expectation over "
                                "'1'..'5')", flag="judge_logprobs")
+    retry_unparsable: bool = opt(False, "ask again for paid answers that had no parsable "
+                                        "verdict (they are final otherwise)")
     max_cost: float | None = opt(None, "stop cleanly before spending more than this")
     max_requests: int | None = opt(None, "stop cleanly after this many requests")
     price_per_1k_input: float = opt(0.0, "price per 1,000 prompt tokens", flag="price_in")

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from aeuf import dataset, embed, io
 from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
-from aeuf.errors import InputError
+from aeuf.errors import InputError, NothingLabelled
 from aeuf.oracle import Oracle, make_oracle
 from aeuf.run import engine, featurize, records, report
 from aeuf.run.engine import Context, State
@@ -93,7 +93,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
     pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features, progress=progress)
     ctx = engine.make_context(cfg, features, pfeat)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
-                         max_cost=cfg.oracle.max_cost)
+                         max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
+                         retry_unparsable=cfg.oracle.retry_unparsable)
     if oracle.name == "none":
         return _annotate(ctx, rd, pool, ledger, oracle)
     judge = _judge_through(ledger, oracle, cfg, progress)
@@ -113,6 +114,12 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                      "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
         state = _fit(ctx, rd, state, t, ledger, saved)
     return _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
+
+
+def _where(cfg: RunConfig, oracle: Oracle) -> str:
+    """How the 'cannot be reached' message names the oracle."""
+    url = cfg.oracle.judge.base_url if oracle.name in ("judge", "batch") else None
+    return f"the {oracle.name} oracle" + (f" at {url}" if url else "")
 
 
 def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool):
@@ -165,7 +172,18 @@ def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, o
     card = render_card(report.card_facts(cfg, pool, summary, facts, frame))
     files = io.write_preferences(frame, rd.path, cfg.export, card) if len(frame) else {}
     files["report"] = report.write(rd.path, facts, labelled)
+    if summary.labelled == 0 and not summary.stopped_by_budget:
+        raise NothingLabelled(_nothing_reason(facts, rd.path))
     return summary._replace(files=files)
+
+
+def _nothing_reason(f: dict, out: Path) -> str:
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(f["failures"].items())) or "no answers"
+    hint = (" (rerun with --retry_unparsable, or try another --judge_template or a stronger "
+            "--judge_model)" if f["failures"].get("unparsable") else "")
+    return (f"no prompt got a usable label from the {f['oracle']} oracle ({f['ties']} ties; "
+            f"answers without a value: {kinds}){hint}; the raw replies are in "
+            f"{out / 'judgements.jsonl'} and {out / 'report.md'}")
 
 
 def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: list, files: dict,
