@@ -149,3 +149,12 @@ def test_the_main_command_writes_a_report_and_a_dataset_card(tmp_path, capsys):
     assert f"{rows} preference rows" in report
     card = (out / "hf" / "README.md").read_text()
     assert card.startswith("---\n") and "replay" in card and str(rows) in card
+
+
+def test_default_run_folders_name_their_origin():
+    from aeuf.run.loop import default_output_dir
+
+    assert default_output_dir("data/prompts.csv") == Path("runs/prompts")
+    assert default_output_dir("runs/alpaca-gen/generated.parquet") == Path("runs/alpaca-gen-labels")
+    assert default_output_dir("runs/other-gen/generated.parquet") == Path("runs/other-gen-labels")
+    assert default_output_dir("HuggingFaceH4/ultrafeedback:train_prefs") == Path("runs/ultrafeedback")

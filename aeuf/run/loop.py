@@ -51,8 +51,12 @@ class RunSummary(NamedTuple):
 
 
 def default_output_dir(path: str) -> Path:
-    """runs/<input name without extension>."""
-    name = Path(path.rstrip("/")).name.split(".")[0] or "run"
+    """runs/<input name without extension>; a pool made by `aeuf generate`
+    (<folder>/generated.parquet) is named after its folder: runs/<folder>-labels."""
+    p = Path(path.rstrip("/"))
+    name = p.name.split(".")[0].split(":")[0] or "run"
+    if name == "generated" and p.parent.name:
+        name = f"{p.parent.name}-labels"
     return Path("runs") / name
 
 
