@@ -90,7 +90,7 @@ class AcquireConfig:
     doptimal_lambda: float = opt(1.0, "doptimal: prior precision lambda of the design A = "
                                       "lambda I (doptimal_past: when the head gives no "
                                       "precision)")
-    doptimal_greedy: int = opt(1024, "doptimal_past: prompts chosen greedily with A updated "
+    doptimal_greedy: int = opt(256, "doptimal_past: prompts chosen greedily with A updated "
                                      "after each pick; the rest are scored under the final A")
     tie_margin: float | None = opt(None, "tie-aware choice: skip pairs the head predicts to "
                                          "get the same rating with probability above this "

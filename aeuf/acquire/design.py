@@ -11,8 +11,9 @@ doptimal:      A = lambda I (lambda = cfg.doptimal_lambda): the two responses fa
 doptimal_past: A = Belief.precision [H, H] (the head's posterior precision over the labelled
     pairs, in embed's space) when given, else lambda I; and A grows greedily within the batch:
     the prompt with the largest best-pair gain is taken first, A += z z^T (Sherman-Morrison on
-    A^-1), and so on, by lazy (Minoux) greedy: every gain only falls as A grows, so stale gains
-    are upper bounds and a prompt is re-scored only when its bound reaches the top. The rule
+    A^-1), and so on. Every gain only falls as A grows, so gains computed some steps ago are
+    upper bounds: a step re-scores exactly only the prompts with the highest bounds, and every
+    FLUSH steps the rank-1 updates are folded into all gains with matrix products. The rule
     does not know the round's batch size, so it runs the greedy for the first
     cfg.doptimal_greedy prompts and scores every other prompt under the A the greedy ends with.
     A greedy pick's score is its gain when picked; those gains never rise from one pick to the
@@ -28,7 +29,6 @@ mask restricts the first pair (base.pair_mask).
 
 from __future__ import annotations
 
-import heapq
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -51,7 +51,8 @@ from aeuf.errors import ConfigError, InputError
 from aeuf.types import Belief, Choice
 
 CHUNK = 2048  # prompts per block when scoring every pair of every prompt
-BLOCK = 32  # prompts re-scored together by the lazy greedy
+FLUSH = 32  # greedy steps between folding the rank-1 updates into every prompt's gains
+CANDIDATES = 128  # prompts (highest bounds first) re-scored exactly at each greedy step
 
 
 class DesignBatch(NamedTuple):
@@ -103,7 +104,7 @@ def pair_gains(
     matrix, or a scalar for A^-1 = ainv I). Responses are centred per prompt first (pair
     differences are unchanged; cancellation in d_i + d_j - 2 q_ij is smaller)."""
     X = E - E.mean(axis=1, keepdims=True)
-    W = X * ainv if np.ndim(ainv) == 0 else X @ ainv
+    W = X * ainv if np.ndim(ainv) == 0 else (X.reshape(-1, X.shape[2]) @ ainv).reshape(X.shape)
     Q = np.matmul(W, np.swapaxes(X, 1, 2))
     d = np.diagonal(Q, axis1=1, axis2=2)
     return np.maximum(d[:, :, None] + d[:, None, :] - 2.0 * Q, 0.0)
@@ -134,50 +135,87 @@ def doptimal_batch(
     valid: Bool[np.ndarray, "P R R"] | None = None,
 ) -> DesignBatch:
     """Greedy D-optimal batch of up to `batch` prompts: each step takes the prompt and pair
-    with the largest z^T A^-1 z, then A += z z^T (A^-1 by Sherman-Morrison). Lazy: a heap of
-    upper bounds, BLOCK prompts re-scored at a time under the current A^-1.
+    with the largest z^T A^-1 z, then A += z z^T (A^-1 by Sherman-Morrison).
     ainv: A^-1 at the start (inverse_design); valid: pair_mask(...) output or None."""
-    rng = numpy_rng(key)
-    P, R, _ = E.shape
-    ainv = np.array(ainv, np.float64)
-    _, bound = best_pairs(E, ainv.astype(np.float32), rng, valid)
-    heap = [(-b, p) for p, b in enumerate(bound * (1 + 1e-4) + 1e-9)]  # float32: inflate
-    heapq.heapify(heap)
-    picks: list[tuple[int, int, int, float]] = []
-    while heap and len(picks) < batch:
-        blk = np.array([heapq.heappop(heap)[1] for _ in range(min(BLOCK, len(heap)))])
-        left, ainv = _greedy_block(E[blk].astype(np.float64), blk, ainv, heap, picks, batch,
-                                   rng, None if valid is None else valid[blk])
-        for q, g in left:
-            heapq.heappush(heap, (-g, int(blk[q])))
-    p = np.array([x[0] for x in picks], np.int64)
-    idx = np.array([x[1:3] for x in picks], np.int64).reshape(-1, 2)
-    return DesignBatch(p, idx, np.array([x[3] for x in picks]), ainv)
+    g = _greedy(E, ainv, batch, numpy_rng(key), valid)
+    return DesignBatch(g.order, g.idx[g.order], g.gain[g.order], g.ainv)
 
 
-def _greedy_block(X, blk, ainv, heap, picks, batch, rng, valid):
-    """Pick from the block while its best exact gain beats every bound left in the heap.
-    Returns ([(row, exact gain)] of the rows not picked, A^-1 after the picks)."""
-    m, R, _ = X.shape
-    G = pair_gains(X, ainv)
+class _Greedy(NamedTuple):
+    order: np.ndarray  # int64 [b] prompts in the order picked
+    idx: np.ndarray  # int64 [P, 2] every prompt's pair (picked: when picked; others: at the end)
+    gain: np.ndarray  # float64 [P] its z^T A^-1 z then
+    ainv: np.ndarray  # float64 [H, H] A^-1 at the end
+
+
+def _greedy(E, ainv, batch: int, rng, valid) -> _Greedy:
+    """The greedy of doptimal_batch, with A^-1 = A_F^-1 - sum_s v_s v_s^T kept in two parts:
+    every prompt's pair gains G are exact as of the last flush (upper bounds after it); a step
+    scores the CANDIDATES prompts with the highest bounds exactly (G minus their squared
+    projections on the v_s since the flush) and takes the best; every FLUSH steps the v_s are
+    folded into G and A_F^-1 with matrix products. Exact greedy for P <= CANDIDATES, and at any
+    P whenever the best candidate beats every bound outside; otherwise a prompt whose bound
+    ranked below CANDIDATES others may be passed over until the next flush."""
+    P, R, H = E.shape
     allowed = np.triu(np.ones((R, R), bool), 1)
-    allowed = np.broadcast_to(allowed if valid is None else valid & allowed, (m, R, R))
-    live = np.ones(m, bool)
-    while True:
-        flat = argmax_random(G.reshape(m, R * R), rng, allowed.reshape(m, R * R))
-        val = np.where(live, G.reshape(m, R * R)[np.arange(m), flat], -np.inf)
-        q = int(np.argmax(val))
-        if not live.any() or len(picks) >= batch or (heap and val[q] < -heap[0][0]):
-            return [(r, val[r]) for r in np.flatnonzero(live)], ainv
-        i, j = divmod(int(flat[q]), R)
-        picks.append((int(blk[q]), i, j, float(val[q])))
-        z = X[q, i] - X[q, j]
-        u = ainv @ z
-        c = 1.0 + z @ u
-        ainv = ainv - np.outer(u / c, u)
-        proj = X @ u  # [m, R]: z'^T u for every pair through its two responses
-        G = np.maximum(G - (proj[:, :, None] - proj[:, None, :]) ** 2 / c, 0.0)
-        live[q] = False
+    allowed = np.broadcast_to(allowed if valid is None else valid & allowed, (P, R, R))
+    ainv = np.array(ainv, np.float64)
+    G = np.where(allowed, _all_gains(E, ainv), -np.inf).reshape(P, R * R)
+    idx, gain = np.zeros((P, 2), np.int64), np.zeros(P)
+    taken, order, V = np.zeros(P, bool), [], []
+    bound = G.max(axis=1)  # each prompt's best gain as of the last flush: an upper bound
+    for _ in range(min(batch, P)):
+        if len(V) == FLUSH:
+            G, ainv, V = _flush(E, G, ainv, V)
+            bound = G.max(axis=1)
+        p, flat, val = _step(E, G, np.where(taken, -np.inf, bound), taken, V, rng)
+        order.append(p)
+        idx[p], gain[p], taken[p] = divmod(flat, R), val, True
+        z = E[p, flat // R].astype(np.float64) - E[p, flat % R]
+        u = ainv @ z - (np.stack(V).T @ (np.stack(V) @ z) if V else 0.0)
+        V.append(u / np.sqrt(1.0 + z @ u))
+    G, ainv, V = _flush(E, G, ainv, V)
+    rest = ~taken
+    flat = argmax_random(G[rest], rng)
+    idx[rest] = np.stack([flat // R, flat % R], axis=1)
+    gain[rest] = G[rest, flat]
+    return _Greedy(np.asarray(order, np.int64), idx, gain, ainv)
+
+
+def _step(E, G, bound, taken, V, rng, M: int = CANDIDATES):
+    """(prompt, flat pair index, exact gain) of the best of the M prompts with the highest
+    bounds (bound: [P], -inf where taken). Exact greedy whenever that gain beats every bound
+    outside them (always when M covers every prompt left); otherwise a close approximation."""
+    left = int((~taken).sum())
+    m = min(M, left)
+    cand = np.argpartition(-bound, m - 1)[:m] if m < E.shape[0] else np.arange(m)
+    exact = G[cand] - _sq_proj(E[cand], V)
+    exact[taken[cand]] = -np.inf
+    flat = argmax_random(exact, rng)
+    val = exact[np.arange(m), flat]
+    q = int(np.argmax(val))
+    return int(cand[q]), int(flat[q]), float(val[q])
+
+
+def _sq_proj(Ec, V) -> np.ndarray:
+    """sum_s ((e_i - e_j) . v_s)^2 for every pair of each prompt in Ec [c, R, H]: [c, R*R]."""
+    c, R, H = Ec.shape
+    if not V:
+        return np.zeros((c, R * R))
+    W = np.stack(V, axis=1).astype(Ec.dtype)  # [H, t], C-contiguous (a transposed one is 4x
+    proj = (Ec.reshape(-1, H) @ W).reshape(c, R, -1)  # slower in OpenBLAS)
+    d = proj[:, :, None, :] - proj[:, None, :, :]
+    return np.einsum("cijs,cijs->cij", d, d).reshape(c, R * R)
+
+
+def _flush(E, G, ainv, V):
+    """Fold the v_s into every prompt's gains and into A^-1: (G, A^-1, [])."""
+    if not V:
+        return G, ainv, V
+    for s in range(0, E.shape[0], CHUNK):
+        G[s : s + CHUNK] -= _sq_proj(E[s : s + CHUNK], V)
+    W = np.stack(V)
+    return G, ainv - W.T @ W, []
 
 
 def _select_design(name: str, cfg: AcquireConfig, past: bool):
@@ -202,15 +240,10 @@ def _select_design(name: str, cfg: AcquireConfig, past: bool):
 
 
 def _greedy_then_rest(E, ainv, greedy: int, rng, v):
-    """doptimal_batch for the first `greedy` prompts; the others' best pairs under the A^-1 it
+    """The greedy for the first `greedy` prompts; the others' best pairs under the A^-1 it
     ends with: (int64 [P, 2], gain float64 [P])."""
-    P = E.shape[0]
-    d = doptimal_batch(E, ainv, min(P, greedy), key=int(rng.integers(2**62)), valid=v)
-    idx, gain = np.empty((P, 2), np.int64), np.empty(P)
-    rest = np.setdiff1d(np.arange(P), d.prompts)
-    idx[rest], gain[rest] = best_pairs(E[rest], d.ainv, rng, None if v is None else v[rest])
-    idx[d.prompts], gain[d.prompts] = d.idx, d.gain
-    return idx, gain
+    g = _greedy(E, ainv, greedy, rng, v)
+    return g.idx, g.gain
 
 
 def _all_gains(E, ainv) -> np.ndarray:
