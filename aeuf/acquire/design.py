@@ -18,8 +18,10 @@ doptimal_past: A = Belief.precision [H, H] (the head's posterior precision over 
     cfg.doptimal_greedy prompts and scores every other prompt under the A the greedy ends with.
     A greedy pick's score is its gain when picked; those gains never rise from one pick to the
     next, and every other prompt's final gain is at most the last pick's, so the B prompts with
-    the highest scores ARE the greedy batch of B, for every B <= doptimal_greedy. BAL-PM's
-    entropy term then perturbs that order (prompt diversity in feature space). doptimal_batch()
+    the highest scores ARE the greedy batch of B, for every B <= doptimal_greedy (exactly while
+    the greedy is exact: always for P <= CANDIDATES; above, a step re-scores only the
+    CANDIDATES prompts with the highest bounds, a close approximation). BAL-PM's entropy term
+    then perturbs that order (prompt diversity in feature space). doptimal_batch()
     is the greedy itself, for an engine that knows its batch. Cross-prompt pairs (which ARM-FI
     finds useful) are not considered: aeuf's oracle judges responses of one prompt.
 
