@@ -79,7 +79,9 @@ class HeadConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AcquireConfig:
-    rule: str = opt("dts", "acquisition rule (dts, deltaucb, infomax, random, aepo, ...)")
+    rule: str = opt("dts", "acquisition rule (dts, drts, infogain, deltaucb, deltaquantile, "
+                           "maxminlcb, infomax, infomax_bald, doptimal, doptimal_past, random, "
+                           "ultrafeedback, west_of_n, aepo)")
     num_annotations: int = opt(2, "responses per prompt sent to the oracle (2 = a pair)")
     beta: float = opt(1.0, "UCB/LCB width")
     quantile: float = opt(0.05, "deltaquantile: centre of the rank window, as a fraction of a "

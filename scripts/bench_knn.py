@@ -13,6 +13,9 @@ All in one process, --threads threads for every library; wall and process CPU ti
 machine is shared: CPU seconds are the steadier figure). The exact graph is cached under
 --cache.
 
+The competitors are not aeuf dependencies: pip install faiss-cpu hnswlib usearch pynndescent
+to rerun them all (faiss-cpu is the one aeuf keeps: aeuf.backends.ann, IVF-Flat, nprobe 32).
+
 Data: `gaussian` is isotropic N(0, I) (the worst case for any index: no structure);
 `clustered` is unit vectors from 2,000 Zipf-sized clusters in a 48-dim subspace plus small
 noise in all D dims, closer to sentence embeddings.
