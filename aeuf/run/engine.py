@@ -182,7 +182,9 @@ def _pick_prompts(ctx: Context, state: State, t: int, size: int, score, needs_be
         rng = numpy_rng(ctx.keys.round(t, 4))
         return np.sort(rng.choice(free, size, replace=False))
     if not ctx.graph:
-        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, ctx.cfg.acquire.knn_k))
+        acq = ctx.cfg.acquire
+        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
+                                           exact_max=acq.knn_exact_max))
     return np.asarray(acquire.select_prompts(score, ctx.prompt_features, state.acquired, size,
                                              ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
 
