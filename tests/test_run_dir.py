@@ -158,3 +158,17 @@ def test_default_run_folders_name_their_origin():
     assert default_output_dir("runs/alpaca-gen/generated.parquet") == Path("runs/alpaca-gen-labels")
     assert default_output_dir("runs/other-gen/generated.parquet") == Path("runs/other-gen-labels")
     assert default_output_dir("HuggingFaceH4/ultrafeedback:train_prefs") == Path("runs/ultrafeedback")
+
+
+@pytest.mark.parametrize("rule", ["dts", "random"])
+def test_responses_without_gold_are_never_shown_to_the_replay_oracle(tmp_path, capsys, rule):
+    pool = _write_pool(tmp_path / "pool.csv")
+    df = pd.read_csv(pool)
+    df.loc[::2, "response_1_score"] = None  # every other prompt lacks one gold score
+    df.loc[5, ["response_0_score", "response_2_score", "response_3_score"]] = None  # 1 left
+    df.to_csv(pool, index=False)
+    out = tmp_path / "run"
+    assert _run(pool, out, "--rule", rule, "--initial_rule", "random") == 0
+    assert f"{len(df) - 1} of {len(df)} prompts labelled" in capsys.readouterr().err
+    log = [json.loads(x) for x in (out / "judgements.jsonl").read_text().splitlines()]
+    assert log and all(x["value"] is not None for x in log)

@@ -149,7 +149,8 @@ def replay_judge(cfg: OracleConfig):
 
 def simulate(task: Task, cfg: RunConfig) -> Curve:
     """One simulated run of the main command's rounds: -> Curve (one point per round)."""
-    ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph)
+    ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph,
+                              usable=np.isfinite(task.pool.gold))
     judge = replay_judge(cfg.oracle)
     state = engine.initial_state(task.features.shape[0])
     points, plans, labelled, fit_s, select_s = [], [], [], 0.0, 0.0

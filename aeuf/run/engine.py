@@ -57,7 +57,9 @@ class Context(NamedTuple):
     """What every round of a run shares (built once; pure data and functions).
 
     features: f32[P, R, D]; prompt_features: f32[P, d]; graph: the prompts' kNN graph, built
-    on first use (a one-element list so the context stays immutable); rules: name -> Rule.
+    on first use (a one-element list so the context stays immutable); rules: name -> Rule;
+    usable: bool[P, R] responses the oracle can judge (None: all; the replay oracle cannot
+    judge a response without gold, so such responses are never shown to it).
     """
 
     cfg: RunConfig
@@ -67,6 +69,7 @@ class Context(NamedTuple):
     rules: dict
     keys: Keys
     graph: list
+    usable: Bool[np.ndarray, "P R"] | None = None
 
 
 class Plan(NamedTuple):
@@ -126,13 +129,23 @@ def validate(cfg: RunConfig, R: int) -> dict:
     return rules
 
 
-def make_context(cfg: RunConfig, features, prompt_features, *, graph=None) -> Context:
+def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
+                 usable=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
-    already built (it depends only on the prompt features and knn_k)."""
+    already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
+    responses the oracle can judge (None: all)."""
     rules = validate(cfg, features.shape[1])
+    usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     return Context(cfg, np.asarray(features, np.float32), np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
-                   [] if graph is None else [graph])
+                   [] if graph is None else [graph], usable)
+
+
+def eligible(ctx: Context) -> Bool[np.ndarray, " P"]:
+    """Prompts with at least two responses the oracle can judge."""
+    if ctx.usable is None:
+        return np.ones(ctx.features.shape[0], bool)
+    return ctx.usable.sum(axis=1) >= 2
 
 
 def schedule(num_prompts: int, budget: int | None, batch: int | None,
@@ -149,7 +162,7 @@ def schedule(num_prompts: int, budget: int | None, batch: int | None,
 
 def sizes_of(ctx: Context) -> list[int]:
     loop = ctx.cfg.loop
-    return schedule(ctx.features.shape[0], loop.budget, loop.batch_size, loop.initial_batch)
+    return schedule(int(eligible(ctx).sum()), loop.budget, loop.batch_size, loop.initial_batch)
 
 
 def initial_state(num_prompts: int) -> State:
@@ -162,11 +175,14 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     """Round t's plan: the rule's choice per prompt, then `size` prompts among the unlabelled."""
     name = ctx.cfg.loop.initial_rule if state.belief is None else ctx.cfg.acquire.rule
     rule = ctx.rules[name]
+    valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
     choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, 0),
-                         k=ctx.cfg.acquire.num_annotations)
+                         k=ctx.cfg.acquire.num_annotations, valid=valid)
     prompts = _pick_prompts(ctx, state, t, size, np.asarray(choice.score, np.float32),
                             rule.needs_belief)
     slots = np.asarray(choice.idx, np.int64)[prompts]
+    if ctx.usable is not None:
+        slots = usable_slots(slots, ctx.usable[prompts], numpy_rng(ctx.keys.round(t, 6)))
     mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
     return Plan(t, name, prompts, slots, np.asarray(choice.score, np.float32)[prompts],
                 pair_uncertainty(state.belief, prompts, slots), mean)
@@ -175,7 +191,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
 def _pick_prompts(ctx: Context, state: State, t: int, size: int, score, needs_belief: bool):
     """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among unlabelled prompts."""
     mode = ctx.cfg.acquire.prompt_selection
-    free = np.flatnonzero(~state.acquired)
+    free = np.flatnonzero(~state.acquired & eligible(ctx))
     if size >= free.size:
         return free
     if mode == "random" or (mode == "auto" and not needs_belief):
@@ -185,8 +201,21 @@ def _pick_prompts(ctx: Context, state: State, t: int, size: int, score, needs_be
         acq = ctx.cfg.acquire
         ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
                                            exact_max=acq.knn_exact_max))
+    score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
     return np.asarray(acquire.select_prompts(score, ctx.prompt_features, state.acquired, size,
                                              ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
+
+
+def usable_slots(slots: Int[np.ndarray, "b k"], usable: Bool[np.ndarray, "b R"], rng):
+    """The shown responses with every one the oracle cannot judge replaced by a random usable
+    response not shown yet (model-free rules ignore the pair mask; belief rules honour it)."""
+    out = slots.copy()
+    for row in np.flatnonzero(~np.take_along_axis(usable, slots, 1).all(axis=1)):
+        spare = [r for r in rng.permutation(usable.shape[1]) if usable[row, r] and r not in out[row]]
+        for j in np.flatnonzero(~usable[row, out[row]]):
+            if spare:
+                out[row, j] = spare.pop()
+    return out
 
 
 def pair_uncertainty(belief: Belief | None, prompts, slots) -> Float[np.ndarray, " b"]:

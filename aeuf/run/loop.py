@@ -95,7 +95,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 progress: bool) -> RunSummary:
     features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
     pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features, progress=progress)
-    ctx = engine.make_context(cfg, features, pfeat)
+    usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
+    ctx = engine.make_context(cfg, features, pfeat, usable=usable)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
                          max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.oracle.retry_unparsable)
