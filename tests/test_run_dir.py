@@ -130,7 +130,7 @@ def test_a_messy_pool_runs_empty_responses_kept_short_prompts_skipped_and_counte
     out = tmp_path / "run"
     assert main([str(path), "--output_dir", str(out), *FAST]) == 0
     err = capsys.readouterr().err
-    assert "11 of 11 prompts labelled" in err and "1 prompts skipped" in err
+    assert "11 of 11 prompts labelled" in err and "1 skipped while reading" in err
     stored = io.RunDir(out).stored_pool()
     assert stored.shape == (11, R) and stored.skipped == (stored.skipped[0],)
     assert "" in set(stored.responses.reshape(-1))  # the empty response is a candidate
