@@ -19,7 +19,7 @@ import numpy as np
 
 from aeuf.config import GenerateConfig
 from aeuf.errors import ConfigError
-from aeuf.types import Generation, GenRequest
+from aeuf.types import GenRequest
 
 _SPEC_KEYS = ("name", "path", "temperature", "top_p", "max_tokens")
 

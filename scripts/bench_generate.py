@@ -31,8 +31,8 @@ import torch  # noqa: E402
 
 from aeuf.backends import hf_models, hidden_states  # noqa: E402
 from aeuf.config import EndpointConfig, GenerateConfig  # noqa: E402
-from aeuf.run.gen_run import run_generation  # noqa: E402
 from aeuf.generate import ModelSpec, plan  # noqa: E402
+from aeuf.run.gen_run import run_generation  # noqa: E402
 
 QUESTIONS = [
     "Explain why the sky is blue.", "Write a short poem about autumn.", "What is a prime number?",

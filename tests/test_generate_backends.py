@@ -5,13 +5,13 @@ import importlib.util
 
 import pytest
 import torch
+from configs import generate_config
 
 from aeuf.backends import hf_models
 from aeuf.backends.gen_transformers import batches
 from aeuf.backends.gen_vllm import build_request
 from aeuf.backends.generation import BACKENDS, make_backend
 from aeuf.config import GenerateConfig
-from configs import generate_config
 from aeuf.errors import ConfigError, MissingExtra
 from aeuf.generate import ModelSpec, plan
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+import ray  # a test that cannot start Ray fails: Ray is a test dependency
 
 from aeuf.config import GenerateConfig
-from aeuf.run.gen_run import LOG_NAME, OUT_NAME, run_generation
 from aeuf.generate import ModelSpec
 from aeuf.io import GenLog
+from aeuf.run.gen_run import LOG_NAME, OUT_NAME, run_generation
 
-ray = pytest.importorskip("ray")
 pytest_plugins = ["genmodels"]
 
 PROMPTS = ["Name a fruit.", "Say hi.", "What is 3 + 4?", "Name a planet.", "Say bye."]
@@ -43,10 +43,10 @@ def test_ray_generation_writes_the_same_run_directory(local_ray, smol_dir, tmp_p
 
 @pytest.mark.slow
 def test_ray_features_match_the_local_engine_in_input_order(local_ray, smol_dir):
-    from aeuf.backends import hidden_states, ray_runner
+    from aeuf.backends import hidden_states
 
     texts = [p * (i + 1) for i, p in enumerate(PROMPTS)]
-    got = ray_runner.encode(texts, smol_dir, batch_size=2, max_length=64, replicas_wanted=2)
+    got = hidden_states.encode_on_ray(texts, smol_dir, batch_size=2, max_length=64, replicas=2)
     ref = hidden_states.encode(texts, smol_dir, batch_size=2, max_length=64)
     assert got.shape == ref.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)

@@ -83,8 +83,8 @@ def test_engine_prefixes():
 
 def test_feature_cache_hits_through_the_embed_stage(smol_dir, tmp_path):
     from aeuf import embed
-    from aeuf.run import featurize
     from aeuf.config import FeatureConfig
+    from aeuf.run import featurize
 
     cfg = FeatureConfig(features="llm", llm_encoder=smol_dir, max_length=64, batch_size=4)
     part = embed.PARTS.get("llm")
