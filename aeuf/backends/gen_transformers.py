@@ -3,10 +3,10 @@
 Requests are grouped by sampling parameters, sorted by prompt length to limit padding, and cut
 into batches of `cfg.batch_size`. Each batch runs one KV-cached decoding loop (`decode`):
 
-- every row samples with its OWN torch.Generator seeded by its request's seed (one uniform per
-  step, inverse-CDF over the top-p nucleus), so a response depends on its request only, not on
-  the batch it shares: batch size 1 and batch size 16 give the same text (up to float noise
-  in the logits, which moves a token only when a uniform lands on a probability boundary);
+- every row samples with its OWN torch.Generator seeded by its request's seed (Gumbel-max
+  over the top-p nucleus, `sample`), so a response depends on its request only, not on the
+  batch it shares: batch size 1 and batch size 16 give the same text (up to float noise in
+  the logits, which moves a token only when two perturbed scores lie within that noise);
 - a row leaves the batch the step it finishes (stop token or its max_tokens) and its
   Generation is yielded at once, so the caller stores it while the others keep decoding.
 """
@@ -68,24 +68,25 @@ class TransformersBackend:
 
 def sample(torch, logits, temperature, top_p, uniform):
     """One token per row: logits f32[B, V], temperature f32[B] (0 = greedy), top_p f32[B],
-    uniform f32[B] in [0, 1) -> i64[B].
+    uniform f32[B, V] in [0, 1) (each row's draws from that row's own generator) -> i64[B].
 
-    Inverse CDF over the nucleus in VOCABULARY order (the nucleus: the most probable tokens
-    whose mass before them is below top_p, at least one): the token where the cumulative kept
-    mass first exceeds uniform * kept mass. Vocabulary order keeps every boundary a smooth
-    function of the logits, so float noise (another batch size) moves a sample only when a
-    uniform lands within that noise of a boundary; a sorted order would swap near-equal
-    tokens and move whole intervals. Row i depends on row i's inputs only.
+    Gumbel-max over the nucleus (the most probable tokens, at `temperature`, whose mass before
+    them is below top_p; at least one): argmax of logits / T + Gumbel(uniform). This is an
+    exact sample of the renormalised nucleus, and it is robust to float noise in the logits
+    (what another batch size brings): a sample moves only when the two best perturbed scores
+    lie within that noise, or when a token whose nucleus membership flips is the winner. An
+    inverse-CDF sampler would move whenever near-equal tokens swap places or the kept mass
+    changes. Row i depends on row i's inputs only.
     """
     greedy = logits.argmax(dim=-1)
-    probs = torch.softmax(logits / temperature.clamp_min(1e-6)[:, None], dim=-1)
+    scaled = logits / temperature.clamp_min(1e-6)[:, None]
+    probs = torch.softmax(scaled, dim=-1)
     desc = probs.sort(dim=-1, descending=True).values
     n_keep = ((desc.cumsum(-1) - desc) < top_p[:, None]).sum(-1, keepdim=True).clamp_min(1)
-    p = torch.where(probs >= desc.gather(-1, n_keep - 1), probs, torch.zeros_like(probs))
-    cdf = p.cumsum(-1)
-    last = p.shape[-1] - 1 - (p.flip(-1) > 0).int().argmax(-1, keepdim=True)
-    j = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True).clamp_max(last)
-    return torch.where(temperature > 0, j[:, 0], greedy)
+    keep = probs >= desc.gather(-1, n_keep - 1)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(uniform.dtype).tiny)))
+    score = torch.where(keep, scaled + gumbel, torch.full_like(scaled, -torch.inf))
+    return torch.where(temperature > 0, score.argmax(dim=-1), greedy)
 
 
 def decode(torch, model, enc, rows: Sequence[GenRequest], stops: set[int]
@@ -130,7 +131,8 @@ class _Decoding:
             cache, keep_logits = self.names
             res = self.model(input_ids=self.inputs, position_ids=self.pos, attention_mask=self.mask,
                              use_cache=True, **{cache: self.past, keep_logits: 1})
-            uniform = torch.cat([torch.rand(1, generator=self.gens[i]) for i in self.live])
+            vocab = res.logits.shape[-1]
+            uniform = torch.stack([torch.rand(vocab, generator=self.gens[i]) for i in self.live])
             self.past = getattr(res, cache)
             self.next = sample(torch, res.logits[:, -1].float(), self.temp, self.top_p,
                                uniform.to(self.temp.device))
