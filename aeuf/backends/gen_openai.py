@@ -60,7 +60,7 @@ class OpenAIBackend:
 
     def check(self, path: str) -> None:
         """ConfigError unless the server answers and, when it lists its models, lists `path`."""
-        names = served_models(self.client.http, self.url)
+        names = served_models(self.client.raw, self.url)
         if names is not None and path not in names:
             shown = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
             raise ConfigError(f"model '{path}' is not served at {self.url} (it serves: {shown}); "
