@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from aeuf.backends import hf_models
-from aeuf.backends.gen_transformers import sample
+from aeuf.backends.gen_transformers import nucleus_floor, sample
 from aeuf.backends.generation import make_backend
 from aeuf.config import GenerateConfig
 from aeuf.errors import ConfigError
@@ -40,6 +40,19 @@ def test_sample_draws_each_row_from_its_renormalised_nucleus():
     assert (torch.bincount(hot, minlength=5) / n).min() > 0.12
     greedy = sample(torch, rows[:3], torch.zeros(3), torch.ones(3), u[:3])
     assert greedy.tolist() == [1, 1, 1]
+
+
+def test_nucleus_floor_equals_the_full_sort_for_narrow_and_wide_nuclei():
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(5, 3000, generator=g) * torch.tensor([[8.0], [3.0], [1.0], [0.2], [1.0]])
+    probs = torch.softmax(logits, dim=-1)
+    top_p = _vec(0.95, 0.9, 0.95, 0.5, 1.0)
+    desc = probs.sort(dim=-1, descending=True).values
+    n_keep = ((desc.cumsum(-1) - desc) < top_p[:, None]).sum(-1, keepdim=True)
+    want = desc.gather(-1, n_keep - 1)
+    want[4] = 0.0  # top_p 1: every token
+    assert 1 < n_keep[0] < 64 < n_keep[2] < 3000  # nuclei inside and beyond the first top-k
+    assert torch.equal(nucleus_floor(torch, probs, top_p), want)
 
 
 def test_sample_row_depends_on_its_own_inputs_only():

@@ -79,14 +79,30 @@ def sample(torch, logits, temperature, top_p, uniform):
     changes. Row i depends on row i's inputs only.
     """
     greedy = logits.argmax(dim=-1)
+    if not bool((temperature > 0).any()):
+        return greedy
     scaled = logits / temperature.clamp_min(1e-6)[:, None]
     probs = torch.softmax(scaled, dim=-1)
-    desc = probs.sort(dim=-1, descending=True).values
-    n_keep = ((desc.cumsum(-1) - desc) < top_p[:, None]).sum(-1, keepdim=True).clamp_min(1)
-    keep = probs >= desc.gather(-1, n_keep - 1)
+    keep = probs >= nucleus_floor(torch, probs, top_p)
     gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(uniform.dtype).tiny)))
     score = torch.where(keep, scaled + gumbel, torch.full_like(scaled, -torch.inf))
     return torch.where(temperature > 0, score.argmax(dim=-1), greedy)
+
+
+def nucleus_floor(torch, probs, top_p, k: int = 64):
+    """The smallest probability in each row's nucleus: probs f32[B, V], top_p f32[B] -> [B, 1]
+    (0 where top_p >= 1: every token). The nucleus is the most probable tokens whose mass
+    before them is below top_p (at least one). Found from the top k tokens, k growing 4x until
+    every nucleus ends inside (a full sort of the vocabulary costs far more than a decoding
+    step); the value is the same whatever k finds it, so a row never depends on its batch."""
+    vocab, everything = probs.shape[-1], top_p[:, None] >= 1
+    while True:
+        k = min(k, vocab)
+        desc = probs.topk(k, dim=-1).values  # sorted, falling
+        n_keep = ((desc.cumsum(-1) - desc) < top_p[:, None]).sum(-1, keepdim=True).clamp_min(1)
+        if k == vocab or bool(((n_keep < k) | everything).all()):
+            return torch.where(everything, torch.zeros_like(desc[:, :1]), desc.gather(-1, n_keep - 1))
+        k *= 4
 
 
 def decode(torch, model, enc, rows: Sequence[GenRequest], stops: set[int]
@@ -131,12 +147,17 @@ class _Decoding:
             cache, keep_logits = self.names
             res = self.model(input_ids=self.inputs, position_ids=self.pos, attention_mask=self.mask,
                              use_cache=True, **{cache: self.past, keep_logits: 1})
-            vocab = res.logits.shape[-1]
-            uniform = torch.stack([torch.rand(vocab, generator=self.gens[i]) for i in self.live])
+            uniform = self._uniform(res.logits.shape[-1])
             self.past = getattr(res, cache)
             self.next = sample(torch, res.logits[:, -1].float(), self.temp, self.top_p,
                                uniform.to(self.temp.device))
         return self.next.tolist()
+
+    def _uniform(self, vocab: int):
+        """[B, V] draws, each row from its own generator (greedy rows draw nothing)."""
+        hot = (self.temp > 0).tolist()
+        return self.torch.stack([self.torch.rand(vocab, generator=self.gens[i]) if h
+                                 else self.torch.zeros(vocab) for i, h in zip(self.live, hot, strict=True)])
 
     def keep(self, keep: list[int]) -> None:
         """Drop the finished rows (cache rows included) and feed the sampled tokens."""
