@@ -4,6 +4,7 @@ Ray is a test dependency: without it these tests fail (they do not skip)."""
 
 import os
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,22 @@ class Times:
         return {"i": i, "y": self.k * i, "pid": np.full(len(i), self.pid)}
 
 
+class Handshake:
+    """Yields two rows, then waits (up to a minute) for the driver to create `flag`, which it
+    does on receiving the first row; the third row says whether the flag came in time."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def __call__(self, batch: dict):
+        for i in (0, 1):
+            yield {"i": np.array([i]), "seen": np.array([False])}
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.flag) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield {"i": np.array([2]), "seen": np.array([os.path.exists(self.flag)])}
+
+
 def member_rewards(params, x):
     """The ensemble head's per-member rewards: x f32[n, D] -> f32[n, K]."""
     return np.asarray(jax.vmap(mlp.rewards, in_axes=(0, None))(params, jnp.asarray(x))).T
@@ -55,6 +72,16 @@ def test_fan_out_maps_a_worker_over_every_row_once_on_two_replicas(local_ray):
     assert sorted(i.tolist()) == list(range(40)) and (y == 3 * i).all()
     assert len({int(p) for b in out for p in b["pid"]}) == 2
     assert list(ray_runner.fan_out(Times, [], init={"k": 3})) == []
+
+
+def test_stream_delivers_each_output_while_the_worker_is_still_running(local_ray, tmp_path):
+    flag = tmp_path / "first-row-received"
+    got = []
+    for b in ray_runner.fan_out(Handshake, [{"i": 0}], init={"flag": str(flag)}, batch_size=1,
+                                num_replicas=1, gpus=0.0, stream=True):
+        got += list(zip(b["i"].tolist(), b["seen"].tolist()))
+        flag.touch()
+    assert got == [(0, False), (1, False), (2, True)]
 
 
 def test_score_shards_matches_in_process_scoring_in_order(local_ray, tmp_path):

@@ -2,7 +2,8 @@
 
 `RayBackend` has the GenerationBackend interface: it ships the requests of one model through
 `ray_runner.fan_out` to actors that each hold one replica of the model (vllm / transformers /
-openai) and yields Generations on the driver as the replicas' batches come back, so
+openai) and yields Generations on the driver as the replicas finish them (each response
+travels as its own block, at most one response behind its worker), so
 `aeuf.run.gen_run` writes the same run directory as without Ray. Models are checked in a
 Ray task (where the replicas run: their hub cache, their GPUs), not on the driver.
 """
@@ -39,17 +40,17 @@ def _check(cfg: dict, path: str) -> None:
 
 
 class GenWorker:
-    """One model replica in a Ray actor: batch of request columns -> Generation columns."""
+    """One model replica in a Ray actor: a batch of request columns -> one Generation row per
+    finished response, yielded as the wrapped back-end yields it (streamed to the driver)."""
 
     def __init__(self, cfg: dict, path: str) -> None:
         self.backend, self.path = _inner(cfg), path
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict) -> Iterator[dict]:
         reqs = [GenRequest(**{k: _plain(batch[k][i]) for k in REQUEST_FIELDS})
                 for i in range(len(batch["key"]))]
-        gens = list(self.backend.generate(self.path, reqs))
-        return {f: np.asarray([_or_empty(getattr(g, f)) for g in gens], dtype=object)
-                for f in Generation._fields}
+        for g in self.backend.generate(self.path, reqs):
+            yield {f: np.asarray([_or_empty(getattr(g, f))], dtype=object) for f in Generation._fields}
 
 
 class RayBackend:
@@ -72,7 +73,7 @@ class RayBackend:
         init = {"cfg": to_dict(self.cfg), "path": path}
         for batch in ray_runner.fan_out(GenWorker, rows, init=init, batch_size=self.cfg.batch_size,
                                         num_replicas=self.replicas, gpus=self.gpus,
-                                        address=self.cfg.ray_address):
+                                        stream=True, address=self.cfg.ray_address):
             for i in range(len(batch["key"])):
                 g = {f: _plain(batch[f][i]) for f in Generation._fields}
                 yield Generation(**{**g, "error": g["error"] or None})

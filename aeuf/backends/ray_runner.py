@@ -44,7 +44,7 @@ def replicas(wanted: int | None, gpus: int) -> int:
 
 def fan_out(worker: type, rows: Sequence[dict], *, init: dict | None = None,
             batch_size: int = 16, num_replicas: int | None = None, gpus: float | None = None,
-            address: str | None = None) -> Iterator[dict[str, np.ndarray]]:
+            stream: bool = False, address: str | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Output batches of `worker` over `rows`, in completion order.
 
     worker: a picklable class; `worker(**init)` is built once per replica (load a model there)
@@ -52,17 +52,26 @@ def fan_out(worker: type, rows: Sequence[dict], *, init: dict | None = None,
             (or yields) {column: array[b']}. Put an index column in the rows to restore order.
     num_replicas: actors (default: one per GPU in the cluster, else 1)
     gpus: GPUs per replica (default: 1 when the cluster has GPUs, else 0)
+    stream: every output a worker yields travels to the driver as its own block (as soon as
+            the worker yields the next one or ends), instead of being bundled with the rest
+            of its batch's outputs; for workers that yield small results slowly.
     """
     if not rows:
         return
     ray = connect(address)
     n_gpus = cluster_gpus(ray)
     n = replicas(num_replicas, n_gpus)
-    ds = ray.data.from_items(list(rows), override_num_blocks=max(1, min(len(rows), 4 * n)))
-    out = ds.map_batches(
-        worker, fn_constructor_kwargs=init or {}, batch_size=max(1, batch_size), concurrency=n,
-        num_gpus=(1.0 if n_gpus else 0.0) if gpus is None else gpus, batch_format="numpy",
-    )
+    ctx = ray.data.DataContext.get_current()
+    bundled = ctx.target_max_block_size
+    ctx.target_max_block_size = 1 if stream else bundled  # a Dataset keeps the context it was made in
+    try:
+        ds = ray.data.from_items(list(rows), override_num_blocks=max(1, min(len(rows), 4 * n)))
+        out = ds.map_batches(
+            worker, fn_constructor_kwargs=init or {}, batch_size=max(1, batch_size), concurrency=n,
+            num_gpus=(1.0 if n_gpus else 0.0) if gpus is None else gpus, batch_format="numpy",
+        )
+    finally:
+        ctx.target_max_block_size = bundled
     yield from out.iter_batches(batch_size=None, batch_format="numpy")
 
 
