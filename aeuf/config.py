@@ -187,6 +187,8 @@ class GenerateConfig:
     ray_address: str | None = opt(None, "Ray cluster address (default: RAY_ADDRESS, else a "
                                         "local instance)")
     ray_replicas: int | None = opt(None, "model replicas under --ray (default: one per GPU)")
+    progress_every: float = opt(30.0, "seconds between progress lines on stderr when it is not "
+                                      "a terminal (0: none)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -85,6 +85,27 @@ def test_openai_backend_against_the_local_llama_cpp_server(llama_server):
     assert {g.key: g.text for g in first}[reqs[0].key] == again[0].text  # greedy, same server
 
 
+@pytest.mark.server
+def test_openai_check_knows_the_served_models(llama_server):
+    backend = make_backend(generate_config(backend="openai", base_url=llama_server.base_url))
+    try:
+        backend.check(llama_server.model)
+        with pytest.raises(ConfigError, match=rf"model 'smolm2' is not served at .*it serves: {llama_server.model}"):
+            backend.check("smolm2")
+    finally:
+        backend.close()
+
+
+def test_openai_check_names_an_unreachable_server():
+    from aeuf.backends.llama_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = make_backend(generate_config(backend="openai", base_url=url))
+    with pytest.raises(ConfigError, match=rf"generation server {url} cannot be reached"):
+        backend.check("m")
+    backend.close()
+
+
 def test_openai_backend_reports_an_unreachable_server_as_errors_not_exceptions():
     from aeuf.backends.llama_server import free_port
 

@@ -70,22 +70,29 @@ def test_run_writes_a_pool_the_main_command_reads_and_a_rerun_generates_nothing(
 
 
 def test_generate_command_resumes_after_sigkill_without_regenerating(smol_dir, tmp_path):
+    """Killed mid-batch: every response finished before the kill is kept (each is logged as its
+    row finishes), progress reached a non-terminal stderr, the rerun generates only what is
+    missing, and every response equals an uninterrupted run's at another batch size (the seed
+    of a response reproduces it whatever batch it lands in)."""
     csv = tmp_path / "prompts.csv"
     pd.DataFrame({"instruction": PROMPTS}).to_csv(csv, index=False)
     out = tmp_path / "run"
-    argv = ["generate", str(csv), "--models", smol_dir, "--num_responses", "2",
-            "--max_tokens", "24", "--temperature", "0.9", "--batch_size", "1", "--output_dir", str(out)]
+    base = ["generate", str(csv), "--models", smol_dir, "--num_responses", "2",
+            "--max_tokens", "24", "--temperature", "0.9"]
+    argv = [*base, "--batch_size", "5", "--output_dir", str(out), "--progress_every", "0.2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "aeuf", *argv], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log, deadline = out / LOG_NAME, time.monotonic() + 240
-    while not (log.is_file() and len(log.read_bytes().splitlines()) >= 2):
-        assert proc.poll() is None and time.monotonic() < deadline, "generation did not start"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "aeuf", *argv], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        log, deadline = out / LOG_NAME, time.monotonic() + 240
+        while not (log.is_file() and len(log.read_bytes().splitlines()) >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, "generation did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     before = GenLog(log).load()
     assert 2 <= len(before) < 2 * len(PROMPTS)
+    assert "responses finished" in (tmp_path / "stderr.txt").read_text()
 
     assert main(argv) == 0
     after = _lines(log)
@@ -94,3 +101,23 @@ def test_generate_command_resumes_after_sigkill_without_regenerating(smol_dir, t
     assert {k: before[k]["response"] for k in before} == {r["key"]: r["response"] for r in after if r["key"] in before}
     pool = read_pool(InputConfig(path=str(out / OUT_NAME)))
     assert pool.shape == (len(PROMPTS), 2)
+    whole = tmp_path / "whole"
+    assert main([*base, "--batch_size", "3", "--output_dir", str(whole)]) == 0
+    assert {r["key"]: r["response"] for r in _lines(whole / LOG_NAME)} == {r["key"]: r["response"] for r in after}
+
+
+def test_an_unavailable_model_is_one_line_and_nothing_is_written(smol_dir, tmp_path):
+    """The README's hub example while offline, and a misspelt packaged name: exit 1, one
+    line naming the model, no run directory (every model is checked before anything is written)."""
+    csv = tmp_path / "prompts.csv"
+    pd.DataFrame({"instruction": PROMPTS[:2]}).to_csv(csv, index=False)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for model, why in [("Qwen/Qwen2.5-0.5B-Instruct", "HF_HUB_OFFLINE"), ("smolm2", "did you mean smollm2")]:
+        out = tmp_path / model.replace("/", "_")
+        argv = ["generate", str(csv), "--models", smol_dir, model, "--num_responses", "1",
+                "--max_tokens", "4", "--output_dir", str(out)]
+        done = subprocess.run([sys.executable, "-m", "aeuf", *argv], env=env, capture_output=True, text=True)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stderr[-2000:]
+        assert model in lines[0] and why in lines[0]
+        assert not out.exists()

@@ -37,6 +37,10 @@ class VLLMBackend:
         self.path: str | None = None
         self.llm = None
 
+    def check(self, path: str) -> None:
+        """ConfigError unless `path` is a loadable file, folder, cached or hub model."""
+        hf_models.check(path)
+
     def _load(self, path: str):
         if self.path != path:
             self.close()

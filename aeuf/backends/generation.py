@@ -8,7 +8,9 @@
 
 A back-end answers all requests of ONE model per call (`requests` share `path`): the caller
 loads one model at a time. Results are yielded as they finish, in any order; each carries
-its request's key, so the caller can store it at once.
+its request's key, so the caller can store it at once. `check(path)` says, before anything is
+written, whether a model is available. Back-ends never write environment variables.
+`aeuf.backends.gen_ray.RayBackend` runs any of them on Ray Data replicas.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from aeuf.types import Generation, GenRequest
 
 
 class GenerationBackend(Protocol):
-    """generate(path, requests) -> iterator of Generation (one per request, any order)."""
+    """check(path): ConfigError in one line (which model, why, what to do) unless `path` is
+    available, without generating anything (called for every model before a run writes);
+    generate(path, requests) -> iterator of Generation (one per request, any order, each
+    yielded as soon as it is finished)."""
+
+    def check(self, path: str) -> None: ...
 
     def generate(self, path: str, requests: Sequence[GenRequest]) -> Iterator[Generation]: ...
 

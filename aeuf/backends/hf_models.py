@@ -6,7 +6,9 @@ kept loaded at a time (pools load one model after another).
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -60,9 +62,58 @@ def _source(path: str) -> tuple[str, dict]:
     """(folder or hub id, from_pretrained keyword arguments) for `path`."""
     folder, gguf = resolve(path)
     local = Path(folder).exists()
-    if local:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return folder, {"local_files_only": local, **({"gguf_file": gguf} if gguf else {})}
+
+
+def offline() -> bool:
+    """Whether the environment asks for no hub access (read, never written)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check(path: str) -> None:
+    """ConfigError in one line (which model, why, what to do) unless `path` can be loaded:
+    the packaged alias, an existing .gguf file, a folder with config.json, or a hub id whose
+    config the hub (or, offline, the local cache) provides. Reads only the config."""
+    folder, gguf = resolve(path)
+    if gguf is not None:
+        return
+    if Path(folder).is_dir():
+        if not (Path(folder) / "config.json").is_file():
+            raise ConfigError(f"model '{path}': the folder has no config.json; pass a "
+                              "transformers model folder, a .gguf file, a hub id or smollm2")
+        return
+    if Path(folder).exists():
+        raise ConfigError(f"model '{path}': a file but not a .gguf; pass a model folder, a "
+                          ".gguf file, a hub id or smollm2")
+    _check_hub(path)
+
+
+def _check_hub(path: str) -> None:
+    transformers = require("transformers")
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings would bury the one line
+    try:
+        transformers.AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(_unavailable(path, err)) from None
+    finally:
+        hub_log.setLevel(level)
+
+
+def _unavailable(path: str, err: Exception) -> str:
+    close = difflib.get_close_matches(path, PACKAGED_SMOLLM2, n=1, cutoff=0.75)
+    if close:
+        return (f"model '{path}' is not a local file or folder or a cached model; did you mean "
+                f"{close[0]} (the packaged SmolLM2)?")
+    if offline():
+        return (f"model '{path}' is not a local file or folder and not in the Hugging Face "
+                f"cache, and HF_HUB_OFFLINE is set: download it first (hf download {path}) "
+                "or pass a local path (smollm2 = the packaged SmolLM2)")
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return (f"model '{path}' is not a local file or folder and the Hugging Face Hub did not "
+            f"provide it ({first}); check the name, log in for a gated model, or pass a local "
+            "path (smollm2 = the packaged SmolLM2)")
 
 
 @lru_cache(maxsize=2)
@@ -70,7 +121,7 @@ def load_tokenizer(path: str):
     """The model's tokenizer, padding on the right with a pad token (eos if it has none)."""
     transformers = require("transformers")
     folder, kw = _source(path)
-    tok = transformers.AutoTokenizer.from_pretrained(folder, **kw)
+    tok = _loading(path, lambda: transformers.AutoTokenizer.from_pretrained(folder, **kw))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
@@ -87,8 +138,20 @@ def load(path: str):
     torch = require("torch")
     folder, kw = _source(path)
     dtype = torch.float32 if device() == "cpu" else torch.bfloat16
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kw)
+    model = _loading(path, lambda: transformers.AutoModelForCausalLM.from_pretrained(
+        folder, dtype=dtype, **kw))
     return load_tokenizer(path), model.to(device()).eval()
+
+
+def _loading(path: str, load_fn):
+    """load_fn(), with a hub model that cannot be found turned into one ConfigError line
+    (errors reading a local model are raised as they are)."""
+    try:
+        return load_fn()
+    except OSError as err:
+        if Path(resolve(path)[0]).exists():
+            raise
+        raise ConfigError(_unavailable(path, err)) from None
 
 
 def chat_text(tok, prompt: str, response: str | None = None) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from aeuf.backends import hf_models, require
+from aeuf.backends import hf_models, ray_runner, require
 from aeuf.registry import Registry
 
 Engine = Callable[[list[str], str, int, int], np.ndarray]
@@ -101,9 +101,34 @@ def _vllm(texts: list[str], path: str, batch_size: int, max_length: int) -> np.n
 @ENGINES.register("ray")
 def _ray(texts: list[str], path: str, batch_size: int, max_length: int) -> np.ndarray:
     """`ray:<model>`: the transformers (or `ray:vllm:<model>`) engine on Ray Data replicas."""
-    from aeuf.backends import ray_runner
+    return encode_on_ray(texts, path, batch_size=batch_size, max_length=max_length)
 
-    return ray_runner.encode(texts, path, batch_size=batch_size, max_length=max_length)
+
+class FeatureWorker:
+    """One engine replica in a Ray actor: {i, text} batches -> {i, x f32[b, H]}."""
+
+    def __init__(self, model: str, batch_size: int, max_length: int) -> None:
+        self.args = (model, batch_size, max_length)
+
+    def __call__(self, batch: dict) -> dict:
+        model, bs, ml = self.args
+        return {"i": batch["i"], "x": encode(list(batch["text"]), model, batch_size=bs, max_length=ml)}
+
+
+def encode_on_ray(texts: list[str], model: str, *, batch_size: int = 32, max_length: int = 256,
+                  replicas: int | None = None, address: str | None = None) -> np.ndarray:
+    """Features of N texts over Ray replicas (`ray_runner.fan_out`) -> f32[N, H] in input order."""
+    if not texts:
+        return np.zeros((0, 0), np.float32)
+    rows = [{"i": i, "text": t} for i, t in enumerate(texts)]
+    init = {"model": model, "batch_size": batch_size, "max_length": max_length}
+    parts = list(ray_runner.fan_out(FeatureWorker, rows, init=init, batch_size=batch_size,
+                                    num_replicas=replicas, address=address))
+    idx = np.concatenate([p["i"] for p in parts])
+    feats = np.concatenate([np.asarray(p["x"], np.float32) for p in parts])
+    out = np.empty_like(feats)
+    out[idx] = feats
+    return out
 
 
 def vllm_pooler_kwargs(vllm_module, path: str, max_length: int) -> dict:

@@ -1,33 +1,26 @@
-"""Generation and hidden-state features on Ray Data, from one machine to a cluster.
+"""A generic fan-out on Ray Data, from one machine to a cluster.
 
-`RayBackend` has the GenerationBackend interface: it ships the requests of one model to
-`map_batches` workers, each holding one replica of the model (any registered back-end:
-vllm / transformers / openai), and yields Generations on the driver as batches finish, so
-`aeuf.run.gen_run` writes the same run directory as without Ray. `encode` does the same for
-hidden-state features (reachable as `--llm_encoder ray:<model>`).
+`fan_out` maps a picklable per-batch worker class over rows with N replicas (actors) and
+yields its output batches on the driver as they finish. Used by generation
+(`aeuf.backends.gen_ray`), hidden-state features (`hidden_states`, `--llm_encoder ray:MODEL`)
+and `score_shards`, which scores sharded feature files (.npy, f32[n, D]) with any pure
+function: the reward head's per-member rewards, an acquisition score.
 
-Connects to `cfg.ray_address`, else RAY_ADDRESS, else starts a local instance.
+This module knows nothing of what its workers compute: it imports no other back-end.
+Connects to `address`, else RAY_ADDRESS, else starts a local instance.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from aeuf.backends import hidden_states, require
-from aeuf.config import GenerateConfig, from_dict, to_dict
-from aeuf.types import Generation, GenRequest
-
-REQUEST_FIELDS = [f.name for f in dataclasses.fields(GenRequest)]
-# GPUs each replica asks Ray for, per back-end
-GPUS_PER_REPLICA = {
-    "vllm": lambda cfg, gpus: float(cfg.tensor_parallel_size),
-    "transformers": lambda cfg, gpus: 1.0 if gpus else 0.0,
-    "openai": lambda cfg, gpus: 0.0,
-}
+from aeuf.backends import require
+from aeuf.errors import AeufError, InputError
 
 
 def connect(address: str | None = None, num_cpus: int | None = None):
@@ -49,84 +42,114 @@ def replicas(wanted: int | None, gpus: int) -> int:
     return max(1, wanted or gpus or 1)
 
 
-class _GenWorker:
-    """One model replica in a Ray actor: batch of request columns -> result columns."""
+def fan_out(worker: type, rows: Sequence[dict], *, init: dict | None = None,
+            batch_size: int = 16, num_replicas: int | None = None, gpus: float | None = None,
+            stream: bool = False, address: str | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Output batches of `worker` over `rows`, in completion order.
 
-    def __init__(self, cfg: dict, path: str) -> None:
-        from aeuf.backends.generation import make_backend
-
-        self.backend = make_backend(from_dict(GenerateConfig, {**cfg, "ray": False}))
-        self.path = path
-
-    def __call__(self, batch: dict) -> dict:
-        reqs = [GenRequest(**{k: _plain(batch[k][i]) for k in REQUEST_FIELDS})
-                for i in range(len(batch["key"]))]
-        gens = list(self.backend.generate(self.path, reqs))
-        return {f: np.asarray([_or_empty(getattr(g, f)) for g in gens], dtype=object)
-                for f in Generation._fields}
-
-
-class RayBackend:
-    """GenerationBackend that fans the requests of one model out over Ray Data replicas."""
-
-    def __init__(self, cfg: GenerateConfig) -> None:
-        self.cfg, self.ray = cfg, connect(cfg.ray_address)
-        gpus = cluster_gpus(self.ray)
-        self.replicas = replicas(cfg.ray_replicas, gpus)
-        self.gpus = GPUS_PER_REPLICA[cfg.backend](cfg, gpus)
-
-    def generate(self, path: str, requests: Sequence[GenRequest]) -> Iterator[Generation]:
-        """Yield one Generation per request as the replicas finish their batches."""
-        rows = [dataclasses.asdict(r) for r in requests]
-        ds = self.ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * self.replicas)))
-        out = ds.map_batches(
-            _GenWorker, fn_constructor_kwargs={"cfg": to_dict(self.cfg), "path": path},
-            batch_size=self.cfg.batch_size, concurrency=self.replicas, num_gpus=self.gpus,
-            batch_format="numpy",
-        )
-        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-            for i in range(len(batch["key"])):
-                g = {f: _plain(batch[f][i]) for f in Generation._fields}
-                yield Generation(**{**g, "error": g["error"] or None})
-
-    def close(self) -> None:
-        """Leave the Ray instance running for the next model or command."""
-
-
-class _FeatureWorker:
-    def __init__(self, model: str, batch_size: int, max_length: int) -> None:
-        self.args = (model, batch_size, max_length)
-
-    def __call__(self, batch: dict) -> dict:
-        model, bs, ml = self.args
-        feats = hidden_states.encode(list(batch["text"]), model, batch_size=bs, max_length=ml)
-        return {"i": batch["i"], "x": feats}
-
-
-def encode(texts: list[str], model: str, *, batch_size: int = 32, max_length: int = 256,
-           replicas_wanted: int | None = None, address: str | None = None) -> np.ndarray:
-    """Hidden-state features of N texts over Ray replicas -> f32[N, H] in input order."""
+    worker: a picklable class; `worker(**init)` is built once per replica (load a model there)
+            and called on batches {column: array[b]} of at most `batch_size` rows; it returns
+            (or yields) {column: array[b']}. Put an index column in the rows to restore order.
+    num_replicas: actors (default: one per GPU in the cluster, else 1)
+    gpus: GPUs per replica (default: 1 when the cluster has GPUs, else 0)
+    stream: every output a worker yields travels to the driver as its own block (as soon as
+            the worker yields the next one or ends), instead of being bundled with the rest
+            of its batch's outputs; for workers that yield small results slowly.
+    """
+    if not rows:
+        return
     ray = connect(address)
-    gpus = cluster_gpus(ray)
-    ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-    out = ds.map_batches(
-        _FeatureWorker, fn_constructor_kwargs={"model": model, "batch_size": batch_size,
-                                               "max_length": max_length},
-        batch_size=batch_size, concurrency=replicas(replicas_wanted, gpus),
-        num_gpus=1.0 if gpus else 0.0, batch_format="numpy",
-    )
-    parts = list(out.iter_batches(batch_size=None, batch_format="numpy"))
-    idx = np.concatenate([p["i"] for p in parts])
-    feats = np.concatenate([np.asarray(p["x"], np.float32) for p in parts])
-    result = np.empty_like(feats)
-    result[idx] = feats
-    return result
+    n_gpus = cluster_gpus(ray)
+    n = replicas(num_replicas, n_gpus)
+    ctx = ray.data.DataContext.get_current()
+    bundled = ctx.target_max_block_size
+    ctx.target_max_block_size = 1 if stream else bundled  # a Dataset keeps the context it was made in
+    try:
+        ds = ray.data.from_items(list(rows), override_num_blocks=max(1, min(len(rows), 4 * n)))
+        out = ds.map_batches(
+            worker, fn_constructor_kwargs=init or {}, batch_size=max(1, batch_size), concurrency=n,
+            num_gpus=(1.0 if n_gpus else 0.0) if gpus is None else gpus, batch_format="numpy",
+        )
+    finally:
+        ctx.target_max_block_size = bundled
+    yield from out.iter_batches(batch_size=None, batch_format="numpy")
 
 
-def _plain(value):
-    """numpy scalars -> Python scalars (JSON-able, hashable)."""
-    return value.item() if isinstance(value, np.generic) else value
+def run_once(fn: Callable, *args, gpus: float = 0.0, address: str | None = None) -> Any:
+    """fn(*args) in one Ray task, where the workers run; an AeufError raised there (a one-line
+    message for the user) is raised here as it is."""
+    ray = connect(address)
+    try:
+        return ray.get(ray.remote(num_gpus=gpus)(fn).remote(*args))
+    except ray.exceptions.RayTaskError as err:
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, AeufError):
+            raise cause from None
+        raise
 
 
-def _or_empty(value):
-    return "" if value is None else value
+def shard_rows(paths: Sequence[str | os.PathLike]) -> list[int]:
+    """Rows of each .npy shard (header only); InputError unless all are f32[n, D], one D."""
+    shapes = []
+    for p in paths:
+        try:
+            x = np.load(p, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise InputError(f"{p}: not a readable .npy feature shard ({err})") from None
+        if x.ndim != 2 or (shapes and x.shape[1] != shapes[0][1]):
+            raise InputError(f"{p}: shape {x.shape}, expected [n, {shapes[0][1] if shapes else 'D'}]"
+                             " like the other shards")
+        shapes.append(x.shape)
+    return [s[0] for s in shapes]
+
+
+def shard_tasks(sizes: Sequence[int], chunk_rows: int) -> list[dict]:
+    """Row ranges of at most `chunk_rows`: {shard, start, stop, offset (global first row)}."""
+    tasks, offset = [], 0
+    for s, n in enumerate(sizes):
+        for a in range(0, n, chunk_rows):
+            b = min(n, a + chunk_rows)
+            tasks.append({"shard": s, "start": a, "stop": b, "offset": offset + a})
+        offset += n
+    return tasks
+
+
+class ShardScorer:
+    """One scoring replica: row ranges of the shards -> {row: i64[n], y: fn(params, x)[n, ...]}."""
+
+    def __init__(self, paths: list[str], fn: Callable, params: Any) -> None:
+        self.paths, self.fn, self.params = paths, fn, params
+
+    def __call__(self, batch: dict) -> dict:
+        rows, ys = [], []
+        for s, a, b, off in zip(batch["shard"], batch["start"], batch["stop"], batch["offset"],
+                                strict=True):
+            x = np.asarray(np.load(self.paths[int(s)], mmap_mode="r")[int(a):int(b)], np.float32)
+            ys.append(np.asarray(self.fn(self.params, x)))
+            rows.append(np.arange(int(off), int(off) + len(x)))
+        return {"row": np.concatenate(rows), "y": np.concatenate(ys)}
+
+
+def score_shards(paths: Sequence[str | os.PathLike], fn: Callable, params: Any, *,
+                 workers: int = 2, chunk_rows: int = 65536, address: str | None = None
+                 ) -> np.ndarray:
+    """fn(params, x) over every row of every shard on Ray Data with `workers` replicas.
+
+    paths: .npy shards, each f32[n_s, D] (read as memory maps by the workers: on a cluster,
+           a path every node sees); fn: pure, picklable, x f32[n, D] -> [n, ...] per row.
+    Returns the per-row outputs [sum n_s, ...] in shard order, then row order.
+    """
+    paths = [str(Path(p).resolve()) for p in paths]
+    sizes = shard_rows(paths)
+    out, filled = None, 0
+    init = {"paths": paths, "fn": fn, "params": params}
+    for b in fan_out(ShardScorer, shard_tasks(sizes, max(1, chunk_rows)), init=init,
+                     batch_size=1, num_replicas=workers, gpus=0.0, address=address):
+        y = np.asarray(b["y"])
+        if out is None:
+            out = np.empty((sum(sizes), *y.shape[1:]), y.dtype)
+        out[b["row"]] = y
+        filled += len(y)
+    if filled != sum(sizes):
+        raise RuntimeError(f"score_shards: {filled} of {sum(sizes)} rows came back")
+    return np.zeros((0,), np.float32) if out is None else out

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 from aeuf.commands.flags import add_flags, build, flags_of
@@ -81,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--models: no model given")
     ids, prompts = read_prompts(args.prompts, args.prompt_column, args.num_instructions)
     out = output_dir(args)
-    summary = run_generation(ids, prompts, specs, cfg, out, progress=_progress)
+    with Progress(cfg.progress_every) as progress:
+        summary = run_generation(ids, prompts, specs, cfg, out, progress=progress)
     print(f"\r{summary.generated} generated, {summary.reused} reused, {summary.failed} failed "
           f"({summary.completion_tokens} new tokens, {summary.seconds:.0f} s)", file=sys.stderr)
     for message in summary.errors:
@@ -91,6 +94,39 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary.failed == 0 else 1
 
 
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        print(f"\rgenerating: {done}/{total}", end="", file=sys.stderr, flush=True)
+class Progress:
+    """Finished responses on stderr: one updating line on a terminal; otherwise (logs, CI,
+    nohup) a line every `every` seconds from a timer thread, so a long batch is never silent."""
+
+    def __init__(self, every: float, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.every, self.done, self.total = every, 0, 0
+        self.tty, self.t0 = self.stream.isatty(), time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> Progress:
+        if not self.tty and self.every > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        if self.tty:
+            print(f"\r{self.line()}", end="", file=self.stream, flush=True)
+
+    def line(self) -> str:
+        return f"generating: {self.done}/{self.total} responses finished, {self._elapsed()}"
+
+    def _elapsed(self) -> str:
+        m, s = divmod(int(time.monotonic() - self.t0), 60)
+        return f"{m}m{s:02d}s elapsed"
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.every):
+            print(self.line(), file=self.stream, flush=True)

@@ -8,7 +8,11 @@ run_dir/
 
 Every planned request has a content key (aeuf.generate): a rerun, after a crash or a kill at
 any point, generates only keys missing from the log. A kill mid-line leaves a partial last
-line, which is cut away before the next append.
+line, which is cut away before the next append. Back-ends yield each response as it finishes
+and it is logged at once.
+
+Nothing is written before every model of the pool has passed its back-end's `check`: a
+misspelt or unavailable model is one ConfigError line and an untouched run directory.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from aeuf.config import GenerateConfig, to_dict
-from aeuf.generate import ModelSpec, by_model, plan
+from aeuf.generate import ModelSpec, by_model, filter_pool, plan
 from aeuf.io import GenLog, atomic_write_json, atomic_write_parquet
 from aeuf.types import Generation, GenRequest
 
@@ -70,7 +74,7 @@ def completions_table(requests: Sequence[GenRequest], done: dict[str, dict]) -> 
 def make_runner(cfg: GenerateConfig):
     """The back-end named by cfg.backend, run through Ray Data when cfg.ray."""
     if cfg.ray:
-        from aeuf.backends.ray_runner import RayBackend
+        from aeuf.backends.gen_ray import RayBackend
 
         return RayBackend(cfg)
     from aeuf.backends.generation import make_backend
@@ -78,16 +82,30 @@ def make_runner(cfg: GenerateConfig):
     return make_backend(cfg)
 
 
+def checked_runner(cfg: GenerateConfig, specs: Sequence[ModelSpec]):
+    """The runner, after its check of every model in the pool (ConfigError on the first
+    model that is not available; the runner is closed then)."""
+    runner = make_runner(cfg)
+    try:
+        pool = filter_pool(specs, cfg.include_model, cfg.exclude_model)
+        for path in dict.fromkeys(s.path for s in pool):
+            runner.check(path)
+    except BaseException:
+        runner.close()
+        raise
+    return runner
+
+
 def run_generation(prompt_ids: Sequence[str], prompts: Sequence[str], specs: Sequence[ModelSpec],
                    cfg: GenerateConfig, run_dir: str | os.PathLike, *,
                    progress: Callable[[int, int], None] | None = None) -> GenSummary:
     """Generate every planned response missing from run_dir, then write generated.parquet."""
     t0, run_dir = time.monotonic(), Path(run_dir)
-    atomic_write_json(run_dir / CONFIG_NAME, to_dict(cfg))
     requests, log = plan(prompt_ids, prompts, specs, cfg), GenLog(run_dir / LOG_NAME)
     done = log.load()
     missing = [r for r in requests if r.key not in done]
-    counts, errors = _generate(missing, cfg, log, done, progress)
+    runner = checked_runner(cfg, specs) if missing else None
+    counts, errors = _generate(missing, runner, cfg, run_dir, log, done, progress)
     table = completions_table(requests, done)
     atomic_write_parquet(run_dir / OUT_NAME, table)
     return GenSummary(len(requests), len(requests) - len(missing), counts[0], counts[1],
@@ -95,28 +113,37 @@ def run_generation(prompt_ids: Sequence[str], prompts: Sequence[str], specs: Seq
                       tuple(errors[:5]))
 
 
-def _generate(missing: list[GenRequest], cfg: GenerateConfig, log: GenLog, done: dict,
-              progress) -> tuple[list[int], list[str]]:
-    """Run the back-end over `missing`, one model at a time; log each result as it comes.
+def _generate(missing: list[GenRequest], runner, cfg: GenerateConfig, run_dir: Path,
+              log: GenLog, done: dict, progress) -> tuple[list[int], list[str]]:
+    """Write the config, run the back-end over `missing`, one model at a time; log each
+    result as it comes; close the runner.
 
     Returns ([generated, failed, completion tokens], error messages)."""
     counts, errors = [0, 0, 0], []
-    if not missing:
-        return counts, errors
-    by_key, runner = {r.key: r for r in missing}, make_runner(cfg)
+    by_key = {r.key: r for r in missing}
     try:
+        atomic_write_json(run_dir / CONFIG_NAME, to_dict(cfg))
+        if progress is not None and missing:
+            progress(0, len(missing))
         for path, reqs in by_model(missing).items():
             for g in runner.generate(path, reqs):
-                if g.error is not None:
-                    counts[1] += 1
-                    errors.append(f"{by_key[g.key].prompt_id}: {g.error}")
-                    continue
-                done[g.key] = record(by_key[g.key], g, cfg.backend)
-                log.append(done[g.key])
-                counts[0] += 1
-                counts[2] += g.completion_tokens
+                _take(g, by_key[g.key], cfg.backend, log, done, counts, errors)
                 if progress is not None:
                     progress(counts[0] + counts[1], len(missing))
     finally:
-        runner.close()
+        if runner is not None:
+            runner.close()
     return counts, errors
+
+
+def _take(g: Generation, r: GenRequest, backend: str, log: GenLog, done: dict,
+          counts: list[int], errors: list[str]) -> None:
+    """Log one finished response at once (fsync'd) and count it; count a failure."""
+    if g.error is not None:
+        counts[1] += 1
+        errors.append(f"{r.prompt_id}: {g.error}")
+        return
+    done[g.key] = record(r, g, backend)
+    log.append(done[g.key])
+    counts[0] += 1
+    counts[2] += g.completion_tokens

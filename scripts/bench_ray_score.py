@@ -1,0 +1,96 @@
+"""Scoring sharded feature files on Ray Data (`ray_runner.score_shards`) vs in one process.
+
+  python scripts/bench_ray_score.py [--shards 4] [--rows 50000] [--dim 384] [--members 16]
+                                    [--workers 2] [--chunk-rows 25000] [--repeats 2]
+
+The scoring function is the ensemble head's per-member rewards (aeuf.head.mlp, hidden 128,128,
+K members): f32[n, D] -> f32[n, K]. In-process: the same function over memory-mapped chunks of
+the same shards. Ray: a local instance with `--workers` CPUs and as many scoring replicas;
+each call starts its actors (which import JAX), so the fixed cost per call is reported apart
+from the rows/s. Prints a Markdown table for docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from aeuf.backends import ray_runner  # noqa: E402
+from aeuf.head import mlp  # noqa: E402
+
+
+def member_rewards(params, x):
+    """x f32[n, D] -> f32[n, K]: every member's reward of every row (eager vmap: the workers
+    receive this function by value, and large chunks make dispatch cost negligible)."""
+    return np.asarray(jax.vmap(mlp.rewards, in_axes=(0, None))(params, jnp.asarray(x))).T
+
+
+def in_process(paths, params, chunk_rows: int) -> np.ndarray:
+    parts = []
+    for p in paths:
+        x = np.load(p, mmap_mode="r")
+        parts += [member_rewards(params, np.asarray(x[a:a + chunk_rows])) for a in range(0, len(x), chunk_rows)]
+    return np.concatenate(parts)
+
+
+def timed(fn, *args, **kw):
+    t0 = time.perf_counter()
+    out = fn(*args, **kw)
+    return time.perf_counter() - t0, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--rows", type=int, default=50000, help="rows per shard")
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--members", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--chunk-rows", type=int, default=25000)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    keys = jax.random.split(jax.random.PRNGKey(0), args.members)
+    params = jax.tree_util.tree_map(np.asarray, jax.vmap(lambda k: mlp.init_mlp(k, args.dim, (128, 128)))(keys))
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as d:
+        paths = []
+        for s in range(args.shards):
+            paths.append(Path(d) / f"features-{s:03d}.npy")
+            np.save(paths[-1], rng.standard_normal((args.rows, args.dim), dtype=np.float32))
+        n = args.shards * args.rows
+        in_process(paths, params, args.chunk_rows)  # warm-up (compilation)
+        local = [timed(in_process, paths, params, args.chunk_rows) for _ in range(args.repeats)]
+        t_init, _ = timed(ray_runner.connect, num_cpus=args.workers)
+        runs = [timed(ray_runner.score_shards, paths, member_rewards, params, workers=args.workers,
+                      chunk_rows=args.chunk_rows) for _ in range(args.repeats)]
+        np.testing.assert_allclose(runs[-1][1], local[-1][1], rtol=1e-4, atol=1e-4)
+        tiny = Path(d) / "tiny.npy"
+        np.save(tiny, np.zeros((1, args.dim), np.float32))
+        fixed = statistics.median(timed(ray_runner.score_shards, [tiny], member_rewards, params,
+                                        workers=args.workers)[0] for _ in range(args.repeats))
+    t_local = statistics.median(t for t, _ in local)
+    t_ray = statistics.median(t for t, _ in runs)
+    print(f"| {args.shards} shards x {args.rows} rows x D {args.dim}, K {args.members}, "
+          f"{os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f} | seconds | rows/s |")
+    print("|---|---|---|")
+    print(f"| in one process (memory-mapped chunks of {args.chunk_rows}) | {t_local:.2f} | {n / t_local:,.0f} |")
+    print(f"| Ray Data, {args.workers} workers, whole call | {t_ray:.2f} | {n / t_ray:,.0f} |")
+    print(f"| Ray Data, fixed cost per call (1 row: actors start, import JAX) | {fixed:.2f} | |")
+    print(f"| Ray start (`ray.init`, once per process) | {t_init:.2f} | |")
+    print(f"| ratio Ray / one process, whole call | {t_ray / t_local:.2f} | |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
