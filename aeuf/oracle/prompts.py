@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from aeuf.errors import ConfigError
-from aeuf.oracle.fence import budgets, cost, cut_middle, neutralise
+from aeuf.oracle.fence import NONCE_BYTES, budgets, cost, cut_middle, neutralise
 
 KINDS = ("rating", "pairwise")
 # builtin name -> template files under aeuf/oracle/templates/
@@ -94,8 +94,9 @@ def load_templates(spec: str) -> tuple[Template, ...]:
 
 
 def template_cost(template: Template) -> float:
-    """Estimated tokens of a template's own text (placeholders not filled)."""
-    return cost(template.system) + cost(template.user)
+    """Estimated tokens of a template's own text, nonces filled in (the texts not)."""
+    tag = "0" * 2 * NONCE_BYTES
+    return cost(template.system.replace("{{tag}}", tag)) + cost(template.user.replace("{{tag}}", tag))
 
 
 def shown_texts(texts: tuple[str, ...], tokens: float | None) -> list[str]:
