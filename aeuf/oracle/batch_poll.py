@@ -68,6 +68,12 @@ def read_output(text: str) -> dict:
     return out
 
 
+def _state(batch) -> dict:
+    """What a record keeps of a BatchInfo."""
+    return {"status": batch.status, "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id, "errors": batch.errors}
+
+
 class Batches:
     """The batches of one send(): records kept in `store`, calls made through `api`."""
 
@@ -90,7 +96,7 @@ class Batches:
         except BatchAPIError as err:
             return self._failed(record, str(err))
         if found is not None:
-            record = record | {"batch_id": found.id, "status": found.status}
+            record = record | {"batch_id": found.id} | _state(found)
         else:
             record = record | {"status": "abandoned", "answered": []}
         self.store.save(record)
@@ -110,7 +116,7 @@ class Batches:
             batch = self.api.create(file_id, {"aeuf_shard": shard})
         except BatchAPIError as err:
             return record | {"error": f"transport: batch not submitted ({err})"}
-        record |= {"batch_id": batch.id, "input_file_id": file_id, "status": batch.status}
+        record |= {"batch_id": batch.id, "input_file_id": file_id} | _state(batch)
         self.store.save(record)
         return record
 
@@ -142,8 +148,7 @@ class Batches:
             batch = self.api.retrieve(record["batch_id"])
         except BatchAPIError as err:
             return self._failed(record, str(err))
-        record = record | {"status": batch.status, "output_file_id": batch.output_file_id,
-                           "error_file_id": batch.error_file_id, "errors": batch.errors}
+        record = record | _state(batch)
         record.pop("error", None)
         self.store.save(record)
         return record
@@ -164,7 +169,7 @@ class Batches:
         except BatchAPIError as err:
             return record | {"error": f"transport: batch results not read ({err})"}, {}
         out = read_output(text)
-        if record.get("errors") and not record.get("error"):
+        if record.get("errors"):
             record = record | {"error": f"transport: batch {record['status']}: "
                                         f"{record['errors']}"[:400]}
         record = record | {"answered": [k for k, r in out.items() if r.error is None]}
