@@ -152,8 +152,8 @@ class HonestJudge(_Server):
         used = count_tokens(conversation)
         if used + int(body.get("max_tokens") or 0) > self.context:
             self._count(400)
-            return 400, json.dumps({"error": {"message": f"this model's context is "
-                                   f"{self.context} tokens, the request needs {used}"}}).encode(), {}
+            why = f"this model's context is {self.context} tokens, the request needs {used}"
+            return 400, json.dumps({"error": {"message": why}}).encode(), {}
         with self.lock:
             self.prompts.append(conversation)
         self._count(200)

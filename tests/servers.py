@@ -289,7 +289,8 @@ class _BatchHandler(_Quiet):
                 f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body)
             part = next(p for p in msg.get_payload()
                         if p.get_param("name", header="content-disposition") == "file")
-            return self.reply(200, json.dumps(api.add_file(part.get_payload(decode=True))).encode())
+            data = part.get_payload(decode=True)
+            return self.reply(200, json.dumps(api.add_file(data)).encode())
         if path == "v1/batches":
             return self.reply(200, json.dumps(api.create(json.loads(body))).encode())
         self.reply(404, b'{"error": {"message": "not found"}}')

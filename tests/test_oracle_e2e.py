@@ -3,7 +3,6 @@ every exported row traces to logged judgements, and a SIGKILL + rerun pays for n
 (requests counted at a proxy)."""
 
 import csv
-import importlib.util
 import json
 import os
 import signal
@@ -16,10 +15,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["servers"]
-pytestmark = [
-    pytest.mark.server, pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("aeuf.run.loop") is None, reason="needs aeuf.run.loop"),
-]
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-e2e-test-2718281828-secret"

@@ -41,7 +41,8 @@ def answer(key, value, error=None):
 def test_keys_are_stable_and_cover_model_template_order_and_texts():
     a, b = judge().plan(TASKS[1]), judge().plan(TASKS[1])
     assert [r.key for r in a] == [r.key for r in b] and len({r.key for r in a}) == 3
-    assert {r.key for r in judge(judge_model="other").plan(TASKS[1])}.isdisjoint(r.key for r in a)
+    other = judge(judge_model="other").plan(TASKS[1])
+    assert {r.key for r in other}.isdisjoint(r.key for r in a)
     uf = judge(template="ultrafeedback").plan(TASKS[1])
     assert len(uf) == 12 and len({r.key for r in uf}) == 12
     pw = judge(template="pairwise").plan(TASKS[1])

@@ -163,9 +163,9 @@ def hygiene_lines(report: Mapping[str, Hygiene]) -> list[str]:
     """One line per judge for a run summary."""
     out = []
     for h in report.values():
+        rho = "n/a" if math.isnan(h.length_spearman) else f"{h.length_spearman:+.2f}"
         bias = (f"swap-consistent {_pct(h.swap_consistency)} of {h.swap_pairs} pairs"
-                if h.kind == "pairwise" else
-                f"rating~length Spearman {'n/a' if math.isnan(h.length_spearman) else f'{h.length_spearman:+.2f}'}")
+                if h.kind == "pairwise" else f"rating~length Spearman {rho}")
         out.append(f"{h.judge}: {h.requests} requests, {h.answered} answered, "
                    f"{h.unparsable} unparsable, {h.refused} refused, {h.transport} transport "
                    f"failures; ties {_pct(h.tie_rate)}; longer response wins "

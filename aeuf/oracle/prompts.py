@@ -96,7 +96,7 @@ def load_templates(spec: str) -> tuple[Template, ...]:
 def template_cost(template: Template) -> float:
     """Estimated tokens of a template's own text, nonces filled in (the texts not)."""
     tag = "0" * 2 * NONCE_BYTES
-    return cost(template.system.replace("{{tag}}", tag)) + cost(template.user.replace("{{tag}}", tag))
+    return sum(cost(text.replace("{{tag}}", tag)) for text in (template.system, template.user))
 
 
 def shown_texts(texts: tuple[str, ...], tokens: float | None) -> list[str]:
