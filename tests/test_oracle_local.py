@@ -68,3 +68,19 @@ def test_server_dies_with_a_killed_parent(llama_server):  # fixture: installed
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_missing_server_dependency_fails_under_aeuf_require_servers(monkeypatch):
+    """CI sets AEUF_REQUIRE_SERVERS=1: a missing llama.cpp, GGUF or Ray is a failure there,
+    a skip elsewhere; nothing is installed by the tests."""
+    from servers import require
+
+    monkeypatch.setenv("AEUF_REQUIRE_SERVERS", "1")
+    with pytest.raises(pytest.fail.Exception, match="AEUF_REQUIRE_SERVERS=1"):
+        require("aeuf_no_such_module")
+    monkeypatch.delenv("AEUF_REQUIRE_SERVERS")
+    with pytest.raises(pytest.skip.Exception):
+        require("aeuf_no_such_module")
+    assert require("json").dumps([1]) == "[1]"
+    source = (Path(__file__).parent / "servers.py").read_text()
+    assert "pip" not in source.replace("pipe", "")  # no installing during a test run
