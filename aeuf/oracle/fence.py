@@ -17,7 +17,6 @@ most a byte-level BPE can spend).
 
 from __future__ import annotations
 
-import itertools
 import re
 import secrets
 from collections.abc import Sequence
@@ -44,21 +43,19 @@ def neutralise(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
 
 
-def char_cost(c: str) -> float:
-    """Estimated tokens of one character (see the module docstring)."""
-    return 1.0 / CHARS_PER_TOKEN if c < "\x80" else float(len(c.encode("utf-8", "replace")))
-
-
 def cost(text: str) -> float:
     """Estimated tokens of a text."""
-    ascii_chars = sum(1 for c in text if c < "\x80")
+    ascii_chars = len(text.encode("ascii", "ignore"))
     return ascii_chars / CHARS_PER_TOKEN + len(text.encode("utf-8", "replace")) - ascii_chars
 
 
 def _fit(text: str, tokens: float) -> int:
-    """How many leading characters of `text` fit in `tokens`."""
-    within = itertools.takewhile(lambda c: c <= tokens, itertools.accumulate(map(char_cost, text)))
-    return sum(1 for _ in within)
+    """How many leading characters of `text` fit in `tokens` (binary search)."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost(text[:mid]) <= tokens else (lo, mid - 1)
+    return lo
 
 
 def cut_middle(text: str, tokens: float) -> str:
