@@ -19,8 +19,8 @@ from typing import Protocol
 
 from aeuf.config import GenerateConfig
 from aeuf.errors import ConfigError
-from aeuf.registry import Registry
 from aeuf.types import Generation, GenRequest
+from aeuf.registry import Registry
 
 
 class GenerationBackend(Protocol):
