@@ -114,19 +114,6 @@ def overhead(url: str, cfg: OracleConfig, pairs: int) -> dict:
             ours.append(time.perf_counter() - t0)
     client.close()
     t0 = time.perf_counter()
-    for t in tasks(200, seed=2):
-        plan_requests(spec, t)
-    plan_us = (time.perf_counter() - t0) / 200 * 1e6
-    t0 = time.perf_counter()
-    for req in reqs:
-        chat_body(spec, req, cfg.answer_format)
-    body_us = (time.perf_counter() - t0) / len(reqs) * 1e6
-    long = tasks(1, seed=3)[0]
-    long = dataclasses.replace(long, responses=("word " * 20_000,))
-    t0 = time.perf_counter()
-    chat_body(spec, plan_requests(spec, long)[0], cfg.answer_format)
-    long_ms = (time.perf_counter() - t0) * 1e3
-    t0 = time.perf_counter()
     for _ in range(10):
         for req, res in results:
             answer_from(spec, req, [res])
@@ -134,7 +121,29 @@ def overhead(url: str, cfg: OracleConfig, pairs: int) -> dict:
     return {"raw": statistics.median(raw), "aeuf": statistics.median(ours),
             "client_s": client_overhead(cfg),
             "raw_mean": statistics.mean(raw), "aeuf_mean": statistics.mean(ours),
-            "plan_us": plan_us, "body_us": body_us, "long_ms": long_ms, "parse_us": parse_us}
+            "parse_us": parse_us} | oracle_cpu(cfg)
+
+
+def oracle_cpu(cfg: OracleConfig) -> dict:
+    """Per-request CPU of the oracle without a server: plan (keys), body (render with a fresh
+    nonce, neutralise, cut), and the body of a 100,000-character response (cut)."""
+    spec = make_spec(cfg)
+    reqs = [plan_requests(spec, t)[0] for t in tasks(200, seed=1)]
+    t0 = time.perf_counter()
+    for t in tasks(200, seed=2):
+        plan_requests(spec, t)
+    plan_us = (time.perf_counter() - t0) / 200 * 1e6
+    t0 = time.perf_counter()
+    for req in reqs:
+        chat_body(spec, req, cfg.answer_format)
+    body_us = (time.perf_counter() - t0) / len(reqs) * 1e6
+    long = dataclasses.replace(tasks(1, seed=3)[0], responses=("word " * 20_000,))
+    req = plan_requests(spec, long)[0]
+    t0 = time.perf_counter()
+    for _ in range(20):
+        chat_body(spec, req, cfg.answer_format)
+    long_ms = (time.perf_counter() - t0) / 20 * 1e3
+    return {"plan_us": plan_us, "body_us": body_us, "long_ms": long_ms}
 
 
 def throughput(url: str, cfg: OracleConfig, concurrency: int, n: int) -> dict:
@@ -157,7 +166,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     ap.add_argument("--answer_format", default="json_object",
                     help="lines or json_object (llama-cpp-python's JSON mode)")
+    ap.add_argument("--cpu_only", action="store_true",
+                    help="only the oracle's own CPU per request (no server)")
     args = ap.parse_args()
+    if args.cpu_only:
+        cfg = OracleConfig(name="judge", judge=EndpointConfig(model="m"), context_tokens=8192,
+                           answer_format=args.answer_format)
+        c = oracle_cpu(cfg)
+        print(f"| oracle CPU per request | plan (keys) {c['plan_us']:.0f} µs | body (render, "
+              f"nonce, neutralise, cut) {c['body_us']:.0f} µs | body of a 100,000-character "
+              f"response {c['long_ms']:.2f} ms |")
+        return
     server = llama_server.start(alias="smollm2", n_threads=args.threads)
     cfg = OracleConfig(name="judge", judge=EndpointConfig(base_url=server.base_url, model="smollm2"),
                        max_tokens=args.max_tokens, context_tokens=2048,
