@@ -137,6 +137,9 @@ class EndpointConfig:
     tokens_per_minute: float | None = opt(None, "tokens-per-minute cap", flag="tpm")
     timeout: float = opt(60.0, "seconds per request")
     retries: int = opt(5, "retries per request (transport faults, 429, 5xx)")
+    send_key_to_local: bool = opt(False, "also send the API key to a server on this machine "
+                                         "(127.0.0.1, localhost, ::1); by default such a "
+                                         "server gets a placeholder key")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,14 +151,24 @@ class OracleConfig:
                                    "file(s), comma-separated", flag="judge_template")
     temperature: float = opt(0.0, "judge sampling temperature", flag="judge_temperature")
     max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
+    context_tokens: int = opt(8192, "the judge model's context length in tokens: longer "
+                                    "responses are cut in the middle (with a visible marker) "
+                                    "so the rubric always fits", flag="judge_context")
+    answer_format: str = opt("auto", "how the judge answers: json_schema (structured output), "
+                                     "json_object (llama-cpp-python's JSON mode), lines (the "
+                                     "template's first line, 'Rating: 4'), or auto (the first "
+                                     "of these the server accepts)",
+                             flag="judge_answer_format",
+                             choices=("auto", "json_schema", "json_object", "lines"))
     logprobs: bool = opt(True, "ask the judge for log-probs (rating = expectation over "
                                "'1'..'5')", flag="judge_logprobs")
     retry_unparsable: bool = opt(False, "ask again for paid answers that had no parsable "
                                         "verdict (they are final otherwise)")
     max_cost: float | None = opt(None, "stop cleanly before spending more than this")
     max_requests: int | None = opt(None, "stop cleanly after this many requests")
-    price_per_1k_input: float = opt(0.0, "price per 1,000 prompt tokens", flag="price_in")
-    price_per_1k_output: float = opt(0.0, "price per 1,000 completion tokens", flag="price_out")
+    price_per_million_input: float = opt(0.0, "USD per 1M prompt tokens", flag="price_in")
+    price_per_million_output: float = opt(0.0, "USD per 1M completion tokens",
+                                          flag="price_out")
     batch_shard_size: int = opt(1000, "batch oracle: requests per uploaded shard")
     batch_poll_seconds: float = opt(30.0, "batch oracle: seconds between polls")
     local_model: str | None = opt(None, "local oracle: GGUF file (default: the packaged "

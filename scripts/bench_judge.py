@@ -8,8 +8,10 @@
    prompt so the server's prefix cache treats both alike. Because that difference drowns in
    the server's noise, the client's added time is also measured exactly against an instant
    in-process server that returns a fixed completion (median of 300 calls each way), and
-   aeuf's per-request CPU for the oracle (plan: render + key; answer: parse + log-prob
-   expectation) is timed apart. Share = (client overhead + oracle CPU) / llama latency.
+   aeuf's per-request CPU for the oracle (plan: keys; body: render with a fresh nonce,
+   control tokens neutralised, texts cut to the context; answer: parse + log-prob
+   expectation) is timed apart, also the body of a 100,000-character response (cut in the
+   middle). Share = (client overhead + oracle CPU) / llama latency.
 2. Throughput: the judge oracle's send() at concurrency 1, 4 and 16 on fresh requests:
    judgements/s and HTTP requests/s (an unparsable reply costs one retry).
 Prints a Markdown table. The machine's load average is printed: read the ratios.
@@ -32,7 +34,7 @@ from aeuf.backends import llama_server
 from aeuf.backends.openai_client import ClientSettings, open_client
 from aeuf.config import EndpointConfig, OracleConfig
 from aeuf.oracle import make_oracle
-from aeuf.oracle.judge import answer_from, make_spec, plan_requests
+from aeuf.oracle.judge import answer_from, chat_body, make_spec, plan_requests
 from aeuf.types import JudgeTask
 
 WORDS = "apple river stone cloud paper green quiet seven market window garden silver".split()
@@ -82,7 +84,8 @@ def client_overhead(cfg: OracleConfig, n: int = 300) -> float:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Instant)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    body = plan_requests(make_spec(cfg), tasks(1, seed=5)[0])[0].payload["body"]
+    spec = make_spec(cfg)
+    body = chat_body(spec, plan_requests(spec, tasks(1, seed=5)[0])[0], cfg.answer_format)
     client = open_client(ClientSettings(base_url=url))
     raw, ours = [], []
     for _ in range(n):
@@ -104,16 +107,12 @@ def overhead(url: str, cfg: OracleConfig, pairs: int) -> dict:
     random.Random(0).shuffle(order)
     for who, req in zip(order, reqs):
         if who == "raw":
-            raw.append(raw_call(url, req.payload["body"]))
+            raw.append(raw_call(url, chat_body(spec, req, cfg.answer_format)))
         else:
             t0 = time.perf_counter()
-            results.append((req, client.complete(req.payload["body"])))
+            results.append((req, client.complete(chat_body(spec, req, cfg.answer_format))))
             ours.append(time.perf_counter() - t0)
     client.close()
-    t0 = time.perf_counter()
-    for t in tasks(200, seed=2):
-        plan_requests(spec, t)
-    plan_us = (time.perf_counter() - t0) / 200 * 1e6
     t0 = time.perf_counter()
     for _ in range(10):
         for req, res in results:
@@ -122,7 +121,29 @@ def overhead(url: str, cfg: OracleConfig, pairs: int) -> dict:
     return {"raw": statistics.median(raw), "aeuf": statistics.median(ours),
             "client_s": client_overhead(cfg),
             "raw_mean": statistics.mean(raw), "aeuf_mean": statistics.mean(ours),
-            "plan_us": plan_us, "parse_us": parse_us}
+            "parse_us": parse_us} | oracle_cpu(cfg)
+
+
+def oracle_cpu(cfg: OracleConfig) -> dict:
+    """Per-request CPU of the oracle without a server: plan (keys), body (render with a fresh
+    nonce, neutralise, cut), and the body of a 100,000-character response (cut)."""
+    spec = make_spec(cfg)
+    reqs = [plan_requests(spec, t)[0] for t in tasks(200, seed=1)]
+    t0 = time.perf_counter()
+    for t in tasks(200, seed=2):
+        plan_requests(spec, t)
+    plan_us = (time.perf_counter() - t0) / 200 * 1e6
+    t0 = time.perf_counter()
+    for req in reqs:
+        chat_body(spec, req, cfg.answer_format)
+    body_us = (time.perf_counter() - t0) / len(reqs) * 1e6
+    long = dataclasses.replace(tasks(1, seed=3)[0], responses=("word " * 20_000,))
+    req = plan_requests(spec, long)[0]
+    t0 = time.perf_counter()
+    for _ in range(20):
+        chat_body(spec, req, cfg.answer_format)
+    long_ms = (time.perf_counter() - t0) / 20 * 1e3
+    return {"plan_us": plan_us, "body_us": body_us, "long_ms": long_ms}
 
 
 def throughput(url: str, cfg: OracleConfig, concurrency: int, n: int) -> dict:
@@ -143,28 +164,45 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=20, help="raw/aeuf request pairs for overhead")
     ap.add_argument("--max_tokens", type=int, default=8)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    ap.add_argument("--answer_format", default="json_object",
+                    help="lines or json_object (llama-cpp-python's JSON mode)")
+    ap.add_argument("--cpu_only", action="store_true",
+                    help="only the oracle's own CPU per request (no server)")
     args = ap.parse_args()
+    if args.cpu_only:
+        cfg = OracleConfig(name="judge", judge=EndpointConfig(model="m"), context_tokens=8192,
+                           answer_format=args.answer_format)
+        c = oracle_cpu(cfg)
+        print(f"| oracle CPU per request | plan (keys) {c['plan_us']:.0f} µs | body (render, "
+              f"nonce, neutralise, cut) {c['body_us']:.0f} µs | body of a 100,000-character "
+              f"response {c['long_ms']:.2f} ms |")
+        return
     server = llama_server.start(alias="smollm2", n_threads=args.threads)
     cfg = OracleConfig(name="judge", judge=EndpointConfig(base_url=server.base_url, model="smollm2"),
-                       max_tokens=args.max_tokens)
+                       max_tokens=args.max_tokens, context_tokens=2048,
+                       answer_format=args.answer_format)
     try:
-        warm = plan_requests(make_spec(cfg), tasks(1, seed=9)[0])[0]
-        raw_call(server.base_url, warm.payload["body"])
+        spec = make_spec(cfg)
+        raw_call(server.base_url, chat_body(spec, plan_requests(spec, tasks(1, seed=9)[0])[0],
+                                            cfg.answer_format))
         o = overhead(server.base_url, cfg, args.pairs)
         rows = [throughput(server.base_url, cfg, c, args.requests) for c in (1, 4, 16)]
     finally:
         server.stop()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"max_tokens {args.max_tokens}; llama.cpp threads {args.threads or 'default'}\n")
-    cpu = (o["plan_us"] + o["parse_us"]) * 1e-6
+    cpu = (o["plan_us"] + o["body_us"] + o["parse_us"]) * 1e-6
     print(f"| per request | seconds (median of {args.pairs}) |")
     print("|---|---|")
     print(f"| llama.cpp server, plain urllib client | {o['raw']:.3f} |")
     print(f"| llama.cpp server, aeuf client | {o['aeuf']:.3f} |")
     print(f"| aeuf client over plain urllib, instant server (median of 300) | "
           f"{o['client_s'] * 1e3:.2f} ms |")
-    print(f"| aeuf oracle CPU: plan (render + key) / answer (parse + expectation) | "
-          f"{o['plan_us']:.0f} µs / {o['parse_us']:.0f} µs |")
+    print(f"| aeuf oracle CPU: plan (keys) / body (render, nonce, neutralise, cut) / answer "
+          f"(parse + expectation) | {o['plan_us']:.0f} µs / {o['body_us']:.0f} µs / "
+          f"{o['parse_us']:.0f} µs |")
+    print(f"| body of a 100,000-character response (cut to the context) | "
+          f"{o['long_ms']:.1f} ms |")
     print(f"| share of the time aeuf adds to the server's latency | "
           f"{100 * (o['client_s'] + cpu) / o['raw']:.2f}% |\n")
     print("| concurrency | judgements/s | HTTP requests/s | parsed |")

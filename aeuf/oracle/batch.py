@@ -1,183 +1,48 @@
 """`--oracle batch`: the LLM judge through the OpenAI Batch API (Files + Batches endpoints).
 
-send() writes request shards (cfg.batch_shard_size lines each) under <workdir>/batches/,
-uploads them, creates one batch per shard and records its id there before waiting; it
-polls every cfg.batch_poll_seconds and yields a batch's answers when it finishes. Replies
-without a parsable answer go once more through a "retry" batch. A killed process resumes by
-polling the recorded batches: a request that belongs to a recorded batch (still running,
-or finished with an answer for it) is never submitted again. Requests a batch did not
-answer (failed/expired batch, error line) come back as "transport:" errors, which a rerun
-submits again. Prices in the config should be the provider's batch prices.
+The oracle asks for every pending request of a round in one send() (Oracle.chunk), cuts
+them into shards of cfg.batch_shard_size, and has one batch per shard in flight together.
+Each shard is recorded in the store passed in (aeuf.io.BatchStore) before its batch is
+created and again with the batch id, so a killed process resumes by polling the recorded
+batches: a request that belongs to a recorded batch (still running, or finished with an
+answer for it) is never submitted again. A batch is polled every cfg.batch_poll_seconds; its
+answers are yielded when it ends. A batch that ends failed, expired or cancelled gives the
+answers it has (its output and error files); every request it did not answer (an error
+line, no line, or a failed batch) comes back as a "transport:" error, which a rerun submits
+again. Replies without a parsable answer go once more through a "retry" batch. The Files
+and Batches calls live in aeuf.backends.openai_batch. Prices should be the batch prices.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
-from aeuf.io import BatchStore
-from aeuf.oracle.base import ORACLES, Oracle, request_key
+from aeuf.oracle.base import ORACLES, Oracle
+from aeuf.oracle.batch_poll import Batches, live_keys, read_output, shard_id  # noqa: F401
 from aeuf.oracle.judge import (
+    FORMATS,
     answer_from,
+    chat_body,
+    format_rejected,
     make_spec,
     needs_retry,
     plan_requests,
     resolve_answers,
-    retry_body,
     settings_for,
 )
 from aeuf.types import JudgeAnswer, JudgeRequest
 
-TERMINAL = ("completed", "failed", "expired", "cancelled", "abandoned")
 ENDPOINT = "/v1/chat/completions"
-
-
-def shard_id(stage: str, keys: Sequence[str]) -> str:
-    """A file-safe id of a shard: its stage and the hash of its sorted request keys."""
-    return request_key(stage, sorted(keys)).replace(":", "-")
+ALL_AT_ONCE = 10**9  # Oracle.chunk: hand every pending request to one send()
 
 
 def batch_line(request: JudgeRequest, body: dict) -> str:
     return json.dumps({"custom_id": request.key, "method": "POST", "url": ENDPOINT,
                        "body": body})
-
-
-def read_output(text: str) -> dict:
-    """Batch output/error file text -> {custom_id: ChatResult} (error set on failed lines)."""
-    from aeuf.backends.openai_client import ChatResult, Failure, parse_completion
-
-    out = {}
-    for line in filter(str.strip, text.splitlines()):
-        try:
-            item = json.loads(line)
-            response = item.get("response") or {}
-            key = item["custom_id"]
-        except (json.JSONDecodeError, KeyError, AttributeError):
-            continue
-        status = response.get("status_code")
-        result = parse_completion(response.get("body") or {}) if status == 200 else \
-            Failure(f"batch line http {status}: {str(item.get('error'))[:200]}", True)
-        if isinstance(result, Failure):
-            kind = "refused" if result.refused else "transport"
-            result = ChatResult(None, error=f"{kind}: {result.message}")
-        out[key] = result
-    return out
-
-
-def live_keys(record: dict) -> list[str]:
-    """Keys a record still answers: all while running (or not yet read), else answered."""
-    if record.get("status") in TERMINAL and "answered" in record:
-        return record["answered"]
-    return record["keys"]
-
-
-class _Batches:
-    """The Files + Batches calls of one send(), with the records kept in a BatchStore."""
-
-    def __init__(self, api, store: BatchStore, cfg: OracleConfig) -> None:
-        self.api, self.store, self.cfg = api, store, cfg
-        self.errors: dict[str, int] = {}
-
-    def recover(self, record: dict) -> dict:
-        """A record saved before its batch id: find the batch by metadata, or abandon it."""
-        try:
-            found = [b for b in self.api.batches.list(limit=100)
-                     if (b.metadata or {}).get("aeuf_shard") == record["shard"]]
-        except self.openai.OpenAIError as err:
-            return record | {"error": f"transport: batch list failed ({type(err).__name__})"}
-        if found:
-            record |= {"batch_id": found[0].id, "status": found[0].status}
-        else:
-            record |= {"status": "abandoned", "answered": []}
-        self.store.save(record)
-        return record
-
-    def submit(self, requests: Sequence[JudgeRequest], stage: str, body_of: Callable) -> dict:
-        keys = [r.key for r in requests]
-        record = {"shard": shard_id(stage, keys), "stage": stage, "keys": keys,
-                  "status": "submitting"}
-        shard_file = self.store.write_shard(record["shard"], [batch_line(r, body_of(r))
-                                                              for r in requests])
-        self.store.save(record)
-        try:
-            upload = self.api.files.create(file=shard_file, purpose="batch")
-            batch = self.api.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
-                                            completion_window="24h",
-                                            metadata={"aeuf_shard": record["shard"]})
-        except self.openai.OpenAIError as err:
-            return record | {"error": f"transport: batch not submitted ({type(err).__name__})"}
-        record |= {"batch_id": batch.id, "input_file_id": upload.id, "status": batch.status}
-        self.store.save(record)
-        return record
-
-    @property
-    def openai(self):
-        import openai
-
-        return openai
-
-    def records_for(self, requests: Sequence[JudgeRequest], stage: str,
-                    body_of: Callable) -> list[dict]:
-        """Recorded batches that cover `requests`, plus new ones for the rest."""
-        live: dict[str, dict] = {}
-        for record in self.store.records():
-            if record["stage"] != stage:
-                continue
-            if "batch_id" not in record and record["status"] not in TERMINAL:
-                record = self.recover(record)
-            for key in live_keys(record):
-                live.setdefault(key, record)
-        used = {live[r.key]["shard"]: live[r.key] for r in requests if r.key in live}
-        need = [r for r in requests if r.key not in live]
-        size = max(1, self.cfg.batch_shard_size)
-        return list(used.values()) + [self.submit(need[i:i + size], stage, body_of)
-                                      for i in range(0, len(need), size)]
-
-    def refresh(self, record: dict) -> dict:
-        """The record with its batch's current status (a poll that fails counts an error)."""
-        if "batch_id" not in record or record["status"] in TERMINAL:
-            return record
-        try:
-            batch = self.api.batches.retrieve(record["batch_id"])
-        except self.openai.OpenAIError:
-            self.errors[record["shard"]] = self.errors.get(record["shard"], 0) + 1
-            return record
-        record = record | {"status": batch.status, "output_file_id": batch.output_file_id,
-                           "error_file_id": batch.error_file_id}
-        self.store.save(record)
-        return record
-
-    def done(self, record: dict) -> bool:
-        return ("batch_id" not in record or record["status"] in TERMINAL
-                or self.errors.get(record["shard"], 0) > self.cfg.judge.retries)
-
-    def results(self, record: dict) -> dict:
-        """{key: ChatResult} of a finished batch; records which keys it answered."""
-        if record.get("status") not in TERMINAL:
-            return {}
-        try:
-            text = "\n".join(self.api.files.content(record[f]).text
-                             for f in ("output_file_id", "error_file_id") if record.get(f))
-        except self.openai.OpenAIError:
-            return {}
-        out = read_output(text)
-        self.store.save(record | {"answered": [k for k, r in out.items() if r.error is None]})
-        return out
-
-    def wait(self, records: list[dict]) -> Iterator[tuple[dict, dict]]:
-        """(record, results) for each record as its batch finishes."""
-        pending = list(records)
-        while pending:
-            pending = [self.refresh(r) for r in pending]
-            for record in [r for r in pending if self.done(r)]:
-                yield record, self.results(record)
-            pending = [r for r in pending if not self.done(r)]
-            if pending:
-                time.sleep(self.cfg.batch_poll_seconds)
 
 
 def _missing(record: dict):
@@ -187,47 +52,68 @@ def _missing(record: dict):
     return ChatResult(None, error=why)
 
 
-def _stage(batches: _Batches, spec, requests, stage, body_of) -> Iterator[tuple]:
-    """(request, ChatResult) for every request of one stage, batch by batch."""
+def _stage(batches: Batches, requests: Sequence[JudgeRequest], stage: str,
+           body_of: Callable) -> Iterator[tuple]:
+    """(request, ChatResult) for every request of one stage, as its batch ends."""
     wanted = {r.key: r for r in requests}
-    for record, results in batches.wait(batches.records_for(requests, stage, body_of)):
+    lines = lambda rs: [batch_line(r, body_of(r)) for r in rs]  # noqa: E731
+    for record, results in batches.wait(batches.records_for(requests, stage, lines)):
         for key in record["keys"]:
             if key in wanted:
                 yield wanted.pop(key), results.get(key) or _missing(record)
 
 
+def _send(spec, batches: Batches, requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+    """First stage for every request, then one retry stage for the unparsable replies (and,
+    in the line format, for replies the server refused for their response_format)."""
+    fmt = FORMATS[spec.cfg.answer_format][0]
+    first, retry = {}, []
+    for request, result in _stage(batches, requests, "first",
+                                  lambda r: chat_body(spec, r, fmt)):
+        if needs_retry(spec, request, result) or (format_rejected(result) and fmt != "lines"):
+            first[request.key] = result
+            retry.append(request)
+        else:
+            yield answer_from(spec, request, [result])
+    rejected = {k for k, r in first.items() if format_rejected(r)}
+    body = lambda r: chat_body(spec, r, "lines" if r.key in rejected else fmt,  # noqa: E731
+                               retry=r.key not in rejected)
+    for request, result in _stage(batches, retry, "retry", body):
+        results = [result] if request.key in rejected else [first[request.key], result]
+        yield answer_from(spec, request, results)
+
+
 @ORACLES.register("batch")
-def batch_oracle(cfg: OracleConfig, *, workdir: Path | None = None, **_) -> Oracle:
-    """The judge (same keys, templates and parsers) through the Batch API."""
+def batch_oracle(cfg: OracleConfig, *, workdir: Path | None = None, store=None, api=None,
+                 **_) -> Oracle:
+    """The judge (same keys, templates and parsers) through the Batch API. store: where
+    the batches are recorded (an aeuf.io.BatchStore; default <workdir>/batches); api: a
+    BatchAPI (default: opened on cfg.judge on the first send)."""
     from aeuf.backends import openai_client as oc
 
-    if workdir is None:
+    if store is None and workdir is None:
         raise ConfigError("the batch oracle needs a run directory to record its batches")
+    if store is None:
+        from aeuf.io import BatchStore
+
+        store = BatchStore(Path(workdir) / "batches")
     spec, settings = make_spec(cfg), settings_for(cfg, cfg.judge.base_url)
     oc.api_key(settings)
-    state: dict = {}
+    state: dict = {"api": api} if api is not None else {}
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
         if not requests:
             return
-        state.setdefault("client", oc.open_client(settings))
-        api = state["client"].raw.with_options(max_retries=cfg.judge.retries)
-        batches = _Batches(api, BatchStore(Path(workdir) / "batches"), cfg)
-        first, retry = {}, []
-        for request, result in _stage(batches, spec, requests, "first",
-                                      lambda r: r.payload["body"]):
-            if needs_retry(spec, request, result):
-                first[request.key] = result
-                retry.append(request)
-            else:
-                yield answer_from(spec, request, [result])
-        for request, result in _stage(batches, spec, retry, "retry",
-                                      lambda r: retry_body(r.payload["body"])):
-            yield answer_from(spec, request, [first[request.key], result])
+        if "api" not in state:
+            from aeuf.backends.openai_batch import open_batch_api
+
+            state["api"] = open_batch_api(settings)
+        yield from _send(spec, Batches(state["api"], store, cfg), requests)
 
     def close() -> None:
-        if "client" in state:
-            state.pop("client").close()
+        if "api" in state:
+            state.pop("api").close()
 
     return Oracle("batch", lambda task: plan_requests(spec, task), send,
-                  lambda task, answers: resolve_answers(spec, task, answers), close)
+                  lambda task, answers: resolve_answers(spec, task, answers), close,
+                  chunk=ALL_AT_ONCE)

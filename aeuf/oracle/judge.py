@@ -5,11 +5,19 @@ Rating templates ("overall", the four UltraFeedback aspects, or a file): one req
 request per ordered pair (i, j) and (j, i); disagreement between the orders is a tie.
 A reply without a parsable answer is asked once more (at temperature >= 0.7), then
 recorded as missing ("unparsable: ..."), never as a default rating.
+
+Request bodies are built when sent, each with a fresh fence nonce (aeuf.oracle.fence); the
+key of a request names what is judged, never how it was asked: judge model, template
+digest, prompt id, response ids in the order shown and a hash of those texts.
+Answer formats (--judge_answer_format): structured output (a JSON schema, answer field
+first) where the server accepts it, else the template's first line; `auto` tries
+json_schema, then json_object, then lines, and keeps the first one the server accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -17,13 +25,19 @@ import numpy as np
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
 from aeuf.oracle.base import ORACLES, Oracle, request_key
-from aeuf.oracle.parsers import read_answer
-from aeuf.oracle.prompts import Template, load_templates, render
+from aeuf.oracle.fence import new_nonce
+from aeuf.oracle.parsers import PARSERS, read_answer
+from aeuf.oracle.prompts import Template, load_templates, render, template_cost
 from aeuf.oracle.resolve import both_orders, mean_ratings, rating_pairs, value_of
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
 RETRY_TEMPERATURE = 0.7
 TOP_LOGPROBS = 5
+FORMATS = {"auto": ("json_schema", "json_object", "lines"), "json_schema": ("json_schema",),
+           "json_object": ("json_object",), "lines": ("lines",)}
+CONTEXT_USE = 0.9  # share of the context the estimate may fill (token estimates are rough)
+CHAT_OVERHEAD = 64  # tokens of the chat template's own markup
+MIN_TEXT_TOKENS = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,12 +53,26 @@ class JudgeSpec:
         return self.templates[0].kind
 
 
+def text_tokens(cfg: OracleConfig, template: Template) -> float:
+    """Token budget of the untrusted texts of one request: the judge's context less the
+    reply, the template and the chat markup."""
+    return (CONTEXT_USE * cfg.context_tokens - cfg.max_tokens - template_cost(template)
+            - CHAT_OVERHEAD)
+
+
 def make_spec(cfg: OracleConfig, model: str | None = None) -> JudgeSpec:
-    """JudgeSpec from the config; ConfigError when no model is named."""
+    """JudgeSpec from the config; ConfigError when no model is named or the context leaves
+    no room for the texts."""
     model = model or cfg.judge.model
     if not model:
         raise ConfigError("the LLM judge needs a model: pass --judge_model NAME")
-    return JudgeSpec(model, load_templates(cfg.template), cfg)
+    spec = JudgeSpec(model, load_templates(cfg.template), cfg)
+    for t in spec.templates:
+        if text_tokens(cfg, t) < MIN_TEXT_TOKENS:
+            raise ConfigError(f"--judge_context {cfg.context_tokens} leaves no room for the "
+                              f"texts after judge template {t.name} and --judge_max_tokens "
+                              f"{cfg.max_tokens}; raise --judge_context")
+    return spec
 
 
 def shown(task: JudgeTask, slots: tuple[int, ...]) -> tuple[str, ...]:
@@ -53,9 +81,12 @@ def shown(task: JudgeTask, slots: tuple[int, ...]) -> tuple[str, ...]:
 
 
 def judge_key(spec: JudgeSpec, t: int, task: JudgeTask, slots: tuple[int, ...]) -> str:
-    """hash(judge model, template digest, prompt id, response ids in the order shown)."""
+    """hash(judge model, template digest, prompt id, response ids in the order shown, and a
+    hash of the texts shown): an edited text is a new request."""
     rids = [task.response_ids[s] for s in slots]
-    return request_key("judge", spec.model, spec.templates[t].digest, task.prompt_id, rids)
+    texts = request_key("texts", list(shown(task, slots)))
+    return request_key("judge", spec.model, spec.templates[t].digest, task.prompt_id, rids,
+                       texts)
 
 
 def slot_groups(kind: str, k: int) -> list[tuple[int, ...]]:
@@ -65,20 +96,37 @@ def slot_groups(kind: str, k: int) -> list[tuple[int, ...]]:
     return [o for i in range(k) for j in range(i + 1, k) for o in ((i, j), (j, i))]
 
 
-def chat_body(spec: JudgeSpec, t: int, task: JudgeTask, slots: tuple[int, ...]) -> dict:
-    """The chat-completion body of one request (no secrets)."""
-    body = {"model": spec.model, "messages": render(spec.templates[t], task.prompt,
-                                                    shown(task, slots)[1:]),
-            "temperature": spec.cfg.temperature, "max_tokens": spec.cfg.max_tokens}
-    if spec.cfg.logprobs:
+def response_format(kind: str, fmt: str) -> dict | None:
+    """The `response_format` of an answer format (None for the line format)."""
+    schema = PARSERS.get(kind).schema
+    if fmt == "json_schema":
+        return {"type": "json_schema",
+                "json_schema": {"name": f"{kind}_answer", "strict": True, "schema": schema}}
+    if fmt == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return None
+
+
+def chat_body(spec: JudgeSpec, request: JudgeRequest, fmt: str = "lines", *,
+              retry: bool = False, nonce: str | None = None) -> dict:
+    """The chat-completion body of one request (no secrets), with a fresh fence nonce."""
+    cfg, template = spec.cfg, spec.templates[request.payload["template"]]
+    texts = shown(request.task, request.slots)
+    messages = render(template, texts[0], texts[1:], nonce=nonce or new_nonce(),
+                      tokens=text_tokens(cfg, template))
+    temperature = max(cfg.temperature, RETRY_TEMPERATURE) if retry else cfg.temperature
+    body = {"model": spec.model, "messages": messages, "temperature": temperature,
+            "max_tokens": cfg.max_tokens}
+    if cfg.logprobs:
         body |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
-    return body
+    rf = response_format(template.kind, fmt)
+    return body if rf is None else body | {"response_format": rf}
 
 
 def plan_requests(spec: JudgeSpec, task: JudgeTask) -> list[JudgeRequest]:
-    """Every request a task needs, in a stable order: templates x slot groups."""
-    return [JudgeRequest(judge_key(spec, t, task, slots), task, slots,
-                         {"template": t, "body": chat_body(spec, t, task, slots)})
+    """Every request a task needs, in a stable order: templates x slot groups (pure: the
+    bodies are built when sent)."""
+    return [JudgeRequest(judge_key(spec, t, task, slots), task, slots, {"template": t})
             for t in range(len(spec.templates))
             for slots in slot_groups(spec.kind, len(task.responses))]
 
@@ -104,25 +152,28 @@ def resolve_answers(spec: JudgeSpec, task: JudgeTask,
     return Judgement(task, np.full(k, np.nan), pairs)
 
 
+def price(cfg: OracleConfig, results: Sequence) -> float:
+    """USD of every reply that was paid for (prices are per million tokens)."""
+    return sum(r.prompt_tokens * cfg.price_per_million_input + r.completion_tokens
+               * cfg.price_per_million_output for r in results) / 1e6
+
+
 def answer_from(spec: JudgeSpec, request: JudgeRequest, results: Sequence) -> JudgeAnswer:
     """JudgeAnswer from the ChatResults of a request (first try, then its retry if any)."""
-    cfg, last = spec.cfg, results[-1]
-    template = spec.templates[request.payload["template"]]
-    cost = sum(r.prompt_tokens * cfg.price_per_1k_input + r.completion_tokens
-               * cfg.price_per_1k_output for r in results) / 1000.0
+    last, template = results[-1], spec.templates[request.payload["template"]]
     tokens = sum(r.prompt_tokens + r.completion_tokens for r in results)
     raw = "\n\n--- retry ---\n\n".join(r.text for r in results if r.text is not None)
     value, error = None, last.error
     if last.error is None:
-        value = read_answer(template.kind, last.text, shown(request.task, request.slots),
-                            last.logprobs)
+        value = read_answer(template.kind, last.text, last.logprobs)
         if value is None:
-            error = f"unparsable: no answer line in {len(results)} replies"
+            error = f"unparsable: no answer at the start of {len(results)} replies"
     elif len(results) > 1:  # a paid, unparsable first reply: final, never bought again
-        error = f"unparsable: first reply had no answer line, its retry failed ({last.error})"
+        error = f"unparsable: first reply had no answer, its retry failed ({last.error})"
     rids = tuple(request.task.response_ids[s] for s in request.slots)
     return JudgeAnswer(request.key, request.task.prompt_id, rids, value, raw,
-                       f"{spec.model}/{template.name}@{template.digest[:8]}", cost, tokens, error)
+                       f"{spec.model}/{template.name}@{template.digest[:8]}",
+                       price(spec.cfg, results), tokens, error)
 
 
 def needs_retry(spec: JudgeSpec, request: JudgeRequest, result) -> bool:
@@ -130,19 +181,48 @@ def needs_retry(spec: JudgeSpec, request: JudgeRequest, result) -> bool:
     if result.error is not None:
         return False
     kind = spec.templates[request.payload["template"]].kind
-    return read_answer(kind, result.text, shown(request.task, request.slots)) is None
+    return read_answer(kind, result.text) is None
 
 
-def retry_body(body: dict) -> dict:
-    """The body of the one retry after an unparsable reply: some sampling, same prompt."""
-    return body | {"temperature": max(float(body.get("temperature") or 0.0), RETRY_TEMPERATURE)}
+def format_rejected(result) -> bool:
+    """True when the server refused the request because of its response_format."""
+    return bool(result.error) and result.error.startswith("transport:") \
+        and "response_format" in result.error
 
 
-def judge_one(spec: JudgeSpec, complete: Callable, request: JudgeRequest) -> JudgeAnswer:
+class Formats:
+    """The answer formats still to try (the first is in use), shared by one oracle's workers."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names, self.lock = list(names), threading.Lock()
+
+    def current(self) -> str:
+        return self.names[0]
+
+    def reject(self, name: str) -> bool:
+        """The server rejected `name`: move on. False when there is nothing else to try."""
+        with self.lock:
+            if self.names[0] == name and len(self.names) > 1:
+                self.names.pop(0)
+            return self.names[0] != name
+
+
+def ask(spec: JudgeSpec, complete: Callable, request: JudgeRequest, formats: Formats, *,
+        retry: bool = False):
+    """One reply to `request` in the first answer format the server accepts."""
+    while True:
+        fmt = formats.current()
+        result = complete(chat_body(spec, request, fmt, retry=retry))
+        if not format_rejected(result) or not formats.reject(fmt):
+            return result
+
+
+def judge_one(spec: JudgeSpec, complete: Callable, request: JudgeRequest,
+              formats: Formats) -> JudgeAnswer:
     """Send one request (and its retry when the reply is unparsable) -> JudgeAnswer."""
-    results = [complete(request.payload["body"])]
+    results = [ask(spec, complete, request, formats)]
     if needs_retry(spec, request, results[0]):
-        results.append(complete(retry_body(request.payload["body"])))
+        results.append(ask(spec, complete, request, formats, retry=True))
     return answer_from(spec, request, results)
 
 
@@ -160,7 +240,7 @@ def judge_oracle(cfg: OracleConfig, *, workdir=None, name: str = "judge",
     """LLM judge at cfg.judge.base_url (or at `connect()`, called on the first send)."""
     from aeuf.backends import openai_client as oc
 
-    spec = make_spec(cfg, model)
+    spec, formats = make_spec(cfg, model), Formats(FORMATS[cfg.answer_format])
     if connect is None:
         oc.api_key(settings_for(cfg, cfg.judge.base_url))  # fail fast without a key
     state: dict = {}
@@ -175,8 +255,8 @@ def judge_oracle(cfg: OracleConfig, *, workdir=None, name: str = "judge",
         if not requests:
             return
         complete = client().complete
-        for _, answer in oc.map_unordered(lambda r: judge_one(spec, complete, r), requests,
-                                          cfg.judge.concurrency):
+        for _, answer in oc.map_unordered(lambda r: judge_one(spec, complete, r, formats),
+                                          requests, cfg.judge.concurrency):
             yield answer
 
     def close() -> None:

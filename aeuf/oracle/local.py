@@ -2,16 +2,21 @@
 
 The model is cfg.local_model (a GGUF path) or the packaged SmolLM2-135M-Instruct: a weak
 judge that lets the whole pipeline run offline; swap in a strong endpoint with
---judge_base_url. The server starts on the first send and stops on close().
+--judge_base_url. The server starts on the first send and stops on close(), with a context
+of --judge_context tokens (at most LOCAL_CONTEXT); it answers in llama-cpp-python's JSON
+mode unless --judge_answer_format says otherwise. It never receives the user's API key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from aeuf.config import OracleConfig
 from aeuf.oracle.base import ORACLES, Oracle
 from aeuf.oracle.judge import judge_oracle
+
+LOCAL_CONTEXT = 8192  # SmolLM2's training context
 
 
 def local_model_name(cfg: OracleConfig) -> str:
@@ -25,12 +30,16 @@ def local_model_name(cfg: OracleConfig) -> str:
 def local_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
     """The judge oracle on a local llama.cpp server (started lazily, stopped by close)."""
     model = local_model_name(cfg)
+    fmt = "json_object" if cfg.answer_format == "auto" else cfg.answer_format
+    cfg = dataclasses.replace(cfg, answer_format=fmt,
+                              context_tokens=min(cfg.context_tokens, LOCAL_CONTEXT),
+                              judge=dataclasses.replace(cfg.judge, send_key_to_local=False))
     state: dict = {}
 
     def connect() -> str:
         from aeuf.backends import llama_server
 
-        server = llama_server.start(cfg.local_model, alias=model)
+        server = llama_server.start(cfg.local_model, alias=model, n_ctx=cfg.context_tokens)
         state["server"] = server
         return server.base_url
 

@@ -3,8 +3,9 @@ messages with the untrusted texts fenced by unforgeable delimiters.
 
 A template file has "key: value" header lines (`kind`: rating | pairwise, `aspect`), '#'
 comments, then a "--- system ---" and a "--- user ---" section. Placeholders: {{prompt}},
-{{response}} or {{response_a}}/{{response_b}}, and {{tag}}. Substitution is one pass, so a
-response that contains "{{response_b}}" stays literal text.
+{{response}} or {{response_a}}/{{response_b}}, and {{tag}} (the request's random nonce).
+Substitution is one pass, so a response that contains "{{tag}}" stays literal text. The
+untrusted texts are neutralised and cut to the judge's context first (aeuf.oracle.fence).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from aeuf.errors import ConfigError
+from aeuf.oracle.fence import NONCE_BYTES, budgets, cost, cut_middle, neutralise
 
 KINDS = ("rating", "pairwise")
 # builtin name -> template files under aeuf/oracle/templates/
@@ -91,22 +93,29 @@ def load_templates(spec: str) -> tuple[Template, ...]:
     return templates
 
 
-def fence_tag(*texts: str) -> str:
-    """8 hex digits from the SHA-256 of the untrusted texts: a response cannot contain the
-    tag of the message it is part of, so it cannot close its own delimiter."""
-    h = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass"))
-    return h.hexdigest()[:8]
+def template_cost(template: Template) -> float:
+    """Estimated tokens of a template's own text, nonces filled in (the texts not)."""
+    tag = "0" * 2 * NONCE_BYTES
+    return sum(cost(text.replace("{{tag}}", tag)) for text in (template.system, template.user))
 
 
-def render(template: Template, prompt: str, responses: tuple[str, ...]) -> list[dict]:
-    """Chat messages for one request: responses = (r,) for rating, (a, b) for pairwise."""
-    tag = fence_tag(prompt, *responses)
-    values = {"prompt": prompt, "tag": tag}
-    if template.kind == "rating":
-        values["response"] = responses[0]
-    else:
-        values["response_a"], values["response_b"] = responses
-    values = {k: v.replace(tag, "") for k, v in values.items() if k != "tag"} | {"tag": tag}
+def shown_texts(texts: tuple[str, ...], tokens: float | None) -> list[str]:
+    """The untrusted texts as the judge sees them: control tokens neutralised, then cut in
+    the middle so that together they fit in `tokens` (None: no limit)."""
+    safe = [neutralise(t) for t in texts]
+    if tokens is None:
+        return safe
+    return [cut_middle(t, b) for t, b in zip(safe, budgets([cost(t) for t in safe], tokens))]
+
+
+def render(template: Template, prompt: str, responses: tuple[str, ...], *, nonce: str,
+           tokens: float | None = None) -> list[dict]:
+    """Chat messages for one request: responses = (r,) for rating, (a, b) for pairwise;
+    nonce: the fence tag (fence.new_nonce(), fresh per request); tokens: the budget of the
+    untrusted texts together."""
+    texts = shown_texts((prompt, *responses), tokens)
+    names = ("response",) if template.kind == "rating" else ("response_a", "response_b")
+    values = {"prompt": texts[0], "tag": nonce} | dict(zip(names, texts[1:]))
 
     def fill(text: str) -> str:
         return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)

@@ -57,7 +57,7 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
         with io.RunDir(out) as rd:
             ledger = Ledger.open(rd.judgements, max_requests=cfg.max_requests,
                                  max_cost=cfg.max_cost, retry_unparsable=cfg.retry_unparsable)
-            judgements = ledger.judge(oracle, tasks, chunk=max(4 * cfg.judge.concurrency, 16),
+            judgements = ledger.judge(oracle, tasks, chunk=oracle.chunk or max(4 * cfg.judge.concurrency, 16),
                                       progress=progress and oracle.name != "human")
             lines = [judged_line(j) for j in judgements]
             io.atomic_write_text(out / "judged.jsonl",

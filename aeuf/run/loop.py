@@ -48,6 +48,7 @@ class RunSummary(NamedTuple):
     stopped_by_budget: bool
     oracle: str
     progress: list  # per round: labelled, head/oracle agreement before labelling, uncertainty
+    judge_lines: tuple = ()  # the LLM judge's hygiene, one line per model/template
 
 
 def default_output_dir(path: str) -> Path:
@@ -128,7 +129,7 @@ def _where(cfg: RunConfig, oracle: Oracle) -> str:
 
 
 def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool):
-    chunk = oracle.chunk if getattr(oracle, "chunk", None) else max(4 * cfg.oracle.judge.concurrency, 16)
+    chunk = oracle.chunk or max(4 * cfg.oracle.judge.concurrency, 16)
     show = progress and oracle.name != "human"
     return lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)
 
@@ -179,7 +180,7 @@ def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, o
     files["report"] = report.write(rd.path, facts, labelled)
     if summary.labelled == 0 and not summary.stopped_by_budget:
         raise NothingLabelled(_nothing_reason(facts, rd.path))
-    return summary._replace(files=files)
+    return summary._replace(files=files, judge_lines=tuple(facts["hygiene_lines"]))
 
 
 def _nothing_reason(f: dict, out: Path) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from aeuf import io
 from aeuf.config import RunConfig
+from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
 from aeuf.run.plots import plot_progress, plot_ratings
 from aeuf.types import JudgeAnswer, Labelled, ResponsePool
 
@@ -79,6 +80,9 @@ def render(f: dict) -> str:
     if f.get("length_bias") is not None:
         lines += [f"**Length preference:** the chosen response is the longer one in "
                   f"{f['length_bias']:.0%} of the decided pairs (50% = none).", ""]
+    if f.get("hygiene_lines"):
+        lines += ["## The judge", "", "What the judge's own answers say about it (also in "
+                  "`judge_hygiene.json`):", "", *[f"- {x}" for x in f["hygiene_lines"]], ""]
     lines += ["## Rounds", "", *_table(f["rounds"]), ""]
     lines += [f"![{name}]({path})" for name, path in f.get("plots", {}).items()]
     return "\n".join(lines) + "\n"
@@ -99,8 +103,18 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
             "tokens": int(sum(a.tokens for a in answers)),
+            **_hygiene(s.oracle, answers, pool),
             "rounds": [{k: v for k, v in r.items() if k != "prompt_ids"} | {"cost": c}
                        for r, c in zip(s.progress, costs)]}
+
+
+def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
+    """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
+    if oracle not in ("judge", "batch", "local") or not answers:
+        return {"hygiene": {}, "hygiene_lines": []}
+    texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
+    report = judge_hygiene(answers, texts)
+    return {"hygiene": hygiene_json(report), "hygiene_lines": hygiene_lines(report)}
 
 
 def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
@@ -113,6 +127,8 @@ def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
         plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
                                         [float(x.scores[x.rejected]) for x in decided],
                                         out / "ratings.png").name
+    if f["hygiene"]:
+        io.atomic_write_json(out / "judge_hygiene.json", f["hygiene"])
     path = out / "report.md"
     io.atomic_write_text(path, render({**f, "plots": plots}))
     return path
@@ -125,6 +141,10 @@ def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
     if f["length_bias"] is not None:
         hygiene["length bias"] = {"value": round(f["length_bias"], 3),
                                   "note": "share of pairs whose chosen response is the longer"}
+    for judge, h in f["hygiene"].items():
+        for name in ("swap_consistency", "longer_wins", "length_spearman", "tie_rate"):
+            if h.get(name) is not None:
+                hygiene[f"{judge} {name.replace('_', ' ')}"] = round(h[name], 3)
     agree = [r["agreement"] for r in f["rounds"] if r.get("agreement") is not None]
     if agree:
         hygiene["head/oracle agreement, last round"] = round(agree[-1], 3)
