@@ -77,7 +77,7 @@ def test_a_context_too_small_for_the_template_is_a_config_error():
         judge(context_tokens=400)
 
 
-def test_resolve_means_aspects_and_never_invents_a_rating():
+def test_resolve_means_whole_aspects_and_never_invents_a_rating():
     oracle = judge(template="ultrafeedback")
     reqs = oracle.plan(TASKS[1])
     values = {0: [5, 4, 5, 4], 1: [1, None, 2, None], 2: [None] * 4}
@@ -87,8 +87,8 @@ def test_resolve_means_aspects_and_never_invents_a_rating():
         v = values[r.slots[0]][aspect]
         answers[r.key] = answer(r.key, v, None if v else "unparsable: x")
     j = oracle.resolve(TASKS[1], answers)
-    np.testing.assert_allclose(j.ratings, [4.5, 1.5, np.nan])
-    assert j.pairs == [(0, 1, 1.0)]
+    np.testing.assert_allclose(j.ratings, [4.5, np.nan, np.nan])  # 1 misses two aspects
+    assert j.pairs == []
 
 
 def test_pairwise_needs_both_orders_and_disagreement_is_a_tie():
@@ -192,3 +192,21 @@ def test_wrong_typed_replies_are_retried_and_never_raise(llama_server, fault_pro
     oracle = judge(ok.base_url, retries=bad, concurrency=1)
     (b,) = list(oracle.send(oracle.plan(TASKS[0])[:1]))
     assert b.error is None or b.error.startswith("unparsable"), b
+
+
+def test_a_multi_aspect_judgement_is_whole_or_absent():
+    """An aspect missing for one response leaves that response unrated: no label from half a
+    judgement, and none that flips when the missing aspect arrives."""
+    oracle = judge(template="ultrafeedback")
+    task = TASKS[1]
+    requests = oracle.plan(task)  # 4 aspects x 3 responses
+    full = {r.key: answer(r.key, 5.0 if r.slots == (0,) else 3.0) for r in requests}
+    whole = oracle.resolve(task, full)
+    assert np.isfinite(whole.ratings).all() and len(whole.pairs) == 3
+    one_missing = dict(full)
+    one_missing.pop(next(r.key for r in requests if r.slots == (0,)))
+    partial = oracle.resolve(task, one_missing)
+    assert np.isnan(partial.ratings[0]) and np.isfinite(partial.ratings[1:]).all()
+    assert [(i, j) for i, j, _ in partial.pairs] == [(1, 2)]
+    unparsable = {**one_missing, requests[0].key: answer(requests[0].key, None, "unparsable: x")}
+    assert np.isnan(oracle.resolve(task, unparsable).ratings[0])

@@ -88,3 +88,32 @@ def test_a_run_that_labels_nothing_fails_and_says_why(tmp_path, capsys, stub):
     assert _judge_run(pool, out, stub.base_url, "--budget", "6", "--retry_unparsable") == 1
     assert stub.requests > asked  # ... unless the user asks again
     assert P > 6
+
+
+def test_a_named_judge_wins_over_gold_columns_and_says_so(tmp_path, capsys):
+    pool = _write_pool(tmp_path / "pool.csv", gold=True)
+    stub = ChatStub("Rating: 4")
+    try:
+        code = _judge_run(pool, tmp_path / "run", stub.base_url, "--oracle", "auto", "--budget", "6")
+    finally:
+        stub.close()
+    err = capsys.readouterr().err
+    assert stub.requests >= 12 and "has gold scores, but a judge was named" in err
+    assert code == 1 and "6 ties" in err  # the stub rates everything 4: ties, nothing exported
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--oracle", "replay", "--judge_model", "gpt"], "--judge_model has no effect"),
+    (["--judge_template", "ultrafeedback"], "--judge_template has no effect"),
+    (["--oracle", "judge", "--judge_base_url", "http://127.0.0.1:9/v1", "--judge_model", "m",
+      "--max_cost", "1"], "--max_cost has no effect"),
+    (["--oracle", "judge", "--judge_base_url", "http://127.0.0.1:9/v1", "--judge_model", "m",
+      "--label_mode", "bernoulli"], "--label_mode has no effect"),
+    (["--precomputed", "feats.npy"], "--precomputed has no effect"),
+])
+def test_a_setting_that_cannot_take_effect_is_an_error(tmp_path, capsys, flags, needle):
+    pool = _write_pool(tmp_path / "pool.csv", gold=True)
+    assert main([str(pool), "--output_dir", str(tmp_path / "run"), *FAST, *flags]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "run").exists()

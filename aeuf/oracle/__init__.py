@@ -22,19 +22,19 @@ __all__ = ["ORACLES", "Oracle", "is_final", "make_oracle", "auto_name"]
 
 
 def auto_name(cfg: OracleConfig, *, has_gold: bool) -> str:
-    """The oracle `auto` means: gold scores -> replay; a judge endpoint (--judge_base_url,
-    or an API key in the environment with --judge_model) -> judge; else none."""
+    """The oracle `auto` means: a judge the user named (--judge_base_url, or --judge_model
+    with an API key in the environment) -> judge, even when the data has gold scores (what
+    the user asked for wins); else gold scores -> replay; else none."""
     if cfg.name != "auto":
         return cfg.name
-    if has_gold:
-        return "replay"
     if cfg.judge.base_url or (cfg.judge.model and os.environ.get(cfg.judge.api_key_env)):
         return "judge"
-    return "none"
+    return "replay" if has_gold else "none"
 
 
 def make_oracle(cfg: OracleConfig, *, has_gold: bool, workdir: Path | None = None,
                 **options) -> Oracle:
     """The oracle named by cfg.name (resolving "auto"); options go to its factory
     (e.g. stdin/stdout for the human oracle)."""
-    return ORACLES.get(auto_name(cfg, has_gold=has_gold))(cfg, workdir=workdir, **options)
+    return ORACLES.get(auto_name(cfg, has_gold=has_gold))(cfg, workdir=workdir,
+                                                          has_gold=has_gold, **options)

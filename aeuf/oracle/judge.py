@@ -28,7 +28,7 @@ from aeuf.oracle.base import ORACLES, Oracle, request_key
 from aeuf.oracle.fence import new_nonce
 from aeuf.oracle.parsers import PARSERS, read_answer
 from aeuf.oracle.prompts import Template, load_templates, render, template_cost
-from aeuf.oracle.resolve import both_orders, mean_ratings, rating_pairs, value_of
+from aeuf.oracle.resolve import both_orders, rating_pairs, value_of, whole_ratings
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
 RETRY_TEMPERATURE = 0.7
@@ -133,23 +133,28 @@ def plan_requests(spec: JudgeSpec, task: JudgeTask) -> list[JudgeRequest]:
 
 def resolve_answers(spec: JudgeSpec, task: JudgeTask,
                     answers: Mapping[str, JudgeAnswer]) -> Judgement:
-    """Ratings [k] (mean over aspects) and pairs, or pairs from both orders (pairwise)."""
+    """Ratings [k] (mean over aspects, NaN unless every aspect is in) and pairs, or pairs from
+    both orders (pairwise, each order whole over its templates)."""
     k = len(task.responses)
     if spec.kind == "rating":
         table = np.array([[value_of(answers, judge_key(spec, t, task, (i,))) for i in range(k)]
                           for t in range(len(spec.templates))], dtype=np.float64)
-        ratings = mean_ratings(table)
+        ratings = whole_ratings(table)
         return Judgement(task, ratings, rating_pairs(ratings))
     pairs = []
     for i in range(k):
         for j in range(i + 1, k):
-            ps = [np.mean([v for t in range(len(spec.templates))
-                           if (v := value_of(answers, judge_key(spec, t, task, o))) is not None]
-                          or [np.nan]) for o in ((i, j), (j, i))]
+            ps = [whole_ratings([[_nan(value_of(answers, judge_key(spec, t, task, o)))]
+                                 for t in range(len(spec.templates))])[0]
+                  for o in ((i, j), (j, i))]
             p = both_orders(*(None if np.isnan(x) else float(x) for x in ps))
             if p is not None:
                 pairs.append((i, j, p))
     return Judgement(task, np.full(k, np.nan), pairs)
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
 def price(cfg: OracleConfig, results: Sequence) -> float:

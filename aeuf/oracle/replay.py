@@ -56,9 +56,13 @@ def _answer(request: JudgeRequest) -> JudgeAnswer:
 
 
 @ORACLES.register("replay")
-def replay_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
+def replay_oracle(cfg: OracleConfig, *, workdir=None, has_gold: bool | None = None,
+                  **_) -> Oracle:
     """Gold labels from the data; free, instant, deterministic given the label mode."""
     mode = LABEL_MODES.get(cfg.label_mode)
+    if has_gold is False:
+        raise ConfigError("--oracle replay needs gold scores in the input (a `<column>_score` "
+                          "or `score` column); choose --oracle judge, local or human")
 
     def plan(task: JudgeTask) -> list[JudgeRequest]:
         if task.gold is None:

@@ -15,12 +15,14 @@ def value_of(answers, key: str) -> float | None:
     return float(answer.value)
 
 
-def mean_ratings(table: np.ndarray) -> np.ndarray:
-    """[A, k] ratings per aspect (NaN = missing) -> [k] mean over the aspects present."""
-    seen = np.isfinite(table)
-    total = np.where(seen, table, 0.0).sum(axis=0)
-    count = seen.sum(axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+def whole_ratings(table: np.ndarray) -> np.ndarray:
+    """[A, k] ratings per aspect (NaN = missing) -> [k] mean over the aspects, NaN for a
+    response missing any aspect: a judgement is whole or absent, so a label never comes from
+    some aspects of one response and other aspects of another (and cannot flip when the
+    missing aspects arrive)."""
+    table = np.asarray(table, np.float64)
+    whole = np.isfinite(table).all(axis=0)
+    return np.where(whole, np.where(np.isfinite(table), table, 0.0).mean(axis=0), np.nan)
 
 
 def rating_pairs(ratings: np.ndarray) -> list[tuple[int, int, float]]:

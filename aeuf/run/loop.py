@@ -20,12 +20,12 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from aeuf import dataset, embed, io
+from aeuf import dataset, io
 from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
-from aeuf.errors import InputError, NothingLabelled
-from aeuf.oracle import Oracle, make_oracle
-from aeuf.run import engine, featurize, records, report
+from aeuf.errors import ConfigError, InputError, NothingLabelled
+from aeuf.oracle import Oracle, auto_name, make_oracle
+from aeuf.run import checks, engine, featurize, records, report
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
 from aeuf.types import ResponsePool
@@ -67,7 +67,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
     pool = read_input(cfg, out)
     engine.validate(cfg, pool.shape[1])
-    embed.parse_parts(cfg.features.features)
+    _check_oracle(cfg, pool)
     oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out)
     try:
         with io.RunDir(out) as rd:
@@ -77,6 +77,18 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
             return _run_rounds(cfg, rd, pool, oracle, progress)
     finally:
         oracle.close()
+
+
+def _check_oracle(cfg: RunConfig, pool: ResponsePool) -> None:
+    """ConfigError for a setting that cannot take effect; a note when a named judge is used
+    although the input has gold scores."""
+    name = auto_name(cfg.oracle, has_gold=pool.gold is not None)
+    problem = checks.ineffective(cfg, name)
+    if problem:
+        raise ConfigError(problem)
+    if name in checks.JUDGES and pool.gold is not None and cfg.oracle.name == "auto":
+        print(f"aeuf: {cfg.input.path} has gold scores, but a judge was named: judging with "
+              f"it (pass --oracle replay to use the gold scores instead)", file=sys.stderr)
 
 
 def read_input(cfg: RunConfig, out: Path) -> ResponsePool:

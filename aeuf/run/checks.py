@@ -1,0 +1,51 @@
+"""Every explicit setting that cannot take effect is an error, not a silence (pure).
+
+`ineffective(cfg, oracle)` names the first setting that differs from its default but would
+change nothing with the oracle the run will use (e.g. judge flags under the replay oracle,
+a spending cap with zero prices, a precomputed-features file without the 'file' part).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aeuf.config import EndpointConfig, FeatureConfig, OracleConfig, RunConfig
+from aeuf.embed import parse_parts
+
+JUDGES = ("judge", "batch", "local")
+JUDGE_ONLY = ("template", "temperature", "max_tokens", "context_tokens", "answer_format",
+              "price_per_million_input", "price_per_million_output", "local_model",
+              "batch_shard_size", "batch_poll_seconds")
+
+
+def _changed(cfg, default, names, prefix: str = "") -> list[str]:
+    """The flag names of the fields in `names` whose value differs from the default."""
+    flag = {f.name: f.metadata.get("flag") or f.name for f in dataclasses.fields(cfg)}
+    return [prefix + flag[n] for n in names if getattr(cfg, n) != getattr(default, n)]
+
+
+def ineffective(cfg: RunConfig, oracle: str) -> str | None:
+    """One line naming a setting that has no effect with `oracle`, or None."""
+    o, base = cfg.oracle, OracleConfig()
+    if oracle not in JUDGES:
+        flags = (_changed(o.judge, EndpointConfig(), ("base_url", "model"), "judge_")
+                 + _changed(o, base, JUDGE_ONLY))
+        if flags:
+            return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
+                    "--oracle judge (or local, batch) to use it")
+    if oracle != "replay" and o.label_mode != base.label_mode:
+        return f"--label_mode has no effect with the {oracle} oracle (it is for --oracle replay)"
+    free = o.price_per_million_input == 0 and o.price_per_million_output == 0
+    if o.max_cost is not None and oracle in JUDGES and free:
+        return ("--max_cost has no effect while the judge's prices are 0: set --price_in and "
+                "--price_out (USD per 1M tokens), or use --max_requests")
+    return _feature_check(cfg.features)
+
+
+def _feature_check(f: FeatureConfig) -> str | None:
+    parts = parse_parts(f.features)
+    if f.precomputed and "file" not in parts:
+        return f"--precomputed has no effect without the 'file' feature part (--features {f.features}+file)"
+    if f.llm_encoder and "llm" not in parts:
+        return f"--llm_encoder has no effect without the 'llm' feature part (--features {f.features}+llm)"
+    return None
