@@ -23,3 +23,7 @@ class OracleUnreachable(AeufError):
 
 class NothingLabelled(AeufError):
     """A run that asked the oracle got no usable label at all."""
+
+
+class Stopped(AeufError):
+    """The user stopped the run (quit, end of input); everything answered is kept."""

@@ -7,7 +7,7 @@ import pytest
 from configs import oracle_config
 
 from aeuf.config import OracleConfig
-from aeuf.errors import ConfigError
+from aeuf.errors import ConfigError, Stopped
 from aeuf.oracle import ORACLES, auto_name, is_final, make_oracle
 from aeuf.oracle.resolve import sigmoid
 from aeuf.types import JudgeTask
@@ -92,17 +92,29 @@ def test_human_choices_orientation_and_reasking():
     assert expected in j.pairs and len(j.pairs) == 2
 
 
-def test_human_quit_and_resume():
+def test_human_quit_stops_and_a_rerun_asks_only_what_is_missing():
     task = JudgeTask("p8", "Pick", ("p8:a", "p8:b", "p8:c"), ("x", "y", "z"))
     oracle, out = human("a\nq\n")
     requests = oracle.plan(task)
-    first = list(oracle.send(requests))
-    assert len(first) == 1 and "stopped" in out.getvalue()
+    first = []
+    with pytest.raises(Stopped, match="rerun the same command"):
+        for answer in oracle.send(requests):
+            first.append(answer)
+    assert len(first) == 1
     oracle2, _ = human("a\nb\n")  # rerun: only what is missing is asked
     rest = list(oracle2.send([r for r in requests if r.key != first[0].key]))
     assert len(rest) == 2
-    oracle3, _ = human("")  # Ctrl-D right away: nothing recorded, no error
-    assert list(oracle3.send(requests)) == []
+    oracle3, _ = human("")  # Ctrl-D right away: stops, nothing recorded
+    with pytest.raises(Stopped):
+        list(oracle3.send(requests))
+    assert oracle.chunk and oracle.chunk >= 10**6  # a round's pairs come in one send
+
+
+def test_human_keys_name_the_texts_shown():
+    a = JudgeTask("p8", "Pick", ("p8:a", "p8:b"), ("x", "y"))
+    b = JudgeTask("p8", "Pick", ("p8:a", "p8:b"), ("x", "changed"))
+    oracle, _ = human("")
+    assert {r.key for r in oracle.plan(a)}.isdisjoint(r.key for r in oracle.plan(b))
 
 
 def test_replay_keys_name_the_texts_judged():

@@ -3,8 +3,11 @@ line naming it, a run that labels nothing exits non-zero with the reason, and un
 answers are asked again only when the user says so."""
 
 import json
+import signal
+import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -117,3 +120,41 @@ def test_a_setting_that_cannot_take_effect_is_an_error(tmp_path, capsys, flags, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def _human(pool, out, stdin_text=None):
+    cmd = [sys.executable, "-m", "aeuf", str(pool), "--output_dir", str(out), "--oracle", "human",
+           "--num_responses", "4", *FAST]
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_quit_in_the_human_oracle_stops_the_whole_run_and_resumes(tmp_path):
+    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    out = tmp_path / "run"
+    first = _human(pool, out)
+    stdout, stderr = first.communicate("a\nb\nquit\n", timeout=600)
+    assert first.returncode == 1 and "stopped at your request" in stderr
+    assert stdout.count("=== pair") == 3 and "in this round" in stdout  # no next round shown
+    assert not (out / "preferences.jsonl").exists()
+    assert len((out / "judgements.jsonl").read_text().splitlines()) == 2
+    second = _human(pool, out)
+    stdout, _ = second.communicate("", timeout=600)  # end of input: stops again, asks anew
+    assert second.returncode == 1 and "pair 1 of 4" in stdout  # only the 4 unanswered pairs
+
+
+def test_ctrl_c_stops_the_run_with_130_and_keeps_every_answer(tmp_path):
+    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    out = tmp_path / "run"
+    proc = _human(pool, out)
+    proc.stdin.write("a\n")
+    proc.stdin.flush()
+    deadline = time.time() + 300
+    while not (out / "judgements.jsonl").exists() or not (out / "judgements.jsonl").read_text():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "rerun the same command" in stderr
+    assert "Traceback" not in stderr
+    assert len((out / "judgements.jsonl").read_text().splitlines()) == 1

@@ -2,9 +2,10 @@
 
 Each pair (i, j) of a task is one request; the two responses are shown in an order fixed
 by the request key (so neither slot is always first). Answers: a, b, tie (t), skip (s) or
-quit (q). Every answer is yielded the moment it is typed, so the loop logs it; quitting,
-Ctrl-D or Ctrl-C stops cleanly and a rerun asks only the pairs not yet answered. A skip is
-final (recorded as missing, never asked again).
+quit (q). Every answer is yielded the moment it is typed, so the loop logs it. quit or the
+end of input stops the whole run (aeuf.errors.Stopped: exit 1), Ctrl-C too (exit 130), and
+a rerun asks only the pairs not yet answered. A skip is final (recorded as missing, never
+asked again). A round's pairs come in one go, so the header counts through the round.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TextIO
 import numpy as np
 
 from aeuf.config import OracleConfig
+from aeuf.errors import Stopped
 from aeuf.oracle.base import ORACLES, Oracle, nothing, request_key
 from aeuf.oracle.resolve import value_of
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
@@ -34,7 +36,10 @@ def pair_order(task: JudgeTask, i: int, j: int) -> tuple[int, int]:
 
 
 def human_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
-    return request_key("human", task.prompt_id, [task.response_ids[s] for s in slots])
+    """Names the pair and, by a digest, the texts the person saw."""
+    shown = [task.prompt, *(task.responses[s] for s in slots)]
+    digest = hashlib.sha256("\x00".join(shown).encode()).hexdigest()[:16]
+    return request_key("human", task.prompt_id, [task.response_ids[s] for s in slots], digest)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -49,7 +54,8 @@ def show(task: JudgeTask, slots: tuple[int, ...], n: int, total: int) -> str:
     """The text shown for one pair (control characters of the texts replaced)."""
     block = lambda s: textwrap.indent(printable(s.strip()), "  |  ")  # noqa: E731
     a, b = (task.responses[s] for s in slots)
-    return (f"\n=== {n}/{total}  prompt {printable(task.prompt_id)} ===\n{block(task.prompt)}\n"
+    return (f"\n=== pair {n} of {total} in this round, prompt {printable(task.prompt_id)} ===\n"
+            f"{block(task.prompt)}\n"
             f"--- Response A ---\n{block(a)}\n--- Response B ---\n{block(b)}\n")
 
 
@@ -88,13 +94,10 @@ def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None
         inp, out = stdin or sys.stdin, stdout or sys.stdout
         for n, request in enumerate(requests, 1):
             out.write(show(request.task, request.slots, n, len(requests)))
-            try:
-                choice = ask(inp, out)
-            except KeyboardInterrupt:
-                choice = None
+            choice = ask(inp, out)  # Ctrl-C raises KeyboardInterrupt: the run stops (130)
             if choice is None:
-                out.write("\nstopped; rerun the same command to continue\n")
-                return
+                raise Stopped("stopped at your request; every answer so far is saved: rerun "
+                              "the same command to continue")
             yield _answer(request, choice)
 
     def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
@@ -106,4 +109,4 @@ def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None
                 pairs.append((i, j, p) if i < j else (j, i, 1.0 - p))
         return Judgement(task, np.full(len(task.responses), np.nan), pairs)
 
-    return Oracle("human", plan, send, resolve, nothing)
+    return Oracle("human", plan, send, resolve, nothing, chunk=10**9)

@@ -119,7 +119,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
     saved = rd.load_head()
     state, labelled, rows = engine.initial_state(pool.shape[0]), [], []
     sizes = engine.sizes_of(ctx)
-    for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not progress)):
+    bar = progress and oracle.name != "human"  # the human oracle owns the terminal
+    for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
         rec = rd.round_record(t)
         if rec is None and ledger.exhausted:
             break
