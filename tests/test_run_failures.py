@@ -23,19 +23,20 @@ class ChatStub:
     """A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions API, whose every
     reply is the same text (a judge that never gives a verdict). Counts requests."""
 
-    def __init__(self, reply: str) -> None:
+    def __init__(self, reply: str, prompt_tokens=lambda body: 10) -> None:
         stub = self
         self.requests = 0
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 stub.requests += 1
                 body = json.dumps({
                     "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": reply}}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}})
+                    "usage": {"prompt_tokens": prompt_tokens(body), "completion_tokens": 3,
+                              "total_tokens": prompt_tokens(body) + 3}})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -158,3 +159,25 @@ def test_ctrl_c_stops_the_run_with_130_and_keeps_every_answer(tmp_path):
     assert proc.returncode == 130 and "rerun the same command" in stderr
     assert "Traceback" not in stderr
     assert len((out / "judgements.jsonl").read_text().splitlines()) == 1
+
+
+def test_max_cost_is_a_cap_with_requests_in_flight(tmp_path, capsys):
+    """Every request's upper cost is reserved before it is sent: with 4 in flight the spend
+    never passes --max_cost (the old chunk-then-check loop overshot by a whole chunk)."""
+    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    stub = ChatStub("Rating: 4", prompt_tokens=lambda body: len(body) // 4)  # a real-ish count
+    prices = ["--price_in", "1000", "--price_out", "1000", "--judge_max_tokens", "16",
+              "--judge_concurrency", "4"]
+    try:
+        assert _judge_run(pool, tmp_path / "one", stub.base_url, *prices, "--budget", "1") == 1
+        one = max(json.loads(x)["cost"] for x in
+                  (tmp_path / "one" / "judgements.jsonl").read_text().splitlines())
+        cap = 10.5 * one
+        _judge_run(pool, tmp_path / "run", stub.base_url, *prices, "--max_cost", f"{cap:.6f}")
+    finally:
+        stub.close()
+    log = [json.loads(x) for x in (tmp_path / "run" / "judgements.jsonl").read_text().splitlines()]
+    spent = sum(x["cost"] for x in log)
+    assert spent <= cap, (spent, cap)
+    assert len(log) >= 3  # the estimate is an upper bound, not a wild one
+    assert "--max_cost" in capsys.readouterr().err

@@ -45,14 +45,16 @@ def print_summary(s) -> None:
     say(f"aeuf: {s.labelled} of {s.prompts} prompts labelled by the {s.oracle} oracle "
         f"({s.ties} ties, {s.failed} without a usable label, {s.skipped} skipped while "
         f"reading); {s.comparisons} comparisons, {s.requests_logged} oracle requests "
-        f"({s.requests_sent} sent now), cost ${s.cost:.4f}.")
+        f"({s.requests_sent} sent now), cost ${s.cost:.4f} (USD at --price_in/--price_out per "
+        f"1M tokens).")
     agree = [f"{r['agreement']:.2f}" for r in s.progress if r["agreement"] is not None]
     if agree:
         say(f"aeuf: head agreed with the oracle before labelling, per round: {', '.join(agree)}")
     for line in s.judge_lines:
         say(f"aeuf: judge {line}")
     if s.stopped_by_budget:
-        say("aeuf: stopped at the --max_cost/--max_requests budget; raise it and rerun to continue.")
+        say("aeuf: stopped at the --max_cost/--max_requests budget (each request's upper cost is "
+            "reserved before it is sent); raise it and rerun the same command to continue.")
     data = s.files.get("jsonl")
     if data is not None:
         say(f"aeuf: dataset: {data} ({s.rows} rows; also {s.files.get('parquet')} and "

@@ -22,7 +22,10 @@ class Oracle(NamedTuple):
 
     chunk: how many pending requests the caller should hand to one send() (None: the caller
     chooses). The batch oracle asks for everything at once, so that all its shards are in
-    flight together."""
+    flight together.
+    estimate(request) -> USD: an upper bound of what one request can cost (its retry
+    included), reserved by the caller before sending so a spending cap holds with any
+    number of requests in flight; None for free oracles."""
 
     name: str
     plan: Callable
@@ -30,6 +33,7 @@ class Oracle(NamedTuple):
     resolve: Callable
     close: Callable
     chunk: int | None = None
+    estimate: Callable | None = None
 
 
 ORACLES: Registry[Callable[..., Oracle]] = Registry("oracle")

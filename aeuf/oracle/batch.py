@@ -27,6 +27,7 @@ from aeuf.oracle.judge import (
     FORMATS,
     answer_from,
     chat_body,
+    estimate_cost,
     format_rejected,
     make_spec,
     needs_retry,
@@ -116,4 +117,4 @@ def batch_oracle(cfg: OracleConfig, *, workdir: Path | None = None, store=None, 
 
     return Oracle("batch", lambda task: plan_requests(spec, task), send,
                   lambda task, answers: resolve_answers(spec, task, answers), close,
-                  chunk=ALL_AT_ONCE)
+                  chunk=ALL_AT_ONCE, estimate=lambda request: estimate_cost(spec, request))

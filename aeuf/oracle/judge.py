@@ -25,7 +25,7 @@ import numpy as np
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
 from aeuf.oracle.base import ORACLES, Oracle, request_key
-from aeuf.oracle.fence import new_nonce
+from aeuf.oracle.fence import cost, new_nonce
 from aeuf.oracle.parsers import PARSERS, read_answer
 from aeuf.oracle.prompts import Template, load_templates, render, template_cost
 from aeuf.oracle.resolve import both_orders, rating_pairs, value_of, whole_ratings
@@ -153,6 +153,17 @@ def resolve_answers(spec: JudgeSpec, task: JudgeTask,
     return Judgement(task, np.full(k, np.nan), pairs)
 
 
+def estimate_cost(spec: JudgeSpec, request: JudgeRequest) -> float:
+    """USD one request can cost at most: its prompt (template, chat markup and texts, each
+    text no longer than its cut) and a full reply of --judge_max_tokens, twice (the one
+    retry of an unparsable reply)."""
+    cfg, template = spec.cfg, spec.templates[request.payload["template"]]
+    texts = min(sum(cost(t) for t in shown(request.task, request.slots)), text_tokens(cfg, template))
+    tokens_in = template_cost(template) + CHAT_OVERHEAD + max(texts, 0.0)
+    usd = tokens_in * cfg.price_per_million_input + cfg.max_tokens * cfg.price_per_million_output
+    return 2.0 * usd / 1e6
+
+
 def _nan(value: float | None) -> float:
     return np.nan if value is None else value
 
@@ -271,4 +282,5 @@ def judge_oracle(cfg: OracleConfig, *, workdir=None, name: str = "judge",
             on_close()
 
     return Oracle(name, lambda task: plan_requests(spec, task), send,
-                  lambda task, answers: resolve_answers(spec, task, answers), close)
+                  lambda task, answers: resolve_answers(spec, task, answers), close,
+                  estimate=lambda request: estimate_cost(spec, request))

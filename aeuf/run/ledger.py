@@ -2,7 +2,8 @@
 
 Every request has a key; an answer is appended (fsync'd) to the run's judgement log the moment
 it arrives, before anything else is sent. A rerun reads the log and sends only keys that have
-no final answer. Budgets (--max_requests, --max_cost) stop sending cleanly between chunks.
+no final answer. Budgets stop sending cleanly: --max_requests counts paid requests, and
+--max_cost reserves each request's estimated upper cost before it is sent.
 An oracle that cannot be reached (a run of transport failures with no answer between them)
 stops the run with one line naming where it was asked and the last error.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from aeuf import io
@@ -75,14 +77,21 @@ class Ledger:
                 out.append(r)
         return out
 
-    def _room(self) -> int | None:
-        """How many more requests the budget allows (None = unlimited)."""
-        room = None
+    def affordable(self, oracle: Oracle, candidates: Sequence[JudgeRequest]) -> list[JudgeRequest]:
+        """The longest prefix of `candidates` the budgets allow: --max_requests counts paid
+        requests; --max_cost reserves each request's estimated upper cost (oracle.estimate)
+        before it is sent, so the cap holds however many requests are in flight."""
+        n = len(candidates)
         if self.max_requests is not None:
-            room = max(self.max_requests - self.paid_requests, 0)
-        if self.max_cost is not None and self.total_cost >= self.max_cost:
-            room = 0
-        return room
+            n = min(n, max(self.max_requests - self.paid_requests, 0))
+        if self.max_cost is not None:
+            room = self.max_cost - self.total_cost
+            if oracle.estimate is None:
+                n = n if room > 0 else 0
+            else:
+                spend = np.cumsum([oracle.estimate(r) for r in candidates[:n]])
+                n = int(np.searchsorted(spend, room, side="right"))
+        return list(candidates[:n])
 
     def ask(self, oracle: Oracle, requests: Sequence[JudgeRequest], *, chunk: int,
             progress: bool = True) -> None:
@@ -92,12 +101,11 @@ class Ledger:
                    disable=not progress or not todo)
         try:
             while todo:
-                room = self._room()
-                if room == 0:
+                batch = self.affordable(oracle, todo[:chunk])
+                if not batch:
                     self.exhausted = True
                     break
-                step = chunk if room is None else min(chunk, room)
-                batch, todo = todo[:step], todo[step:]
+                todo = todo[len(batch):]
                 for answer in oracle.send(batch):
                     self._record(answer)
                     bar.update(1)
