@@ -53,16 +53,18 @@ def test_local_oracle_starts_judges_and_stops_its_server(llama_server):  # fixtu
 
 
 @pytest.mark.server
-def test_server_dies_with_a_killed_parent(llama_server):  # fixture: installed
+def test_server_dies_with_a_killed_parent_and_jax_sees_no_fork(llama_server):  # fixture: installed
     import subprocess
     import sys
     import time
 
-    script = ("import os\nfrom aeuf.backends import llama_server\n"
+    script = ("import os\nimport jax, jax.numpy as jnp\njnp.ones(3).sum().block_until_ready()\n"
+              "from aeuf.backends import llama_server\n"
               "s = llama_server.start(alias='orphan-test')\nprint(s.pid, flush=True)\n"
               "os.kill(os.getpid(), 9)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
+    assert "os.fork()" not in done.stderr  # no Python fork in a process running JAX threads
     pid = int(done.stdout.split()[0])
     deadline = time.monotonic() + 20
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:

@@ -7,11 +7,9 @@ Linux it also gets SIGTERM when the process that started it dies (even by SIGKIL
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -71,12 +69,14 @@ def _log_tail(path: Path, chars: int = 600) -> str:
     return " | ".join(text[-chars:].splitlines())
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec (Linux): SIGTERM when the parent dies, even by SIGKILL."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+# Runs in the child, which then becomes the server (os.execv keeps the setting): SIGTERM
+# when the parent dies, even by SIGKILL (Linux PR_SET_PDEATHSIG). A launcher instead of a
+# preexec_fn, so that no Python-level fork happens in the parent: JAX, already running
+# threads there, warns about (and can deadlock on) os.fork().
+LAUNCHER = ("import ctypes, os, signal, sys\n"
+            "try:\n    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
+            "except (OSError, AttributeError):\n    pass\n"
+            "os.execv(sys.argv[1], sys.argv[1:])\n")
 
 
 def _stopper(proc: subprocess.Popen) -> Callable[[], None]:
@@ -106,13 +106,13 @@ def start(model_path: str | Path | None = None, *, alias: str = "smollm2",
     port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="aeuf-llama-", suffix=".log",
                                 dir=str(log_dir) if log_dir else None)[1])
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
-           "127.0.0.1", "--port", str(port), "--model_alias", alias, "--n_ctx", str(n_ctx)]
+    cmd = [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "llama_cpp.server",
+           "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+           "--model_alias", alias, "--n_ctx", str(n_ctx)]
     cmd += ["--n_threads", str(n_threads)] if n_threads else []
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=os.environ.copy(),
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                stdin=subprocess.DEVNULL, env=os.environ.copy())
     base_url, stop = f"http://127.0.0.1:{port}/v1", _stopper(proc)
     deadline = time.monotonic() + startup_timeout
     while not _ready(base_url):
