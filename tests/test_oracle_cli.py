@@ -76,11 +76,12 @@ def test_human_judging_from_the_terminal(annotations, tmp_path):
     out = tmp_path / "human"
     done = aeuf("judge", str(annotations), "--oracle", "human", "--output_dir", str(out),
                 stdin="a\nq\n")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1 and "stopped at your request" in done.stderr  # resumable
     assert "Better? [a / b / tie / skip / quit]" in done.stdout
     assert len((out / "judgements.jsonl").read_text().splitlines()) == 1
     done = aeuf("judge", str(annotations), "--oracle", "human", "--output_dir", str(out),
                 stdin="tie\n")
+    assert done.returncode == 0, done.stderr
     judged = [json.loads(x) for x in (out / "judged.jsonl").read_text().splitlines()]
     assert len((out / "judgements.jsonl").read_text().splitlines()) == 2
     assert sum(len(j["pairs"]) for j in judged) == 2
