@@ -150,14 +150,14 @@ def test_half_labels_pull_the_two_rewards_together_and_hard_labels_push_them_apa
 
 def test_warm_start_continues_from_the_given_state(trained):
     x, _, comps, s0, s1 = trained
-    assert max_diff(s1["params"], s0["params"]) > 0.1
-    assert same(s1["anchor"], s0["anchor"])  # w0 is kept, never trained
+    assert max_diff(s1.params, s0.params) > 0.1
+    assert same(s1.anchor, s0.anchor)  # w0 is kept, never trained
     tiny = dict(members=8, hidden=(32, 32), epochs=2, batch_size=64, learning_rate=1e-7)
     warm = make_head(HeadConfig(**tiny)).fit(s1, x, comps, key=jax.random.key(5))
     cold = make_head(HeadConfig(**tiny, warm_start=False)).fit(s1, x, comps, key=jax.random.key(5))
-    assert max_diff(warm["params"], s1["params"]) < 1e-4
-    assert max_diff(cold["params"], s0["params"]) < 1e-4
-    assert same(warm["anchor"], s0["anchor"]) and same(cold["anchor"], s0["anchor"])
+    assert max_diff(warm.params, s1.params) < 1e-4
+    assert max_diff(cold.params, s0.params) < 1e-4
+    assert same(warm.anchor, s0.anchor) and same(cold.anchor, s0.anchor)
 
 
 def test_padding_to_a_bucket_gives_the_result_of_no_padding(head):
@@ -209,7 +209,7 @@ def test_belief_samples_are_the_members_and_pair_var_comes_from_them(head, train
     assert bel.samples.shape == (8, 1100, 4) and bel.pair_var.shape == (1100, 4, 4)
     assert all(a.dtype == np.float32 for a in bel)
     for k in (0, 5):
-        expect = mlp_numpy(member(state["params"], k), x.reshape(-1, D)).reshape(1100, 4)
+        expect = mlp_numpy(member(state.params, k), x.reshape(-1, D)).reshape(1100, 4)
         np.testing.assert_allclose(bel.samples[k], expect, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(bel.mean, bel.samples.mean(0), atol=1e-5)
     np.testing.assert_allclose(bel.std, bel.samples.std(0), rtol=1e-4, atol=1e-5)
