@@ -31,6 +31,7 @@ from aeuf.registry import Registry
 from aeuf.types import Belief, Comparisons
 
 State = Any  # a head's NamedTuple of arrays (aeuf.head.ensemble.EnsembleState, bll.BLLState)
+Features = Float[np.ndarray, "P R D"]  # the pool's features (a jax.Array is accepted too)
 
 
 class InitFn(Protocol):
@@ -42,14 +43,14 @@ class InitFn(Protocol):
 class FitFn(Protocol):
     """fit(state, features f32[P, R, D], comps (M labels), *, key) -> the new state."""
 
-    def __call__(self, state: State, features: Float[np.ndarray, "P R D"], comps: Comparisons,
+    def __call__(self, state: State, features: Features, comps: Comparisons,
                  *, key: Any) -> State: ...
 
 
 class BeliefFn(Protocol):
     """belief(state, features f32[P, R, D], *, key, num_samples) -> Belief over [P, R]."""
 
-    def __call__(self, state: State, features: Float[np.ndarray, "P R D"], *, key: Any,
+    def __call__(self, state: State, features: Features, *, key: Any,
                  num_samples: int = 16) -> Belief: ...
 
 
