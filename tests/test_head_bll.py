@@ -116,6 +116,9 @@ def test_features_above_max_dim_are_randomly_projected_first():
     np.testing.assert_allclose(state.hessian, hess, rtol=1e-3, atol=1e-3)
     bel = head.belief(state, x, key=jax.random.key(1), num_samples=2)
     np.testing.assert_allclose(bel.mean, x.astype(np.float64) @ proj @ theta, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(bel.embed, x.astype(np.float64) @ proj, rtol=1e-4, atol=1e-4)
+    z = diffs(x, comps) @ proj
+    np.testing.assert_allclose(bel.precision, LAM * np.eye(8) + z.T @ z, rtol=1e-4, atol=1e-3)
 
 
 def test_warm_start_seeds_newton_with_the_previous_map(fitted):
@@ -156,3 +159,39 @@ def test_same_key_and_data_give_identical_results(head, fitted):
     assert all(np.array_equal(u, v) for u, v in zip(leaves(state), leaves(again), strict=True))
     b1, b2, b3 = (head.belief(state, x, key=jax.random.key(k), num_samples=4) for k in (1, 1, 2))
     assert np.array_equal(b1.samples, b2.samples) and not np.array_equal(b1.samples, b3.samples)
+
+
+def test_belief_embed_is_the_input_and_precision_the_unweighted_design(head, fitted):
+    x, comps, _, state = fitted
+    bel = head.belief(state, x, key=jax.random.key(1), num_samples=2)
+    assert bel.embed.dtype == np.float32 and np.array_equal(bel.embed, x)
+    z = diffs(x, comps)
+    np.testing.assert_allclose(bel.precision, LAM * np.eye(D) + z.T @ z, rtol=1e-4, atol=1e-4)
+    assert np.abs(bel.precision - state.hessian).max() > 1.0  # w = 1, not the Fisher weights
+
+
+def softplus(t):
+    return np.logaddexp(0.0, t)
+
+
+def log_evidence(z, p, lam):
+    """Laplace approximation of log p(labels | lam) in float64 (isotropic prior lam I)."""
+    theta, hess = laplace_numpy(z, p, lam)
+    f = np.sum(softplus(z @ theta) - p * (z @ theta)) + 0.5 * lam * theta @ theta
+    return -f + 0.5 * z.shape[1] * np.log(lam) - 0.5 * np.linalg.slogdet(hess)[1]
+
+
+def test_evidence_prior_is_the_laplace_marginal_likelihood_maximum():
+    x, _, comps = problem(3, num_p=60, m=150, scale=0.5)
+    head = make_head(HeadConfig(name="bll", prior="evidence", prior_precision=1.0))
+    state = head.fit(head.init(D, key=jax.random.key(0)), x, comps, key=None)
+    lam = float(state.prior[0])
+    assert np.allclose(state.prior, lam) and abs(np.log(lam)) > 0.5  # moved away from the start
+    z, p = diffs(x, comps), comps.p.astype(np.float64)
+    best = log_evidence(z, p, lam)
+    assert best > log_evidence(z, p, 1.3 * lam) and best > log_evidence(z, p, lam / 1.3)
+    theta, hess = laplace_numpy(z, p, lam)  # and the MAP / Hessian at that lambda
+    np.testing.assert_allclose(state.theta, theta, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(state.hessian, hess, rtol=1e-3, atol=1e-3)
+    again = head.fit(state, x, comps, key=None)  # warm start: already at the fixed point
+    np.testing.assert_allclose(again.prior, state.prior, rtol=1e-3)

@@ -8,7 +8,7 @@ import pytest
 from aeuf.config import HeadConfig
 from aeuf.errors import ConfigError, InputError
 from aeuf.head import HEADS, make_head
-from aeuf.head.ensemble import make_ensemble
+from aeuf.head.ensemble import batch_rows, make_ensemble, schedule, slot_order
 from aeuf.head.padding import exact_steps, pow2_steps
 from aeuf.types import Comparisons
 
@@ -245,3 +245,63 @@ def test_bad_comparisons_and_features_are_input_errors(head, trained):
         )
     with pytest.raises(InputError, match="D = 9"):
         head.belief(s0, np.zeros((3, 4, 9), np.float32), key=None)
+
+
+def hidden_numpy(layers, x):
+    """Independent numpy last hidden layer of one member: x [N, D] -> [N, H]."""
+    h = x.astype(np.float64)
+    for layer in layers[:-1]:
+        h = np.maximum(h @ np.asarray(layer["w"]) + np.asarray(layer["b"]), 0.0)
+    return h
+
+
+def test_belief_embed_is_the_mean_last_hidden_layer_and_precision_its_design(head, trained):
+    x, _, comps, s0, state = trained
+    bel = head.belief(state, x, key=None)
+    num_p, num_r = x.shape[:2]
+    hs = [hidden_numpy(member(state.params, k), x.reshape(-1, D)) for k in range(CFG.members)]
+    embed = np.mean(hs, axis=0).reshape(num_p, num_r, -1)
+    assert bel.embed.shape == (num_p, num_r, CFG.hidden[-1]) and bel.embed.dtype == np.float32
+    np.testing.assert_allclose(bel.embed, embed, rtol=1e-4, atol=1e-4)
+    z = embed[comps.prompt, comps.a] - embed[comps.prompt, comps.b]
+    expect = 2.0 * CFG.anchor * np.eye(z.shape[1]) + z.T @ z
+    np.testing.assert_allclose(bel.precision, expect, rtol=1e-4, atol=1e-3)
+    prior = head.belief(s0, x, key=None).precision  # no labels yet: the prior alone
+    np.testing.assert_allclose(prior, 2.0 * CFG.anchor * np.eye(z.shape[1]))
+
+
+def test_every_fit_runs_at_least_min_steps_and_few_labels_train_full_batch():
+    cfg = HeadConfig(epochs=3, min_steps=300, batch_size=256)
+    for m in (1, 7, 50, 255, 256, 257, 300, 511, 513, 1000, 5000, 20000):
+        batch, padded, steps, epochs = schedule(m, cfg, pow2_steps)
+        assert steps * epochs >= 300 and epochs >= 3 and padded >= steps
+        assert steps == 1 if m <= 256 else batch == 256
+        assert steps * epochs < 300 + steps or epochs == 3  # no more epochs than needed
+
+
+def test_minibatches_share_the_labels_evenly():
+    m, batch = 300, 256  # two steps per epoch: 150 + 150 real labels, not 256 + 44
+    mask = np.zeros(batch * 2, np.float32)
+    mask[:m] = 1.0
+    order = slot_order(jax.random.key(0), jax.numpy.asarray(mask))
+    rows = [np.asarray(batch_rows(order, s, 2, batch)) for s in range(2)]
+    assert [int(mask[r].sum()) for r in rows] == [150, 150]
+    assert sorted(np.concatenate(rows)[mask[np.concatenate(rows)] > 0]) == list(range(m))
+
+
+def test_fits_just_below_and_above_one_minibatch_agree():
+    """The old schedule (a fixed number of epochs) trained M = B + 1 labels twice as many
+    steps as M = B, so every learning curve jumped at B; now both reach the same optimum."""
+    x, _, comps = linear_problem(11, m=65)
+    moves = {}
+    for min_steps in (400, 0):
+        cfg = HeadConfig(members=4, hidden=(16,), epochs=4, batch_size=64, min_steps=min_steps,
+                         learning_rate=1e-2)
+        head = make_head(cfg)
+        s0 = head.init(D, key=jax.random.key(0))
+        means = [head.belief(head.fit(s0, x, subset(comps, m), key=jax.random.key(1)), x,
+                             key=None).mean for m in (64, 65)]
+        start = head.belief(s0, x, key=None).mean
+        moves[min_steps] = np.abs(means[1] - means[0]).max() / np.abs(means[0] - start).max()
+    assert moves[400] < 0.25
+    assert moves[0] > 0.4  # the epoch-only schedule jumps (shows this test can fail)
