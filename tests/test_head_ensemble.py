@@ -1,5 +1,7 @@
 """The deep-ensemble head on small synthetic problems where the right answer is known."""
 
+import dataclasses
+
 import jax
 import jax.monitoring
 import numpy as np
@@ -305,3 +307,15 @@ def test_fits_just_below_and_above_one_minibatch_agree():
         moves[min_steps] = np.abs(means[1] - means[0]).max() / np.abs(means[0] - start).max()
     assert moves[400] < 0.25
     assert moves[0] > 0.4  # the epoch-only schedule jumps (shows this test can fail)
+
+
+def test_training_members_in_groups_gives_the_result_of_all_at_once(trained):
+    x, _, comps, s0, _ = trained
+    short = dataclasses.replace(CFG, epochs=2, min_steps=0)  # 20 steps: Adam's sign-sensitive
+    together = make_ensemble(short, group=8).fit(s0, x, comps, key=jax.random.key(1))
+    assert max_diff(together.params, s0.params) > 1e-2
+    for group in (1, 4):  # updates make longer runs drift apart by float32 reassociation
+        alone = make_ensemble(short, group=group).fit(s0, x, comps, key=jax.random.key(1))
+        assert max_diff(alone, together) < 1e-4
+    with pytest.raises(ConfigError, match="divide"):
+        make_ensemble(CFG, group=3)

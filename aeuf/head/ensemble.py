@@ -52,6 +52,7 @@ from aeuf.head.padding import (
 from aeuf.types import Belief, Comparisons
 
 SCORE_CHUNK = 4096  # rows per lax.map chunk when scoring the pool
+GROUP_BYTES = 1 << 30  # working-set budget of the members trained together (member_group)
 
 
 class EnsembleState(NamedTuple):
@@ -100,13 +101,25 @@ def batch_rows(order: jax.Array, step: jax.Array, steps: jax.Array, batch: int) 
     return order[jnp.arange(batch) * steps + step]
 
 
-def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, loss):
-    """`epochs` epochs of `steps` Adam steps each, from fresh Adam moments.
+def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, loss, group):
+    """`epochs` epochs of `steps` Adam steps each, from fresh Adam moments, `group` members
+    at a time (a sequential lax.map over K / group groups; every group sees the same
+    minibatches, so the grouping changes the speed, not the result).
 
     x: f32[N, D] flat features; pairs: padding.Pairs of length S >= batch * steps;
     m_real: f32[]; key: PRNG key of this fit; epochs, steps: i32[] (traced: no recompile).
     Returns params.
     """
+    k = jax.tree_util.tree_leaves(params)[0].shape[0]
+    split = lambda t: t.reshape(k // group, group, *t.shape[1:])  # noqa: E731
+    run = partial(train_group, x=x, pairs=pairs, m_real=m_real, key=key, epochs=epochs,
+                  steps=steps, batch=batch, opt=opt, loss=loss)
+    out = jax.lax.map(lambda pa: run(*pa), jax.tree_util.tree_map(split, (params, anchor)))
+    return jax.tree_util.tree_map(lambda t: t.reshape(k, *t.shape[2:]), out)
+
+
+def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, opt, loss):
+    """train() for one group of members: params leaves [group, ...]."""
     members = jax.vmap(loss, in_axes=(0, 0, None, None, None, None))
 
     def grad_step(rows, carry):
@@ -199,17 +212,32 @@ def schedule(m: int, cfg: HeadConfig, steps_rule: Callable) -> tuple[int, int, i
     return batch, padded, steps, max(cfg.epochs, -(-cfg.min_steps // steps))
 
 
-def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps) -> Head:
+def member_group(cfg: HeadConfig, dim: int, batch: int) -> int:
+    """Members trained together: the largest divisor g of K whose working set per step
+    (g members' weights, gradients and Adam moments, and their activations on 2*batch rows,
+    float32) stays within GROUP_BYTES, so it stays in cache from step to step."""
+    sizes = (dim, *cfg.hidden, 1)
+    weights = sum((i + 1) * o for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+    per_member = 4 * (4 * weights + 3 * 2 * batch * sum(cfg.hidden))
+    fits = [g for g in range(1, cfg.members + 1) if cfg.members % g == 0]
+    return max([g for g in fits if g * per_member <= GROUP_BYTES] or [1])
+
+
+def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
+                  group: int | None = None) -> Head:
     """The `ensemble` head for `cfg`.
 
     steps_rule(M, batch_size) -> (minibatch, steps per epoch) sets the label padding
     (default: steps rounded up to a power of two; padding.exact_steps pads nothing extra).
+    group: members trained together (a divisor of K; default member_group's choice).
     """
+    if group is not None and (group < 1 or cfg.members % group):
+        raise ConfigError(f"head: group {group} must divide members {cfg.members}")
     check_config(cfg)
     opt = optax.adam(cfg.learning_rate)
     lam = float(cfg.anchor)
     loss = partial(member_loss, lam=lam, center=float(cfg.center))
-    train_fn = jax.jit(partial(train, opt=opt, loss=loss), static_argnames="batch")
+    train_fn = jax.jit(partial(train, opt=opt, loss=loss), static_argnames=("batch", "group"))
     design_fn = jax.jit(partial(design, lam=lam), static_argnames="batch")
     score_fn = jax.jit(score)
 
@@ -236,7 +264,8 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps) -> Head
         pairs = flat_pairs(comps, num_r, batch * padded)
         flat = jnp.asarray(x.reshape(-1, dim))
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
-                          jnp.int32(epochs), jnp.int32(steps), batch=batch)
+                          jnp.int32(epochs), jnp.int32(steps), batch=batch,
+                          group=group or member_group(cfg, dim, batch))
         blocks = jnp.int32(-(-m // batch))
         return EnsembleState(params, state.anchor, design_fn(params, flat, pairs, blocks,
                                                              batch=batch))
