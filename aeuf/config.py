@@ -72,6 +72,10 @@ class HeadConfig:
     learning_rate: float = opt(1e-3, "head learning rate")
     anchor: float = opt(1.0, "ensemble: prior precision of the anchor, each member fits "
                              "sum NLL + anchor*||w - w0||^2 (any batch size)")
+    anchor_prior: str = opt("init", "ensemble: 'init' weighs each layer's anchor term by the "
+                                    "precision its init was drawn from (fan_in / gain), so "
+                                    "--anchor 1 is that prior; 'uniform' weighs all weights 1",
+                            choices=("init", "uniform"))
     center: float = opt(0.0, "reward-centring weight c of c*mean(r)^2")
     warm_start: bool = opt(True, "start each fit from the previous round's head")
     prior_precision: float = opt(1.0, "bll: prior precision lambda of H = lambda*I + sum "

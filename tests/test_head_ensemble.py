@@ -266,10 +266,10 @@ def test_belief_embed_is_the_mean_last_hidden_layer_and_precision_its_design(hea
     assert bel.embed.shape == (num_p, num_r, CFG.hidden[-1]) and bel.embed.dtype == np.float32
     np.testing.assert_allclose(bel.embed, embed, rtol=1e-4, atol=1e-4)
     z = embed[comps.prompt, comps.a] - embed[comps.prompt, comps.b]
-    expect = 2.0 * CFG.anchor * np.eye(z.shape[1]) + z.T @ z
-    np.testing.assert_allclose(bel.precision, expect, rtol=1e-4, atol=1e-3)
-    prior = head.belief(s0, x, key=None).precision  # no labels yet: the prior alone
-    np.testing.assert_allclose(prior, 2.0 * CFG.anchor * np.eye(z.shape[1]))
+    # the last layer's anchor prior: 2 * anchor * (fan_in / gain = H / 1) * I
+    prior = 2.0 * CFG.anchor * CFG.hidden[-1] * np.eye(z.shape[1])
+    np.testing.assert_allclose(head.belief(s0, x, key=None).precision, prior)  # no labels yet
+    np.testing.assert_allclose(bel.precision, prior + z.T @ z, rtol=1e-4, atol=1e-3)
 
 
 def test_every_fit_runs_at_least_min_steps_and_few_labels_train_full_batch():

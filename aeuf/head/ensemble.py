@@ -29,6 +29,7 @@ State: EnsembleState(params, anchor, precision), see its docstring.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -41,7 +42,7 @@ import optax
 from aeuf.config import HeadConfig
 from aeuf.errors import ConfigError
 from aeuf.head import Head
-from aeuf.head.mlp import hidden, init_mlp, rewards, sq_dist
+from aeuf.head.mlp import hidden, init_mlp, init_precisions, rewards, sq_dist
 from aeuf.head.padding import (
     check_comparisons,
     check_features,
@@ -66,7 +67,8 @@ class EnsembleState(NamedTuple):
     precision: jax.Array
 
 
-def member_loss(params, anchor, x2, p, mask, m_real, *, lam: float, center: float):
+def member_loss(params, anchor, x2, p, mask, m_real, *, lam: float, center: float,
+                scales: tuple[float, ...] | None = None):
     """One member's F / M on a minibatch.
 
     x2: f32[2B, D] (the B first responses a, then the B second responses b); p, mask: f32[B];
@@ -78,7 +80,7 @@ def member_loss(params, anchor, x2, p, mask, m_real, *, lam: float, center: floa
     n = jnp.maximum(jnp.sum(mask), 1.0)
     nll = jnp.sum(mask * (jax.nn.softplus(d) - p * d)) / n
     mean_r = jnp.sum(mask * (ra + rb)) / (2.0 * n)
-    return nll + (lam / m_real) * sq_dist(params, anchor) + center * mean_r**2
+    return nll + (lam / m_real) * sq_dist(params, anchor, scales) + center * mean_r**2
 
 
 def slot_order(key: jax.Array, mask: jax.Array) -> jax.Array:
@@ -138,8 +140,8 @@ def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, 
     return params
 
 
-def design(params, x, pairs, blocks, lam, *, batch):
-    """2*lam*I + sum_i mask_i z_i z_i^T over the labels, z = mean_k h_k(x_a) - h_k(x_b).
+def design(params, x, pairs, blocks, prior, *, batch):
+    """prior + sum_i mask_i z_i z_i^T over the labels, z = mean_k h_k(x_a) - h_k(x_b).
 
     Reads the first `blocks` (i32[], traced) runs of `batch` slots, where flat_pairs put the
     real labels (memory [2*batch, K, H]). Returns f32[H, H]."""
@@ -152,7 +154,7 @@ def design(params, x, pairs, blocks, lam, *, batch):
         z = (za - zb) * pairs.mask[rows][:, None]
         return acc + z.T @ z
 
-    return jax.lax.fori_loop(0, blocks, add, prior_precision(params[-1]["w"].shape[1], lam))
+    return jax.lax.fori_loop(0, blocks, add, prior)
 
 
 def prior_precision(width: int, lam: float) -> jax.Array:
@@ -235,17 +237,31 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         raise ConfigError(f"head: group {group} must divide members {cfg.members}")
     check_config(cfg)
     opt = optax.adam(cfg.learning_rate)
-    lam = float(cfg.anchor)
-    loss = partial(member_loss, lam=lam, center=float(cfg.center))
-    train_fn = jax.jit(partial(train, opt=opt, loss=loss), static_argnames=("batch", "group"))
-    design_fn = jax.jit(partial(design, lam=lam), static_argnames="batch")
+    train_fn = jax.jit(partial(train, opt=opt), static_argnames=("batch", "group", "loss"))
+    design_fn = jax.jit(design, static_argnames="batch")
     score_fn = jax.jit(score)
+
+    def scales(dim: int) -> tuple[float, ...]:
+        """The anchor's weight per layer (HeadConfig.anchor_prior)."""
+        if cfg.anchor_prior == "uniform":
+            return (1.0,) * (len(cfg.hidden) + 1)
+        return init_precisions(dim, tuple(cfg.hidden))
+
+    @functools.cache
+    def loss_for(dim: int) -> Callable:
+        """member_loss for D = dim (one object per dim: the jitted trainer's static arg)."""
+        return partial(member_loss, lam=float(cfg.anchor), center=float(cfg.center),
+                       scales=scales(dim))
+
+    def last_prior(dim: int) -> jax.Array:
+        """The last layer's prior precision 2 * anchor * scale * I [H, H]."""
+        return prior_precision(int(cfg.hidden[-1]), float(cfg.anchor) * scales(dim)[-1])
 
     @partial(jax.jit, static_argnums=0)
     def _init(dim: int, key: jax.Array) -> EnsembleState:
         keys = jax.random.split(key, cfg.members)
         params = jax.vmap(lambda k: init_mlp(k, dim, tuple(cfg.hidden)))(keys)
-        return EnsembleState(params, params, prior_precision(int(cfg.hidden[-1]), lam))
+        return EnsembleState(params, params, last_prior(dim))
 
     def init(dim: int, *, key: jax.Array) -> EnsembleState:
         """State of K freshly initialised members for D = dim features."""
@@ -259,16 +275,16 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         m = comps.size
         params = state.params if cfg.warm_start else state.anchor
         if m == 0:
-            return EnsembleState(params, state.anchor, prior_precision(cfg.hidden[-1], lam))
+            return EnsembleState(params, state.anchor, last_prior(dim))
         batch, padded, steps, epochs = schedule(m, cfg, steps_rule)
         pairs = flat_pairs(comps, num_r, batch * padded)
         flat = jnp.asarray(x.reshape(-1, dim))
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
-                          jnp.int32(epochs), jnp.int32(steps), batch=batch,
+                          jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
                           group=group or member_group(cfg, dim, batch))
         blocks = jnp.int32(-(-m // batch))
         return EnsembleState(params, state.anchor, design_fn(params, flat, pairs, blocks,
-                                                             batch=batch))
+                                                             last_prior(dim), batch=batch))
 
     def belief(state: EnsembleState, features, *, key: jax.Array | None = None,
                num_samples: int = 16) -> Belief:

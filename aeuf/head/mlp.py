@@ -39,7 +39,17 @@ def rewards(params: list[dict], x: jax.Array) -> jax.Array:
     return hidden(params, x) @ last["w"][:, 0] + last["b"][0]
 
 
-def sq_dist(params: list[dict], anchor: list[dict]) -> jax.Array:
-    """||w - w0||^2 summed over every parameter of one member: f32[]."""
-    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: a - b, params, anchor))
-    return sum(jnp.sum(d * d) for d in leaves)
+def init_precisions(dim: int, hidden: tuple[int, ...]) -> tuple[float, ...]:
+    """Per layer, 1 / (the variance init_mlp draws its weights from) = fan_in / gain."""
+    sizes = (int(dim), *(int(h) for h in hidden))
+    return tuple(n / (1.0 if i == len(sizes) - 1 else 2.0) for i, n in enumerate(sizes))
+
+
+def sq_dist(params: list[dict], anchor: list[dict], scales: tuple[float, ...] | None = None):
+    """sum over layers l of scales[l] * ||w_l - w0_l||^2 (weights and biases) of one member:
+    f32[]; scales None = 1 for every layer."""
+    total = 0.0
+    for i, (layer, start) in enumerate(zip(params, anchor, strict=True)):
+        s = 1.0 if scales is None else scales[i]
+        total = total + s * sum(jnp.sum((layer[k] - start[k]) ** 2) for k in layer)
+    return total
