@@ -168,7 +168,8 @@ def test_padding_to_a_bucket_gives_the_result_of_no_padding(head):
     s0 = head.init(D, key=jax.random.key(0))
     bucketed = head.fit(s0, x, comps, key=jax.random.key(9))
     exact = make_ensemble(CFG, steps_rule=exact_steps).fit(s0, x, comps, key=jax.random.key(9))
-    assert max_diff(bucketed, exact) < 1e-6
+    assert max_diff(bucketed.params, exact.params) < 1e-6
+    np.testing.assert_allclose(bucketed.precision, exact.precision, rtol=1e-5)
     assert max_diff(bucketed, s0) > 1e-2
 
 
@@ -312,10 +313,14 @@ def test_fits_just_below_and_above_one_minibatch_agree():
 def test_training_members_in_groups_gives_the_result_of_all_at_once(trained):
     x, _, comps, s0, _ = trained
     short = dataclasses.replace(CFG, epochs=2, min_steps=0)  # 20 steps: Adam's sign-sensitive
-    together = make_ensemble(short, group=8).fit(s0, x, comps, key=jax.random.key(1))
-    assert max_diff(together.params, s0.params) > 1e-2
-    for group in (1, 4):  # updates make longer runs drift apart by float32 reassociation
+    head = make_ensemble(short, group=8)  # updates make longer runs drift apart (float32)
+    together = head.fit(s0, x, comps, key=jax.random.key(1))
+    samples = lambda s: head.belief(s, x, key=None).samples  # noqa: E731  [K, P, R]
+    moved = np.abs(samples(together) - samples(s0)).max()
+    assert moved > 0.1
+    for group in (1, 4):
         alone = make_ensemble(short, group=group).fit(s0, x, comps, key=jax.random.key(1))
-        assert max_diff(alone, together) < 1e-4
+        assert np.abs(samples(alone) - samples(together)).max() < 1e-3 * moved
+        np.testing.assert_allclose(alone.precision, together.precision, rtol=1e-3, atol=1e-2)
     with pytest.raises(ConfigError, match="divide"):
         make_ensemble(CFG, group=3)

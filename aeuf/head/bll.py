@@ -94,23 +94,24 @@ def grad_hess(theta, z, p, lam):
     return g, h
 
 
-def mackay(theta, chol, lam, *, ard: bool):
-    """MacKay's evidence update of the prior precisions lam [d] -> [d].
+def mackay(theta, chol, lam, segments, *, groups: int):
+    """MacKay's evidence update of the prior precisions lam [d] -> [d], one value per group.
 
-    Isotropic: gamma / ||theta||^2 for every entry, gamma = d - sum_j lam_j (H^-1)_jj;
-    ard: (1 - lam_j (H^-1)_jj) / theta_j^2 per dimension. diag(H^-1) = column sums of L^-1 squared."""
+    For group g (dims with segments == g): gamma_g / ||theta_g||^2 with
+    gamma_g = d_g - sum_{j in g} lam_j (H^-1)_jj, the group's well-determined directions;
+    diag(H^-1) = column sums of L^-1 squared."""
     eye = jnp.eye(chol.shape[0], dtype=chol.dtype)
     diag = jnp.sum(solve_triangular(chol, eye, lower=True) ** 2, axis=0)
-    if ard:
-        new = (1.0 - lam * diag) / jnp.maximum(theta * theta, 1e-30)
-    else:
-        new = (chol.shape[0] - jnp.sum(lam * diag)) / jnp.maximum(jnp.sum(theta * theta), 1e-30)
-        new = jnp.full_like(lam, new)
-    return jnp.clip(new, *LAM_RANGE)
+    per = lambda v: jax.ops.segment_sum(v, segments, num_segments=groups)  # noqa: E731
+    gamma = per(jnp.ones_like(lam)) - per(lam * diag)
+    new = gamma / jnp.maximum(per(theta * theta), 1e-30)
+    return jnp.clip(new[segments], *LAM_RANGE)
 
 
-def newton(theta0, lam0, z, p, *, steps: int, evidence: str | None):
-    """MAP (and lambda) by at most `steps` damped Newton steps: -> (theta [d], lam [d])."""
+def newton(theta0, lam0, z, p, segments, *, steps: int, groups: int):
+    """MAP (and lambda) by at most `steps` damped Newton steps: -> (theta [d], lam [d]).
+
+    segments: i32[d] prior group of each dim; groups: their number (0 = lambda fixed)."""
     sizes = jnp.asarray(STEP_SIZES, jnp.float32)[:, None]
 
     def step(carry):
@@ -119,7 +120,7 @@ def newton(theta0, lam0, z, p, *, steps: int, evidence: str | None):
         chol = jnp.linalg.cholesky(h)
         trials = theta[None, :] - sizes * cho_solve((chol, True), g)[None, :]  # [T, d]
         new = trials[jnp.argmin(objective(trials, z, p, lam))]
-        lam_new = mackay(new, chol, lam, ard=evidence == "ard") if evidence else lam
+        lam_new = mackay(new, chol, lam, segments, groups=groups) if groups else lam
         moved = jnp.linalg.norm(new - theta) > TOL * (1.0 + jnp.linalg.norm(theta))
         moved |= jnp.max(jnp.abs(jnp.log(lam_new / lam))) > TOL
         return i + 1, new, lam_new, moved
@@ -129,13 +130,13 @@ def newton(theta0, lam0, z, p, *, steps: int, evidence: str | None):
     return theta, lam
 
 
-def fit_arrays(theta0, lam0, z, p, proj, *, steps: int, evidence: str | None):
+def fit_arrays(theta0, lam0, z, p, proj, segments, *, steps: int, groups: int):
     """z f32[S, D] padded differences (0 rows in padding), p f32[S], proj f32[D, d] or None.
 
     -> (theta [d], hessian [d, d], design [d, d], lam [d])."""
     if proj is not None:
         z = z @ proj
-    theta, lam = newton(theta0, lam0, z, p, steps=steps, evidence=evidence)
+    theta, lam = newton(theta0, lam0, z, p, segments, steps=steps, groups=groups)
     hessian = grad_hess(theta, z, p, lam)[1]
     design = z.T @ z + jnp.diag(lam)
     return theta, hessian, design, lam
@@ -186,6 +187,21 @@ def check_config(cfg: HeadConfig) -> None:
         raise ConfigError(f"head: --bll_prior {cfg.prior}: choose one of {', '.join(PRIORS)}")
 
 
+def prior_segments(cfg: HeadConfig, dim: int, d: int) -> tuple[np.ndarray, int]:
+    """(group of each of the d weights i32[d], number of groups) of the prior precision.
+
+    fixed: no groups (0); ard: one group per weight; evidence: the blocks of
+    HeadConfig.prior_groups when they tile the (unprojected) features, else one group."""
+    if cfg.prior == "fixed":
+        return np.zeros(d, np.int32), 0
+    if cfg.prior == "ard":
+        return np.arange(d, dtype=np.int32), d
+    sizes = tuple(int(g) for g in cfg.prior_groups)
+    if not sizes or sum(sizes) != dim or d != dim:
+        return np.zeros(d, np.int32), 1
+    return np.repeat(np.arange(len(sizes), dtype=np.int32), sizes), len(sizes)
+
+
 def _state_dim(state: BLLState) -> int:
     return int(state.theta.shape[0] if state.proj is None else state.proj.shape[0])
 
@@ -206,8 +222,7 @@ def make_bll(cfg: HeadConfig, *, slots_rule: Callable[[int], int] = quarter_octa
     """
     check_config(cfg)
     lam0 = float(cfg.prior_precision)
-    fit_fn = jax.jit(partial(fit_arrays, steps=int(cfg.newton_steps),
-                             evidence=None if cfg.prior == "fixed" else cfg.prior))
+    fit_fn = jax.jit(partial(fit_arrays, steps=int(cfg.newton_steps)), static_argnames="groups")
     belief_fn = jax.jit(belief_arrays, static_argnames="num_samples")
 
     def init(dim: int, *, key: jax.Array) -> BLLState:
@@ -230,7 +245,8 @@ def make_bll(cfg: HeadConfig, *, slots_rule: Callable[[int], int] = quarter_octa
         if not cfg.warm_start:
             theta0, lam = jnp.zeros_like(theta0), jnp.full_like(lam, lam0)
         z = differences(x.reshape(-1, dim), pairs)  # only the compared rows leave the host
-        out = fit_fn(theta0, lam, z, pairs.p * pairs.mask, state.proj)
+        segments, groups = prior_segments(cfg, dim, int(state.theta.shape[0]))
+        out = fit_fn(theta0, lam, z, pairs.p * pairs.mask, state.proj, segments, groups=groups)
         return BLLState(*out, state.proj)
 
     def belief(state: BLLState, features, *, key: jax.Array, num_samples: int = 16) -> Belief:
