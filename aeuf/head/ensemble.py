@@ -53,7 +53,9 @@ from aeuf.head.padding import (
 from aeuf.types import Belief, Comparisons
 
 SCORE_CHUNK = 4096  # rows per lax.map chunk when scoring the pool
-GROUP_BYTES = 1 << 30  # working-set budget of the members trained together (member_group)
+GROUP_BYTES = 24 << 20  # working set of the members trained together (member_group): most
+# of a 32 MiB L3; measured on 2 AVX-512 cores, K = 16, D = 384, H = 256 (BENCHMARKS.md)
+DESIGN_ROWS = 1024  # labels per step of the design pass
 
 
 class EnsembleState(NamedTuple):
@@ -140,21 +142,30 @@ def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, 
     return params
 
 
-def design(params, x, pairs, blocks, prior, *, batch):
+def design(params, x, pairs, blocks, prior, *, block):
     """prior + sum_i mask_i z_i z_i^T over the labels, z = mean_k h_k(x_a) - h_k(x_b).
 
-    Reads the first `blocks` (i32[], traced) runs of `batch` slots, where flat_pairs put the
-    real labels (memory [2*batch, K, H]). Returns f32[H, H]."""
+    Reads the first `blocks` (i32[], traced) runs of `block` slots, where flat_pairs put the
+    real labels (memory [2*block, K, H]). Returns f32[H, H]."""
     mean_h = lambda xs: jnp.mean(jax.vmap(hidden, in_axes=(0, None))(params, xs), axis=0)  # noqa: E731
 
     def add(i, acc):
-        rows = i * batch + jnp.arange(batch)
+        rows = i * block + jnp.arange(block)
         h = mean_h(x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])])
         za, zb = jnp.split(h, 2)
         z = (za - zb) * pairs.mask[rows][:, None]
         return acc + z.T @ z
 
     return jax.lax.fori_loop(0, blocks, add, prior)
+
+
+def design_block(batch: int, slots: int) -> int:
+    """Rows per step of the design pass: batch doubled while it divides the slots, up to
+    DESIGN_ROWS (a small training batch would make it a long loop of tiny matmuls)."""
+    block = batch
+    while block * 2 <= DESIGN_ROWS and slots % (block * 2) == 0:
+        block *= 2
+    return block
 
 
 def prior_precision(width: int, lam: float) -> jax.Array:
@@ -238,7 +249,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
     check_config(cfg)
     opt = optax.adam(cfg.learning_rate)
     train_fn = jax.jit(partial(train, opt=opt), static_argnames=("batch", "group", "loss"))
-    design_fn = jax.jit(design, static_argnames="batch")
+    design_fn = jax.jit(design, static_argnames="block")
     score_fn = jax.jit(score)
 
     def scales(dim: int) -> tuple[float, ...]:
@@ -282,9 +293,9 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
                           jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
                           group=group or member_group(cfg, dim, batch))
-        blocks = jnp.int32(-(-m // batch))
-        return EnsembleState(params, state.anchor, design_fn(params, flat, pairs, blocks,
-                                                             last_prior(dim), batch=batch))
+        block = design_block(batch, batch * padded)
+        return EnsembleState(params, state.anchor, design_fn(
+            params, flat, pairs, jnp.int32(-(-m // block)), last_prior(dim), block=block))
 
     def belief(state: EnsembleState, features, *, key: jax.Array | None = None,
                num_samples: int = 16) -> Belief:
