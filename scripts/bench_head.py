@@ -174,7 +174,8 @@ def bench_ensemble(args, x, comps, batch: int, peak: float) -> dict:
     import jax
 
     from aeuf.config import HeadConfig
-    from aeuf.head.ensemble import make_ensemble, member_group
+    from aeuf.head.ensemble import make_ensemble
+    from aeuf.head.train import member_group
 
     cfg = HeadConfig(members=args.members, hidden=args.hidden, epochs=args.epochs,
                      min_steps=0, batch_size=batch)

@@ -10,8 +10,9 @@ import pytest
 from aeuf.config import HeadConfig
 from aeuf.errors import ConfigError, InputError
 from aeuf.head import HEADS, make_head
-from aeuf.head.ensemble import batch_rows, make_ensemble, schedule, slot_order
+from aeuf.head.ensemble import make_ensemble
 from aeuf.head.padding import exact_steps, pow2_steps
+from aeuf.head.train import batch_rows, schedule, slot_order
 from aeuf.types import Comparisons
 
 D = 8
