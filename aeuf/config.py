@@ -67,15 +67,32 @@ class HeadConfig:
     name: str = opt("ensemble", "reward head: ensemble or bll", flag="head")
     members: int = opt(16, "ensemble members / posterior samples K")
     hidden: tuple[int, ...] = opt((128, 128), "ensemble hidden layer widths, e.g. 128,128")
-    epochs: int = opt(20, "training epochs per fit")
+    epochs: int = opt(20, "training epochs per fit (at least; see --min_steps)")
+    min_steps: int = opt(300, "ensemble: at least this many optimiser steps per fit (epochs "
+                              "are added until reached; few labels train full-batch)")
     batch_size: int = opt(256, "comparisons per optimiser step", flag="head_batch_size")
     learning_rate: float = opt(1e-3, "head learning rate")
-    anchor: float = opt(1.0, "anchored-regulariser strength lambda (scaled by B/M)")
+    anchor: float = opt(0.03, "ensemble: strength of the anchor prior: each member fits "
+                              "sum NLL + anchor * sum_l s_l ||w_l - w0_l||^2 (any batch "
+                              "size; s_l from --anchor_prior)")
+    anchor_prior: str = opt("init", "ensemble: 'init' weighs each layer's anchor term by the "
+                                    "precision its init was drawn from (fan_in / gain), so "
+                                    "--anchor 1 is that prior; 'uniform' weighs all weights 1",
+                            choices=("init", "uniform"))
     center: float = opt(0.0, "reward-centring weight c of c*mean(r)^2")
     warm_start: bool = opt(True, "start each fit from the previous round's head")
     prior_precision: float = opt(1.0, "bll: prior precision lambda of H = lambda*I + sum "
-                                      "p(1-p) z z^T")
-    newton_steps: int = opt(5, "bll: Newton steps per fit")
+                                      "p(1-p) z z^T (the start value unless --bll_prior fixed)")
+    prior: str = opt("evidence", "bll: 'evidence' sets lambda by maximising the Laplace "
+                                 "marginal likelihood at every fit (per --prior_groups "
+                                 "block), 'ard' one lambda per weight, 'fixed' keeps "
+                                 "--prior_precision", flag="bll_prior",
+                     choices=("evidence", "ard", "fixed"))
+    prior_groups: tuple[int, ...] = opt((), "bll: sizes of consecutive feature blocks that "
+                                            "get their own evidence-chosen prior precision, "
+                                            "e.g. 384,11,16 (empty: one block)")
+    newton_steps: int = opt(50, "bll: at most this many Newton steps per fit (it stops "
+                                "earlier once converged)")
     max_dim: int = opt(1024, "bll: project features above this dimension down first")
 
 

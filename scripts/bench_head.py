@@ -1,7 +1,8 @@
 """Reward-head speed, as ratios measured in one process on the same synthetic data.
 
     python scripts/bench_head.py [--members 16] [--dim 384] [--hidden 256] [--labels 20000]
-                                 [--epochs 5] [--torch-members 16] [--skip-torch] [--skip-bll]
+                                 [--epochs 5] [--torch-members 16] [--groups auto,1,4,16]
+                                 [--repeats 2] [--skip-torch] [--skip-bll]
 
 Threads: all cores by default. For a one-core run (steadier on a loaded machine) pin the
 process: `OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 python scripts/bench_head.py`
@@ -11,8 +12,11 @@ Reports, with thread counts and os.getloadavg() before and after (the machine is
 - the float32 matmul peak of this machine (numpy 4096 x 4096, best of 3; the fraction of peak
   is against numpy's, as the issue asks; torch's and JAX's 4096^2 are reported beside it);
 - `import aeuf.head` (no JAX) and `import aeuf.head.ensemble` (pulls JAX) in a fresh process;
-- ensemble fit (K members, D, hidden, M labels, epochs, minibatch 512 and 32): first call
-  (compile included) and a warm call; GFLOP/s and the fraction of the numpy peak;
+- ensemble fit (K members, D, hidden, M labels, exactly --epochs epochs, minibatch 512 and
+  32; for each member group in --groups): first call (compile included) and the best of
+  --repeats warm calls on a device array; GFLOP/s, the fraction of the numpy and JAX peaks,
+  and the time over the compute floor = training FLOPs / JAX's matmul peak (also with the
+  design pass that builds Belief.precision added to the FLOPs);
 - the same training as a per-member PyTorch loop (research-code style: one member after the
   other, a Python step loop, torch.optim.Adam) at minibatch 512 and 32; the ratio torch / aeuf;
 - ensemble belief (score P*R responses with K members);
@@ -79,6 +83,27 @@ def matmul_peak(lib: str = "numpy") -> float:
     return 2 * 4096**3 / min(timed(fn) for _ in range(3)) / 1e9
 
 
+def timed_both(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of fn(). CPU time counts the work done
+    and not the time spent waiting for a core, so its ratios hold up on a shared machine."""
+    w, c = time.perf_counter(), time.process_time()
+    _block(fn())
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def jax_peak_both() -> tuple[float, float]:
+    """JAX float32 matmul peak as (GFLOP per wall second, GFLOP per CPU second): four 2048^2
+    products per timing, best of 3."""
+    import jax
+
+    a = jax.device_put(np.random.default_rng(0).random((2048, 2048), dtype=np.float32))
+    mm = jax.jit(lambda u: u @ u)
+    mm(a).block_until_ready()
+    ts = [timed_both(lambda: [mm(a) for _ in range(4)][-1]) for _ in range(3)]
+    flop = 4 * 2 * 2048**3 / 1e9
+    return flop / min(t[0] for t in ts), flop / min(t[1] for t in ts)
+
+
 def timed(fn) -> float:
     t = time.perf_counter()
     out = fn()
@@ -139,43 +164,80 @@ def synthetic(num_p: int, num_r: int, dim: int, m: int, seed: int = 0):
     )
 
 
-def bench_ensemble(args, x, comps, batch: int) -> dict:
-    """First (compile) and warm fit time of the aeuf ensemble at this minibatch."""
+def bench_ensemble(args, x, comps, batch: int, peak: float) -> dict:
+    """First (compile) and warm fit time of the aeuf ensemble at this minibatch, for each
+    member group in --groups (auto = the head's own choice), as multiples of the floor.
+
+    The fit runs exactly --epochs epochs (min_steps = 0, like the torch loop); floor =
+    training FLOPs / `peak` (JAX's matmul peak in this process); `design` is the extra pass
+    over the labelled pairs that builds Belief.precision (a fit with 0 epochs)."""
     import jax
 
     from aeuf.config import HeadConfig
-    from aeuf.head import make_head
+    from aeuf.head.ensemble import make_ensemble
+    from aeuf.head.train import member_group
 
-    cfg = HeadConfig(members=args.members, hidden=args.hidden, epochs=args.epochs, batch_size=batch)
-    head = make_head(cfg)
-    first_init = timed(lambda: head.init(x.shape[2], key=jax.random.key(0)))
-    state = head.init(x.shape[2], key=jax.random.key(0))
-    first = timed(lambda: head.fit(state, x, comps, key=jax.random.key(1)))
-    warm = timed(lambda: head.fit(state, x, comps, key=jax.random.key(1)))
-    fresh = make_head(dataclasses.replace(cfg, epochs=1))  # new jitted closures to compile
-    compile_s = compile_seconds(lambda: fresh.fit(state, x, comps, key=jax.random.key(1)))
-    out = {
-        "init_first_s": first_init,
-        "fit_first_s": first,
-        "fit_warm_s": warm,
-        "fit_compile_s": compile_s,
-    }
+    cfg = HeadConfig(members=args.members, hidden=args.hidden, epochs=args.epochs,
+                     min_steps=0, batch_size=batch)
+    xd = jax.device_put(x)  # the loop passes the same device array every round
+    fit_flop = mlp_flops(args.dim, args.hidden) * 2 * args.labels * args.members * args.epochs
+    design_flop = fwd_flops(args.dim, args.hidden) * 2 * args.labels * args.members
+    out = {"auto_group": member_group(cfg, args.dim, batch), "floor_s": fit_flop / peak / 1e9,
+           "floor_with_design_s": (fit_flop + design_flop) / peak / 1e9}
+    for g in args.groups:
+        group = None if g == "auto" else int(g)
+        head = make_ensemble(cfg, group=group)
+        state = head.init(x.shape[2], key=jax.random.key(0))
+        first = timed(lambda: head.fit(state, xd, comps, key=jax.random.key(1)))  # noqa: B023
+        runs = []
+        for _ in range(args.repeats):  # each run beside its own peak (the load changes)
+            wall_peak, cpu_peak = jax_peak_both()
+            wall, cpu = timed_both(lambda: head.fit(state, xd, comps, key=jax.random.key(1)))  # noqa: B023
+            runs.append((wall, wall * wall_peak * 1e9 / fit_flop, cpu * cpu_peak * 1e9 / fit_flop,
+                         cpu))
+        best = min(runs)
+        out[f"group_{g}"] = {"fit_first_s": first, "fit_warm_s": best[0],
+                             "fit_warm_cpu_s": min(r[3] for r in runs),
+                             "over_floor": best[0] / out["floor_s"],
+                             "over_adjacent_floor_wall": min(r[1] for r in runs),
+                             "over_adjacent_floor_cpu": min(r[2] for r in runs),
+                             "gflops": fit_flop / best[0] / 1e9}
+        print(f"  batch {batch} group {g}: {out[f'group_{g}']}", file=sys.stderr, flush=True)
+    zero = make_ensemble(dataclasses.replace(cfg, epochs=0), group=None)
+    state = zero.init(x.shape[2], key=jax.random.key(0))
+    zero.fit(state, xd, comps, key=jax.random.key(1))
+    out["design_s"] = timed(lambda: zero.fit(state, xd, comps, key=jax.random.key(1)))
+    auto = out["group_auto"] if "group_auto" in out else out[f"group_{args.groups[0]}"]
+    out["fit_warm_s"] = auto["fit_warm_s"]
+    out["fit_warm_cpu_s"] = auto["fit_warm_cpu_s"]
+    out["fit_over_floor"] = auto["fit_warm_s"] / out["floor_s"]
+    out["fit_over_adjacent_floor_cpu"] = auto["over_adjacent_floor_cpu"]
+    out["fit_over_floor_with_design"] = auto["fit_warm_s"] / out["floor_with_design_s"]
+    out["fit_compile_s"] = compile_seconds(
+        lambda: make_ensemble(cfg).fit(state, xd, comps, key=jax.random.key(1)))
     if batch == args.batch:
-        fitted = head.fit(state, x, comps, key=jax.random.key(1))
+        head = make_ensemble(cfg)
+        fitted = head.fit(state, xd, comps, key=jax.random.key(1))
         head.belief(fitted, x[:16], key=None)
-        out["belief_warm_s"] = timed(lambda: head.belief(fitted, x, key=None) and None)
+        out["belief_warm_s"] = timed(lambda: head.belief(fitted, xd, key=None) and None)
     return out
 
 
-def bench_torch(args, x, comps, batch: int) -> float:
-    """Seconds for the per-member PyTorch loop, scaled from --torch-members to K members."""
+def fwd_flops(dim: int, hidden: tuple[int, ...]) -> int:
+    """Forward FLOPs of one response through one member's hidden layers."""
+    sizes = (dim, *hidden)
+    return 2 * sum(i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def bench_torch(args, x, comps, batch: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of the per-member PyTorch loop, scaled from --torch-members to K."""
     import torch
 
     flat = torch.from_numpy(x.reshape(-1, x.shape[2]))
     rows_a = torch.from_numpy((comps.prompt * x.shape[1] + comps.a).astype(np.int64))
     rows_b = torch.from_numpy((comps.prompt * x.shape[1] + comps.b).astype(np.int64))
-    p, m = torch.from_numpy(comps.p), len(comps)
-    t = time.perf_counter()
+    p, m = torch.from_numpy(comps.p), comps.size
+    t, c = time.perf_counter(), time.process_time()
     for k in range(args.torch_members):
         torch.manual_seed(k)
         sizes = (x.shape[2], *args.hidden)
@@ -196,7 +258,8 @@ def bench_torch(args, x, comps, batch: int) -> float:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-    return (time.perf_counter() - t) * args.members / args.torch_members
+    scale = args.members / args.torch_members
+    return (time.perf_counter() - t) * scale, (time.process_time() - c) * scale
 
 
 def bench_bll(dim: int, num_p: int, m: int) -> dict:
@@ -244,6 +307,9 @@ def main(argv=None) -> dict:
         default=16,
         help="members actually run in torch; time scaled to --members",
     )
+    ap.add_argument("--groups", type=lambda s: s.split(","), default=["auto"],
+                    help="member groups to time, e.g. auto,1,2,4,16")
+    ap.add_argument("--repeats", type=int, default=2, help="warm fits timed (best is kept)")
     ap.add_argument("--skip-torch", action="store_true")
     ap.add_argument("--skip-bll", action="store_true")
     args = ap.parse_args(argv)
@@ -258,12 +324,14 @@ def main(argv=None) -> dict:
     gflop = mlp_flops(args.dim, args.hidden) * 2 * args.labels * args.members * args.epochs / 1e9
     res["train_gflop"] = gflop
     for batch in (args.batch, args.small_batch):
-        e = bench_ensemble(args, x, comps, batch)
+        e = bench_ensemble(args, x, comps, batch, res["peak_gflops_jax"])
         e["gflops"] = gflop / e["fit_warm_s"]
         e["fraction_of_peak"] = e["gflops"] / res["peak_gflops"]
+        e["fraction_of_jax_peak"] = e["gflops"] / res["peak_gflops_jax"]
         if not args.skip_torch:
-            e["torch_s"] = bench_torch(args, x, comps, batch)
+            e["torch_s"], e["torch_cpu_s"] = bench_torch(args, x, comps, batch)
             e["torch_over_aeuf"] = e["torch_s"] / e["fit_warm_s"]
+            e["torch_over_aeuf_cpu"] = e["torch_cpu_s"] / e["fit_warm_cpu_s"]
         res[f"ensemble_batch_{batch}"] = e
         print(f"ensemble batch {batch}: {e}", file=sys.stderr, flush=True)
     if not args.skip_bll:

@@ -1,5 +1,7 @@
 """The deep-ensemble head on small synthetic problems where the right answer is known."""
 
+import dataclasses
+
 import jax
 import jax.monitoring
 import numpy as np
@@ -10,6 +12,7 @@ from aeuf.errors import ConfigError, InputError
 from aeuf.head import HEADS, make_head
 from aeuf.head.ensemble import make_ensemble
 from aeuf.head.padding import exact_steps, pow2_steps
+from aeuf.head.train import batch_rows, schedule, slot_order
 from aeuf.types import Comparisons
 
 D = 8
@@ -150,14 +153,14 @@ def test_half_labels_pull_the_two_rewards_together_and_hard_labels_push_them_apa
 
 def test_warm_start_continues_from_the_given_state(trained):
     x, _, comps, s0, s1 = trained
-    assert max_diff(s1["params"], s0["params"]) > 0.1
-    assert same(s1["anchor"], s0["anchor"])  # w0 is kept, never trained
+    assert max_diff(s1.params, s0.params) > 0.1
+    assert same(s1.anchor, s0.anchor)  # w0 is kept, never trained
     tiny = dict(members=8, hidden=(32, 32), epochs=2, batch_size=64, learning_rate=1e-7)
     warm = make_head(HeadConfig(**tiny)).fit(s1, x, comps, key=jax.random.key(5))
     cold = make_head(HeadConfig(**tiny, warm_start=False)).fit(s1, x, comps, key=jax.random.key(5))
-    assert max_diff(warm["params"], s1["params"]) < 1e-4
-    assert max_diff(cold["params"], s0["params"]) < 1e-4
-    assert same(warm["anchor"], s0["anchor"]) and same(cold["anchor"], s0["anchor"])
+    assert max_diff(warm.params, s1.params) < 1e-4
+    assert max_diff(cold.params, s0.params) < 1e-4
+    assert same(warm.anchor, s0.anchor) and same(cold.anchor, s0.anchor)
 
 
 def test_padding_to_a_bucket_gives_the_result_of_no_padding(head):
@@ -166,7 +169,8 @@ def test_padding_to_a_bucket_gives_the_result_of_no_padding(head):
     s0 = head.init(D, key=jax.random.key(0))
     bucketed = head.fit(s0, x, comps, key=jax.random.key(9))
     exact = make_ensemble(CFG, steps_rule=exact_steps).fit(s0, x, comps, key=jax.random.key(9))
-    assert max_diff(bucketed, exact) < 1e-6
+    assert max_diff(bucketed.params, exact.params) < 1e-6
+    np.testing.assert_allclose(bucketed.precision, exact.precision, rtol=1e-5)
     assert max_diff(bucketed, s0) > 1e-2
 
 
@@ -209,7 +213,7 @@ def test_belief_samples_are_the_members_and_pair_var_comes_from_them(head, train
     assert bel.samples.shape == (8, 1100, 4) and bel.pair_var.shape == (1100, 4, 4)
     assert all(a.dtype == np.float32 for a in bel)
     for k in (0, 5):
-        expect = mlp_numpy(member(state["params"], k), x.reshape(-1, D)).reshape(1100, 4)
+        expect = mlp_numpy(member(state.params, k), x.reshape(-1, D)).reshape(1100, 4)
         np.testing.assert_allclose(bel.samples[k], expect, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(bel.mean, bel.samples.mean(0), atol=1e-5)
     np.testing.assert_allclose(bel.std, bel.samples.std(0), rtol=1e-4, atol=1e-5)
@@ -245,3 +249,79 @@ def test_bad_comparisons_and_features_are_input_errors(head, trained):
         )
     with pytest.raises(InputError, match="D = 9"):
         head.belief(s0, np.zeros((3, 4, 9), np.float32), key=None)
+
+
+def hidden_numpy(layers, x):
+    """Independent numpy last hidden layer of one member: x [N, D] -> [N, H]."""
+    h = x.astype(np.float64)
+    for layer in layers[:-1]:
+        h = np.maximum(h @ np.asarray(layer["w"]) + np.asarray(layer["b"]), 0.0)
+    return h
+
+
+def test_belief_embed_is_the_mean_last_hidden_layer_and_precision_its_design(head, trained):
+    x, _, comps, s0, state = trained
+    bel = head.belief(state, x, key=None)
+    num_p, num_r = x.shape[:2]
+    hs = [hidden_numpy(member(state.params, k), x.reshape(-1, D)) for k in range(CFG.members)]
+    embed = np.mean(hs, axis=0).reshape(num_p, num_r, -1)
+    assert bel.embed.shape == (num_p, num_r, CFG.hidden[-1]) and bel.embed.dtype == np.float32
+    np.testing.assert_allclose(bel.embed, embed, rtol=1e-4, atol=1e-4)
+    z = embed[comps.prompt, comps.a] - embed[comps.prompt, comps.b]
+    # the last layer's anchor prior: 2 * anchor * (fan_in / gain = H / 1) * I
+    prior = 2.0 * CFG.anchor * CFG.hidden[-1] * np.eye(z.shape[1])
+    np.testing.assert_allclose(head.belief(s0, x, key=None).precision, prior)  # no labels yet
+    np.testing.assert_allclose(bel.precision, prior + z.T @ z, rtol=1e-4, atol=1e-3)
+
+
+def test_every_fit_runs_at_least_min_steps_and_few_labels_train_full_batch():
+    cfg = HeadConfig(epochs=3, min_steps=300, batch_size=256)
+    for m in (1, 7, 50, 255, 256, 257, 300, 511, 513, 1000, 5000, 20000):
+        batch, padded, steps, epochs = schedule(m, cfg, pow2_steps)
+        assert steps * epochs >= 300 and epochs >= 3 and padded >= steps
+        assert steps == 1 if m <= 256 else batch == 256
+        assert steps * epochs < 300 + steps or epochs == 3  # no more epochs than needed
+
+
+def test_minibatches_share_the_labels_evenly():
+    m, batch = 300, 256  # two steps per epoch: 150 + 150 real labels, not 256 + 44
+    mask = np.zeros(batch * 2, np.float32)
+    mask[:m] = 1.0
+    order = slot_order(jax.random.key(0), jax.numpy.asarray(mask))
+    rows = [np.asarray(batch_rows(order, s, 2, batch)) for s in range(2)]
+    assert [int(mask[r].sum()) for r in rows] == [150, 150]
+    assert sorted(np.concatenate(rows)[mask[np.concatenate(rows)] > 0]) == list(range(m))
+
+
+def test_fits_just_below_and_above_one_minibatch_agree():
+    """The old schedule (a fixed number of epochs) trained M = B + 1 labels twice as many
+    steps as M = B, so every learning curve jumped at B; now both reach the same optimum."""
+    x, _, comps = linear_problem(11, m=65)
+    moves = {}
+    for min_steps in (400, 0):
+        cfg = HeadConfig(members=4, hidden=(16,), epochs=4, batch_size=64, min_steps=min_steps,
+                         learning_rate=1e-2)
+        head = make_head(cfg)
+        s0 = head.init(D, key=jax.random.key(0))
+        means = [head.belief(head.fit(s0, x, subset(comps, m), key=jax.random.key(1)), x,
+                             key=None).mean for m in (64, 65)]
+        start = head.belief(s0, x, key=None).mean
+        moves[min_steps] = np.abs(means[1] - means[0]).max() / np.abs(means[0] - start).max()
+    assert moves[400] < 0.25
+    assert moves[0] > 0.4  # the epoch-only schedule jumps (shows this test can fail)
+
+
+def test_training_members_in_groups_gives_the_result_of_all_at_once(trained):
+    x, _, comps, s0, _ = trained
+    short = dataclasses.replace(CFG, epochs=2, min_steps=0)  # 20 steps: Adam's sign-sensitive
+    head = make_ensemble(short, group=8)  # updates make longer runs drift apart (float32)
+    together = head.fit(s0, x, comps, key=jax.random.key(1))
+    samples = lambda s: head.belief(s, x, key=None).samples  # noqa: E731  [K, P, R]
+    moved = np.abs(samples(together) - samples(s0)).max()
+    assert moved > 0.1
+    for group in (1, 4):
+        alone = make_ensemble(short, group=group).fit(s0, x, comps, key=jax.random.key(1))
+        assert np.abs(samples(alone) - samples(together)).max() < 1e-3 * moved
+        np.testing.assert_allclose(alone.precision, together.precision, rtol=1e-3, atol=1e-2)
+    with pytest.raises(ConfigError, match="divide"):
+        make_ensemble(CFG, group=3)

@@ -1,15 +1,18 @@
 """Uncertainty reward heads: cached features + comparisons -> a belief over rewards.
 
-A head is a NamedTuple of three pure functions (state is returned, never stored):
+A head is a NamedTuple of three pure functions (state is returned, never stored); their
+signatures are the Protocols below:
 
     init(dim, *, key) -> state
-        state: a pytree of arrays whose structure depends only on the config and `dim`
-        (the loop saves it with `jax.tree_util.tree_flatten` + `np.savez` and restores it by
-        unflattening against `init(dim, key=...)`'s treedef).
+        state: a NamedTuple of arrays (EnsembleState, BLLState) whose tree structure depends
+        only on the config and `dim` (the run layer saves it with
+        `jax.tree_util.tree_flatten` + `np.savez` and restores it by unflattening against
+        `init(dim, key=...)`'s treedef).
     fit(state, features: f32[P, R, D], comps: Comparisons, *, key) -> state
         warm-starts from `state` (HeadConfig.warm_start); same key + same data -> same state.
     belief(state, features: f32[P, R, D], *, key, num_samples=16) -> Belief
-        numpy float32: mean [P, R], std [P, R], samples [K, P, R], pair_var [P, R, R].
+        numpy float32: mean [P, R], std [P, R], samples [K, P, R], pair_var [P, R, R],
+        embed [P, R, H] and precision [H, H] (the head's last-layer design, see types.Belief).
 
 Heads are looked up by name in `HEADS` ("ensemble", "bll"). The implementations import JAX,
 so they are imported only when a head is built: `import aeuf.head` stays cheap.
@@ -18,19 +21,45 @@ so they are imported only when a head is built: `import aeuf.head` stays cheap.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+from jaxtyping import Float
 
 from aeuf.config import HeadConfig
 from aeuf.registry import Registry
+from aeuf.types import Belief, Comparisons
+
+State = Any  # a head's NamedTuple of arrays (aeuf.head.ensemble.EnsembleState, bll.BLLState)
+Features = Float[np.ndarray, "P R D"]  # the pool's features (a jax.Array is accepted too)
+
+
+class InitFn(Protocol):
+    """init(dim, *, key) -> state: the prior state for D = dim features."""
+
+    def __call__(self, dim: int, *, key: Any) -> State: ...
+
+
+class FitFn(Protocol):
+    """fit(state, features f32[P, R, D], comps (M labels), *, key) -> the new state."""
+
+    def __call__(self, state: State, features: Features, comps: Comparisons,
+                 *, key: Any) -> State: ...
+
+
+class BeliefFn(Protocol):
+    """belief(state, features f32[P, R, D], *, key, num_samples) -> Belief over [P, R]."""
+
+    def __call__(self, state: State, features: Features, *, key: Any,
+                 num_samples: int = 16) -> Belief: ...
 
 
 class Head(NamedTuple):
-    """init(dim, *, key) -> state; fit(state, features, comps, *, key) -> state;
-    belief(state, features, *, key, num_samples=16) -> Belief."""
+    """A reward head: three pure functions (see the module docstring for shapes)."""
 
-    init: Callable
-    fit: Callable
-    belief: Callable
+    init: InitFn
+    fit: FitFn
+    belief: BeliefFn
 
 
 HEADS: Registry[Callable[[HeadConfig], Head]] = Registry("head")

@@ -5,32 +5,43 @@ fit finds the MAP theta_hat by damped Newton steps on
 
     f(theta) = sum_i [softplus(theta . z_i) - p_i theta . z_i] + lambda / 2 ||theta||^2
 
-(soft labels p_i allowed) and stores the Laplace precision at the MAP,
-H = lambda I + sum_i s_i (1 - s_i) z_i z_i^T with s_i = sigmoid(theta_hat . z_i). Every fit
-recomputes H from all labels at the new MAP (the weights s(1 - s) move with theta, so
-rank-1 updates of an old H would keep stale weights); warm start only seeds Newton.
-Each Newton step tries step sizes 1, 1/2, 1/4, 1/8 together and keeps the best, so a bad
-full step on nearly separable data cannot diverge.
+(soft labels p_i allowed) and keeps the Laplace precision at the MAP,
+H = lambda I + sum_i s_i (1 - s_i) z_i z_i^T with s_i = sigmoid(theta_hat . z_i). Each
+Newton step tries step sizes 1, 1/2, 1/4, 1/8 together and keeps the best, so a bad full
+step on nearly separable data cannot diverge; steps stop once theta and lambda move less
+than a relative 1e-4 (or after `newton_steps`).
+
+The prior precision (HeadConfig.prior):
+- "evidence" (default): lambda maximises the Laplace approximation of the marginal
+  likelihood, by MacKay's fixed point lambda <- gamma / ||theta||^2 with
+  gamma = d - lambda tr(H^-1) (the number of well-determined directions), one update after
+  every Newton step, starting from the state's lambda (HeadConfig.prior_precision at init).
+  Why: with standardised features (D = 411 for minilm+stats+model), a fixed lambda = 1 is a
+  prior on rewards with a standard deviation of ~sqrt(D) logits, so a few hundred hard labels
+  are nearly separable, the MAP interpolates them and accuracy falls as M approaches D (the
+  interpolation peak of ridge-like models). The evidence sets lambda from the data at every
+  label count and pool, with no constant tuned to one pool.
+- "fixed": lambda = HeadConfig.prior_precision.
+Every fit recomputes H from all labels at the new MAP (the weights s(1 - s) move with theta);
+warm start seeds theta and lambda.
 
 Features with D > HeadConfig.max_dim are first mapped by a seeded Gaussian random projection
 phi -> phi Q, Q [D, max_dim] with N(0, 1 / max_dim) entries (drawn from init's key and kept
-in the state); PCA is not used, so the basis never depends on the data and stays fixed
-across rounds.
+in the state); PCA is not used, so the basis never depends on the data.
 
 Belief, per response i (in projected space): mean = phi_i . theta_hat,
 std = sqrt(phi_i^T H^-1 phi_i), pair_var[i, j] = z^T H^-1 z for z = phi_i - phi_j (exact),
-and samples r^(k) = phi . theta_k with joint draws theta_k ~ N(theta_hat, H^-1).
-BT identifies only differences: std of a single reward includes the prior's spread along
-directions no comparison constrains (e.g. what all responses of a prompt share); use
-pair_var (or differences of samples) to compare responses.
-
-State: {"theta": f32[d], "precision": f32[d, d]} plus "proj": f32[D, d] when D > max_dim.
+samples r^(k) = phi . theta_k with joint draws theta_k ~ N(theta_hat, H^-1), embed = phi and
+precision = the state's `design` (lambda I + sum z z^T, unweighted). BT identifies only
+differences: the std of a single reward includes the prior's spread along directions no
+comparison constrains; use pair_var (or differences of samples) to compare responses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,42 +62,84 @@ from aeuf.types import Belief, Comparisons
 
 STEP_SIZES = (1.0, 0.5, 0.25, 0.125)
 BELIEF_ROWS = 4096  # responses per lax.map chunk in belief
+TOL = 1e-4  # relative change of theta and lambda at which Newton stops
+LAM_RANGE = (1e-6, 1e6)  # the evidence's lambda is kept inside this range
+PRIORS = ("evidence", "ard", "fixed")
+
+
+class BLLState(NamedTuple):
+    """theta: f32[d] MAP weights; hessian: f32[d, d] Laplace precision at the MAP;
+    design: f32[d, d] lambda I + sum over the labels of z z^T (unweighted);
+    prior: f32[d] the prior precisions lambda; proj: f32[D, d] random projection when D > max_dim, else None."""
+
+    theta: jax.Array
+    hessian: jax.Array
+    design: jax.Array
+    prior: jax.Array
+    proj: jax.Array | None
 
 
 def objective(theta, z, p, lam):
-    """f(theta) for thetas [T, d], z [S, d], p [S] -> [T] (padding rows have z = 0)."""
+    """f(theta) for thetas [T, d], z [S, d], p [S], lam [d] -> [T] (padding rows: z = 0)."""
     logits = z @ theta.T  # [S, T]
     nll = jnp.sum(jax.nn.softplus(logits) - p[:, None] * logits, axis=0)
-    return nll + 0.5 * lam * jnp.sum(theta * theta, axis=1)
+    return nll + 0.5 * jnp.sum(lam[None, :] * theta * theta, axis=1)
 
 
 def grad_hess(theta, z, p, lam):
-    """Gradient [d] and Hessian [d, d] of f at theta [d]."""
+    """Gradient [d] and Hessian [d, d] of f at theta [d] (prior precisions lam [d])."""
     s = jax.nn.sigmoid(z @ theta)
     g = z.T @ (s - p) + lam * theta
-    h = (z * (s * (1.0 - s))[:, None]).T @ z + lam * jnp.eye(z.shape[1], dtype=z.dtype)
+    h = (z * (s * (1.0 - s))[:, None]).T @ z + jnp.diag(lam)
     return g, h
 
 
-def newton(theta0, z, p, *, lam: float, steps: int):
-    """MAP by `steps` damped Newton steps from theta0; returns (theta_hat [d], H [d, d])."""
+def mackay(theta, chol, lam, segments, *, groups: int):
+    """MacKay's evidence update of the prior precisions lam [d] -> [d], one value per group.
+
+    For group g (dims with segments == g): gamma_g / ||theta_g||^2 with
+    gamma_g = d_g - sum_{j in g} lam_j (H^-1)_jj, the group's well-determined directions;
+    diag(H^-1) = column sums of L^-1 squared."""
+    eye = jnp.eye(chol.shape[0], dtype=chol.dtype)
+    diag = jnp.sum(solve_triangular(chol, eye, lower=True) ** 2, axis=0)
+    per = lambda v: jax.ops.segment_sum(v, segments, num_segments=groups)  # noqa: E731
+    gamma = per(jnp.ones_like(lam)) - per(lam * diag)
+    new = gamma / jnp.maximum(per(theta * theta), 1e-30)
+    return jnp.clip(new[segments], *LAM_RANGE)
+
+
+def newton(theta0, lam0, z, p, segments, *, steps: int, groups: int):
+    """MAP (and lambda) by at most `steps` damped Newton steps: -> (theta [d], lam [d]).
+
+    segments: i32[d] prior group of each dim; groups: their number (0 = lambda fixed)."""
     sizes = jnp.asarray(STEP_SIZES, jnp.float32)[:, None]
 
-    def step(theta, _):
+    def step(carry):
+        i, theta, lam, _ = carry
         g, h = grad_hess(theta, z, p, lam)
-        direction = cho_solve((jnp.linalg.cholesky(h), True), g)
-        trials = theta[None, :] - sizes * direction[None, :]  # [T, d]
-        return trials[jnp.argmin(objective(trials, z, p, lam))], None
+        chol = jnp.linalg.cholesky(h)
+        trials = theta[None, :] - sizes * cho_solve((chol, True), g)[None, :]  # [T, d]
+        new = trials[jnp.argmin(objective(trials, z, p, lam))]
+        lam_new = mackay(new, chol, lam, segments, groups=groups) if groups else lam
+        moved = jnp.linalg.norm(new - theta) > TOL * (1.0 + jnp.linalg.norm(theta))
+        moved |= jnp.max(jnp.abs(jnp.log(lam_new / lam))) > TOL
+        return i + 1, new, lam_new, moved
 
-    theta, _ = jax.lax.scan(step, theta0, None, length=steps)
-    return theta, grad_hess(theta, z, p, lam)[1]
+    go = lambda c: (c[0] < steps) & c[3]  # noqa: E731
+    _, theta, lam, _ = jax.lax.while_loop(go, step, (0, theta0, lam0, jnp.bool_(True)))
+    return theta, lam
 
 
-def fit_arrays(theta0, z, p, proj, *, lam: float, steps: int):
-    """z f32[S, D] padded differences (0 rows in padding), p f32[S], proj f32[D, d] or None."""
+def fit_arrays(theta0, lam0, z, p, proj, segments, *, steps: int, groups: int):
+    """z f32[S, D] padded differences (0 rows in padding), p f32[S], proj f32[D, d] or None.
+
+    -> (theta [d], hessian [d, d], design [d, d], lam [d])."""
     if proj is not None:
         z = z @ proj
-    return newton(theta0, z, p, lam=lam, steps=steps)
+    theta, lam = newton(theta0, lam0, z, p, segments, steps=steps, groups=groups)
+    hessian = grad_hess(theta, z, p, lam)[1]
+    design = z.T @ z + jnp.diag(lam)
+    return theta, hessian, design, lam
 
 
 def differences(x, pairs):
@@ -105,9 +158,10 @@ def prompt_belief(theta, chol, draws, phi):
     return phi @ theta, jnp.sqrt(jnp.sum(a * a, axis=0)), draws @ phi.T, pair_var
 
 
-def belief_arrays(theta, precision, proj, xs, key, *, num_samples: int):
-    """xs f32[C, c, R, D] chunks of prompts -> mean [C, c, R], std, samples [C, K, c, R], pv."""
-    chol = jnp.linalg.cholesky(precision)
+def belief_arrays(theta, hessian, proj, xs, key, *, num_samples: int):
+    """xs f32[C, c, R, D] chunks of prompts -> mean [C, c, R], std, samples [C, K, c, R], pv,
+    and phi [C, c, R, d] (the projected features when proj is given, else None)."""
+    chol = jnp.linalg.cholesky(hessian)
     eps = jax.random.normal(key, (num_samples, theta.shape[0]), theta.dtype)
     draws = theta[None, :] + solve_triangular(chol.T, eps.T, lower=False).T  # [K, d]
 
@@ -120,7 +174,7 @@ def belief_arrays(theta, precision, proj, xs, key, *, num_samples: int):
         mean, std, samples, pv = jax.vmap(prompt_belief, in_axes=(None, None, None, 0))(
             theta, chol, draws, phi
         )
-        return mean, std, jnp.transpose(samples, (1, 0, 2)), pv
+        return mean, std, jnp.transpose(samples, (1, 0, 2)), pv, None if proj is None else phi
 
     return jax.lax.map(chunk, xs)
 
@@ -129,10 +183,27 @@ def check_config(cfg: HeadConfig) -> None:
     """ConfigError for values the Laplace head cannot use."""
     if cfg.prior_precision <= 0 or cfg.newton_steps < 0 or cfg.max_dim < 1:
         raise ConfigError("head: prior_precision must be > 0, newton_steps >= 0, max_dim >= 1")
+    if cfg.prior not in PRIORS:
+        raise ConfigError(f"head: --bll_prior {cfg.prior}: choose one of {', '.join(PRIORS)}")
 
 
-def _state_dim(state: dict) -> int:
-    return int(state["proj"].shape[0] if "proj" in state else state["theta"].shape[0])
+def prior_segments(cfg: HeadConfig, dim: int, d: int) -> tuple[np.ndarray, int]:
+    """(group of each of the d weights i32[d], number of groups) of the prior precision.
+
+    fixed: no groups (0); ard: one group per weight; evidence: the blocks of
+    HeadConfig.prior_groups when they tile the (unprojected) features, else one group."""
+    if cfg.prior == "fixed":
+        return np.zeros(d, np.int32), 0
+    if cfg.prior == "ard":
+        return np.arange(d, dtype=np.int32), d
+    sizes = tuple(int(g) for g in cfg.prior_groups)
+    if not sizes or sum(sizes) != dim or d != dim:
+        return np.zeros(d, np.int32), 1
+    return np.repeat(np.arange(len(sizes), dtype=np.int32), sizes), len(sizes)
+
+
+def _state_dim(state: BLLState) -> int:
+    return int(state.theta.shape[0] if state.proj is None else state.proj.shape[0])
 
 
 def _chunks(x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -150,45 +221,46 @@ def make_bll(cfg: HeadConfig, *, slots_rule: Callable[[int], int] = quarter_octa
     slots_rule(M) -> padded label count (default: 4 buckets per octave, <= 25% padding).
     """
     check_config(cfg)
-    lam = float(cfg.prior_precision)
-    fit_fn = jax.jit(partial(fit_arrays, lam=lam, steps=int(cfg.newton_steps)))
+    lam0 = float(cfg.prior_precision)
+    fit_fn = jax.jit(partial(fit_arrays, steps=int(cfg.newton_steps)), static_argnames="groups")
     belief_fn = jax.jit(belief_arrays, static_argnames="num_samples")
 
-    def init(dim: int, *, key: jax.Array) -> dict:
-        """Prior state: theta = 0, H = lambda I; a projection [dim, max_dim] if dim > max_dim."""
+    def init(dim: int, *, key: jax.Array) -> BLLState:
+        """Prior state: theta = 0, H = design = lambda I; a projection [dim, max_dim] if
+        dim > max_dim."""
         d = min(int(dim), int(cfg.max_dim))
-        state = {"theta": jnp.zeros((d,), jnp.float32), "precision": lam * jnp.eye(d)}
+        eye = lam0 * jnp.eye(d, dtype=jnp.float32)
+        proj = None
         if dim > cfg.max_dim:
-            state["proj"] = jax.random.normal(key, (int(dim), d), jnp.float32) / d**0.5
-        return state
+            proj = jax.random.normal(key, (int(dim), d), jnp.float32) / d**0.5
+        return BLLState(jnp.zeros((d,), jnp.float32), eye, eye, jnp.full((d,), lam0), proj)
 
-    def fit(state: dict, features, comps: Comparisons, *, key: jax.Array | None = None):
+    def fit(state: BLLState, features, comps: Comparisons, *, key: jax.Array | None = None):
         """Laplace fit on all M comparisons, features f32[P, R, D]; `key` is unused."""
         x = check_features(features, _state_dim(state))
         num_p, num_r, dim = x.shape
         check_comparisons(comps, num_p, num_r)
         pairs = flat_pairs(comps, num_r, slots_rule(comps.size))
-        theta0 = state["theta"] if cfg.warm_start else jnp.zeros_like(state["theta"])
+        theta0, lam = state.theta, state.prior
+        if not cfg.warm_start:
+            theta0, lam = jnp.zeros_like(theta0), jnp.full_like(lam, lam0)
         z = differences(x.reshape(-1, dim), pairs)  # only the compared rows leave the host
-        theta, precision = fit_fn(theta0, z, pairs.p * pairs.mask, state.get("proj"))
-        return {**state, "theta": theta, "precision": precision}
+        segments, groups = prior_segments(cfg, dim, int(state.theta.shape[0]))
+        out = fit_fn(theta0, lam, z, pairs.p * pairs.mask, state.proj, segments, groups=groups)
+        return BLLState(*out, state.proj)
 
-    def belief(state: dict, features, *, key: jax.Array, num_samples: int = 16) -> Belief:
+    def belief(state: BLLState, features, *, key: jax.Array, num_samples: int = 16) -> Belief:
         """Exact Laplace belief; samples [num_samples, P, R] share one theta per draw."""
         x = check_features(features, _state_dim(state))
         xs, per = _chunks(x)
-        out = belief_fn(
-            state["theta"],
-            state["precision"],
-            state.get("proj"),
-            xs,
-            key,
-            num_samples=int(num_samples),
-        )
-        mean, std, samples, pv = (np.asarray(o) for o in out)
+        out = belief_fn(state.theta, state.hessian, state.proj, xs, key,
+                        num_samples=int(num_samples))
+        mean, std, samples, pv = (np.asarray(o) for o in out[:4])
         num_p, num_r = x.shape[:2]
         flat = lambda a: a.reshape(-1, *a.shape[2:])[:num_p]  # noqa: E731
         samples = np.transpose(samples, (1, 0, 2, 3)).reshape(int(num_samples), -1, num_r)
-        return Belief(flat(mean), flat(std), samples[:, :num_p], flat(pv))
+        embed = np.asarray(x) if state.proj is None else flat(np.asarray(out[4]))
+        return Belief(flat(mean), flat(std), samples[:, :num_p], flat(pv), embed,
+                      np.asarray(state.design, np.float32))
 
     return Head(init, fit, belief)

@@ -1,29 +1,21 @@
 """Deep ensemble reward head: K anchored MLPs trained together on Bradley-Terry comparisons.
 
-Per member k, on a minibatch of n real comparisons (a, b, p) out of M labels:
+The members' loss, the steps-based schedule and the member groups live in aeuf.head.train;
+this module holds the state, the design precision and the belief.
 
-    loss_k = mean_i[ softplus(d_i) - p_i d_i ]            d_i = r_k(x_a) - r_k(x_b)
-             + anchor * (n / M) * ||w_k - w0_k||^2          anchored to the member's own init
-             + center * mean(r over the batch's responses)^2
-
-(softplus(d) - p d is the BT negative log-likelihood -p log s(d) - (1-p) log s(-d), so soft
-labels work as they are.) The anchor weight n/M is the B/M of oat/SEA for a full batch; the
-last, partial batch gets its share, so one epoch adds the anchor term with weight `anchor`.
-
-Speed: the members are vmapped and share each minibatch (diversity comes from the inits and
-the anchors); one jitted call runs a whole epoch as a `lax.scan`. Labels are padded to a
-bucket (steps per epoch rounded up to a power of two, a 0/1 mask): the real comparisons are
-ordered by a per-slot random key and fill the first batches, and steps holding only padding
-are skipped with `lax.cond`, so padding changes neither the result nor the work done, and a
-label set growing within its bucket reuses the compiled epoch.
-
-State: {"params": stacked member params [K, ...], "anchor": the same at init (w0)}.
+State: EnsembleState(params, anchor, precision), see its docstring. Belief: the members'
+rewards are the samples [K, P, R]; embed [P, R, H] is the members' mean last hidden layer;
+precision [H, H] = the last layer's anchor prior 2 * anchor * s_L * I + sum over the
+labelled pairs of z z^T, z = embed_a - embed_b at the fitted params (computed once per fit,
+over the labels in blocks of DESIGN_ROWS).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +25,7 @@ import optax
 from aeuf.config import HeadConfig
 from aeuf.errors import ConfigError
 from aeuf.head import Head
-from aeuf.head.mlp import init_mlp, rewards, sq_dist
+from aeuf.head.mlp import hidden, init_mlp, init_precisions
 from aeuf.head.padding import (
     check_comparisons,
     check_features,
@@ -41,70 +33,72 @@ from aeuf.head.padding import (
     next_pow2,
     pow2_steps,
 )
+from aeuf.head.train import member_group, member_loss, schedule, train
 from aeuf.types import Belief, Comparisons
 
 SCORE_CHUNK = 4096  # rows per lax.map chunk when scoring the pool
+DESIGN_ROWS = 1024  # labels per step of the design pass
 
 
-def member_loss(params, anchor, x2, p, mask, m_real, *, lam: float, center: float):
-    """One member's loss on a minibatch.
+class EnsembleState(NamedTuple):
+    """params: the K members' MLP layers stacked on a leading axis ([K, in, out] / [K, out]);
+    anchor: the same at init (w0, never trained);
+    precision: f32[H, H] = the last layer's anchor prior 2*anchor*s_L*I + sum over the
+    labelled pairs of z z^T, z the difference of the members' mean last hidden layer between
+    a and b (at the fitted params)."""
 
-    x2: f32[2B, D] (the B first responses a, then the B second responses b); p, mask: f32[B];
-    m_real: f32[] number of labels M. Returns f32[].
-    """
-    r = rewards(params, x2)
-    ra, rb = jnp.split(r, 2)
-    d = ra - rb
-    n = jnp.sum(mask)
-    nll = jnp.sum(mask * (jax.nn.softplus(d) - p * d)) / n
-    mean_r = jnp.sum(mask * (ra + rb)) / (2.0 * n)
-    return nll + lam * (n / m_real) * sq_dist(params, anchor) + center * mean_r**2
+    params: list[dict]
+    anchor: list[dict]
+    precision: jax.Array
 
 
-def slot_order(key: jax.Array, mask: jax.Array) -> jax.Array:
-    """A random order of the label slots, real ones first: [S] int32.
+def design(params, x, pairs, blocks, prior, *, block):
+    """prior + sum_i mask_i z_i z_i^T over the labels, z = mean_k h_k(x_a) - h_k(x_b).
 
-    Slot i's sort key depends only on (key, i), so padding more slots leaves the order of the
-    real labels unchanged.
-    """
-    u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))(
-        jnp.arange(mask.shape[0])
-    )
-    return jnp.argsort(jnp.where(mask > 0, u, 2.0), stable=True)
+    Reads the first `blocks` (i32[], traced) runs of `block` slots, where flat_pairs put the
+    real labels (memory [2*block, K, H]). Returns f32[H, H]."""
+    mean_h = lambda xs: jnp.mean(jax.vmap(hidden, in_axes=(0, None))(params, xs), axis=0)  # noqa: E731
 
+    def add(i, acc):
+        rows = i * block + jnp.arange(block)
+        h = mean_h(x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])])
+        za, zb = jnp.split(h, 2)
+        z = (za - zb) * pairs.mask[rows][:, None]
+        return acc + z.T @ z
 
-def train_epoch(params, opt_state, anchor, x, pairs, m_real, key, epoch, *, batch, opt, loss):
-    """One epoch over the padded labels in a single scan.
-
-    x: f32[N, D] flat features; pairs: padding.Pairs of length S = steps * batch;
-    m_real: f32[]; key: PRNG key of this fit; epoch: i32[]. Returns (params, opt_state).
-    """
-    order = slot_order(jax.random.fold_in(key, epoch), pairs.mask).reshape(-1, batch)
-
-    def grad_step(carry, rows):
-        params, opt_state = carry
-        x2 = x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])]
-        members = jax.vmap(loss, in_axes=(0, 0, None, None, None, None))
-        total = lambda w: jnp.sum(members(w, anchor, x2, pairs.p[rows], pairs.mask[rows], m_real))  # noqa: E731
-        updates, opt_state = opt.update(jax.grad(total)(params), opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    def step(carry, rows):
-        has_real = jnp.sum(pairs.mask[rows]) > 0
-        return jax.lax.cond(has_real, grad_step, lambda c, _: c, carry, rows), None
-
-    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), order)
-    return params, opt_state
+    return jax.lax.fori_loop(0, blocks, add, prior)
 
 
-def score(params, xs: jax.Array) -> jax.Array:
-    """Rewards of every row under every member: xs f32[C, chunk, D] -> f32[K, C * chunk]."""
-    per_chunk = jax.vmap(rewards, in_axes=(0, None))
-    r = jax.lax.map(lambda xc: per_chunk(params, xc), xs)  # [C, K, chunk]
-    return jnp.transpose(r, (1, 0, 2)).reshape(r.shape[1], -1)
+def design_block(batch: int, slots: int) -> int:
+    """Rows per step of the design pass: batch doubled while it divides the slots, up to
+    DESIGN_ROWS (a small training batch would make it a long loop of tiny matmuls)."""
+    block = batch
+    while block * 2 <= DESIGN_ROWS and slots % (block * 2) == 0:
+        block *= 2
+    return block
 
 
-def belief_from_samples(samples: np.ndarray) -> Belief:
+def prior_precision(width: int, lam: float) -> jax.Array:
+    """2*lam*I [width, width]: the anchor's prior precision of one member's last layer."""
+    return 2.0 * lam * jnp.eye(width, dtype=jnp.float32)
+
+
+def score(params, xs: jax.Array):
+    """Rewards of every row under every member and the members' mean last hidden layer.
+
+    xs f32[C, chunk, D] -> (f32[K, C * chunk], f32[C * chunk, H])."""
+
+    def chunk(xc):
+        h = jax.vmap(hidden, in_axes=(0, None))(params, xc)  # [K, chunk, H]
+        last = params[-1]
+        r = jnp.einsum("kch,kh->kc", h, last["w"][:, :, 0]) + last["b"][:, :1]
+        return r, jnp.mean(h, axis=0)
+
+    r, h = jax.lax.map(chunk, xs)  # [C, K, chunk], [C, chunk, H]
+    return jnp.transpose(r, (1, 0, 2)).reshape(r.shape[1], -1), h.reshape(-1, h.shape[-1])
+
+
+def belief_from_samples(samples: np.ndarray, embed=None, precision=None) -> Belief:
     """Belief from joint reward samples [K, P, R]; moments over the K samples (ddof = 0).
 
     pair_var[p, i, j] = Var_k[r_i - r_j] = var_i + var_j - 2 cov_ij (float64, then float32).
@@ -117,81 +111,97 @@ def belief_from_samples(samples: np.ndarray) -> Belief:
     pair_var = np.maximum(var[:, :, None] + var[:, None, :] - 2.0 * cov, 0.0)
     pair_var[:, np.arange(s.shape[2]), np.arange(s.shape[2])] = 0.0
     f32 = partial(np.asarray, dtype=np.float32)
-    return Belief(f32(mean), f32(np.sqrt(var)), f32(samples), f32(pair_var))
+    opt32 = lambda a: None if a is None else f32(a)  # noqa: E731
+    return Belief(f32(mean), f32(np.sqrt(var)), f32(samples), f32(pair_var), opt32(embed),
+                  opt32(precision))
 
 
 def check_config(cfg: HeadConfig) -> None:
     """ConfigError for values the ensemble cannot train with."""
-    if cfg.members < 1 or cfg.batch_size < 1 or cfg.epochs < 0:
-        raise ConfigError("head: members and batch_size must be >= 1, epochs >= 0")
+    if cfg.members < 1 or cfg.batch_size < 1 or cfg.epochs < 0 or cfg.min_steps < 0:
+        raise ConfigError("head: members and batch_size must be >= 1, epochs and min_steps >= 0")
     if not cfg.hidden or min(cfg.hidden) < 1:
         raise ConfigError(f"head: hidden must be a non-empty list of sizes >= 1, got {cfg.hidden}")
     if cfg.learning_rate <= 0 or cfg.anchor < 0 or cfg.center < 0:
         raise ConfigError("head: learning_rate must be > 0, anchor and center >= 0")
 
 
-def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps) -> Head:
+def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
+                  group: int | None = None) -> Head:
     """The `ensemble` head for `cfg`.
 
     steps_rule(M, batch_size) -> (minibatch, steps per epoch) sets the label padding
     (default: steps rounded up to a power of two; padding.exact_steps pads nothing extra).
+    group: members trained together (a divisor of K; default member_group's choice).
     """
+    if group is not None and (group < 1 or cfg.members % group):
+        raise ConfigError(f"head: group {group} must divide members {cfg.members}")
     check_config(cfg)
     opt = optax.adam(cfg.learning_rate)
-    loss = partial(member_loss, lam=float(cfg.anchor), center=float(cfg.center))
-    epoch_fn = jax.jit(partial(train_epoch, opt=opt, loss=loss), static_argnames="batch")
-    opt_init = jax.jit(opt.init)
+    train_fn = jax.jit(partial(train, opt=opt), static_argnames=("batch", "group", "loss"))
+    design_fn = jax.jit(design, static_argnames="block")
     score_fn = jax.jit(score)
 
+    def scales(dim: int) -> tuple[float, ...]:
+        """The anchor's weight per layer (HeadConfig.anchor_prior)."""
+        if cfg.anchor_prior == "uniform":
+            return (1.0,) * (len(cfg.hidden) + 1)
+        return init_precisions(dim, tuple(cfg.hidden))
+
+    @functools.cache
+    def loss_for(dim: int) -> Callable:
+        """member_loss for D = dim (one object per dim: the jitted trainer's static arg)."""
+        return partial(member_loss, lam=float(cfg.anchor), center=float(cfg.center),
+                       scales=scales(dim))
+
+    def last_prior(dim: int) -> jax.Array:
+        """The last layer's prior precision 2 * anchor * scale * I [H, H]."""
+        return prior_precision(int(cfg.hidden[-1]), float(cfg.anchor) * scales(dim)[-1])
+
     @partial(jax.jit, static_argnums=0)
-    def _init(dim: int, key: jax.Array) -> dict:
+    def _init(dim: int, key: jax.Array) -> EnsembleState:
         keys = jax.random.split(key, cfg.members)
         params = jax.vmap(lambda k: init_mlp(k, dim, tuple(cfg.hidden)))(keys)
-        return {"params": params, "anchor": params}
+        return EnsembleState(params, params, last_prior(dim))
 
-    def init(dim: int, *, key: jax.Array) -> dict:
+    def init(dim: int, *, key: jax.Array) -> EnsembleState:
         """State of K freshly initialised members for D = dim features."""
         return _init(int(dim), key)
 
-    def fit(state: dict, features, comps: Comparisons, *, key: jax.Array) -> dict:
+    def fit(state: EnsembleState, features, comps: Comparisons, *, key: jax.Array):
         """Train on all M comparisons: features f32[P, R, D]; returns the new state."""
-        x = check_features(features, int(state["params"][0]["w"].shape[1]))
+        x = check_features(features, int(state.params[0]["w"].shape[1]))
         num_p, num_r, dim = x.shape
         check_comparisons(comps, num_p, num_r)
         m = comps.size
-        params = state["params"] if cfg.warm_start else state["anchor"]
-        if m == 0 or cfg.epochs == 0:
-            return {"params": params, "anchor": state["anchor"]}
-        batch, steps = steps_rule(m, cfg.batch_size)
-        pairs = flat_pairs(comps, num_r, batch * steps)
-        flat, m_real = jnp.asarray(x.reshape(-1, dim)), jnp.float32(m)
-        opt_state = opt_init(params)
-        for e in range(cfg.epochs):
-            params, opt_state = epoch_fn(
-                params,
-                opt_state,
-                state["anchor"],
-                flat,
-                pairs,
-                m_real,
-                key,
-                jnp.int32(e),
-                batch=batch,
-            )
-        return {"params": params, "anchor": state["anchor"]}
+        params = state.params if cfg.warm_start else state.anchor
+        if m == 0:
+            return EnsembleState(params, state.anchor, last_prior(dim))
+        batch, padded, steps, epochs = schedule(m, cfg, steps_rule)
+        pairs = flat_pairs(comps, num_r, batch * padded)
+        flat = jnp.asarray(x.reshape(-1, dim))
+        params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
+                          jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
+                          group=group or member_group(cfg, dim, batch))
+        block = design_block(batch, batch * padded)
+        return EnsembleState(params, state.anchor, design_fn(
+            params, flat, pairs, jnp.int32(-(-m // block)), last_prior(dim), block=block))
 
-    def belief(state: dict, features, *, key: jax.Array | None = None, num_samples: int = 16):
-        """Belief whose samples are the K members' rewards [K, P, R].
+    def belief(state: EnsembleState, features, *, key: jax.Array | None = None,
+               num_samples: int = 16) -> Belief:
+        """Belief whose samples are the K members' rewards [K, P, R]; embed [P, R, H] is the
+        members' mean last hidden layer and precision [H, H] the state's.
 
         `key` and `num_samples` are unused: the samples are the members themselves.
         """
-        x = check_features(features, int(state["params"][0]["w"].shape[1]))
+        x = check_features(features, int(state.params[0]["w"].shape[1]))
         num_p, num_r, dim = x.shape
         n = num_p * num_r
         chunk = min(SCORE_CHUNK, next_pow2(n))
         padded = np.zeros((-(-n // chunk) * chunk, dim), np.float32)
         padded[:n] = x.reshape(n, dim)
-        r = np.asarray(score_fn(state["params"], padded.reshape(-1, chunk, dim)))
-        return belief_from_samples(r[:, :n].reshape(-1, num_p, num_r))
+        r, h = (np.asarray(o) for o in score_fn(state.params, padded.reshape(-1, chunk, dim)))
+        embed = h[:n].reshape(num_p, num_r, -1)
+        return belief_from_samples(r[:, :n].reshape(-1, num_p, num_r), embed, state.precision)
 
     return Head(init, fit, belief)

@@ -1,4 +1,4 @@
-"""A small ReLU MLP reward, written for one example (vmap it over rows and over members).
+"""A small ReLU MLP reward on a batch of rows (vmap it over members).
 
 params: list of layers {"w": f32[in, out], "b": f32[out]}; the last layer has out = 1.
 """
@@ -25,21 +25,31 @@ def init_mlp(key: jax.Array, dim: int, hidden: tuple[int, ...]) -> list[dict]:
     return layers
 
 
-def reward(params: list[dict], x: jax.Array) -> jax.Array:
-    """Reward of one response: x f32[D] -> f32[] (scalar)."""
+def hidden(params: list[dict], x: jax.Array) -> jax.Array:
+    """Last hidden layer of one member: x f32[B, D] -> f32[B, H] (H = the last hidden width)."""
     h = x
     for layer in params[:-1]:
-        h = jax.nn.relu(h @ layer["w"] + layer["b"])
-    last = params[-1]
-    return (h @ last["w"] + last["b"])[0]
+        h = jax.nn.relu(h @ layer["w"] + layer["b"][None, :])
+    return h
 
 
 def rewards(params: list[dict], x: jax.Array) -> jax.Array:
     """Rewards of many responses under one member: x f32[B, D] -> f32[B]."""
-    return jax.vmap(reward, in_axes=(None, 0))(params, x)
+    last = params[-1]
+    return hidden(params, x) @ last["w"][:, 0] + last["b"][0]
 
 
-def sq_dist(params: list[dict], anchor: list[dict]) -> jax.Array:
-    """||w - w0||^2 summed over every parameter of one member: f32[]."""
-    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: a - b, params, anchor))
-    return sum(jnp.sum(d * d) for d in leaves)
+def init_precisions(dim: int, hidden: tuple[int, ...]) -> tuple[float, ...]:
+    """Per layer, 1 / (the variance init_mlp draws its weights from) = fan_in / gain."""
+    sizes = (int(dim), *(int(h) for h in hidden))
+    return tuple(n / (1.0 if i == len(sizes) - 1 else 2.0) for i, n in enumerate(sizes))
+
+
+def sq_dist(params: list[dict], anchor: list[dict], scales: tuple[float, ...] | None = None):
+    """sum over layers l of scales[l] * ||w_l - w0_l||^2 (weights and biases) of one member:
+    f32[]; scales None = 1 for every layer."""
+    total = 0.0
+    for i, (layer, start) in enumerate(zip(params, anchor, strict=True)):
+        s = 1.0 if scales is None else scales[i]
+        total = total + s * sum(jnp.sum((layer[k] - start[k]) ** 2) for k in layer)
+    return total
