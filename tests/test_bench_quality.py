@@ -62,6 +62,7 @@ def test_exported_comparisons_are_chosen_over_rejected():
     ("FuseChat-Llama-3.2-3B-Instruct", 3.0), ("chatglm2-6b", 6.0), ("vicuna-7b-v1.5", 7.0),
     ("FuseChat-Gemma-2-9B-Instruct", 9.0), ("SmolLM2-135M", 0.135), ("gpt-3.5-turbo-1106", None),
     ("claude-2.1", None), ("oasst-sft-pythia-12b", 12.0), ("gemma-2b-it", 2.0),
+    ("toy-4x135M", 0.54),
 ])
 def test_model_size_from_the_name(name, size):
     assert model_size(name) == (None if size is None else pytest.approx(size))
