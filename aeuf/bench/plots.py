@@ -76,19 +76,21 @@ def plot_quality(summary: dict, mode: str, path: Path, feature_set: str | None =
     plt = _pyplot()
     heads = _by_head(summary, mode)
     fig, axes = plt.subplots(1, len(QUALITY_PANELS), figsize=(4.4 * len(QUALITY_PANELS), 3.8))
+    calls = sorted({r["calls_per_prompt"] for r in summary["rows"]})
     for ax, (metric, title) in zip(axes, QUALITY_PANELS):
-        for (head, rows), marker in zip(heads.items(), "os^D"):
-            for r in rows:
-                if r[metric] is None:
-                    continue
-                ax.errorbar(r["calls_per_prompt"], r[metric], yerr=r[f"{metric}_se"],
-                            marker=marker, ls="none", ms=5, label=head)
-                ax.annotate(r["rule"], (r["calls_per_prompt"], r[metric]), fontsize=6,
-                            xytext=(3, 2), textcoords="offset points")
-        ax.set_xscale("symlog", linthresh=1.0)
+        for n, ((head, rows), marker) in enumerate(zip(heads.items(), "os^D")):
+            shift = 0.08 * (n - (len(heads) - 1) / 2)  # heads side by side at each x
+            for i, r in enumerate(r for r in rows if r[metric] is not None):
+                ax.errorbar(r["calls_per_prompt"] + shift, r[metric], yerr=r[f"{metric}_se"],
+                            marker=marker, color=f"C{n}", ls="none", ms=4,
+                            label=head if i == 0 else None)
+                ax.annotate(r["rule"], (r["calls_per_prompt"] + shift, r[metric]), fontsize=5,
+                            xytext=(3, 1), textcoords="offset points", color=f"C{n}")
+        ax.set_xticks(calls)
         ax.set_xlabel("oracle calls per prompt")
         ax.set_title(f"{title} ({mode})", fontsize=9)
         ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=70)
     plt.close(fig)
