@@ -1,7 +1,8 @@
-"""aeuf's command line: thin. Parses, calls one library function, prints.
+"""aeuf builds LLM preference datasets (prompt, chosen, rejected) with as few judge calls as possible.
 
-`aeuf PROMPTS ...` is the AEPO-compatible main job; `aeuf SUBCOMMAND ...` runs one stage.
-Errors the user can fix become one red line and exit code 1, never a traceback.
+The command line is thin: it parses (flags generated from aeuf.config), calls one library
+function and prints. `aeuf PROMPTS ...` is the AEPO-compatible main job; `aeuf SUBCOMMAND ...`
+runs one stage. Errors the user can fix become one red line and exit code 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -52,9 +53,19 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         bad = re.findall(r"(--[\w-]+)", message) if "unrecognized" in message else []
-        flags = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
-        hint = "".join(suggest(b, flags) for b in bad[:1])
+        hint = "".join(suggest(b, _flags(self)) for b in bad[:1])
         self.exit(2, f"aeuf: error: {message}{hint}\n(see `{self.prog} --help`)\n")
+
+
+def _flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Every --flag of a parser and its subcommands."""
+    out = []
+    for action in parser._actions:
+        out += [s for s in action.option_strings if s.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _flags(sub)
+    return out
 
 
 def build_parser(modules: dict) -> argparse.ArgumentParser:

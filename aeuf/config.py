@@ -81,9 +81,26 @@ class HeadConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AcquireConfig:
-    rule: str = opt("dts", "acquisition rule (dts, deltaucb, infomax, random, aepo, ...)")
+    rule: str = opt("dts", "acquisition rule (dts, drts, infogain, deltaucb, deltaquantile, "
+                           "maxminlcb, infomax, infomax_bald, doptimal, doptimal_past, random, "
+                           "ultrafeedback, west_of_n, aepo)")
     num_annotations: int = opt(2, "responses per prompt sent to the oracle (2 = a pair)")
     beta: float = opt(1.0, "UCB/LCB width")
+    quantile: float = opt(0.05, "deltaquantile: centre of the rank window, as a fraction of a "
+                                "prompt's pairs sorted by UCB_i - LCB_j from the largest "
+                                "(0 = deltaucb's pair)")
+    quantile_epsilon: float = opt(0.0, "deltaquantile: half-width of that window; the pair "
+                                       "in it with the highest-UCB first arm is taken")
+    doptimal_lambda: float = opt(1.0, "doptimal: prior precision lambda of the design A = "
+                                      "lambda I (doptimal_past: when the head gives no "
+                                      "precision)")
+    doptimal_greedy: int = opt(256, "doptimal_past: prompts chosen greedily with A updated "
+                                     "after each pick; the rest are scored under the final A")
+    tie_margin: float | None = opt(None, "tie-aware choice: skip pairs the head predicts to "
+                                         "get the same rating with probability above this "
+                                         "(e.g. 0.5); none: off")
+    rating_step: float = opt(1.0, "tie-aware choice: one step of the judge's rating scale, "
+                                  "in reward units")
     aepo_lambda: float = opt(1.0, "AEPO redundancy weight")
     prompt_selection: str = opt("auto", "how a round picks prompts when it labels fewer than "
                                         "remain: auto (BAL-PM for belief rules, uniform for "
@@ -91,6 +108,9 @@ class AcquireConfig:
                                 choices=("auto", "balpm", "random"))
     prompt_beta: float = opt(0.01, "BAL-PM entropy weight for choosing prompts")
     knn_k: int = opt(13, "BAL-PM: neighbours of the kNN entropy estimate")
+    knn_exact_max: int | None = opt(20_000, "BAL-PM: exact kNN graph up to this many prompts, "
+                                            "an approximate (faiss IVF) index above; none: "
+                                            "always exact")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +150,8 @@ class OracleConfig:
     max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
     logprobs: bool = opt(True, "ask the judge for log-probs (rating = expectation over "
                                "'1'..'5')", flag="judge_logprobs")
+    retry_unparsable: bool = opt(False, "ask again for paid answers that had no parsable "
+                                        "verdict (they are final otherwise)")
     max_cost: float | None = opt(None, "stop cleanly before spending more than this")
     max_requests: int | None = opt(None, "stop cleanly after this many requests")
     price_per_1k_input: float = opt(0.0, "price per 1,000 prompt tokens", flag="price_in")
@@ -170,6 +192,12 @@ class GenerateConfig:
 @dataclass(frozen=True, kw_only=True)
 class ExportConfig:
     output_dir: str | None = opt(None, "run directory (default: runs/<input name>)")
+    format: str = opt("standard", "export layout: standard (prompt, chosen, rejected as text), "
+                                  "conversational (message lists, multi-turn prompts kept) or "
+                                  "kto (one row per judged response with a boolean label)",
+                      choices=("standard", "conversational", "kto"))
+    keep_ties: bool = opt(False, "keep tied prompts as rows with tie=true and margin 0 "
+                                 "(default: drop them; either way they are counted)")
     west_of_n: bool = opt(False, "export the best and the worst judged response")
     all_pairs: bool = opt(False, "with k > 2: export every strictly ordered pair")
     push_to_hub: str | None = opt(None, "also push the dataset to this hub repo")

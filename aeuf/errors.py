@@ -15,3 +15,11 @@ class ConfigError(AeufError):
 
 class MissingExtra(AeufError):
     """An optional dependency is not installed; the message gives the pip command."""
+
+
+class OracleUnreachable(AeufError):
+    """The oracle did not answer a run of requests (server down, wrong URL, bad key)."""
+
+
+class NothingLabelled(AeufError):
+    """A run that asked the oracle got no usable label at all."""

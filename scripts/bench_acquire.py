@@ -4,7 +4,9 @@
                                     [--dim 384] [--select 1000] [--repeats 5]
 
 Part 1 times each registered rule's select() (aeuf: numpy, vectorised over prompts) on a
-K-member belief for P prompts x R responses, and for the belief-based rules the same rule
+K-member belief for P prompts x R responses (doptimal / doptimal_past on the D-dim response
+features, as when a head gives no embedding; doptimal_past with its default greedy of
+--doptimal_greedy prompts), and for the belief-based rules the same rule
 written for one prompt in JAX and vmapped + jitted (compile excluded, reported apart; the
 host->device copy and the copy back are included, as the loop pays them). Ratio = JAX time /
 numpy time (> 1: numpy is faster). Part 2 times BAL-PM greedy selection of --select of P

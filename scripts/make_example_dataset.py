@@ -6,8 +6,12 @@ Steps (each a function, so a later step can be added or re-run on its own):
   2. sample --num-prompts of them with a fixed seed, proportionally across the five subsets;
   3. response_1 = the example output; response_2..8 = SmolLM2-135M-Instruct (the packaged GGUF)
      through aeuf's own planner and `transformers` back-end, one sampling setting per column;
-  4. optional: attach gold scores `response_k_score` from a file (--scores), e.g. written
-     later by the oracle's judge; with --from-csv the responses are reused, not regenerated.
+  4. `response_k_model`: the model that wrote each response (response_1: AlpacaEval's example
+     outputs, whose generator alpaca-eval records only as "example"; response_2..8: the
+     ModelSpec name of each sampling setting, as the generation planner records it);
+  5. optional: attach gold scores `response_k_score` from a file (--scores), e.g. written
+     later by the oracle's judge; with --from-csv the responses are reused, not regenerated
+     (the model columns are added to a CSV that lacks them).
 
 Usage:
   python scripts/make_example_dataset.py [--alpaca-eval DIR|TAR] [--num-prompts 64] [--out dataset/prompts.csv]
@@ -41,6 +45,7 @@ from aeuf.config import GenerateConfig  # noqa: E402
 from aeuf.generate import ModelSpec, by_model, plan  # noqa: E402
 
 N_RESPONSES = 8
+EXAMPLE_MODEL = "alpaca-eval-example"  # outputs.json's generator field is just "example"
 MAX_INSTRUCTION_CHARS = 1000
 # response_2 .. response_8: (temperature, top_p, max_tokens), from careful to degenerate
 SETTINGS = [
@@ -119,6 +124,21 @@ def generate(df: pd.DataFrame, seed: int, batch_size: int) -> pd.DataFrame:
     return out[["instruction", "dataset", *[f"response_{k}" for k in range(1, N_RESPONSES + 1)]]]
 
 
+def model_names() -> list[str]:
+    """response_1..8_model: who wrote each column (the same for every prompt)."""
+    return [EXAMPLE_MODEL, *(s.name for s in specs())]
+
+
+def attach_models(df: pd.DataFrame) -> pd.DataFrame:
+    """Add response_k_model columns right after the responses (replacing any present)."""
+    cols = [f"response_{k}_model" for k in range(1, N_RESPONSES + 1)]
+    out = df.drop(columns=[c for c in cols if c in df])
+    at = list(out.columns).index(f"response_{N_RESPONSES}") + 1
+    for i, (col, name) in enumerate(zip(cols, model_names())):
+        out.insert(at + i, col, name)
+    return out
+
+
 def attach_scores(df: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """Add response_k_score columns from `scores` (same rows, matched on `instruction`)."""
     cols = [f"response_{k}_score" for k in range(1, N_RESPONSES + 1)]
@@ -169,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         df = generate(sample_prompts(read_alpaca(_root(args.alpaca_eval)), args.num_prompts, args.seed),
                       args.seed, args.batch_size)
+    df = attach_models(df)
     if args.scores:
         df = attach_scores(df, pd.read_csv(args.scores))
     if args.judged:

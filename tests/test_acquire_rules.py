@@ -11,6 +11,8 @@ from aeuf.errors import ConfigError
 from aeuf.types import Belief
 
 MODEL_FREE = {"random", "ultrafeedback", "west_of_n", "aepo"}
+BELIEF_RULES = ["dts", "drts", "infogain", "deltaucb", "deltaquantile", "maxminlcb", "infomax",
+                "infomax_bald", "doptimal", "doptimal_past"]
 
 
 def belief_from_samples(samples):
@@ -35,7 +37,7 @@ def pick(name, belief, features=None, *, seed=0, k=2, **cfg):
 
 
 def test_registry_has_every_rule_and_flags_model_free_ones():
-    expected = MODEL_FREE | {"dts", "drts", "deltaucb", "maxminlcb", "infomax", "infomax_bald"}
+    expected = MODEL_FREE | set(BELIEF_RULES)
     assert set(RULES.names()) == expected
     for name in expected:
         assert make_rule(AcquireConfig(rule=name)).needs_belief == (name not in MODEL_FREE)
@@ -46,9 +48,7 @@ def test_unknown_rule_is_a_config_error_listing_the_names():
         make_rule(AcquireConfig(rule="ucb"))
 
 
-@pytest.mark.parametrize(
-    "name", ["dts", "drts", "deltaucb", "maxminlcb", "infomax", "infomax_bald"]
-)
+@pytest.mark.parametrize("name", BELIEF_RULES)
 def test_belief_rules_refuse_to_run_without_a_belief(name):
     with pytest.raises(ConfigError, match="needs a fitted head"):
         pick(name, None, np.ones((3, 4, 5), np.float32))

@@ -1,4 +1,5 @@
-"""The exported preference dataset, loaded back with `datasets` in all three formats."""
+"""The exported preference dataset, loaded back with `datasets` in all three files and all
+three layouts; the dataset card in hf/ and on the hub."""
 
 import math
 import os
@@ -7,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aeuf.config import InputConfig
+from aeuf.config import ExportConfig, InputConfig
 from aeuf.errors import AeufError
 from aeuf.io import read_pool, write_preferences
+
+CFG = ExportConfig()
 
 
 def preferences() -> pd.DataFrame:
@@ -45,7 +48,7 @@ def test_export_loads_back_with_datasets(tmp_path):
     import datasets
 
     df = preferences()
-    paths = write_preferences(df, tmp_path / "run")
+    paths = write_preferences(df, tmp_path / "run", CFG)
     assert paths == {"jsonl": tmp_path / "run/preferences.jsonl",
                      "parquet": tmp_path / "run/preferences.parquet", "hf": tmp_path / "run/hf"}
     cache = str(tmp_path / "cache")
@@ -59,7 +62,7 @@ def test_export_loads_back_with_datasets(tmp_path):
 
 
 def test_export_reads_back_as_a_pair_pool(tmp_path):
-    paths = write_preferences(preferences(), tmp_path)
+    paths = write_preferences(preferences(), tmp_path, CFG)
     for kind in ("jsonl", "parquet", "hf"):
         pool = read_pool(InputConfig(path=str(paths[kind])))
         assert pool.gold_kind == "pair" and pool.prompt_ids.tolist() == ["a1", "b2", "c3"]
@@ -67,9 +70,9 @@ def test_export_reads_back_as_a_pair_pool(tmp_path):
 
 
 def test_reexport_replaces_everything(tmp_path):
-    write_preferences(preferences(), tmp_path)
+    write_preferences(preferences(), tmp_path, CFG)
     smaller = preferences().iloc[1:]
-    paths = write_preferences(smaller, tmp_path)
+    paths = write_preferences(smaller, tmp_path, CFG)
     import datasets
 
     assert len(datasets.load_from_disk(str(paths["hf"]))) == 2
@@ -79,12 +82,12 @@ def test_reexport_replaces_everything(tmp_path):
 
 
 def test_failed_export_keeps_previous_one(tmp_path):
-    write_preferences(preferences(), tmp_path)
+    write_preferences(preferences(), tmp_path, CFG)
     before = {n: (tmp_path / n).read_bytes() for n in ("preferences.jsonl",
                                                        "preferences.parquet")}
     bad = preferences().assign(rule=["dts", 3, {"x": 1}])  # jsonl is fine, parquet is not
     with pytest.raises(Exception):  # noqa: B017 (pyarrow's own error type)
-        write_preferences(bad, tmp_path)
+        write_preferences(bad, tmp_path, CFG)
     assert {n: (tmp_path / n).read_bytes() for n in before} == before
     assert sorted(os.listdir(tmp_path)) == ["hf", "preferences.jsonl", "preferences.parquet"]
 
@@ -92,6 +95,105 @@ def test_failed_export_keeps_previous_one(tmp_path):
 def test_push_to_hub_offline_is_clear_and_keeps_local_files(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(AeufError, match="HF_HUB_OFFLINE") as e:
-        write_preferences(preferences(), tmp_path, push_to_hub="me/prefs")
+        write_preferences(preferences(), tmp_path, ExportConfig(push_to_hub="me/prefs"), "# card")
     assert "me/prefs" in str(e.value) and (tmp_path / "hf").is_dir()
     assert (tmp_path / "preferences.parquet").is_file()
+
+
+def labelled_pool():
+    """Two prompts (the first multi-turn) with three judged responses each, one tie."""
+    from aeuf.types import Labelled, ResponsePool
+
+    turns = [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello!"},
+             {"role": "user", "content": "Name a prime."}]
+    pool = ResponsePool(
+        np.array(["a1", "b2"], dtype=object), np.array(["Name a prime.", "Capital?"], dtype=object),
+        np.array([["7.", "Nine.", "2 is."], ["Paris.", "Lyon.", "Nice."]], dtype=object),
+        np.array([["m1", "m2", None], ["m2", "m1", "m3"]], dtype=object),
+        np.array([["a1:0", "a1:1", "a1:2"], ["b2:0", "b2:1", "b2:2"]], dtype=object),
+        messages=np.array([turns, None], dtype=object))
+    labs = [Labelled(0, (0, 1, 2), np.array([5.0, 1.0, 4.0]), 0, 1, "dts", 0, 0.5, 1.0, "judge",
+                     confidence=0.9),
+            Labelled(1, (0, 1), np.array([3.0, 3.0]), 0, 1, "dts", 1, 0.1, 0.2, "judge", tie=True)]
+    return pool, labs
+
+
+@pytest.mark.parametrize("layout", ["standard", "conversational", "kto"])
+def test_every_layout_loads_back_with_datasets(tmp_path, layout):
+    import datasets
+
+    from aeuf import dataset
+
+    pool, labs = labelled_pool()
+    cfg = ExportConfig(format=layout, keep_ties=layout != "kto")
+    df = dataset.build_rows(pool, labs, cfg)
+    assert len(df) == {"standard": 2, "conversational": 2, "kto": 2}[layout]
+    paths = write_preferences(df, tmp_path, cfg, "# card")
+    cache = str(tmp_path / "cache")
+    for kind, builder in (("jsonl", "json"), ("parquet", "parquet")):
+        same_rows(datasets.load_dataset(builder, data_files=str(paths[kind]), split="train",
+                                        cache_dir=cache).to_list(), df)
+    same_rows(datasets.load_from_disk(str(paths["hf"])).to_list(), df)
+
+
+def test_card_is_written_into_hf(tmp_path):
+    import datasets
+
+    card = "---\nlicense: \"mit\"\n---\n\n# Prefs \u00e0 la carte\n"
+    paths = write_preferences(preferences(), tmp_path, CFG, card)
+    assert paths["card"] == tmp_path / "hf" / "README.md"
+    assert paths["card"].read_text(encoding="utf-8") == card
+    assert len(datasets.load_from_disk(str(paths["hf"]))) == 3
+    paths = write_preferences(preferences(), tmp_path, CFG)  # no card: no README left behind
+    assert "card" not in paths and not (tmp_path / "hf" / "README.md").exists()
+
+
+def test_push_sends_the_card_before_the_data(tmp_path, monkeypatch):
+    """The hub cannot be reached from the tests: record what push would send, in order."""
+    import datasets
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo",
+                        lambda self, repo_id, **kw: calls.append(("create", repo_id, kw["repo_type"])))
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_file", lambda self, **kw: calls.append(
+        ("upload", kw["repo_id"], kw["path_in_repo"], open(kw["path_or_fileobj"]).read())))
+    monkeypatch.setattr(datasets.Dataset, "push_to_hub",
+                        lambda self, repo_id, **kw: calls.append(("data", repo_id, len(self))))
+    write_preferences(preferences(), tmp_path, ExportConfig(push_to_hub="me/prefs"), "# card\n")
+    assert calls == [("create", "me/prefs", "dataset"), ("upload", "me/prefs", "README.md", "# card\n"),
+                     ("data", "me/prefs", 3)]
+
+
+def test_push_to_hub_keeps_the_cards_text_and_adds_its_metadata(tmp_path):
+    """What `Dataset.push_to_hub` does to a README already in the repo (datasets' own code,
+    run on a local folder standing in for the repo)."""
+    import datasets
+    from datasets.arrow_dataset import _get_updated_dataset_card
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    from aeuf.card import render_card
+
+    card = render_card({"format": "standard", "license": "mit", "counts": {"rows": 3}})
+    (tmp_path / "README.md").write_text(card, encoding="utf-8")
+    ds = datasets.Dataset.from_pandas(preferences(), preserve_index=False)
+    split = datasets.SplitInfo(name="train", num_bytes=100, num_examples=3)
+    new, _ = _get_updated_dataset_card(
+        DirFileSystem(str(tmp_path), fs=LocalFileSystem()), config_name="default",
+        splits_info=[split], features=ds.features, data_dir="data", set_default=None,
+        uploaded_sizes=[100], deleted_sizes=[0], remove_other_splits=False)
+    assert new.text == huggingface_hub_card(card).text  # the body is untouched
+    data = new.data.to_dict()
+    assert data["license"] == "mit" and "aeuf" in data["tags"]
+    assert data["dataset_info"]["splits"][0]["num_examples"] == 3
+    assert data["configs"] == [{"config_name": "default",
+                                "data_files": [{"split": "train", "path": "data/train-*"}]}]
+
+
+def huggingface_hub_card(text: str):
+    from huggingface_hub import DatasetCard
+
+    return DatasetCard(text)

@@ -114,3 +114,61 @@ def test_embedding_leaves_the_hub_reachable_for_push_to_hub():
                        timeout=600)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "None"
+
+
+def test_a_messy_pool_runs_empty_responses_kept_short_prompts_skipped_and_counted(tmp_path, capsys):
+    rows = []
+    for p in range(12):
+        row = {"prompt": f"Question {p}?"}
+        for r in range(R):
+            row[f"response_{r}"] = "" if (p, r) == (2, 1) else f"answer {r} " * (r + p % 3 + 1)
+            row[f"response_{r}_score"] = float(r)
+        rows.append(row)
+    rows[5]["response_3"] = None  # prompt 5 has one response fewer: skipped
+    path = tmp_path / "messy.jsonl"
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    out = tmp_path / "run"
+    assert main([str(path), "--output_dir", str(out), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "11 of 11 prompts labelled" in err and "1 prompts skipped" in err
+    stored = io.RunDir(out).stored_pool()
+    assert stored.shape == (11, R) and stored.skipped == (stored.skipped[0],)
+    assert "" in set(stored.responses.reshape(-1))  # the empty response is a candidate
+
+
+def test_the_main_command_writes_a_report_and_a_dataset_card(tmp_path, capsys):
+    pool = _write_pool(tmp_path / "pool.csv")
+    assert _run(pool, tmp_path / "run") == 0
+    err = capsys.readouterr().err
+    out = tmp_path / "run"
+    assert f"report: {out / 'report.md'}" in err and f"dataset: {out / 'preferences.jsonl'}" in err
+    report = (out / "report.md").read_text()
+    assert "## Rounds" in report and "![progress](progress.png)" in report
+    assert "![ratings](ratings.png)" in report and (out / "ratings.png").read_bytes()[:4] == b"\x89PNG"
+    rows = len((out / "preferences.jsonl").read_text().splitlines())
+    assert f"{rows} preference rows" in report
+    card = (out / "hf" / "README.md").read_text()
+    assert card.startswith("---\n") and "replay" in card and str(rows) in card
+
+
+def test_default_run_folders_name_their_origin():
+    from aeuf.run.loop import default_output_dir
+
+    assert default_output_dir("data/prompts.csv") == Path("runs/prompts")
+    assert default_output_dir("runs/alpaca-gen/generated.parquet") == Path("runs/alpaca-gen-labels")
+    assert default_output_dir("runs/other-gen/generated.parquet") == Path("runs/other-gen-labels")
+    assert default_output_dir("HuggingFaceH4/ultrafeedback:train_prefs") == Path("runs/ultrafeedback")
+
+
+@pytest.mark.parametrize("rule", ["dts", "random"])
+def test_responses_without_gold_are_never_shown_to_the_replay_oracle(tmp_path, capsys, rule):
+    pool = _write_pool(tmp_path / "pool.csv")
+    df = pd.read_csv(pool)
+    df.loc[::2, "response_1_score"] = None  # every other prompt lacks one gold score
+    df.loc[5, ["response_0_score", "response_2_score", "response_3_score"]] = None  # 1 left
+    df.to_csv(pool, index=False)
+    out = tmp_path / "run"
+    assert _run(pool, out, "--rule", rule, "--initial_rule", "random") == 0
+    assert f"{len(df) - 1} of {len(df)} prompts labelled" in capsys.readouterr().err
+    log = [json.loads(x) for x in (out / "judgements.jsonl").read_text().splitlines()]
+    assert log and all(x["value"] is not None for x in log)

@@ -103,7 +103,7 @@ def local_search(sim: np.ndarray, idx: np.ndarray, lam: float, max_rounds: int =
 
 
 def _aepo_select(lam: float):
-    def select(belief, features, *, key, k) -> Choice:
+    def select(belief, features, *, key, k, valid=None) -> Choice:
         if features is None:
             raise ConfigError("acquisition rule 'aepo' needs response features [P, R, D]")
         sim = cosine_sim(features)

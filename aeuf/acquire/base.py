@@ -9,10 +9,10 @@ k responses shown to the oracle per prompt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+from jaxtyping import Bool, Float, Int
 
 from aeuf.config import AcquireConfig
 from aeuf.errors import ConfigError
@@ -20,25 +20,61 @@ from aeuf.registry import Registry
 from aeuf.types import Belief, Choice
 
 
+class SelectFn(Protocol):
+    """How a rule chooses: select(belief | None, features | None, *, key, k, valid=None).
+
+    belief: the head's Belief over the pool (None before the first fit; rules with
+        needs_belief raise ConfigError without one); features: f32 [P, R, D] response
+        features (aepo, and doptimal when the belief has no `embed`); key: a JAX PRNG key or
+        an int, the only source of randomness; k: responses to show per prompt (2 <= k <= R);
+    valid: bool [P, R, R] or None, the pairs a belief rule may choose as its first pair
+        (treated as unordered: (i, j) is allowed when valid[p, i, j] and valid[p, j, i]; a row
+        with no allowed pair is unconstrained; model-free rules ignore it). The tie-aware
+        wrapper passes it.
+    Returns a Choice: idx int32 [P, k'] distinct within each row, score f32 [P].
+    """
+
+    def __call__(
+        self,
+        belief: Belief | None,
+        features: Float[np.ndarray, "P R D"] | None,
+        *,
+        key: Any,
+        k: int,
+        valid: Bool[np.ndarray, "P R R"] | None = None,
+    ) -> Choice: ...
+
+
+class NumShownFn(Protocol):
+    """num_shown(k, R) -> k': how many responses a row of the rule's Choice.idx holds."""
+
+    def __call__(self, k: int, R: int) -> int: ...
+
+
 class Rule(NamedTuple):
     """An acquisition rule: how to choose which responses of each prompt the oracle sees.
 
-    select(belief | None, features f32[P,R,D] | None, *, key, k) -> Choice (idx int32 [P,k'],
-        distinct within each row; score f32 [P], higher = more informative)
+    select: SelectFn (above)
     needs_belief: False for rules usable before any label (random, aepo, ultrafeedback,
         west_of_n)
     pairing: how the oracle's ratings of the k' shown responses become the exported pair
         ("extremes": best vs worst; "best_vs_random": best vs a random other)
-    num_shown(k, R) -> k': how many responses a row of `idx` holds
+    num_shown: NumShownFn
     """
 
-    select: Callable[..., Choice]
+    select: SelectFn
     needs_belief: bool
     pairing: str
-    num_shown: Callable[[int, int], int]
+    num_shown: NumShownFn
 
 
-RULES: Registry[Callable[[AcquireConfig], Rule]] = Registry("acquisition rule")
+class RuleFactory(Protocol):
+    """A RULES entry: the rule for a config."""
+
+    def __call__(self, cfg: AcquireConfig) -> Rule: ...
+
+
+RULES: Registry[RuleFactory] = Registry("acquisition rule")
 
 BIG = 1e30  # finite stand-in for "very bad" so argmax never lands on an excluded entry
 
@@ -85,7 +121,11 @@ def require_belief(belief: Belief | None, name: str) -> Belief:
     return b
 
 
-def argmax_random(x: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
+def argmax_random(
+    x: Float[np.ndarray, "*batch n"],
+    rng: np.random.Generator,
+    valid: Bool[np.ndarray, "*#batch n"] | None = None,
+) -> Int[np.ndarray, "*batch"]:
     """Per-row argmax over the last axis with ties broken uniformly at random.
 
     x: [..., n] (NaN counts as the lowest value); valid: bool [..., n] or None (all valid).
@@ -128,20 +168,43 @@ def _argmax_random_slow(x: np.ndarray, rng: np.random.Generator, valid: np.ndarr
     return np.argmax(np.where(tie, rng.random(x.shape), -1.0), axis=-1)
 
 
-def best_pair(S: np.ndarray, rng: np.random.Generator, symmetric: bool = False) -> np.ndarray:
+def pair_mask(
+    valid: Bool[np.ndarray, "P R R"] | None, P: int, R: int
+) -> Bool[np.ndarray, "P R R"] | None:
+    """The allowed unordered pairs of each row: valid[p,i,j] and valid[p,j,i] and i != j; a
+    row with no allowed pair allows every i != j (a rule must still choose). None stays None."""
+    if valid is None:
+        return None
+    off = ~np.eye(R, dtype=bool)
+    v = np.asarray(valid, bool)
+    v = np.broadcast_to(v & v.transpose(*range(v.ndim - 2), -1, -2) & off, (P, R, R)).copy()
+    v[~v.any(axis=(1, 2))] = off
+    return v
+
+
+def best_pair(
+    S: Float[np.ndarray, "P R R"],
+    rng: np.random.Generator,
+    symmetric: bool = False,
+    valid: Bool[np.ndarray, "P R R"] | None = None,
+) -> Int[np.ndarray, "P 2"]:
     """The ordered pair (i, j), i != j, maximising S[p, i, j] in each row; random ties.
 
     S: [P, R, R] (the diagonal is ignored); symmetric: S[p, i, j] == S[p, j, i], so only
-    i < j is searched (otherwise every maximum would be a two-way tie). Returns int64 [P, 2].
+    i < j is searched (otherwise every maximum would be a two-way tie); valid: pair_mask(...)
+    output or None (every pair allowed). Returns int64 [P, 2].
     """
     P, R, _ = S.shape
     i, j = np.indices((R, R))
-    valid = (i < j) if symmetric else (i != j)
-    flat = argmax_random(S.reshape(P, R * R), rng, valid.reshape(R * R))
+    allowed = (i < j) if symmetric else (i != j)
+    allowed = allowed.reshape(R * R) if valid is None else (valid & allowed).reshape(P, R * R)
+    flat = argmax_random(S.reshape(P, R * R), rng, allowed)
     return np.stack([flat // R, flat % R], axis=1)
 
 
-def greedy_extend(G, first: np.ndarray, k: int, rng: np.random.Generator):
+def greedy_extend(
+    G, first: Int[np.ndarray, "P m"], k: int, rng: np.random.Generator
+) -> Int[np.ndarray, "P k"]:
     """Grow each row's chosen set to k by adding the response with the largest summed gain.
 
     G: [P, R, R] symmetric gain of showing i together with j (e.g. sigma_ij), or a callable
@@ -167,7 +230,9 @@ def greedy_extend(G, first: np.ndarray, k: int, rng: np.random.Generator):
     return np.stack(out, axis=1)
 
 
-def pair_std_score(pair_var: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def pair_std_score(
+    pair_var: Float[np.ndarray, "P R R"], idx: Int[np.ndarray, "P k"]
+) -> Float[np.ndarray, " P"]:
     """Epistemic score of a choice: mean over its unordered pairs of sqrt(Var[r_i - r_j]).
 
     pair_var: [P, R, R]; idx: [P, k]. Returns float32 [P].
@@ -178,6 +243,6 @@ def pair_std_score(pair_var: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(var, 0.0)).mean(axis=1).astype(np.float32)
 
 
-def make_choice(idx: np.ndarray, score: np.ndarray) -> Choice:
+def make_choice(idx: Int[np.ndarray, "P k"], score: Float[np.ndarray, " P"]) -> Choice:
     """Choice with the contract's dtypes: idx int32 [P, k'], score float32 [P]."""
     return Choice(np.ascontiguousarray(idx, dtype=np.int32), np.asarray(score, np.float32))

@@ -14,12 +14,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from jaxtyping import Float
 from scipy.special import digamma
 
 from aeuf.config import AcquireConfig
 from aeuf.errors import ConfigError, InputError
 
 BLOCK = 64  # columns per block in the kNN search
+BUDGET = 1 << 25  # float32 entries of one [chunk, P] distance block in the exact search (128 MB)
+EXACT_MAX = AcquireConfig.knn_exact_max  # above this many prompts: an approximate index
 
 
 class KnnGraph(NamedTuple):
@@ -37,8 +40,21 @@ class KnnGraph(NamedTuple):
     starts: np.ndarray
 
 
-def knn_graph(prompt_features, k: int, chunk: int = 1024) -> KnnGraph:
-    """The KnnGraph of prompt_features f32[P, D] (k is capped at P - 1), in row chunks."""
+def knn_graph(
+    prompt_features: Float[np.ndarray, "P D"],
+    k: int,
+    chunk: int | None = None,
+    *,
+    exact_max: int | None = EXACT_MAX,
+    threads: int | None = None,
+) -> KnnGraph:
+    """The KnnGraph of prompt_features f32[P, D] (k is capped at P - 1).
+
+    exact_max: exact search up to this many prompts, an approximate index above it
+    (aeuf.backends.ann; None: always exact). The exact search runs in row chunks of `chunk`
+    rows (default: as many as keep the [chunk, P] distance block near 128 MB), so its memory
+    stays O(P k + chunk P) at any P. Radii are exact distances to the k-th neighbour found.
+    """
     x = np.asarray(prompt_features, np.float32)
     P = x.shape[0]
     k = min(k, P - 1)
@@ -46,20 +62,45 @@ def knn_graph(prompt_features, k: int, chunk: int = 1024) -> KnnGraph:
         raise ConfigError("prompt selection needs at least two prompts")
     if not np.isfinite(x).all():
         raise InputError("prompt features contain NaN or infinite values")
+    if exact_max is not None and P > exact_max:
+        from aeuf.backends.ann import approx_knn
+
+        neighbors, kth = _resort_exact(x, approx_knn(x, k, threads=threads)[0])
+    else:
+        neighbors, kth = _exact_knn(x, k, chunk or max(1, min(1024, BUDGET // P)))
+    radius = np.sqrt(np.maximum(kth, 0.0))
+    owners = np.argsort(neighbors.ravel(), kind="stable") // k
+    starts = np.searchsorted(np.sort(neighbors.ravel()), np.arange(P + 1))
+    return KnnGraph(radius, neighbors, owners, starts)
+
+
+def _exact_knn(x: np.ndarray, k: int, chunk: int):
+    """(neighbors int64 [P, k] nearest first, squared distance to the k-th float64 [P])."""
+    P = x.shape[0]
     sq = np.einsum("pd,pd->p", x, x)
     block = max(1, min(BLOCK, (P - 1) // k))
     pad = -P % block  # zero rows with infinite norm: never anyone's neighbour
     xp = np.concatenate([x, np.zeros((pad, x.shape[1]), np.float32)])
     half_sq = np.concatenate([0.5 * sq, np.full(pad, np.inf, np.float32)])
     neighbors = np.empty((P, k), np.int64)
-    radius = np.empty(P, np.float64)
+    kth = np.empty(P, np.float64)
     for s in range(0, P, chunk):
         rows = np.arange(s, min(s + chunk, P))
-        neighbors[rows], kth = _nearest(xp, half_sq, rows, k, block)
-        radius[rows] = np.sqrt(np.maximum(2.0 * kth.astype(np.float64) + sq[rows], 0.0))
-    owners = np.argsort(neighbors.ravel(), kind="stable") // k
-    starts = np.searchsorted(np.sort(neighbors.ravel()), np.arange(P + 1))
-    return KnnGraph(radius, neighbors, owners, starts)
+        neighbors[rows], key = _nearest(xp, half_sq, rows, k, block)
+        kth[rows] = 2.0 * key.astype(np.float64) + sq[rows]
+    return neighbors, kth
+
+
+def _resort_exact(x: np.ndarray, neighbors: np.ndarray, chunk: int = 4096):
+    """An index's neighbour lists re-sorted by exact squared distance, computed here in
+    chunks: (int64 [P, k] nearest first, squared distance to the k-th float64 [P])."""
+    out = np.empty(neighbors.shape, np.float64)
+    for s in range(0, x.shape[0], chunk):
+        nb = neighbors[s : s + chunk]
+        diff = x[nb] - x[s : s + chunk, None, :]  # [c, k, D]
+        out[s : s + chunk] = np.einsum("ckd,ckd->ck", diff, diff)
+    order = np.argsort(out, axis=1, kind="stable")
+    return np.take_along_axis(neighbors, order, 1), out.max(axis=1)
 
 
 def _nearest(xp, half_sq, rows, k: int, block: int):
@@ -102,7 +143,9 @@ def select_prompts(
     acquired = np.asarray(acquired, bool).copy()
     if acquired.size < 2:  # no neighbours to estimate an entropy from
         return np.flatnonzero(~acquired)[: max(batch, 0)].astype(np.int32)
-    g = graph if graph is not None else knn_graph(prompt_features, cfg.knn_k)
+    g = graph if graph is not None else knn_graph(
+        prompt_features, cfg.knn_k, exact_max=cfg.knn_exact_max
+    )
     k = g.neighbors.shape[1]
     psi = digamma(np.arange(1, k + 2))  # psi(n + 1) for n = 0..k
     n = acquired[g.neighbors].sum(axis=1)

@@ -1,7 +1,8 @@
 """Model-free rules usable before any label: `random`, `ultrafeedback`, `west_of_n`.
 
-Each select(belief | None, features f32[P,R,D] | None, *, key, k) -> Choice; the score is
-zero (these rules carry no information about which prompt is more informative).
+Each select(belief | None, features f32[P,R,D] | None, *, key, k, valid=None) -> Choice; the
+score is zero (these rules carry no information about which prompt is more informative) and
+`valid` is ignored (only belief rules honour a pair mask).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def random_subsets(rng: np.random.Generator, P: int, R: int, k: int) -> np.ndarr
     return np.argsort(rng.random((P, R)), axis=1)[:, :k]
 
 
-def _random_select(belief, features, *, key, k) -> Choice:
+def _random_select(belief, features, *, key, k, valid=None) -> Choice:
     P, R = pool_shape(belief, features)
     check_k(k, R)
     return make_choice(random_subsets(numpy_rng(key), P, R, k), np.zeros(P))
@@ -39,14 +40,14 @@ def _ultrafeedback_shown(k: int, R: int) -> int:
     return min(4, R)
 
 
-def _ultrafeedback_select(belief, features, *, key, k) -> Choice:
+def _ultrafeedback_select(belief, features, *, key, k, valid=None) -> Choice:
     P, R = pool_shape(belief, features)
     check_k(2, R)
     idx = random_subsets(numpy_rng(key), P, R, _ultrafeedback_shown(k, R))
     return make_choice(idx, np.zeros(P))
 
 
-def _west_of_n_select(belief, features, *, key, k) -> Choice:
+def _west_of_n_select(belief, features, *, key, k, valid=None) -> Choice:
     P, R = pool_shape(belief, features)
     check_k(2, R)
     return make_choice(np.broadcast_to(np.arange(R), (P, R)), np.zeros(P))

@@ -179,7 +179,8 @@ def simulate(task: Task, cfg: RunConfig, *, curve: bool = True) -> Curve:
     curve: score the head on the held-out prompts after each round (the `budget` regime).
     Without it, a run whose rules are all model-free skips the refits: they change no choice
     (only the uncertainty the main command records beside each plan)."""
-    ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph)
+    ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph,
+                              usable=np.isfinite(task.pool.gold))
     judge = replay_judge(cfg.oracle)
     state = engine.initial_state(task.features.shape[0])
     fit = curve or any(r.needs_belief for r in ctx.rules.values())

@@ -10,8 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from aeuf.commands.flags import add_flags
 from aeuf.commands.run import FLAGS, config_from_args
 from aeuf.config import RunConfig
@@ -32,14 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(args.prompts)
-    out.mkdir(parents=True, exist_ok=True)
     pool = io.read_pool(cfg.input)
     features, info = featurize.build_features(pool, cfg.features, out, progress=not args.no_progress)
     flat = features.reshape(-1, features.shape[-1])
-    np.save(out / "features.tmp.npy", flat)
-    (out / "features.tmp.npy").replace(out / "features.npy")
-    ids = "\n".join(str(i) for i in np.asarray(pool.response_ids).reshape(-1)) + "\n"
-    io.atomic_write_text(out / "features.ids.txt", ids)
+    path = io.write_precomputed_features(out, flat, [str(i) for i in pool.response_ids.reshape(-1)])
     print(f"aeuf: {flat.shape[0]} responses x {flat.shape[1]} features ({info.dims}); "
-          f"newly embedded {info.encoded}; wrote {out / 'features.npy'}", file=sys.stderr)
+          f"newly embedded {info.encoded}; wrote {path}", file=sys.stderr)
     return 0

@@ -42,19 +42,21 @@ def print_summary(s) -> None:
             f"`aeuf judge {s.annotation_file} --judge_base_url URL --judge_model NAME`, or rerun "
             f"with --oracle local or --judge_base_url URL.")
         return
-    say(f"aeuf: {s.labelled} of {s.prompts} prompts labelled by the {s.oracle} oracle; "
-        f"{s.comparisons} comparisons, {s.requests_logged} oracle requests "
-        f"({s.requests_sent} sent now), cost ${s.cost:.4f}; {s.ties} ties, "
-        f"{s.failed} prompts without a usable label.")
-    if s.skipped:
-        say(f"aeuf: {s.skipped} prompts skipped while reading (fewer responses than the others).")
+    say(f"aeuf: {s.labelled} of {s.prompts} prompts labelled by the {s.oracle} oracle "
+        f"({s.ties} ties, {s.failed} without a usable label, {s.skipped} skipped while "
+        f"reading); {s.comparisons} comparisons, {s.requests_logged} oracle requests "
+        f"({s.requests_sent} sent now), cost ${s.cost:.4f}.")
     agree = [f"{r['agreement']:.2f}" for r in s.progress if r["agreement"] is not None]
     if agree:
         say(f"aeuf: head agreed with the oracle before labelling, per round: {', '.join(agree)}")
     if s.stopped_by_budget:
         say("aeuf: stopped at the --max_cost/--max_requests budget; raise it and rerun to continue.")
-    for kind, path in s.files.items():
-        say(f"  {kind}: {path}")
+    data = s.files.get("jsonl")
+    if data is not None:
+        say(f"aeuf: dataset: {data} ({s.rows} rows; also {s.files.get('parquet')} and "
+            f"{s.files.get('hf')}); report: {s.files.get('report')}")
+    elif s.files.get("report"):
+        say(f"aeuf: nothing to export; see {s.files['report']}")
 
 
 def run(args: argparse.Namespace) -> int:

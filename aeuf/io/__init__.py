@@ -5,6 +5,7 @@ Only `io`, `loop` and the CLI touch the disk; every error a user can fix is an
 aeuf.errors.InputError with one line naming the file, row and column.
 """
 
+from aeuf.io.annotations import read_judge_tasks
 from aeuf.io.atomic import (
     atomic_write,
     atomic_write_bytes,
@@ -15,7 +16,11 @@ from aeuf.io.atomic import (
 )
 from aeuf.io.batch_store import BatchStore
 from aeuf.io.export import write_preferences
-from aeuf.io.features import align_features, read_precomputed_features
+from aeuf.io.features import (
+    align_features,
+    read_precomputed_features,
+    write_precomputed_features,
+)
 from aeuf.io.jsonl import JsonlLog
 from aeuf.io.pool import read_pool, read_prompts
 from aeuf.io.rundir import RunDir, pool_digest
@@ -25,7 +30,7 @@ from aeuf.io.tables import read_table
 
 __all__ = [
     "BatchStore", "FeatureStore", "GenLog", "JsonlLog", "JudgementLog", "align_features", "atomic_write", "atomic_write_bytes",
-    "atomic_write_json", "atomic_write_parquet", "atomic_write_text", "RunDir", "pool_digest",
-    "load_pool", "read_pool", "read_precomputed_features", "read_prompts", "read_table",
+    "atomic_write_json", "atomic_write_parquet", "read_judge_tasks", "atomic_write_text", "RunDir", "pool_digest",
+    "load_pool", "read_pool", "read_precomputed_features", "write_precomputed_features", "read_prompts", "read_table",
     "strict_json", "write_pool", "write_preferences",
 ]

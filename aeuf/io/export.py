@@ -1,5 +1,7 @@
 """Export a preference table as preferences.jsonl, preferences.parquet and hf/ (a
-`datasets.save_to_disk` folder), optionally pushed to the hub."""
+`datasets.save_to_disk` folder with the dataset card as hf/README.md), optionally pushed to
+the hub (card first, then the data: `push_to_hub` keeps the card's text and adds its own
+metadata to the card's YAML)."""
 
 from __future__ import annotations
 
@@ -14,27 +16,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aeuf.config import ExportConfig
 from aeuf.errors import AeufError
 from aeuf.io.atomic import TMP_MARK, fsync_dir, replace_dir
 from aeuf.io.tables import hub_offline, network_errors
 
 EXPORT_NAMES = {"jsonl": "preferences.jsonl", "parquet": "preferences.parquet", "hf": "hf"}
+CARD_NAME = "README.md"  # the dataset card, inside hf/
 
 
-def write_preferences(df: pd.DataFrame, output_dir: Path, *,
-                      push_to_hub: str | None = None) -> dict[str, Path]:
-    """Write `df` [M rows] in three formats -> {"jsonl", "parquet", "hf"[, "hub"]}: paths.
+def write_preferences(df: pd.DataFrame, output_dir: Path, cfg: ExportConfig,
+                      card: str | None = None) -> dict[str, Path]:
+    """Write `df` [M rows] in three formats -> {"jsonl", "parquet", "hf"[, "card"]}: paths.
 
-    All three are built in a temp folder inside `output_dir` and then renamed into place, so
-    a failure leaves the previous export (or none) and no partial file. NaN becomes null in
-    JSON lines. `push_to_hub` (a repo id) is pushed after the local files are written.
+    All three (and `card`, the dataset card's markdown, as hf/README.md) are built in a temp
+    folder inside `output_dir` and then renamed into place, so a failure leaves the previous
+    export (or none) and no partial file. NaN becomes null in JSON lines. With
+    `cfg.push_to_hub` (a repo id) the card and the data are pushed after the local files.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = df.reset_index(drop=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".export{TMP_MARK}"))
     try:
-        _write_all(df, tmp)
+        _write_all(df, tmp, card)
         paths = {kind: out / name for kind, name in EXPORT_NAMES.items()}
         for kind in ("jsonl", "parquet"):
             os.replace(tmp / EXPORT_NAMES[kind], paths[kind])
@@ -42,13 +47,15 @@ def write_preferences(df: pd.DataFrame, output_dir: Path, *,
         fsync_dir(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if push_to_hub:
-        push(paths["hf"], push_to_hub)
+    if card is not None:
+        paths["card"] = paths["hf"] / CARD_NAME
+    if cfg.push_to_hub:
+        push(paths["hf"], cfg.push_to_hub)
     return paths
 
 
-def _write_all(df: pd.DataFrame, folder: Path) -> None:
-    """The three formats into `folder`, each file fsync'd."""
+def _write_all(df: pd.DataFrame, folder: Path, card: str | None) -> None:
+    """The three formats (and the card) into `folder`, each file fsync'd."""
     import datasets
 
     jsonl = folder / EXPORT_NAMES["jsonl"]
@@ -67,21 +74,38 @@ def _write_all(df: pd.DataFrame, folder: Path) -> None:
     finally:
         if not was_off:
             datasets.enable_progress_bars()
+    if card is not None:
+        _write_text(folder / EXPORT_NAMES["hf"] / CARD_NAME, card)
 
 
 def push(hf_dir: Path, repo_id: str) -> None:
-    """Upload a save_to_disk folder to the hub as `repo_id`; problems -> one-line AeufError."""
+    """Upload a save_to_disk folder to the hub as `repo_id`, its README.md (the card) first;
+    problems -> one-line AeufError."""
     if hub_offline():
         raise AeufError(f"--push_to_hub {repo_id}: the hub is off (HF_HUB_OFFLINE=1); the "
                         f"dataset is saved in {hf_dir}, push it later with network access")
     import datasets
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    card = hf_dir / CARD_NAME
     try:
+        if card.is_file():
+            api = HfApi()
+            api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+            api.upload_file(path_or_fileobj=str(card), path_in_repo=CARD_NAME, repo_id=repo_id,
+                            repo_type="dataset", commit_message="Dataset card (aeuf)")
         datasets.load_from_disk(str(hf_dir)).push_to_hub(repo_id)
     except (HfHubHTTPError, ValueError, *network_errors()) as e:
         raise AeufError(f"--push_to_hub {repo_id}: upload failed ({str(e).splitlines()[0]}); "
                         f"the dataset is saved in {hf_dir}") from None
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _fsync_file(path: Path) -> None:

@@ -41,6 +41,23 @@ def read_precomputed_features(path: str, ids_path: str | None = None
     return ids, values
 
 
+def write_precomputed_features(folder: Path, values: np.ndarray, ids: Sequence[str]) -> Path:
+    """folder/features.npy (f32[N, D]) and folder/features.ids.txt (one id per line), each
+    written atomically, in the layout read_precomputed_features reads: -> the .npy path."""
+    from aeuf.io.atomic import atomic_write, atomic_write_text
+
+    path = Path(folder) / "features.npy"
+    array = np.ascontiguousarray(values, np.float32)
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+    atomic_write(path, save)
+    atomic_write_text(Path(folder) / "features.ids.txt", "".join(f"{i}\n" for i in ids))
+    return path
+
+
 def align_features(ids: Sequence[str], values: np.ndarray, wanted_ids: Sequence[str], *,
                    source: str = "features file") -> np.ndarray:
     """Rows of `values` [n, D] reordered to `wanted_ids` [N] -> f32[N, D].

@@ -54,7 +54,7 @@ class Keys(NamedTuple):
 
     def round(self, t: int, purpose: int):
         """Round t's key for one purpose: 0 choose, 1 fit, 2 belief, 3 pairing, 4 prompts,
-        6 a later pass's replacement of repeated pairs."""
+        6 unusable responses swapped out, 7 a later pass's replacement of repeated pairs."""
         return jax.random.fold_in(jax.random.fold_in(self.base, t), purpose)
 
     def init(self):
@@ -66,7 +66,9 @@ class Context(NamedTuple):
     """What every round of a run shares (built once; pure data and functions).
 
     features: f32[P, R, D]; prompt_features: f32[P, d]; graph: the prompts' kNN graph, built
-    on first use (a one-element list so the context stays immutable); rules: name -> Rule.
+    on first use (a one-element list so the context stays immutable); rules: name -> Rule;
+    usable: bool[P, R] responses the oracle can judge (None: all; the replay oracle cannot
+    judge a response without gold, so such responses are never shown to it).
     """
 
     cfg: RunConfig
@@ -76,6 +78,7 @@ class Context(NamedTuple):
     rules: dict
     keys: Keys
     graph: list
+    usable: Bool[np.ndarray, "P R"] | None = None
 
 
 class Plan(NamedTuple):
@@ -137,18 +140,28 @@ def validate(cfg: RunConfig, R: int) -> dict:
     return rules
 
 
-def make_context(cfg: RunConfig, features, prompt_features, *, graph=None) -> Context:
+def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
+                 usable=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
-    already built (it depends only on the prompt features and knn_k)."""
+    already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
+    responses the oracle can judge (None: all)."""
     rules = validate(cfg, features.shape[1])
+    usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     return Context(cfg, np.asarray(features, np.float32), np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
-                   [] if graph is None else [graph])
+                   [] if graph is None else [graph], usable)
+
+
+def eligible(ctx: Context) -> Bool[np.ndarray, " P"]:
+    """Prompts with at least two responses the oracle can judge."""
+    if ctx.usable is None:
+        return np.ones(ctx.features.shape[0], bool)
+    return ctx.usable.sum(axis=1) >= 2
 
 
 def sizes_of(ctx: Context) -> list[int]:
     loop = ctx.cfg.loop
-    P, R = ctx.features.shape[:2]
+    P, R = int(eligible(ctx).sum()), ctx.features.shape[1]
     budget = None if loop.budget is None else min(loop.budget, passes.max_labels(P, R))
     return schedule(P, budget, loop.batch_size, loop.initial_batch)
 
@@ -161,21 +174,27 @@ def initial_state(num_prompts: int) -> State:
 
 def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     """Round t's plan: the rule's choice per prompt, then `size` prompts among those not
-    labelled in this pass (in a later pass, a choice that repeats a judged pair is replaced:
-    aeuf.run.passes.avoid_repeats)."""
+    labelled in this pass. Belief rules get the pairs they may choose (usable, and in a later
+    pass not judged yet); a choice that still repeats a judged pair is replaced
+    (aeuf.run.passes.avoid_repeats) and unusable responses are swapped out (usable_slots)."""
     name = rule_of(ctx, state)
     rule = ctx.rules[name]
+    valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
+    acquired, blocked = state.acquired, None
+    if state.passes or (acquired | ~eligible(ctx)).all():  # a later pass
+        blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
+        blocked = blocked if valid is None else blocked | ~valid
+        valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
     choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, 0),
-                         k=ctx.cfg.acquire.num_annotations)
+                         k=ctx.cfg.acquire.num_annotations, valid=valid)
     idx, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
-    acquired = state.acquired
-    if state.passes or acquired.all():
-        seen = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
-        idx, score = passes.avoid_repeats(idx, score, seen, state.belief,
-                                          numpy_rng(ctx.keys.round(t, 6)))
-        acquired = passes.pass_acquired(acquired, seen)
+    if blocked is not None:
+        idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
+                                          numpy_rng(ctx.keys.round(t, 7)))
     prompts = _pick_prompts(ctx, acquired, t, size, score, rule.needs_belief)
     slots = idx[prompts]
+    if ctx.usable is not None:
+        slots = usable_slots(slots, ctx.usable[prompts], numpy_rng(ctx.keys.round(t, 6)))
     mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
     return Plan(t, name, prompts, slots, score[prompts],
                 pair_uncertainty(state.belief, prompts, slots), mean)
@@ -192,16 +211,31 @@ def _pick_prompts(ctx: Context, acquired, t: int, size: int, score, needs_belief
     """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
     `acquired` (bool [P])."""
     mode = ctx.cfg.acquire.prompt_selection
-    free = np.flatnonzero(~acquired)
+    free = np.flatnonzero(~acquired & eligible(ctx))
     if size >= free.size:
         return free
     if mode == "random" or (mode == "auto" and not needs_belief):
         rng = numpy_rng(ctx.keys.round(t, 4))
         return np.sort(rng.choice(free, size, replace=False))
     if not ctx.graph:
-        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, ctx.cfg.acquire.knn_k))
+        acq = ctx.cfg.acquire
+        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
+                                           exact_max=acq.knn_exact_max))
+    score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
     return np.asarray(acquire.select_prompts(score, ctx.prompt_features, acquired, size,
                                              ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
+
+
+def usable_slots(slots: Int[np.ndarray, "b k"], usable: Bool[np.ndarray, "b R"], rng):
+    """The shown responses with every one the oracle cannot judge replaced by a random usable
+    response not shown yet (model-free rules ignore the pair mask; belief rules honour it)."""
+    out = slots.copy()
+    for row in np.flatnonzero(~np.take_along_axis(usable, slots, 1).all(axis=1)):
+        spare = [r for r in rng.permutation(usable.shape[1]) if usable[row, r] and r not in out[row]]
+        for j in np.flatnonzero(~usable[row, out[row]]):
+            if spare:
+                out[row, j] = spare.pop()
+    return out
 
 
 def pair_uncertainty(belief: Belief | None, prompts, slots) -> Float[np.ndarray, " b"]:

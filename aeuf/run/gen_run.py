@@ -22,8 +22,9 @@ from typing import NamedTuple
 import pandas as pd
 
 from aeuf.config import GenerateConfig, to_dict
-from aeuf.generate import Generation, GenRequest, ModelSpec, by_model, plan
+from aeuf.generate import ModelSpec, by_model, plan
 from aeuf.io import GenLog, atomic_write_json, atomic_write_parquet
+from aeuf.types import Generation, GenRequest
 
 LOG_NAME, OUT_NAME, CONFIG_NAME = "generations.jsonl", "generated.parquet", "generate_config.json"
 RECORD_KEYS = ("model", "response", "temperature", "top_p", "max_tokens", "seed", "finish_reason")

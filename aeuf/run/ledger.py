@@ -3,6 +3,8 @@
 Every request has a key; an answer is appended (fsync'd) to the run's judgement log the moment
 it arrives, before anything else is sent. A rerun reads the log and sends only keys that have
 no final answer. Budgets (--max_requests, --max_cost) stop sending cleanly between chunks.
+An oracle that cannot be reached (a run of transport failures with no answer between them)
+stops the run with one line naming where it was asked and the last error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from aeuf import io
+from aeuf.errors import OracleUnreachable
 from aeuf.oracle import Oracle, is_final
+from aeuf.oracle.base import TRANSPORT
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
 
@@ -23,6 +27,9 @@ class Ledger:
 
     answers: every answer in the log, by key (later lines win)
     sent:    requests sent by this process;  cost: their cost
+    retry_unparsable: paid answers without a parsable verdict are asked again
+    where:   the oracle's endpoint, for the "cannot be reached" message
+    unreachable_after: that many transport failures in a row stop the run
     """
 
     log: io.JudgementLog
@@ -32,12 +39,21 @@ class Ledger:
     sent: int = 0
     cost: float = 0.0
     exhausted: bool = False
+    retry_unparsable: bool = False
+    where: str = "the oracle"
+    unreachable_after: int = 8
+    _failures: int = 0
 
     @classmethod
-    def open(cls, log: io.JudgementLog, *, max_requests=None, max_cost=None) -> Ledger:
-        led = cls(log, max_requests, max_cost)
+    def open(cls, log: io.JudgementLog, **options) -> Ledger:
+        led = cls(log, **options)
         led.answers = log.load()
         return led
+
+    def final(self, answer: JudgeAnswer) -> bool:
+        """Never asked again: is_final, unless it is unparsable and retry_unparsable is on."""
+        unparsable = (answer.error or "").startswith("unparsable")
+        return is_final(answer) and not (self.retry_unparsable and unparsable)
 
     @property
     def paid_requests(self) -> int:
@@ -53,7 +69,7 @@ class Ledger:
         seen: set[str] = set()
         out = []
         for r in requests:
-            done = r.key in self.answers and is_final(self.answers[r.key])
+            done = r.key in self.answers and self.final(self.answers[r.key])
             if not done and r.key not in seen:
                 seen.add(r.key)
                 out.append(r)
@@ -74,20 +90,33 @@ class Ledger:
         todo = self.pending(requests)
         bar = tqdm(total=len(todo), desc=f"judge ({oracle.name})", unit="req",
                    disable=not progress or not todo)
-        while todo:
-            room = self._room()
-            if room == 0:
-                self.exhausted = True
-                break
-            step = chunk if room is None else min(chunk, room)
-            batch, todo = todo[:step], todo[step:]
-            for answer in oracle.send(batch):
-                self.log.append(answer)
-                self.answers[answer.key] = answer
-                self.sent += 1
-                self.cost += answer.cost
-                bar.update(1)
-        bar.close()
+        try:
+            while todo:
+                room = self._room()
+                if room == 0:
+                    self.exhausted = True
+                    break
+                step = chunk if room is None else min(chunk, room)
+                batch, todo = todo[:step], todo[step:]
+                for answer in oracle.send(batch):
+                    self._record(answer)
+                    bar.update(1)
+        finally:
+            bar.close()
+
+    def _record(self, answer: JudgeAnswer) -> None:
+        """Log one answer (fsync'd) before anything else; stop on a run of transport faults."""
+        self.log.append(answer)
+        self.answers[answer.key] = answer
+        self.sent += 1
+        self.cost += answer.cost
+        transport = (answer.error or "").startswith(TRANSPORT)
+        self._failures = self._failures + 1 if transport else 0
+        if self._failures >= self.unreachable_after:
+            raise OracleUnreachable(
+                f"{self.where} cannot be reached: {self._failures} requests in a row failed "
+                f"({answer.error}); check the URL and that the server is up, then rerun the "
+                "same command (nothing answered is asked again)")
 
     def judge(self, oracle: Oracle, tasks: Sequence[JudgeTask], *, chunk: int,
               progress: bool = True) -> list[Judgement]:

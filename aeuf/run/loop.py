@@ -21,13 +21,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from aeuf import dataset, embed, io
+from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
-from aeuf.errors import InputError
+from aeuf.errors import InputError, NothingLabelled
 from aeuf.oracle import Oracle, make_oracle
-from aeuf.run import engine, featurize, records
+from aeuf.run import engine, featurize, records, report
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
-from aeuf.run.plots import plot_progress
 from aeuf.types import ResponsePool
 
 
@@ -51,8 +51,12 @@ class RunSummary(NamedTuple):
 
 
 def default_output_dir(path: str) -> Path:
-    """runs/<input name without extension>."""
-    name = Path(path.rstrip("/")).name.split(".")[0] or "run"
+    """runs/<input name without extension>; a pool made by `aeuf generate`
+    (<folder>/generated.parquet) is named after its folder: runs/<folder>-labels."""
+    p = Path(path.rstrip("/"))
+    name = p.name.split(".")[0].split(":")[0] or "run"
+    if name == "generated" and p.parent.name:
+        name = f"{p.parent.name}-labels"
     return Path("runs") / name
 
 
@@ -91,9 +95,11 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 progress: bool) -> RunSummary:
     features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
     pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features, progress=progress)
-    ctx = engine.make_context(cfg, features, pfeat)
+    usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
+    ctx = engine.make_context(cfg, features, pfeat, usable=usable)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
-                         max_cost=cfg.oracle.max_cost)
+                         max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
+                         retry_unparsable=cfg.oracle.retry_unparsable)
     if oracle.name == "none":
         return _annotate(ctx, rd, pool, ledger, oracle)
     judge = _judge_through(ledger, oracle, cfg, progress)
@@ -109,9 +115,16 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
             rd.save_round(t, records.plan_record(plan, pool, state.belief))
         state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name, plan=plan)
         labelled += outcome.labelled
-        rows.append(records.progress_row(plan, outcome))
+        rows.append({**records.progress_row(plan, outcome),
+                     "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
         state = _fit(ctx, rd, state, t, ledger, saved)
     return _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
+
+
+def _where(cfg: RunConfig, oracle: Oracle) -> str:
+    """How the 'cannot be reached' message names the oracle."""
+    url = cfg.oracle.judge.base_url if oracle.name in ("judge", "batch") else None
+    return f"the {oracle.name} oracle" + (f" at {url}" if url else "")
 
 
 def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool):
@@ -157,12 +170,25 @@ def _annotate(ctx: Context, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
 
 def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, oracle: Oracle,
             state: State, labelled: list, rows: list) -> RunSummary:
-    decided = [x for x in labelled if not x.tie]
-    frame = dataset.build_rows(pool, decided, all_pairs=cfg.export.all_pairs)
-    files = io.write_preferences(frame, rd.path, push_to_hub=cfg.export.push_to_hub) if len(frame) else {}
-    if rows:
-        files["plot"] = plot_progress(rows, rd.path / "progress.png")
-    return _summary(rd, pool, ledger, oracle, state, labelled, files, rows, frame_rows=len(frame))
+    """preferences.{jsonl,parquet}, hf/ with its dataset card, report.md and its pictures."""
+    frame = dataset.build_rows(pool, labelled, cfg.export)
+    summary = _summary(rd, pool, ledger, oracle, state, labelled, {}, rows, frame_rows=len(frame))
+    facts = report.facts(cfg, rd.path, pool, list(ledger.answers.values()), summary, labelled)
+    card = render_card(report.card_facts(cfg, pool, summary, facts, frame))
+    files = io.write_preferences(frame, rd.path, cfg.export, card) if len(frame) else {}
+    files["report"] = report.write(rd.path, facts, labelled)
+    if summary.labelled == 0 and not summary.stopped_by_budget:
+        raise NothingLabelled(_nothing_reason(facts, rd.path))
+    return summary._replace(files=files)
+
+
+def _nothing_reason(f: dict, out: Path) -> str:
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(f["failures"].items())) or "no answers"
+    hint = (" (rerun with --retry_unparsable, or try another --judge_template or a stronger "
+            "--judge_model)" if f["failures"].get("unparsable") else "")
+    return (f"no prompt got a usable label from the {f['oracle']} oracle ({f['ties']} ties; "
+            f"answers without a value: {kinds}){hint}; the raw replies are in "
+            f"{out / 'judgements.jsonl'} and {out / 'report.md'}")
 
 
 def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: list, files: dict,

@@ -29,6 +29,24 @@ def plot_progress(rows: list[dict], path: Path) -> Path:
     right.set_ylabel("pair std", color="tab:orange")
     fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _save(fig, path)
+
+
+def plot_ratings(chosen: list[float], rejected: list[float], path: Path) -> Path:
+    """Histogram of the oracle's scores of the exported chosen and rejected responses."""
+    fig, ax = plt.subplots(figsize=(6, 3.0), dpi=100)
+    finite = [x for x in (*chosen, *rejected) if x == x]
+    bins = 20 if not finite else min(20, max(5, len(set(finite))))
+    ax.hist([chosen, rejected], bins=bins, label=["chosen", "rejected"],
+            color=["tab:green", "tab:red"], alpha=0.8)
+    ax.set_xlabel("oracle score")
+    ax.set_ylabel("responses")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)
     plt.close(fig)

@@ -1,0 +1,83 @@
+"""BAL-PM's kNN graph: exact below AcquireConfig.knn_exact_max (in memory-bounded chunks), an
+approximate faiss index above it, measured against the exact graph."""
+
+import tracemalloc
+
+import numpy as np
+
+import aeuf.acquire.prompts as prompts
+from aeuf.acquire import knn_graph, select_prompts
+from aeuf.backends.ann import approx_knn
+from aeuf.config import AcquireConfig
+
+
+def clustered(P, D=32, seed=0):
+    """Unit vectors around 60 centres in an 8-dim subspace, a little noise everywhere."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(D, 8)))[0]
+    z = rng.normal(size=(60, 8))[rng.integers(60, size=P)] + 0.5 * rng.normal(size=(P, 8))
+    x = z @ basis.T + 0.05 * rng.normal(size=(P, D))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall(a, b):
+    return np.mean([len(set(r) & set(s)) for r, s in zip(a, b)]) / a.shape[1]
+
+
+def test_above_the_threshold_the_graph_is_approximate_close_and_reproducible():
+    x = clustered(4000)
+    exact = knn_graph(x, 13, exact_max=None)
+    approx = knn_graph(x, 13, exact_max=1000)
+    r = recall(approx.neighbors, exact.neighbors)
+    assert 0.9 <= r < 1.0, r  # approximate (not the exact path), and close
+    assert (approx.neighbors != np.arange(4000)[:, None]).all()
+    # an approximate k-th neighbour is never nearer than the true k-th; radii are exact distances
+    assert (approx.radius >= exact.radius * (1 - 1e-4)).all()  # float32 rounding
+    far = np.linalg.norm(x - x[approx.neighbors[:, -1]], axis=1)
+    np.testing.assert_allclose(approx.radius, far, rtol=1e-5)
+    again = knn_graph(x, 13, exact_max=1000)
+    np.testing.assert_array_equal(again.neighbors, approx.neighbors)
+    # the owner lists are rebuilt from the approximate neighbours
+    y = int(approx.neighbors[7, 0])
+    assert 7 in approx.owners[approx.starts[y] : approx.starts[y + 1]]
+
+
+def test_select_prompts_takes_the_threshold_from_the_config(monkeypatch):
+    import aeuf.backends.ann as ann
+
+    calls, real = [], ann.approx_knn  # a spy: counts calls, the real index answers
+    monkeypatch.setattr(ann, "approx_knn", lambda *a, **kw: calls.append(a[0].shape) or
+                        real(*a, **kw))
+    x = clustered(3000, seed=1)
+    score, none = np.random.default_rng(1).random(3000) * 0.01, np.zeros(3000, bool)
+    got = select_prompts(score, x, none, 200, AcquireConfig(knn_exact_max=1000, knn_k=5))
+    assert calls == [(3000, 32)]
+    approx = knn_graph(x, 5, exact_max=1000)
+    assert got.tolist() == select_prompts(score, x, none, 200, AcquireConfig(knn_k=5),
+                                          graph=approx).tolist()
+    select_prompts(score, x, none, 200, AcquireConfig(knn_exact_max=None, knn_k=5))
+    select_prompts(score, x, none, 200, AcquireConfig(knn_k=5))  # default 20,000 > 3,000
+    assert len(calls) == 2  # the one above and knn_graph(exact_max=1000): none since
+
+
+def test_approx_knn_excludes_self_sorts_and_fills_short_lists_exactly():
+    x = clustered(400, D=16, seed=2)
+    ids, d = approx_knn(x, 13, nprobe=1)  # one list per query: some hold fewer than 14
+    assert ids.shape == (400, 13) and (ids >= 0).all()
+    assert (ids != np.arange(400)[:, None]).all()
+    assert (np.diff(d, axis=1) >= -1e-6).all()
+    assert all(len(set(r)) == 13 for r in ids)
+
+
+def test_exact_graph_memory_stays_within_its_chunk_budget(monkeypatch):
+    x = np.random.default_rng(3).normal(size=(12000, 8)).astype(np.float32)
+    want = knn_graph(x, 13, chunk=1024)
+    monkeypatch.setattr(prompts, "BUDGET", 1 << 18)  # 1 MB blocks: 21 rows at a time
+    tracemalloc.start()
+    got = knn_graph(x, 13)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(got.neighbors, want.neighbors)
+    np.testing.assert_allclose(got.radius, want.radius, rtol=1e-5)
+    # a 1024-row block alone would be 1024 x 12000 x 4 B = 49 MB; the graph itself ~ 4 MB
+    assert peak < 16e6, peak
