@@ -9,22 +9,27 @@
 # trained on each run's exported pairs is scored on the held-out prompts. Rules: the default
 # (dts after an aepo round) and the others below, beside West-of-N (all 8 judged), random,
 # UltraFeedback's best-of-4, AEPO and the no-call baselines (longer vs shorter; the delta pair:
-# largest vs smallest model by the parameter count in its name). Env: SEEDS (3), RULES, HEADS,
-# PY (python), POOL, CACHE (feature cache; MiniLM of the pool takes 15+ min once).
+# largest vs smallest model by the parameter count in its name).
+# Env: SEEDS (3), RULES, HEADS, FEATURES (minilm+stats+model), ROUNDS (extra round flags,
+# e.g. "--initial_batch 50 --batch_size 100"; default: the main command's quarters),
+# TAG (suffix of the PNG's name), PY (python), POOL, CACHE (feature cache; MiniLM of the
+# pool takes 15+ min once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench_models.sh
 HALF=${1:-A}
-OUT=${2:-bench_out/once_$HALF}
+OUT=${2:-bench_out/once_$HALF${TAG:-}}
 POOL=${POOL:-../shared/data/alpacaeval_dev.parquet}
 CACHE=${CACHE:-bench_out/cache}
 PY=${PY:-.venv/bin/python}
 MODELS=$([ "$HALF" = A ] && echo "$HALF_A" || echo "$HALF_B")
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# shellcheck disable=SC2086  # ROUNDS is a list of flags
 nice -n 10 "$PY" -m aeuf bench "$POOL" --regime once --models "$MODELS" \
-    --features minilm+stats+model --heads "${HEADS:-ensemble,bll}" \
+    --features "${FEATURES:-minilm+stats+model}" --heads "${HEADS:-ensemble,bll}" \
     --rules "${RULES:-dts,deltaucb,infomax,aepo,ultrafeedback}" --initial_rule aepo \
-    --seeds "${SEEDS:-3}" --label_mode deterministic --output_dir "$OUT" --features_cache "$CACHE"
+    --seeds "${SEEDS:-3}" --label_mode deterministic ${ROUNDS:-} --output_dir "$OUT" \
+    --features_cache "$CACHE"
 mkdir -p benchmarks
-cp "$OUT/dataset_quality_deterministic.png" "benchmarks/once_$HALF.png"
-echo "summary: $OUT/summary.json, tables: $OUT/report.md, plot: benchmarks/once_$HALF.png"
+cp "$OUT/dataset_quality_deterministic.png" "benchmarks/once_$HALF${TAG:-}.png"
+echo "summary: $OUT/summary.json, tables: $OUT/report.md, plot: benchmarks/once_$HALF${TAG:-}.png"

@@ -41,7 +41,7 @@ def plot_curves(summary: dict, mode: str, path: Path, feature_set: str | None = 
                 ax.plot(x, m, marker=".", label=r["rule"])
                 ax.fill_between(x, m - se, m + se, alpha=0.2)
             for end in range(pool, int(rows[0]["labels"][-1]), pool):
-                ax.axvline(end, color="k", ls=":", lw=0.8)
+                ax.axvline(end, color="0.6", ls="-.", lw=0.8)  # a pass over the pool ends
             _reference_lines(ax, summary, head, metric, feature_set)
             ax.set_xlabel("labels")
             ax.set_ylabel(f"test {metric.replace('_', '-')}")
