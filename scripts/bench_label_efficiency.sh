@@ -18,7 +18,7 @@ CACHE=${CACHE:-bench_out/cache}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/python -m aeuf bench "$POOL" \
     --rules random,dts,deltaucb,infomax --heads ensemble,bll \
-    --features minilm+stats+model --seeds 5 --budget 400 --batch 50 \
+    --features minilm+stats+model --seeds 5 --budget 400 --batch_size 50 \
     --label_mode deterministic,bernoulli --output_dir "$OUT" --features_cache "$CACHE"
 mkdir -p benchmarks
 for f in "$OUT"/learning_curves_*.png; do

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aeuf.bench.simulate import split_prompts
 from aeuf.cli import main
 
-MODELS = ["good", "fair", "poor", "bad"]
+MODELS = ["good-13b", "fair-7b", "poor-3b", "bad"]  # sizes in the names: the delta baseline
 
 
 @pytest.fixture(scope="module")
@@ -31,29 +32,77 @@ def _bench(path, out, *extra):
                  "--batch_size", "6", "--ceiling_pairs", "200", "--no_progress", *extra])
 
 
-def test_summary_tables_and_plots(pool_path, tmp_path):
+def test_budget_regime_flat_rows_above_the_pool_tables_and_plots(pool_path, tmp_path):
     rc = _bench(pool_path, tmp_path, "--features", "stats+model", "--heads", "bll",
-                "--rules", "infomax,random", "--label_mode", "deterministic,bernoulli")
+                "--rules", "infomax,random", "--label_mode", "deterministic,bernoulli",
+                "--budget", "30")
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["regime"] == "budget"
     assert s["split"] == {"pool_prompts": 18, "test_prompts": 6, "test_pairs": 36}
+    assert [(r["label_mode"], r["rule"]) for r in s["rows"]] == [
+        ("deterministic", "random"), ("deterministic", "infomax"),
+        ("bernoulli", "random"), ("bernoulli", "infomax")]  # random first
+    for r in s["rows"]:
+        assert set(r) == set(s["fields"])  # every number has a documented field, and only those
+        assert r["seeds"] == 2 and r["labels"] == [6, 12, 18, 24, 30]  # 18 prompts, then a 2nd pass
+        assert r["passes"] == 1 and r["calls"] == 60
+        assert len(r["accuracy"]) == len(r["log_likelihood_se"]) == 5
+        assert 0 <= r["final_accuracy"] <= 1 and r["final_log_likelihood"] < 0
+        assert r["fit_s"] > 0 and isinstance(r["beats_length"], bool)
+        lo, hi = r["labels_saved_lo"], r["labels_saved_hi"]
+        assert lo is None or hi is None or lo <= hi
+        if r["rule"] == "random":
+            assert r["d_final_accuracy"] == 0.0 and r["d_final_accuracy_se"] == 0.0
     for mode in ("deterministic", "bernoulli"):
-        rules = s["results"][mode]["bll"]
-        assert list(rules) == ["random", "infomax"]  # random first
-        r = rules["infomax"]
-        assert r["seeds"] == 2 and r["labels"] == [6, 12]
-        assert len(r["accuracy"]["mean"]) == 2 and len(r["log_likelihood"]["se"]) == 2
-        assert set(r["vs_random"]) == {"final_accuracy", "auc_accuracy", "final_log_likelihood",
-                                       "final_regret"}
-        assert "labels_saved" in r and "auc_accuracy" in r and r["wall_s"]["fit"] > 0
-        assert rules["random"]["vs_random"]["final_accuracy"] == {"mean": 0.0, "se": 0.0}
         png = tmp_path / f"learning_curves_{mode}.png"
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size < 200_000
-    assert set(s["ceilings"]["bll"]) == {"stats", "model", "stats+model"}
-    assert s["ceilings"]["bll"]["model"]["accuracy"] > 0.95  # the model decides the score
-    assert s["baselines"]["random"]["accuracy"] == 0.5
+    ref = {(e["kind"], e["name"], e["features"]): e for e in s["reference"]}
+    assert {f for k, n, f in ref if k == "ceiling"} == {"stats", "model", "stats+model"}
+    assert ref[("ceiling", "bll", "model")]["accuracy"] > 0.95  # the model decides the score
+    assert ref[("baseline", "random", None)]["accuracy"] == 0.5
+    assert all(set(e) == set(s["reference_fields"]) for e in s["reference"])
     report = (tmp_path / "report.md").read_text()
-    assert "labels saved" in report and "| infomax |" in report
+    assert "labels saved [95% band]" in report and "| infomax |" in report
+
+
+def test_once_regime_every_field_present_and_sane(pool_path, tmp_path):
+    rc = _bench(pool_path, tmp_path, "--regime", "once", "--features", "stats+model",
+                "--heads", "bll", "--rules", "dts,aepo,ultrafeedback", "--label_mode",
+                "deterministic")
+    assert rc == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["regime"] == "once" and s["split"]["pool_prompts"] == 18
+    rows = {r["rule"]: r for r in s["rows"]}
+    assert list(rows) == ["random", "dts", "aepo", "ultrafeedback", "west_of_n", "length", "delta"]
+    calls = {"random": 2, "dts": 2, "aepo": 2, "ultrafeedback": 4, "west_of_n": 4, "length": 0,
+             "delta": 0}
+    for name, r in rows.items():
+        assert set(r) == set(s["fields"]), name
+        assert r["kind"] == ("baseline" if name in ("length", "delta") else "rule")
+        assert r["calls_per_prompt"] == calls[name] and r["seeds"] == 2
+        for k in ("best_of_n", "worst_of_n", "correct", "wrong", "exported", "ties",
+                  "unanswered", "wasted_calls", "rm_accuracy"):
+            assert 0.0 <= r[k] <= 1.0, (name, k)
+        assert r["correct"] + r["wrong"] <= 1.0
+        assert r["exported"] + r["ties"] + r["unanswered"] == pytest.approx(1.0)
+        assert r["gold_gap_per_prompt_share"] <= 1.0 + 1e-9  # nothing beats best vs worst
+        assert r["rm_log_likelihood"] < 0 and r["rm_pairs"] == pytest.approx(18 * r["exported"])
+        assert (r["tokens_per_prompt"] > 0) == (calls[name] > 0)
+    won = rows["west_of_n"]
+    assert won["best_of_n"] == won["worst_of_n"] == won["gold_gap_share"] == 1.0
+    assert rows["random"]["d_best_of_n"] == 0.0 and rows["dts"]["d_rm_accuracy"] is not None
+    assert rows["delta"]["best_of_n"] > 0.9  # good-13b vs poor-3b: the biggest model is best here
+    df = pd.read_parquet(pool_path)
+    keep, _ = split_prompts(24, 0.25, 0)
+    pool_ids = set(pd.unique(df["prompt_id"])[keep])
+    sub = df[df["prompt_id"].isin(pool_ids)]
+    chars = sub["instruction"].str.len().sum() + sub["response"].str.len().sum()
+    assert won["tokens_per_prompt"] == pytest.approx(chars / 4 / 18)  # every response shown
+    png = tmp_path / "dataset_quality_deterministic.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    report = (tmp_path / "report.md").read_text()
+    assert "| delta (no call) |" in report and "% of West-of-N gap" in report
 
 
 def test_second_run_embeds_nothing(pool_path, tmp_path):

@@ -95,3 +95,18 @@ def test_mean_se_over_seeds_of_curves():
 
 def test_sigmoid_is_stable():
     assert M.sigmoid(np.array([-1000.0, 0.0, 1000.0])).tolist() == [0.0, 0.5, 1.0]
+
+
+def test_labels_saved_band_is_a_paired_bootstrap_over_seeds():
+    x = [100, 200, 300, 400]
+    rand = np.array([[0.60, 0.65, 0.70, 0.72], [0.62, 0.66, 0.71, 0.74]])
+    # in every resample (the same seeds drawn for both curves) the rule's mean curve crosses
+    # random's final value between 200 and 300 labels: 1 - 250/400 or 1 - 275/400 or between
+    rule = rand + np.array([0.02, 0.05, 0.04, 0.02])
+    lo, hi, reached = M.labels_saved_band(x, rule, rand, resamples=200, seed=1)
+    assert reached == 1.0 and lo <= M.labels_saved(x, rule.mean(0), rand.mean(0)) <= hi
+    assert 0.3 < lo <= hi < 0.45
+    lo, hi, reached = M.labels_saved_band(x, rand - 0.05, rand, resamples=50)
+    assert (lo, hi, reached) == (None, None, 0.0)  # never reaches random's final accuracy
+    one = M.labels_saved_band(x, rule[:1], rand[:1])
+    assert one[0] == one[1] == pytest.approx(M.labels_saved(x, rule[0], rand[0]))

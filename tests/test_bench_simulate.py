@@ -17,6 +17,7 @@ from aeuf.bench.simulate import (
 )
 from aeuf.config import HeadConfig, LoopConfig
 from aeuf.errors import ConfigError
+from aeuf.run import passes
 from aeuf.run.engine import schedule
 from aeuf.types import ResponsePool
 
@@ -61,11 +62,12 @@ def test_split_is_seeded_disjoint_and_complete():
         split_prompts(20, 1.0, 0)
 
 
-def test_schedule_sums_to_the_budget_capped_by_the_pool():
+def test_schedule_sums_to_the_budget_in_passes_over_the_pool():
     assert schedule(1000, 100, 30, None) == [30, 30, 30, 10]
     assert schedule(1000, 100, 30, 10) == [10, 30, 30, 30]
-    assert schedule(45, 100, 30, None) == [30, 15]
+    assert schedule(45, 100, 30, None) == [30, 15, 30, 15, 10]  # no round spans two passes
     assert schedule(8, None, None, None) == [2, 2, 2, 2]
+    assert schedule(10, 25, None, None) == [3, 3, 3, 1, 3, 3, 3, 1, 3, 2]
 
 
 def test_rules_share_the_first_batch_and_learn(task):
@@ -108,3 +110,46 @@ def test_initial_rule_must_be_model_free(task):
     bench = dataclasses.replace(BENCH, loop=dataclasses.replace(BENCH.loop, initial_rule="dts"))
     with pytest.raises(ConfigError, match="initial_rule"):
         simulate(task, cfg(bench=bench))
+
+
+def test_budget_above_the_pool_labels_every_prompt_then_new_pairs(task):
+    """36 prompts, budget 100: every prompt once (36), again (72), then 28 more; a judged
+    pair is never shown again, and the curve has a point per round."""
+    bench = dataclasses.replace(BENCH, loop=dataclasses.replace(BENCH.loop, budget=100,
+                                                                batch_size=12))
+    for rule in ("random", "infomax"):
+        c = simulate(task, cfg(rule, bench=bench))
+        order = [int(p) for plan in c.plans for p in plan.prompts]
+        assert len(order) == 100 and c.comparisons.size == 100 and c.passes == 2
+        assert sorted(order[:36]) == sorted(order[36:72]) == list(range(36))
+        assert len(set(order[72:])) == 28
+        pairs = {(p, min(a, b), max(a, b)) for p, a, b in zip(c.comparisons.prompt,
+                                                              c.comparisons.a, c.comparisons.b)}
+        assert len(pairs) == 100
+        assert c.labels.tolist() == [12, 24, 36, 48, 60, 72, 84, 96, 100]
+        assert c.shown == 200
+
+
+def test_avoid_repeats_replaces_only_repeated_pairs():
+    from aeuf.types import Comparisons
+
+    comps = Comparisons(np.array([0, 0, 1], np.int32), np.array([0, 1, 2], np.int32),
+                        np.array([1, 2, 0], np.int32), np.ones(3, np.float32))
+    seen = passes.seen_pairs(comps, 3, 3)
+    assert seen[0, 1, 0] and seen[1, 0, 2] and not seen[2].any()
+    idx = np.array([[1, 0], [1, 2], [0, 1]])
+    new, score = passes.avoid_repeats(idx, np.zeros(3), seen, None, np.random.default_rng(0))
+    assert sorted(new[0]) == [0, 2]  # prompt 0: only (0, 2) is new
+    assert new[1].tolist() == [1, 2] and new[2].tolist() == [0, 1]  # new pairs kept
+    # prompt 0 has every pair judged (closed): never picked again
+    full = passes.seen_pairs(Comparisons(*(np.array(x, np.int32) for x in
+                                          ([0, 0, 0], [0, 0, 1], [1, 2, 2])), np.ones(3)), 3, 3)
+    assert passes.pass_acquired(np.array([False, True, False]), full).tolist() == [True, True, False]
+    # every open prompt labelled in this pass: a new pass re-opens them
+    assert passes.pass_acquired(np.array([False, True, True]), full).tolist() == [True, False, False]
+
+
+def test_model_free_rule_runs_from_the_first_round(task):
+    bench = dataclasses.replace(BENCH, loop=dataclasses.replace(BENCH.loop, initial_rule="aepo"))
+    assert {p.rule for p in simulate(task, cfg("random", bench=bench)).plans} == {"random"}
+    assert [p.rule for p in simulate(task, cfg("infomax", bench=bench)).plans][:2] == ["aepo", "infomax"]

@@ -48,6 +48,7 @@ def test_every_prompt_once_same_choices(pool_csv, tmp_path, rule):
     settings = [*HEAD, "--batch_size", "6", "--initial_rule", "aepo", "--no_progress"]
     assert main(["bench", str(pool_csv), "--regime", "once", "--rules", rule, "--heads",
                  "ensemble", "--seeds", "2", "--label_mode", "deterministic",
+                 "--test_fraction", "0", "--baselines", "",
                  "--output_dir", str(tmp_path / "bench"), *settings]) == 0
     for seed in (0, 1):
         out = tmp_path / f"run{seed}"
@@ -58,8 +59,9 @@ def test_every_prompt_once_same_choices(pool_csv, tmp_path, rule):
     assert run_rounds(tmp_path / "run0") != run_rounds(tmp_path / "run1")  # the seed matters
 
 
-def test_budget_regime_same_choices_as_a_run_on_the_pool_prompts(pool_csv, tmp_path):
-    settings = [*HEAD, "--batch_size", "4", "--budget", "16", "--initial_rule", "random",
+@pytest.mark.parametrize("budget, rounds", [(16, 4), (40, 11)])  # 40 > 18 prompts: 3 passes
+def test_budget_regime_same_choices_as_a_run_on_the_pool_prompts(pool_csv, tmp_path, budget, rounds):
+    settings = [*HEAD, "--batch_size", "4", "--budget", str(budget), "--initial_rule", "random",
                 "--no_progress"]
     assert main(["bench", str(pool_csv), "--rules", "dts", "--heads", "bll", "--seeds", "1",
                  "--label_mode", "deterministic", "--ceiling_pairs", "50",
@@ -71,4 +73,6 @@ def test_budget_regime_same_choices_as_a_run_on_the_pool_prompts(pool_csv, tmp_p
     assert main([str(sub), "--rule", "dts", "--head", "bll", "--seed", "0", "--output_dir",
                  str(out), *settings]) == 0
     mine = run_rounds(out)
-    assert len(mine) == 4 and mine == bench_rounds(tmp_path / "bench", "dts", 0, head="bll")
+    assert len(mine) == rounds and mine == bench_rounds(tmp_path / "bench", "dts", 0, head="bll")
+    shown = [(p, tuple(sorted(r))) for ids, resp in mine for p, r in zip(ids, resp)]
+    assert len(shown) == budget and len(set(shown)) == budget  # never the same pair twice

@@ -7,14 +7,17 @@ same pool. `pool_from_long` and `score_to_utility` live in aeuf.io (re-exported 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from aeuf.config import InputConfig
-from aeuf.errors import InputError
+from aeuf.errors import ConfigError, InputError
 from aeuf.io.pool import CLIP, is_long, pool_from_long, read_pool, score_to_utility
 from aeuf.types import ResponsePool
 
-__all__ = ["CLIP", "is_long", "pool_from_long", "read_bench_pool", "score_to_utility"]
+__all__ = ["CLIP", "is_long", "pool_from_long", "read_bench_pool", "score_to_utility",
+           "select_responses"]
 
 
 def read_bench_pool(path: str, num_responses: int | None = None) -> ResponsePool:
@@ -32,3 +35,33 @@ def read_bench_pool(path: str, num_responses: int | None = None) -> ResponsePool
                          "the benchmark needs one for every response (fill it in or remove "
                          "that response)")
     return pool
+
+
+def select_responses(pool: ResponsePool, models: tuple[str, ...] = (),
+                     num_responses: int | None = None) -> ResponsePool:
+    """The pool restricted to the responses of `models` (all when empty), then to the first
+    `num_responses` of each prompt (all when None). A prompt left with fewer responses than
+    the others is skipped (added to pool.skipped). Raises ConfigError naming a model the pool
+    does not have, or a count above what is left."""
+    keep = np.ones(pool.shape, bool)
+    if models:
+        names = {str(m) for m in pool.models.ravel()}
+        unknown = sorted(set(models) - names)
+        if unknown:
+            raise ConfigError(f"--models: the pool has no model {', '.join(unknown)} (it has "
+                              f"{', '.join(sorted(names))})")
+        keep = np.isin(pool.models.astype(str), list(models))
+    n = int(keep.sum(axis=1).max())
+    if num_responses is not None and num_responses > n:
+        raise ConfigError(f"--num_responses {num_responses}: the pool has only {n} responses "
+                          "per prompt (after --models)")
+    n = num_responses or n
+    rows = np.flatnonzero(keep.sum(axis=1) >= n)
+    cols = np.stack([np.flatnonzero(keep[p])[:n] for p in rows]) if rows.size else np.zeros((0, n), int)
+    gather = lambda a: None if a is None else np.take_along_axis(a[rows], cols, axis=1)  # noqa: E731
+    skipped = tuple(str(i) for i in np.asarray(pool.prompt_ids)[keep.sum(axis=1) < n])
+    return dataclasses.replace(pool, prompt_ids=pool.prompt_ids[rows], prompts=pool.prompts[rows],
+                               responses=gather(pool.responses), models=gather(pool.models),
+                               response_ids=gather(pool.response_ids), gold=gather(pool.gold),
+                               messages=None if pool.messages is None else pool.messages[rows],
+                               skipped=pool.skipped + skipped)

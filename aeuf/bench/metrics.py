@@ -132,6 +132,29 @@ def labels_saved(x, y_rule, y_random) -> float | None:
     return 1.0 - n_rule / n_random
 
 
+def labels_saved_band(x, rule_curves, random_curves, *, resamples: int = 1000,
+                      seed: int = 0) -> tuple[float | None, float | None, float]:
+    """A 95% paired bootstrap band of labels_saved over seeds: the same S seed indices are
+    drawn (with replacement) for the rule and for random, and labels_saved computed on the
+    resampled mean curves. x: labels [n]; rule_curves, random_curves: [S, n].
+    -> (2.5th percentile, 97.5th percentile, share of resamples in which the rule reaches
+    random's final value). A percentile that falls on a resample where the rule never
+    reaches it is None (the band is open below). S = 1 gives the point value."""
+    rule, rand = np.asarray(rule_curves, np.float64), np.asarray(random_curves, np.float64)
+    S = rule.shape[0]
+    draws = np.random.default_rng(seed).integers(S, size=(resamples, S)) if S > 1 else np.zeros((1, 1), int)
+    vals = np.array([_saved_or_inf(x, rule[d].mean(0), rand[d].mean(0)) for d in draws])
+    lo = np.percentile(vals, 2.5, method="lower")
+    hi = np.percentile(vals, 97.5, method="higher")
+    return (None if np.isinf(lo) else float(lo), None if np.isinf(hi) else float(hi),
+            float(np.isfinite(vals).mean()))
+
+
+def _saved_or_inf(x, rule, rand) -> float:
+    saved = labels_saved(x, rule, rand)
+    return -np.inf if saved is None else saved
+
+
 def mean_se(values) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error over the first axis: [S, ...] -> ([...], [...]).
     SE = sample std (ddof = 1) / sqrt(S); 0 when S = 1."""

@@ -1,5 +1,7 @@
-"""The whole benchmark on arrays: every label mode x head x rule x seed, the no-learning
-baselines and the all-pairs ceilings (pure: no disk; the command does the reading/writing).
+"""The whole benchmark on arrays: every label mode x head x rule x seed; in the `budget`
+regime the no-learning baselines and the all-pairs ceilings, in the `once` regime the
+no-call baselines and, per run, a fresh head trained on the exported pairs (pure: no disk;
+the command does the reading/writing).
 
 Shape letters: P prompts (before the split), R responses per prompt, D feature dim.
 """
@@ -13,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from aeuf.acquire import knn_graph
+from aeuf.bench.heuristics import baseline_pairs
 from aeuf.bench.metrics import (
     Evaluation,
     HeldOutPairs,
@@ -20,8 +23,17 @@ from aeuf.bench.metrics import (
     held_out_pairs,
     pair_accuracy,
 )
-from aeuf.bench.simulate import BenchConfig, Curve, Task, ceiling, run_config, simulate
-from aeuf.types import ResponsePool
+from aeuf.bench.quality import exported_comparisons
+from aeuf.bench.simulate import (
+    BenchConfig,
+    Curve,
+    Task,
+    ceiling,
+    reward_model,
+    run_config,
+    simulate,
+)
+from aeuf.types import Comparisons, ResponsePool
 
 
 class BenchData(NamedTuple):
@@ -42,14 +54,17 @@ class BenchData(NamedTuple):
 
 
 class Results(NamedTuple):
-    """curves[mode][head][rule] = [Curve per seed]; baselines[name] = Evaluation (log-lik
-    None where the baseline gives no probabilities); ceilings[head][feature set] =
-    Evaluation; split: sizes."""
+    """curves[mode][head][rule] = [Curve per seed] (the `once` regime adds each no-call
+    baseline under its name); baselines[name] = Evaluation (budget regime; log-lik None
+    where the baseline gives no probabilities); ceilings[head][feature set] = Evaluation
+    (budget regime); split: sizes; regime; gold: f64[P', R] of the pool prompts."""
 
     curves: dict
     baselines: dict
     ceilings: dict
     split: dict
+    regime: str = "budget"
+    gold: np.ndarray | None = None
 
 
 def make_task(data: BenchData, features: np.ndarray, pairs: HeldOutPairs | None, graph) -> Task:
@@ -86,21 +101,36 @@ def run_benchmark(data: BenchData, bench: BenchConfig, *,
     graph = (knn_graph(data.prompt_features, acq.knn_k, exact_max=acq.knn_exact_max)
              if pool.size > 1 else None)
     task = make_task(data, data.features, pairs, graph)
+    once = bench.regime == "once"
+    names = (*bench.rules, *(bench.baselines if once else ()))
     curves: dict = {}
     for mode in bench.label_modes:
         for head in bench.heads:
-            for rule in bench.rules:
+            for name in names:
                 for seed in range(bench.seeds):
-                    c = simulate(task, run_config(bench, rule, head, seed, mode))
-                    curves.setdefault(mode, {}).setdefault(head, {}).setdefault(rule, []).append(c)
+                    cfg = run_config(bench, name if name in bench.rules else "random", head,
+                                     seed, mode)
+                    c = (simulate(task, cfg, curve=not once) if name in bench.rules else
+                         no_call_run(task, name, seed, bench.model_ranking))
+                    if once and pairs is not None:
+                        c = c._replace(rm=reward_model(task, cfg, exported_comparisons(c.labelled),
+                                                       seed))
+                    curves.setdefault(mode, {}).setdefault(head, {}).setdefault(name, []).append(c)
                     if on_run is not None:
-                        on_run(mode, head, rule, seed, c)
+                        on_run(mode, head, name, seed, c)
     split = {"pool_prompts": int(pool.size), "test_prompts": int(test.size),
              "test_pairs": 0 if pairs is None else int(pairs.prompt.size)}
-    if pairs is None:
-        return Results(curves, {}, {}, split)
+    if once or pairs is None:
+        return Results(curves, {}, {}, split, bench.regime, gold[pool])
     return Results(curves, baselines(data.lengths[test], gold[test], pairs),
-                   ceilings(data, bench, pairs, graph), split)
+                   ceilings(data, bench, pairs, graph), split, bench.regime, gold[pool])
+
+
+def no_call_run(task: Task, name: str, seed: int, ranking: tuple[str, ...]) -> Curve:
+    """A no-call baseline as a run: its pairs, no oracle call, no curve."""
+    empty = np.zeros(0)
+    return Curve(empty, empty, empty, empty, 0.0, 0.0, 0, Comparisons.empty(), [],
+                 baseline_pairs(name, task.pool, seed=seed, ranking=ranking))
 
 
 def ceilings(data: BenchData, bench: BenchConfig, pairs: HeldOutPairs, graph) -> dict:

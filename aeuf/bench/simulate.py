@@ -2,9 +2,11 @@
 
 One run = one (rule, head, seed, label mode): the RunConfig the main command would build
 from the same settings (`run_config`), played round by round by aeuf.run.engine with the
-replay oracle's pure path (plan -> send -> resolve, no ledger), and after each round the head
-is scored on held-out prompts. Same seed -> same first round (a model-free rule), same head
-init and same replay labels for every rule: differences between rules at a seed are paired.
+replay oracle's pure path (plan -> send -> resolve, no ledger). In the `budget` regime the
+head is scored on held-out prompts after each round; in the `once` regime a fresh head is
+trained on the pairs the run exports and scored on them (`reward_model`). Same seed -> same
+first round (a model-free rule), same head init and same replay labels for every rule:
+differences between rules at a seed are paired.
 
 Shape letters: P pool prompts, T test prompts, R responses per prompt, D feature dim,
 d prompt-feature dim, n rounds.
@@ -46,9 +48,10 @@ REGIMES = ("budget", "once")
 class BenchConfig:
     """Settings of the benchmark; the nested configs are the main command's own."""
 
-    regime: str = opt("budget", "budget: a label budget below the pool, scored on held-out "
-                                "prompts; once: every prompt labelled once, scored on gold",
-                      choices=REGIMES)
+    regime: str = opt("budget", "budget: learning curves of the head on held-out prompts vs "
+                                "labels (--budget may exceed the pool: several passes); "
+                                "once: every pool prompt labelled once, the exported pairs "
+                                "scored on gold", choices=REGIMES)
     rules: tuple[str, ...] = opt(("random", "dts", "deltaucb", "infomax"),
                                  "acquisition rules, comma-separated (random runs first)")
     heads: tuple[str, ...] = opt(("ensemble", "bll"), "reward heads, comma-separated")
@@ -56,7 +59,21 @@ class BenchConfig:
     label_modes: tuple[str, ...] = opt(("deterministic", "bernoulli"),
                                        "replay labels: deterministic, bernoulli and/or soft",
                                        flag="label_mode")
-    test_fraction: float = opt(0.25, "budget regime: share of prompts held out")
+    test_fraction: float = opt(0.25, "share of prompts held out (budget: the head is scored "
+                                     "on them; once: a head trained on the exported pairs is)")
+    models: tuple[str, ...] = opt((), "use only the responses of these models, comma-separated "
+                                      "(e.g. a half of the models, to check on models never "
+                                      "tuned on); default: all")
+    num_responses: int | None = opt(None, "use the first N responses of each prompt, as the "
+                                          "main command's --num_responses (after --models)")
+    baselines: tuple[str, ...] = opt(("length", "delta"), "once regime: no-call baselines "
+                                     "(length: longest vs shortest response; delta: the "
+                                     "response of the model believed strongest vs the weakest)")
+    model_ranking: tuple[str, ...] = opt((), "delta baseline: models, strongest first "
+                                             "(default: by parameter count in the model name, "
+                                             "e.g. 7b, 8x7B; models without one are left out)")
+    bootstrap: int = opt(1000, "budget regime: bootstrap resamples of the seeds for the band "
+                               "of labels saved")
     split_seed: int = opt(0, "seed of the pool/test split")
     max_test_pairs: int | None = opt(None, "sample at most this many test pairs")
     ceiling_pairs: int | None = opt(20000, "pool pairs the all-pairs ceiling trains on")
@@ -66,7 +83,10 @@ class BenchConfig:
     features: FeatureConfig = sub(FeatureConfig, "features", features="minilm+stats+model")
     head: HeadConfig = sub(HeadConfig, "the reward heads", hide=("name",))
     acquire: AcquireConfig = sub(AcquireConfig, "acquisition", hide=("rule",))
-    loop: LoopConfig = sub(LoopConfig, "rounds", hide=("seed",), budget=400, batch_size=50,
+    loop: LoopConfig = sub(LoopConfig, "rounds (--budget: budget regime only; the once regime "
+                           "labels every pool prompt once; --initial_rule: the main command's "
+                           "default is aepo, the benchmark's random so that every rule "
+                           "shares its first round)", hide=("seed",), budget=400,
                            initial_rule="random")
 
 
@@ -104,7 +124,10 @@ class Curve(NamedTuple):
     labels: int [n] comparisons so far; accuracy, log_likelihood, regret: float [n] on the
     held-out prompts (empty in the `once` regime); fit_s, select_s: wall seconds;
     shown: responses the oracle looked at; comparisons: every label, in order; plans: what
-    each round chose; labelled: the Labelled records (what the main command exports).
+    each round chose; labelled: the Labelled records (what the main command exports);
+    tokens: judge input tokens, estimated as (prompt + response characters) / 4 per shown
+    response; passes: passes over the pool completed; rm: the Evaluation of a fresh head
+    trained on the exported pairs (`once` regime with held-out prompts, else None).
     """
 
     labels: np.ndarray
@@ -117,6 +140,9 @@ class Curve(NamedTuple):
     comparisons: Comparisons
     plans: list
     labelled: list
+    tokens: float = 0.0
+    passes: int = 0
+    rm: Evaluation | None = None
 
 
 def split_prompts(num_prompts: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,26 +173,42 @@ def replay_judge(cfg: OracleConfig):
     return judge
 
 
-def simulate(task: Task, cfg: RunConfig) -> Curve:
-    """One simulated run of the main command's rounds: -> Curve (one point per round)."""
+def simulate(task: Task, cfg: RunConfig, *, curve: bool = True) -> Curve:
+    """One simulated run of the main command's rounds: -> Curve (one point per round).
+
+    curve: score the head on the held-out prompts after each round (the `budget` regime).
+    Without it, a run whose rules are all model-free skips the refits: they change no choice
+    (only the uncertainty the main command records beside each plan)."""
     ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph,
                               usable=np.isfinite(task.pool.gold))
     judge = replay_judge(cfg.oracle)
     state = engine.initial_state(task.features.shape[0])
+    fit = curve or any(r.needs_belief for r in ctx.rules.values())
     points, plans, labelled, fit_s, select_s = [], [], [], 0.0, 0.0
     for t, size in enumerate(engine.sizes_of(ctx)):
         t0 = time.perf_counter()
         state, plan, outcome = engine.play(ctx, task.pool, state, t, size, judge, "replay")
         t1 = time.perf_counter()
-        state = jax.block_until_ready(engine.refit(ctx, state, t))
+        state = jax.block_until_ready(engine.refit(ctx, state, t)) if fit else state
         select_s, fit_s = select_s + (t1 - t0), fit_s + (time.perf_counter() - t1)
         plans.append(plan)
         labelled += outcome.labelled
-        if task.pairs is not None:
+        if curve and task.pairs is not None:
             points.append((state.comps.size, *evaluate_state(ctx, state, task, t)))
-    shown = int(sum(p.slots.size for p in plans))
     cols = [np.asarray(c) for c in zip(*points)] if points else [np.zeros(0)] * 4
-    return Curve(*cols, fit_s, select_s, shown, state.comps, plans, labelled)
+    return Curve(*cols, fit_s, select_s, int(sum(p.slots.size for p in plans)), state.comps,
+                 plans, labelled, judge_tokens(task.pool, plans), state.passes)
+
+
+def judge_tokens(pool: ResponsePool, plans: list[Plan]) -> float:
+    """Estimated judge input tokens of the plans: (prompt + response characters) / 4 per
+    shown response (an absolute judge sees the prompt with each response)."""
+    chars = 0
+    for plan in plans:
+        for p, slots in zip(plan.prompts, plan.slots):
+            chars += len(str(pool.prompts[p])) * len(slots)
+            chars += sum(len(str(pool.responses[p, s])) for s in slots)
+    return chars / 4.0
 
 
 def evaluate_state(ctx: engine.Context, state: engine.State, task: Task, t: int) -> Evaluation:
@@ -190,12 +232,26 @@ def all_pairs(gold, max_pairs: int | None = None, *, seed: int = 0) -> Compariso
 def ceiling(task: Task, cfg: RunConfig, *, max_pairs: int | None, seed: int = 0) -> Evaluation:
     """The head trained on all (or `max_pairs` sampled) pool pairs with deterministic gold
     labels, evaluated like a run: what the features allow at best."""
+    comps = all_pairs(task.pool.gold, max_pairs, seed=seed)
+    return fit_and_score(task, cfg, comps, seed, task.pairs.y)
+
+
+def reward_model(task: Task, cfg: RunConfig, comps: Comparisons, seed: int) -> Evaluation:
+    """A fresh head of cfg.head trained on `comps` (the pairs a run exported) and scored on the
+    held-out prompts like a run's head (Bernoulli/soft label modes: log-likelihood against
+    the Bradley-Terry probabilities)."""
+    labels = task.pairs.y if cfg.oracle.label_mode == "deterministic" else task.pairs.q
+    return fit_and_score(task, cfg, comps, seed, labels)
+
+
+def fit_and_score(task: Task, cfg: RunConfig, comps: Comparisons, seed: int, labels) -> Evaluation:
+    """cfg.head initialised and fit once on comps (pool indices) with the seed's keys, then
+    evaluated on the held-out prompts against `labels` [M]."""
     from aeuf.head import make_head
 
     head = make_head(cfg.head)
-    comps = all_pairs(task.pool.gold, max_pairs, seed=seed)
     keys = engine.Keys.of(seed)
     state = head.init(task.features.shape[-1], key=keys.init())
     state = head.fit(state, task.features, comps, key=keys.round(0, 1))
     b = head.belief(state, task.test_features, key=keys.round(0, 5), num_samples=cfg.head.members)
-    return evaluate(b.mean, b.samples, task.pairs, task.test_gold, task.pairs.y)
+    return evaluate(b.mean, b.samples, task.pairs, task.test_gold, labels)

@@ -5,14 +5,17 @@ score: a win probability against a common reference; gold = logit(clip(score))) 
 pool aeuf reads with gold columns. Each (rule, head, seed, label mode) is the run `aeuf`
 would make with the same settings and `--oracle replay` (same keys, same choices).
 
-Regimes: `budget` splits the prompts into pool and test; every rule labels up to --budget
-prompts in rounds of --batch_size and the head is scored on all gold-ordered pairs of the
-test prompts after each round. `once` labels every prompt once (the README's main command)
-and scores the exported pairs on gold.
+Both regimes split the prompts into pool and test (--test_fraction). `budget`: every rule
+labels --budget prompts of the pool in rounds of --batch_size (a budget above the pool takes
+several passes, never repeating a judged pair) and the head is scored on all gold-ordered
+pairs of the test prompts after each round. `once`: every pool prompt is labelled once (the
+README's main command), the exported pairs are scored on gold, beside no-call baselines
+(--baselines), and a fresh head trained on them is scored on the test prompts.
 
-Writes to --output_dir: summary.json, report.md, learning_curves_<mode>.png (budget regime)
-and choices/<mode>_<head>_<rule>_<seed>.json (what each round chose, by prompt and
-response id). Features come from the aeuf feature cache (--features_cache).
+Writes to --output_dir: summary.json (flat rows, every field described in its "fields"),
+report.md, learning_curves_<mode>.png (budget) or dataset_quality_<mode>.png (once), and
+choices/<mode>_<head>_<rule>_<seed>.json (what each round chose, by prompt and response
+id). Features come from the aeuf feature cache (--features_cache).
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_of(args: argparse.Namespace):
-    """BenchConfig from the flags (random always runs first), checked."""
+    """BenchConfig from the flags (random always runs first; the once regime also runs
+    west_of_n, the reference of its gold gaps), checked."""
     cls, flags = _bench_flags()
     bench = build(cls, args, flags)
-    rules = ("random", *(r for r in bench.rules if r != "random"))
+    extra = ("west_of_n",) if bench.regime == "once" else ()
+    rules = tuple(dict.fromkeys(("random", *bench.rules, *extra)))
     bench = dataclasses.replace(bench, rules=rules)
     check_names(bench)
     return bench
@@ -63,11 +68,14 @@ def check_names(bench) -> None:
     """ConfigError (one line, listing valid names) for an unknown rule, head, part or mode."""
     from aeuf import embed
     from aeuf.acquire import RULES
+    from aeuf.bench.heuristics import BASELINES
     from aeuf.bench.simulate import LABEL_MODES
     from aeuf.head import HEADS
 
     for r in (*bench.rules, bench.loop.initial_rule):
         RULES.get(r)
+    for b in bench.baselines:
+        BASELINES.get(b)
     for h in bench.heads:
         HEADS.get(h)
     for m in bench.label_modes:
@@ -90,14 +98,13 @@ def ceiling_sets(bench) -> tuple[str, ...]:
 
 def load_data(pool_path: str, bench, cache: Path, progress: bool):
     """Read the pool, split it and build (or load from the cache) every feature set."""
-    from aeuf.bench.data import read_bench_pool
+    from aeuf.bench.data import read_bench_pool, select_responses
     from aeuf.bench.runner import BenchData
     from aeuf.bench.simulate import split_prompts
     from aeuf.run import featurize
 
-    pool = read_bench_pool(pool_path)
-    fraction = bench.test_fraction if bench.regime == "budget" else 0.0
-    split = split_prompts(pool.shape[0], fraction, bench.split_seed)
+    pool = select_responses(read_bench_pool(pool_path), bench.models, bench.num_responses)
+    split = split_prompts(pool.shape[0], bench.test_fraction, bench.split_seed)
 
     def build_set(feat):
         return featurize.build_features(pool, feat, cache, progress=progress,
@@ -121,7 +128,8 @@ def _say(progress: bool):
 
     def on_run(mode, head, rule, seed, curve):
         if progress:
-            acc = f"acc {curve.accuracy[-1]:.3f} at " if len(curve.accuracy) else ""
+            acc = (f"acc {curve.accuracy[-1]:.3f} at " if len(curve.accuracy) else
+                   f"RM acc {curve.rm.accuracy:.3f}, " if curve.rm is not None else "")
             print(f"aeuf bench: [{time.perf_counter() - start:6.0f}s] {mode:13s} {head:8s} "
                   f"{rule:13s} seed {seed}: {acc}{curve.comparisons.size} labels "
                   f"({curve.fit_s + curve.select_s:.1f}s)", file=sys.stderr, flush=True)
@@ -137,6 +145,8 @@ def write_choices(results, pool, out: Path) -> None:
         for head, rules in heads.items():
             for rule, curves in rules.items():
                 for seed, c in enumerate(curves):
+                    if not c.plans:  # a no-call baseline
+                        continue
                     rounds = [{"round": p.t, "rule": p.rule,
                                "prompt_ids": [str(pool.prompt_ids[i]) for i in p.prompts],
                                "response_ids": [[str(x) for x in pool.response_ids[i, s]]
@@ -160,10 +170,13 @@ def run(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     results = run_benchmark(data, bench, on_run=_say(progress))
     config = {"pool": str(args.pool), "bench": to_dict(bench), "feature_dims": info.dims,
+              "models": sorted({str(m) for m in data.pool.models.ravel()}),
+              "responses_per_prompt": int(data.pool.shape[1]),
+              "skipped_prompts": len(data.pool.skipped),
               "newly_embedded": info.encoded, "features_s": round(t1 - t0, 1),
               "benchmark_s": round(time.perf_counter() - t1, 1), "cpu_count": os.cpu_count(),
               "load_average": [round(x, 2) for x in os.getloadavg()]}
-    files = write_report(summarise(results, config, data), out, bench.features.features)
+    files = write_report(summarise(results, config, bench), out, bench.features.features)
     write_choices(results, data.pool.take(data.split[0]), out)
     print(f"aeuf bench: done in {time.perf_counter() - t0:.0f}s; wrote "
           f"{', '.join(str(p) for p in files.values())}", file=sys.stderr)

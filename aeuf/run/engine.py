@@ -4,11 +4,17 @@ A run is a list of rounds. Round t:
 
     choose(ctx, state, t, size)     -> Plan      the rule on the current belief picks each
                                                  prompt's responses; prompts are picked among
-                                                 those not yet labelled (BAL-PM or uniform)
+                                                 those not yet labelled in this pass (BAL-PM
+                                                 or uniform)
     judge(plan)                     -> [Judgement]   the caller's oracle (a ledger, or the
                                                  replay oracle's pure path in the benchmark)
     absorb(ctx, state, plan, judgements) -> (State, Outcome)   comparisons and labelled rows
     refit(ctx, state, t)            -> State     the head refit (warm-started) and its belief
+
+A budget above the number of prompts takes several passes over the pool (aeuf.run.passes):
+once every prompt is labelled a new pass starts, and a later pass never shows the oracle a
+pair it already judged. A model-free rule (random, aepo, ultrafeedback, west_of_n) runs from
+the first round; only a rule that needs a head starts with the initial rule.
 
 Every random key derives from the seed with fold_in (`Keys`), so the same seed, pool and
 settings give the same choices in `aeuf`, in a resumed `aeuf` and in `aeuf bench`.
@@ -32,6 +38,8 @@ from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import Head, make_head
+from aeuf.run import passes
+from aeuf.run.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.types import Belief, Comparisons, Judgement, JudgeTask, Labelled, ResponsePool
 
 
@@ -45,7 +53,8 @@ class Keys(NamedTuple):
         return Keys(jax.random.key(seed))
 
     def round(self, t: int, purpose: int):
-        """Round t's key for one purpose: 0 choose, 1 fit, 2 belief, 3 pairing, 4 prompts."""
+        """Round t's key for one purpose: 0 choose, 1 fit, 2 belief, 3 pairing, 4 prompts,
+        6 unusable responses swapped out, 7 a later pass's replacement of repeated pairs."""
         return jax.random.fold_in(jax.random.fold_in(self.base, t), purpose)
 
     def init(self):
@@ -88,13 +97,15 @@ class Plan(NamedTuple):
 
 class State(NamedTuple):
     """Between rounds: the comparisons so far, the head (None before the first fit), its
-    belief, which prompts were labelled, and after how many rounds the head was fit."""
+    belief, which prompts were labelled in the current pass, after how many rounds the head
+    was fit, and how many passes over the pool were completed."""
 
     comps: Comparisons
     head_state: Any
     belief: Belief | None
     acquired: Bool[np.ndarray, " P"]
     fitted_round: int = -1
+    passes: int = 0
 
 
 class Outcome(NamedTuple):
@@ -148,21 +159,11 @@ def eligible(ctx: Context) -> Bool[np.ndarray, " P"]:
     return ctx.usable.sum(axis=1) >= 2
 
 
-def schedule(num_prompts: int, budget: int | None, batch: int | None,
-             initial: int | None) -> list[int]:
-    """Prompts to label in each round: [initial, batch, ..., rest] summing to
-    min(budget, num_prompts); batch defaults to a quarter of that total."""
-    total = min(budget or num_prompts, num_prompts)
-    batch = batch or max(1, -(-total // 4))
-    sizes = [min(initial or batch, total)]
-    while sum(sizes) < total:
-        sizes.append(min(batch, total - sum(sizes)))
-    return sizes
-
-
 def sizes_of(ctx: Context) -> list[int]:
     loop = ctx.cfg.loop
-    return schedule(int(eligible(ctx).sum()), loop.budget, loop.batch_size, loop.initial_batch)
+    P, R = int(eligible(ctx).sum()), ctx.features.shape[1]
+    budget = None if loop.budget is None else min(loop.budget, passes.max_labels(P, R))
+    return schedule(P, budget, loop.batch_size, loop.initial_batch)
 
 
 def initial_state(num_prompts: int) -> State:
@@ -172,26 +173,45 @@ def initial_state(num_prompts: int) -> State:
 # --- choose ---------------------------------------------------------------------------------
 
 def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
-    """Round t's plan: the rule's choice per prompt, then `size` prompts among the unlabelled."""
-    name = ctx.cfg.loop.initial_rule if state.belief is None else ctx.cfg.acquire.rule
+    """Round t's plan: the rule's choice per prompt, then `size` prompts among those not
+    labelled in this pass. Belief rules get the pairs they may choose (usable, and in a later
+    pass not judged yet); a choice that still repeats a judged pair is replaced
+    (aeuf.run.passes.avoid_repeats) and unusable responses are swapped out (usable_slots)."""
+    name = rule_of(ctx, state)
     rule = ctx.rules[name]
     valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
+    acquired, blocked = state.acquired, None
+    if state.passes or (acquired | ~eligible(ctx)).all():  # a later pass
+        blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
+        blocked = blocked if valid is None else blocked | ~valid
+        valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
     choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, 0),
                          k=ctx.cfg.acquire.num_annotations, valid=valid)
-    prompts = _pick_prompts(ctx, state, t, size, np.asarray(choice.score, np.float32),
-                            rule.needs_belief)
-    slots = np.asarray(choice.idx, np.int64)[prompts]
+    idx, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
+    if blocked is not None:
+        idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
+                                          numpy_rng(ctx.keys.round(t, 7)))
+    prompts = _pick_prompts(ctx, acquired, t, size, score, rule.needs_belief)
+    slots = idx[prompts]
     if ctx.usable is not None:
         slots = usable_slots(slots, ctx.usable[prompts], numpy_rng(ctx.keys.round(t, 6)))
     mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
-    return Plan(t, name, prompts, slots, np.asarray(choice.score, np.float32)[prompts],
+    return Plan(t, name, prompts, slots, score[prompts],
                 pair_uncertainty(state.belief, prompts, slots), mean)
 
 
-def _pick_prompts(ctx: Context, state: State, t: int, size: int, score, needs_belief: bool):
-    """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among unlabelled prompts."""
+def rule_of(ctx: Context, state: State) -> str:
+    """The rule of the next round: the run's rule, or the initial (model-free) rule while a
+    rule that needs a head has none yet."""
+    name = ctx.cfg.acquire.rule
+    return ctx.cfg.loop.initial_rule if state.belief is None and ctx.rules[name].needs_belief else name
+
+
+def _pick_prompts(ctx: Context, acquired, t: int, size: int, score, needs_belief: bool):
+    """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
+    `acquired` (bool [P])."""
     mode = ctx.cfg.acquire.prompt_selection
-    free = np.flatnonzero(~state.acquired & eligible(ctx))
+    free = np.flatnonzero(~acquired & eligible(ctx))
     if size >= free.size:
         return free
     if mode == "random" or (mode == "auto" and not needs_belief):
@@ -202,7 +222,7 @@ def _pick_prompts(ctx: Context, state: State, t: int, size: int, score, needs_be
         ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
                                            exact_max=acq.knn_exact_max))
     score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
-    return np.asarray(acquire.select_prompts(score, ctx.prompt_features, state.acquired, size,
+    return np.asarray(acquire.select_prompts(score, ctx.prompt_features, acquired, size,
                                              ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
 
 
@@ -263,9 +283,11 @@ def absorb(ctx: Context, state: State, plan: Plan,
             unanswered += 1
         else:
             labelled.append(lab)
-    acquired = state.acquired.copy()
+    acquired, done = state.acquired.copy(), state.passes
+    if acquired[plan.prompts].any():  # the plan re-opens labelled prompts: a new pass
+        acquired[:], done = False, done + 1
     acquired[plan.prompts] = True
-    new = state._replace(comps=append(state.comps, rows), acquired=acquired)
+    new = state._replace(comps=append(state.comps, rows), acquired=acquired, passes=done)
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
     return new, Outcome(labelled, unanswered, agreement(plan, labelled),
                         float(unc.mean()) if unc.size else None)
