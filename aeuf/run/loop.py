@@ -24,7 +24,8 @@ from aeuf import dataset, embed, io
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import InputError
 from aeuf.oracle import Oracle, make_oracle
-from aeuf.run import engine, featurize, records
+from aeuf.oracle.cheap import cheap_judge_oracle
+from aeuf.run import cascade, costplan, engine, featurize, records
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
 from aeuf.run.plots import plot_progress
@@ -63,15 +64,22 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     pool = read_input(cfg, out)
     engine.validate(cfg, pool.shape[1])
     embed.parse_parts(cfg.features.features)
+    if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
+        print(costplan.render(costplan.plan(cfg, pool)))
+        return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
+                          None, False, "dry run (nothing sent)", [])
     oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out)
+    cheap = cheap_judge_oracle(cfg.oracle)  # the cascade's cheap judge, or None
     try:
         with io.RunDir(out) as rd:
             pool = rd.check_input(pool, cfg.input.path)
             rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
             rd.store_pool(pool)
-            return _run_rounds(cfg, rd, pool, oracle, progress)
+            return _run_rounds(cfg, rd, pool, oracle, progress, cheap)
     finally:
         oracle.close()
+        if cheap is not None:
+            cheap.close()
 
 
 def read_input(cfg: RunConfig, out: Path) -> ResponsePool:
@@ -88,7 +96,7 @@ def read_input(cfg: RunConfig, out: Path) -> ResponsePool:
 
 
 def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracle,
-                progress: bool) -> RunSummary:
+                progress: bool, cheap: Oracle | None = None) -> RunSummary:
     features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
     pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features, progress=progress)
     ctx = engine.make_context(cfg, features, pfeat)
@@ -96,7 +104,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                          max_cost=cfg.oracle.max_cost)
     if oracle.name == "none":
         return _annotate(ctx, rd, pool, ledger, oracle)
-    judge = _judge_through(ledger, oracle, cfg, progress)
+    judge = _judge_through(ledger, oracle, cfg, progress, cheap)
     saved = rd.load_head()
     state, labelled, rows = engine.initial_state(pool.shape[0]), [], []
     sizes = engine.sizes_of(ctx)
@@ -111,13 +119,18 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         labelled += outcome.labelled
         rows.append(records.progress_row(plan, outcome))
         state = _fit(ctx, rd, state, t, ledger, saved)
+        if engine.should_stop(ctx, outcome):  # --stop_when_agreement
+            break
     return _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
 
 
-def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool):
+def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool,
+                   cheap: Oracle | None = None):
     chunk = oracle.chunk if getattr(oracle, "chunk", None) else max(4 * cfg.oracle.judge.concurrency, 16)
     show = progress and oracle.name != "human"
-    return lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)
+    strong = lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)  # noqa: E731
+    return cascade.through_ledger(strong, ledger, cheap, cfg, chunk=chunk, progress=show,
+                                  strong_name=oracle.name)
 
 
 def _fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,
