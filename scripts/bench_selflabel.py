@@ -117,12 +117,17 @@ def run_one(task: Task, bench: BenchConfig, seed: int, spec: dict) -> dict:
         "seed": seed, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def accuracy(rows: list, gold: np.ndarray) -> float | None:
-    decided = [x for x in rows if not x.tie]
-    if not decided:
-        return None
-    return float(np.mean([gold[x.prompt, x.slots[x.chosen]] > gold[x.prompt, x.slots[x.rejected]]
-                          for x in decided]))
+def gold_pair(x, gold: np.ndarray) -> tuple[float, float]:
+    return gold[x.prompt, x.slots[x.chosen]], gold[x.prompt, x.slots[x.rejected]]
+
+
+def accuracy(rows: list, gold: np.ndarray, *, untied: bool = False) -> float | None:
+    """Share of exported (decided) rows whose chosen has the strictly higher gold; a row on
+    a gold tie counts as wrong, or (untied=True) is left out."""
+    pairs = [gold_pair(x, gold) for x in rows if not x.tie]
+    if untied:
+        pairs = [(c, r) for c, r in pairs if c != r]
+    return float(np.mean([c > r for c, r in pairs])) if pairs else None
 
 
 def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: dict) -> dict:
@@ -133,8 +138,12 @@ def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: di
     cheap = [x for x in labelled if x.judge == CHEAP]
     acc_head = accuracy(head, gold)
     target = spec.get("target")
+    exported = [x for x in labelled if not x.tie]
+    on_ties = [c == r for c, r in (gold_pair(x, gold) for x in exported)]
     return {"config": spec["name"], "strong_per_prompt": counts.get(STRONG, 0) / P,
             "cheap_per_prompt": counts.get(CHEAP, 0) / P, "accuracy": q["correct"],
+            "accuracy_untied": accuracy(labelled, gold, untied=True),
+            "rows_on_gold_ties": float(np.mean(on_ties)) if on_ties else 0.0,
             "self_labelled": len(head) / P, "self_label_accuracy": acc_head,
             "cheap_only": len(cheap) / P, "cheap_only_accuracy": accuracy(cheap, gold),
             "guarantee_held": None if target is None or acc_head is None else acc_head >= target,
@@ -167,9 +176,10 @@ def table(rows: list[dict], pool: str) -> list[str]:
         rs = [r for r in rows if r["pool"] == pool and r["config"] == name]
         saved = [1 - r["strong_per_prompt"] / base[r["seed"]] for r in rs if r["seed"] in base]
         held = [r["guarantee_held"] for r in rs if r["guarantee_held"] is not None]
-        out.append("| {} | {} | {:.2f} | {:.2f} | {} | {} | {} | {} | {:.2f} | {:.3f} | {} |".format(
+        out.append("| {} | {} | {:.2f} | {:.2f} | {} | {} | {} | {} | {} | {:.2f} | {:.3f} | {} |".format(
             pool, name, _m(rs, "strong_per_prompt"), _m(rs, "cheap_per_prompt"),
             f"{np.mean(saved):.0%}" if saved else "—", _fmt(rs, "accuracy"),
+            _fmt(rs, "accuracy_untied"),
             _fmt(rs, "self_labelled"), _fmt(rs, "self_label_accuracy"),
             _m(rs, "gold_gap"), _m(rs, "best_of_n"),
             f"{sum(held)}/{len(held)}" if held else "—"))
@@ -190,9 +200,9 @@ def _fmt(rs, key) -> str:
 
 
 HEADER = ["| pool | config | strong pairs / prompt | cheap pairs / prompt | strong calls saved | "
-          "exported accuracy (min–max) | self-labelled share | self-label accuracy | gold gap "
+          "exported accuracy, gold ties wrong (min–max) | on untied gold (min–max) | self-labelled share | self-label accuracy | gold gap "
           "| best-of-N hit | guarantee held |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
 
 def main(argv=None) -> int:
