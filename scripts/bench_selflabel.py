@@ -18,8 +18,11 @@ Configurations: strong (every pair to the strong judge), self-labelling at 0.90 
 0.99 (check slice 10%, delta 0.05), the cascade at two noise scales (cheap margin in gold
 utility units), and the cascade with self-labelling at 0.95. Per run: strong pairs per
 prompt, cheap pairs per prompt, exported-label accuracy against gold (decided rows whose
-chosen has the strictly higher gold), the accuracy of the self-labelled rows alone, gold
-gap, best-of-N hit rate (aeuf.bench.quality), and whether the self-label guarantee held.
+chosen has the strictly higher gold; a row on a gold tie counts as wrong, and, beside it,
+the same on rows whose gold is not tied), the accuracy of the self-labelled rows alone on
+untied gold (the guarantee's definition: the oracle's ties are left out of the calibration),
+gold gap, best-of-N hit rate (aeuf.bench.quality), and whether the self-label guarantee held
+(self-label accuracy on untied gold >= the target).
 Writes OUT/runs.jsonl (one line per run) and OUT/report.md.
 """
 
@@ -136,7 +139,7 @@ def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: di
     q = dataset_quality(labelled, gold, 0)
     head = [x for x in labelled if x.judge == HEAD]
     cheap = [x for x in labelled if x.judge == CHEAP]
-    acc_head = accuracy(head, gold)
+    acc_head = accuracy(head, gold, untied=True)  # the guarantee's own definition
     target = spec.get("target")
     exported = [x for x in labelled if not x.tie]
     on_ties = [c == r for c, r in (gold_pair(x, gold) for x in exported)]
@@ -145,6 +148,9 @@ def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: di
             "accuracy_untied": accuracy(labelled, gold, untied=True),
             "rows_on_gold_ties": float(np.mean(on_ties)) if on_ties else 0.0,
             "self_labelled": len(head) / P, "self_label_accuracy": acc_head,
+            "self_label_accuracy_ties_wrong": accuracy(head, gold),
+            "self_labelled_on_gold_ties": float(np.mean([c == r for c, r in (
+                gold_pair(x, gold) for x in head)])) if head else 0.0,
             "cheap_only": len(cheap) / P, "cheap_only_accuracy": accuracy(cheap, gold),
             "guarantee_held": None if target is None or acc_head is None else acc_head >= target,
             "gold_gap": q["gold_gap"], "best_of_n": q["best_of_n"], "ties": q["ties"],
@@ -199,9 +205,10 @@ def _fmt(rs, key) -> str:
     return f"{np.mean(vals):.3f} ({lo:.3f}–{hi:.3f})"
 
 
-HEADER = ["| pool | config | strong pairs / prompt | cheap pairs / prompt | strong calls saved | "
-          "exported accuracy, gold ties wrong (min–max) | on untied gold (min–max) | self-labelled share | self-label accuracy | gold gap "
-          "| best-of-N hit | guarantee held |",
+HEADER = ["| pool | config | strong pairs / prompt | cheap pairs / prompt | strong calls saved "
+          "| exported accuracy, gold ties wrong (min–max) | on untied gold (min–max) "
+          "| self-labelled share | self-label accuracy, untied gold | gold gap | best-of-N hit "
+          "| guarantee held (seeds) |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
 

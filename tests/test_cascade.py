@@ -107,8 +107,8 @@ def test_cheap_labels_are_softened_by_the_flip_rate_of_checked_pairs(played):
             g = pool.gold[p, plan.slots[i]]
             alone = np.all(np.isfinite(r)) and abs(r[0] - r[1]) >= MARGIN and (
                 plan.head_p is None or (plan.head_p[i] >= 0.5) == (r[0] > r[1]))
-            if alone and plan.check[i]:
-                noise = (noise[0] + 1, noise[1] + int(not (r[0] > r[1]) == (g[0] > g[1]) or g[0] == g[1]))
+            if alone and plan.check[i] and g[0] != g[1]:  # a strong tie says nothing
+                noise = (noise[0] + 1, noise[1] + int((r[0] > r[1]) != (g[0] > g[1])))
         assert state_noise == noise
         eps = flip_rate(noise)
         mine = [x for x in outcome.labelled if x.judge == "cheap"]

@@ -91,6 +91,7 @@ def test_other_oracles_and_the_cascade():
     assert "nothing was sent" in text and "16 requests" in text
 
 
+@pytest.mark.server
 def test_dry_run_sends_nothing_and_writes_nothing(llama_server, fault_proxy, tmp_path, capsys,
                                                    monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # planning needs no key

@@ -5,8 +5,8 @@ cheap judge is unsure (its two scores differ by less than --cheap_judge_margin, 
 units: rating points of the log-prob expected rating, or 2p - 1 for the pairwise
 template; no usable answer counts as unsure), when the cheap judge's favourite is not the
 head's, or when the pair was drawn for the check slice. The other pairs keep the cheap
-judge's label. On check pairs the cheap judge would have decided alone, the strong judge's
-verdict measures the cheap judge's flip rate (aeuf.run.routes.flip_rate); the head learns a
+judge's label. On check pairs the cheap judge would have decided alone and the strong judge
+decides (not a tie), the strong judge's verdict measures the cheap judge's flip rate (aeuf.run.routes.flip_rate); the head learns a
 cheap label softened by it (p -> eps + (1 - 2 eps) p), a strong label as it is.
 
 Both judges go through the same ledger: a request's key names the judge's model, so the
@@ -85,7 +85,7 @@ def combine(first: list[Judgement], ok: list[bool], second: dict, names) -> Verd
         s = second.get(i)
         usable = s is not None and all(map(math.isfinite, scores2(s)))
         if usable:
-            agreed = (sure(s, 0.0) and favourite(s) == favourite(j)) if ok[i] else None
+            agreed = favourite(s) == favourite(j) if ok[i] and sure(s, 0.0) else None
             row = (s, names[1], False, agreed)
         elif ok[i]:
             row = (j, names[0], True, None)

@@ -32,8 +32,8 @@ class Verdicts(NamedTuple):
 
     judgements: the Judgement of each row; judges: who labelled it (a judge's name, or
     "head"); noisy: a cheap judge's label alone (the head learns it softened by the cheap
-    judge's flip rate); checked: on a check row the cheap judge decided alone, whether the
-    strong judge strictly agreed with it (None elsewhere).
+    judge's flip rate); checked: on a check row the cheap judge decided alone and the strong
+    judge decided too, whether they agreed (None elsewhere).
     """
 
     judgements: list[Judgement]
