@@ -103,9 +103,9 @@ class LoopConfig:
     initial_rule: str = opt("aepo", "model-free rule of the first round")
     seed: int = opt(0, "random seed (every choice of a run derives from it)")
     self_label_accuracy: float | None = opt(None, "let the head label the pairs it is sure of, "
-                                                  "where its accuracy against the oracle on "
-                                                  "earlier rounds' pairs is at least this "
-                                                  "(a Clopper-Pearson lower bound), e.g. 0.95; "
+                                                  "where a Clopper-Pearson lower bound of its "
+                                                  "accuracy on the pairs the oracle decided in "
+                                                  "earlier rounds is at least this, e.g. 0.95; "
                                                   "off by default")
     self_label_delta: float = opt(0.05, "self-labelling: the bound may fail with at most this "
                                         "probability (one-sided Clopper-Pearson level)")
