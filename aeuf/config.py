@@ -139,6 +139,16 @@ class LoopConfig:
                                            "--batch_size)")
     initial_rule: str = opt("aepo", "model-free rule of the first round")
     seed: int = opt(0, "random seed (every choice of a run derives from it)")
+    self_label_accuracy: float | None = opt(None, "let the head label the pairs it is sure of, "
+                                                  "where a Clopper-Pearson lower bound of its "
+                                                  "accuracy on the pairs the oracle decided in "
+                                                  "earlier rounds is at least this, e.g. 0.95; "
+                                                  "off by default")
+    self_label_delta: float = opt(0.05, "self-labelling: the bound may fail with at most this "
+                                        "probability (one-sided Clopper-Pearson level)")
+    check_fraction: float = opt(0.1, "share of each round's pairs, drawn at random, sent to "
+                                     "the (strong) judge whatever the head or the cheap "
+                                     "judge think: keeps checking both")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,6 +196,23 @@ class OracleConfig:
     price_per_million_input: float = opt(0.0, "USD per 1M prompt tokens", flag="price_in")
     price_per_million_output: float = opt(0.0, "USD per 1M completion tokens",
                                           flag="price_out")
+    stop_when_agreement: float | None = opt(None, "end the run after a round in which the "
+                                                  "head, before labelling, agreed with the "
+                                                  "oracle on at least this share of the pairs")
+    dry_run: bool = opt(False, "print the cost plan (requests, estimated tokens, cost, "
+                               "batch shards) and stop: nothing is sent or written")
+    cheap_judge: EndpointConfig = sub(EndpointConfig, "a cheaper judge asked first (a cascade: "
+                                      "the judge above sees only the pairs the cheap one is "
+                                      "unsure of or that disagree with the head)",
+                                      prefix="cheap_judge_")
+    cheap_judge_margin: float = opt(0.5, "cascade: the cheap judge is unsure of a pair when its "
+                                         "two scores differ by less than this, in the judge's "
+                                         "own units (rating points of the expected 1-5 rating; "
+                                         "pairwise template: 2p-1, from 0 to 1)")
+    cheap_price_in: float = opt(0.0, "cheap judge: USD per 1M prompt tokens "
+                                     "(as --price_in)", flag="cheap_judge_price_in")
+    cheap_price_out: float = opt(0.0, "cheap judge: USD per 1M completion tokens "
+                                      "(as --price_out)", flag="cheap_judge_price_out")
     batch_shard_size: int = opt(1000, "batch oracle: requests per uploaded shard")
     batch_poll_seconds: float = opt(30.0, "batch oracle: seconds between polls")
     local_model: str | None = opt(None, "local oracle: GGUF file (default: the packaged "

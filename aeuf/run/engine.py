@@ -38,8 +38,10 @@ from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import Head, make_head
-from aeuf.run import passes
+from aeuf.run import passes, routes
 from aeuf.run.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
+from aeuf.run.routes import Routes, Verdicts
+from aeuf.run.selflabel import HEAD, Calibration
 from aeuf.types import Belief, Comparisons, Judgement, JudgeTask, Labelled, ResponsePool
 
 
@@ -54,7 +56,8 @@ class Keys(NamedTuple):
 
     def round(self, t: int, purpose: int):
         """Round t's key for one purpose: 0 choose, 1 fit, 2 belief, 3 pairing, 4 prompts,
-        6 unusable responses swapped out, 7 a later pass's replacement of repeated pairs."""
+        6 unusable responses swapped out, 7 a later pass's replacement of repeated pairs,
+        8 check draws (self-labelling)."""
         return jax.random.fold_in(jax.random.fold_in(self.base, t), purpose)
 
     def init(self):
@@ -84,7 +87,10 @@ class Context(NamedTuple):
 class Plan(NamedTuple):
     """What round t chose: prompts [b] and the responses shown [b, k], with why; mean [b, R]
     is the head's mean reward of every response of those prompts when it chose (None before
-    the first fit)."""
+    the first fit). Who labels each row (aeuf.run.routes): head_p [b] the head's
+    P(slot 0 beats slot 1) when it chose (None before the first fit or unless k = 2),
+    check [b] drawn for the check slice (always sent), self_labelled [b] labelled by the
+    head and never sent, threshold the round's self-label confidence threshold."""
 
     t: int
     rule: str
@@ -93,12 +99,18 @@ class Plan(NamedTuple):
     score: Float[np.ndarray, " b"]
     uncertainty: Float[np.ndarray, " b"]
     mean: Float[np.ndarray, "b R"] | None = None
+    head_p: Float[np.ndarray, " b"] | None = None
+    check: Bool[np.ndarray, " b"] | None = None
+    self_labelled: Bool[np.ndarray, " b"] | None = None
+    threshold: float | None = None
 
 
 class State(NamedTuple):
     """Between rounds: the comparisons so far, the head (None before the first fit), its
     belief, which prompts were labelled in the current pass, after how many rounds the head
-    was fit, and how many passes over the pool were completed."""
+    was fit, how many passes over the pool were completed; calib: the head's confidence vs
+    the oracle on judged pairs (self-labelling); noise: (checked, flipped) of the cheap judge
+    against the strong one (the cascade)."""
 
     comps: Comparisons
     head_state: Any
@@ -106,16 +118,21 @@ class State(NamedTuple):
     acquired: Bool[np.ndarray, " P"]
     fitted_round: int = -1
     passes: int = 0
+    calib: Calibration = Calibration.empty()
+    noise: tuple[int, int] = (0, 0)
 
 
 class Outcome(NamedTuple):
     """What one round produced: labelled prompts (ties included, `tie=True`), prompts the
-    oracle gave no usable answer for, and the head's pre-label agreement with the oracle."""
+    oracle gave no usable answer for, the head's pre-label agreement with the oracle (on
+    the rows a judge labelled), who labelled the rows, and the self-label threshold."""
 
     labelled: list[Labelled]
     unanswered: int
     agreement: float | None
     uncertainty: float | None
+    routes: Routes = Routes()
+    threshold: float | None = None
 
 
 def validate(cfg: RunConfig, R: int) -> dict:
@@ -137,6 +154,7 @@ def validate(cfg: RunConfig, R: int) -> dict:
                         ("initial_batch", cfg.loop.initial_batch)):
         if value is not None and value < 1:
             raise ConfigError(f"--{name} {value}: must be at least 1")
+    routes.validate(cfg, rules, R)
     return rules
 
 
@@ -196,8 +214,9 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     if ctx.usable is not None:
         slots = usable_slots(slots, ctx.usable[prompts], numpy_rng(ctx.keys.round(t, 6)))
     mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
-    return Plan(t, name, prompts, slots, score[prompts],
+    plan = Plan(t, name, prompts, slots, score[prompts],
                 pair_uncertainty(state.belief, prompts, slots), mean)
+    return routes.route(ctx.cfg, plan, state, ctx.keys.round(t, 8))
 
 
 def rule_of(ctx: Context, state: State) -> str:
@@ -268,29 +287,37 @@ def tasks_of(pool: ResponsePool, plan: Plan) -> list[JudgeTask]:
 
 
 def absorb(ctx: Context, state: State, plan: Plan,
-           judgements: Sequence[Judgement], judge: str) -> tuple[State, Outcome]:
-    """Add a round's judgements: comparisons for the head, a Labelled record per answered
-    prompt (ties kept, marked), and how often the head agreed with the oracle beforehand."""
+           judgements: Sequence[Judgement] | Verdicts, judge: str) -> tuple[State, Outcome]:
+    """Add a round's judgements (one per plan row; Verdicts when several labellers took
+    part): comparisons for the head (none from its own labels, a cheap judge's softened), a
+    Labelled record per answered prompt (ties kept, marked), the calibration points, and
+    how often the head agreed with the oracle beforehand."""
+    v = routes.as_verdicts(judgements, judge)
     pairing = "extremes" if ctx.cfg.export.west_of_n else ctx.rules[plan.rule].pairing
     rng = numpy_rng(ctx.keys.round(plan.t, 3))
     seeds = rng.integers(2**31, size=len(plan.prompts))
-    labelled, rows, unanswered = [], [], 0
-    for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, judgements)):
+    noise = routes.update_noise(state.noise, v)
+    eps = routes.flip_rate(noise)
+    done, rows, unanswered = [], [], 0
+    for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, v.judgements)):
         slots = tuple(int(x) for x in s)
-        rows += dataset.judgement_comparisons(j, int(p), slots)
-        lab = _labelled(plan, i, int(p), slots, j, pairing, int(seeds[i]), judge)
+        rows += routes.row_comparisons(v, i, int(p), slots, eps)
+        lab = _labelled(plan, i, int(p), slots, j, pairing, int(seeds[i]), v.judges[i])
         if lab is None:
             unanswered += 1
         else:
-            labelled.append(lab)
-    acquired, done = state.acquired.copy(), state.passes
+            done.append((i, routes.row_confidence(lab, plan, i, v, eps)))
+    acquired, passes_done = state.acquired.copy(), state.passes
     if acquired[plan.prompts].any():  # the plan re-opens labelled prompts: a new pass
-        acquired[:], done = False, done + 1
+        acquired[:], passes_done = False, passes_done + 1
     acquired[plan.prompts] = True
-    new = state._replace(comps=append(state.comps, rows), acquired=acquired, passes=done)
+    new = state._replace(comps=append(state.comps, rows), acquired=acquired, noise=noise,
+                         passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
+    labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
     return new, Outcome(labelled, unanswered, agreement(plan, labelled),
-                        float(unc.mean()) if unc.size else None)
+                        float(unc.mean()) if unc.size else None, routes.routes_of(plan, v),
+                        plan.threshold)
 
 
 def _labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
@@ -308,9 +335,10 @@ def _labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, see
 
 
 def agreement(plan: Plan, labelled: list[Labelled]) -> float | None:
-    """Share of decided prompts where the head, when it chose (before the label), ranked
-    chosen above rejected (None without a head or a decided prompt)."""
-    decided = [x for x in labelled if not x.tie]
+    """Share of decided prompts labelled by a judge (self-labels left out) where the head,
+    when it chose (before the label), ranked chosen above rejected (None without a head or
+    a decided prompt)."""
+    decided = [x for x in labelled if not x.tie and x.judge != HEAD]
     if plan.mean is None or not decided:
         return None
     row = {int(p): i for i, p in enumerate(plan.prompts)}
@@ -348,9 +376,17 @@ def restore(ctx: Context, state: State, head_state, t: int) -> State:
 
 
 def play(ctx: Context, pool: ResponsePool, state: State, t: int, size: int,
-         judge: Callable[[Plan, list[JudgeTask]], Sequence[Judgement]], judge_name: str, *,
-         plan: Plan | None = None) -> tuple[State, Plan, Outcome]:
-    """One round without the refit: choose (or take a recorded plan), judge, absorb."""
+         judge: Callable[[Plan, list[JudgeTask]], Sequence[Judgement] | Verdicts],
+         judge_name: str, *, plan: Plan | None = None) -> tuple[State, Plan, Outcome]:
+    """One round without the refit: choose (or take a recorded plan), judge the rows the
+    head does not label (judge gets the plan of those rows and their tasks), absorb."""
     plan = plan if plan is not None else choose(ctx, state, t, size)
-    state, outcome = absorb(ctx, state, plan, judge(plan, tasks_of(pool, plan)), judge_name)
+    verdicts = routes.judge_rows(plan, tasks_of(pool, plan), judge, judge_name)
+    state, outcome = absorb(ctx, state, plan, verdicts, judge_name)
     return state, plan, outcome
+
+
+def should_stop(ctx: Context, outcome: Outcome) -> bool:
+    """--stop_when_agreement X: the head agreed with the oracle on >= X of the round."""
+    x = ctx.cfg.oracle.stop_when_agreement
+    return x is not None and outcome.agreement is not None and outcome.agreement >= x

@@ -25,7 +25,8 @@ from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
 from aeuf.oracle import Oracle, auto_name, make_oracle
-from aeuf.run import checks, engine, featurize, records, report
+from aeuf.oracle.cheap import cheap_judge_oracle
+from aeuf.run import cascade, checks, costplan, engine, featurize, records, report
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
 from aeuf.types import ResponsePool
@@ -68,15 +69,22 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     pool = read_input(cfg, out)
     engine.validate(cfg, pool.shape[1])
     _check_oracle(cfg, pool)
+    if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
+        print(costplan.render(costplan.plan(cfg, pool)))
+        return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
+                          None, False, "dry run (nothing sent)", [])
     oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out)
+    cheap = cheap_judge_oracle(cfg.oracle)  # the cascade's cheap judge, or None
     try:
         with io.RunDir(out) as rd:
             pool = rd.check_input(pool, cfg.input.path)
             rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
             rd.store_pool(pool)
-            return _run_rounds(cfg, rd, pool, oracle, progress)
+            return _run_rounds(cfg, rd, pool, oracle, progress, cheap)
     finally:
         oracle.close()
+        if cheap is not None:
+            cheap.close()
 
 
 def _check_oracle(cfg: RunConfig, pool: ResponsePool) -> None:
@@ -105,7 +113,7 @@ def read_input(cfg: RunConfig, out: Path) -> ResponsePool:
 
 
 def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracle,
-                progress: bool) -> RunSummary:
+                progress: bool, cheap: Oracle | None = None) -> RunSummary:
     features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
     pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features, progress=progress)
     usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
@@ -115,7 +123,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                          retry_unparsable=cfg.oracle.retry_unparsable)
     if oracle.name == "none":
         return _annotate(ctx, rd, pool, ledger, oracle)
-    judge = _judge_through(ledger, oracle, cfg, progress)
+    judge = _judge_through(ledger, oracle, cfg, progress, cheap)
     saved = rd.load_head()
     state, labelled, rows = engine.initial_state(pool.shape[0]), [], []
     sizes = engine.sizes_of(ctx)
@@ -132,6 +140,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         rows.append({**records.progress_row(plan, outcome),
                      "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
         state = _fit(ctx, rd, state, t, ledger, saved)
+        if engine.should_stop(ctx, outcome):  # --stop_when_agreement
+            break
     return _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
 
 
@@ -141,10 +151,13 @@ def _where(cfg: RunConfig, oracle: Oracle) -> str:
     return f"the {oracle.name} oracle" + (f" at {url}" if url else "")
 
 
-def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool):
+def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool,
+                   cheap: Oracle | None = None):
     chunk = oracle.chunk or max(4 * cfg.oracle.judge.concurrency, 16)
     show = progress and oracle.name != "human"
-    return lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)
+    strong = lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)  # noqa: E731
+    return cascade.through_ledger(strong, ledger, cheap, cfg, chunk=chunk, progress=show,
+                                  strong_name=oracle.name)
 
 
 def _fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,

@@ -11,6 +11,7 @@ import hashlib
 
 import numpy as np
 
+from aeuf.run import routes
 from aeuf.run.engine import Outcome, Plan
 from aeuf.types import Comparisons, ResponsePool
 
@@ -30,7 +31,7 @@ def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
     if plan.mean is not None:
         rec["mean"] = plan.mean.tolist()
         rec["std"] = np.asarray(belief.std, np.float32)[plan.prompts].tolist()
-    return rec
+    return rec | routes.extras(plan)
 
 
 def plan_from(rec: dict) -> Plan:
@@ -42,7 +43,7 @@ def plan_from(rec: dict) -> Plan:
     return Plan(int(rec["round"]), str(rec["rule"]), np.asarray(rec["prompts"], np.int64),
                 np.asarray(rec["slots"], np.int64).reshape(len(rec["prompts"]), -1),
                 floats(rec["acquisition_score"]), floats(rec["uncertainty"]),
-                None if mean is None else np.asarray(mean, np.float32))
+                None if mean is None else np.asarray(mean, np.float32), **routes.extras_from(rec))
 
 
 def progress_row(plan: Plan, outcome: Outcome) -> dict:
@@ -50,7 +51,8 @@ def progress_row(plan: Plan, outcome: Outcome) -> dict:
     return {"round": plan.t, "rule": plan.rule, "asked": int(len(plan.prompts)),
             "labelled": sum(not x.tie for x in outcome.labelled),
             "ties": sum(x.tie for x in outcome.labelled), "unanswered": outcome.unanswered,
-            "agreement": outcome.agreement, "uncertainty": outcome.uncertainty}
+            "agreement": outcome.agreement, "uncertainty": outcome.uncertainty,
+            **routes.progress_fields(outcome)}
 
 
 def comps_digest(comps: Comparisons) -> str:

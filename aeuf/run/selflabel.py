@@ -1,0 +1,145 @@
+"""Self-labelling with a guarantee: the head labels the pairs it is provably sure of.
+
+Every pair the oracle decides after the head's first fit is a calibration point: the head's
+confidence before the label, c = max(P, 1 - P) with P = P(slot 0 beats slot 1) =
+mean_k sigmoid(r_0^k - r_1^k) over its K joint samples (its Bradley-Terry posterior
+predictive), and whether the oracle preferred the head's favourite. An oracle tie is left
+out, as in the head's agreement (aeuf.run.engine.agreement): the guarantee is on the pairs
+the oracle would have decided. On a pair the oracle would have called a tie the head still
+exports its favourite (a row a tie-dropping judge would not have exported); how often that
+happens is measured in scripts/bench_selflabel.py ("rows on gold ties"). Counting ties as
+errors was tried first: among the head's confident pairs, the share the oracle ties grows
+over a run (none in rounds 2-5 of the AlpacaEval runs, 2-10% later), so a threshold
+calibrated on early rounds missed a 0.95 target on 1 seed of 5 (BENCHMARKS.md).
+
+The confidence threshold is chosen from that set, never by hand, by fixed-sequence testing
+over a fixed grid of thresholds (Learn-then-Test, Angelopoulos et al. 2021): going down the
+grid from the most confident, each threshold lambda is accepted while the one-sided
+Clopper-Pearson lower bound, at level 1 - delta, of the accuracy of the calibration pairs
+with c >= lambda is at least the target; the first failure stops the walk. With probability
+at least 1 - delta every accepted threshold has accuracy >= target on pairs distributed like
+the calibration pairs. Pairs of later rounds at or above the threshold are labelled by the
+head and never sent, except a random `check_fraction` slice that is still sent: those keep
+the calibration set fresh above the threshold (below it every pair is sent anyway, so the
+set over-represents the less confident pairs: the bound errs on the safe side).
+
+The head does not train on its own labels: a self-label carries no information the head did
+not already have, and fitting it would only shrink the head's uncertainty without evidence,
+which raises its confidence, which self-labels more: errors would reinforce themselves.
+
+Shape letters: b prompts in a round, K joint samples, C calibration pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from jaxtyping import Bool, Float
+from scipy.stats import beta
+
+from aeuf.types import Belief, Judgement, JudgeTask
+
+HEAD = "head"  # Labelled.judge of a self-labelled pair
+GRID = 1.0 / (1.0 + np.exp(-np.linspace(12.0, 0.0, 1201)))  # thresholds, most confident first
+
+
+class Calibration(NamedTuple):
+    """C oracle-labelled pairs: the head's confidence c [C] before the label, and whether
+    the oracle strictly preferred the head's favourite [C]."""
+
+    conf: Float[np.ndarray, " C"]
+    correct: Bool[np.ndarray, " C"]
+
+    @staticmethod
+    def empty() -> Calibration:
+        return Calibration(np.zeros(0, np.float64), np.zeros(0, bool))
+
+    def add(self, conf, correct) -> Calibration:
+        return Calibration(np.concatenate([self.conf, np.asarray(conf, np.float64)]),
+                           np.concatenate([self.correct, np.asarray(correct, bool)]))
+
+    @property
+    def size(self) -> int:
+        return int(self.conf.shape[0])
+
+
+def lower_bound(k: int, n: int, delta: float) -> float:
+    """One-sided Clopper-Pearson lower bound of a success rate: k successes in n trials,
+    level 1 - delta (the delta quantile of Beta(k, n - k + 1); 0 when k = 0)."""
+    if n == 0 or k == 0:
+        return 0.0
+    if k == n:
+        return delta ** (1.0 / n)
+    return float(beta.ppf(delta, k, n - k + 1))
+
+
+def min_pairs(target: float, delta: float) -> int:
+    """The fewest calibration pairs that can certify `target` (all of them right):
+    the smallest n with delta**(1/n) >= target."""
+    return max(1, math.ceil(math.log(delta) / math.log(target) - 1e-12))
+
+
+def threshold(calib: Calibration, target: float, delta: float) -> float | None:
+    """The lowest grid threshold accepted by fixed-sequence testing (see the module
+    docstring), or None when not even the most confident pairs certify the target.
+
+    Grid thresholds whose set holds fewer than min_pairs(target, delta) pairs are skipped
+    without a test: which sets are tested depends on the confidences only, not the labels.
+    """
+    need = min_pairs(target, delta)
+    conf, correct = calib.conf, calib.correct
+    accepted = None
+    for lam in GRID:
+        above = conf >= lam
+        n = int(above.sum())
+        if n < need:
+            continue
+        if lower_bound(int(correct[above].sum()), n, delta) < target:
+            break
+        accepted = float(lam)
+    return accepted
+
+
+def pair_prob(belief: Belief | None, prompts, slots) -> Float[np.ndarray, " b"] | None:
+    """P(slot 0 beats slot 1) per prompt: mean_k sigmoid(r_0^k - r_1^k) over the belief's
+    joint samples [K, P, R]; None without a belief or unless exactly 2 responses are shown."""
+    if belief is None or np.shape(slots)[1] != 2:
+        return None
+    s = np.asarray(belief.samples, np.float64)[:, prompts]  # [K, b, R]
+    rows = np.arange(len(prompts))
+    d = s[:, rows, slots[:, 0]] - s[:, rows, slots[:, 1]]  # [K, b]
+    return np.exp(-np.logaddexp(0.0, -d)).mean(axis=0)
+
+
+def confidence(p) -> np.ndarray:
+    """max(P, 1 - P): the head's confidence in its favourite."""
+    p = np.asarray(p, np.float64)
+    return np.maximum(p, 1.0 - p)
+
+
+def decide(head_p, check, cut: float | None) -> Bool[np.ndarray, " b"]:
+    """Which pairs the head labels: confidence >= cut and not drawn for the check slice."""
+    if cut is None or head_p is None:
+        return np.zeros(np.shape(check), bool)
+    return (confidence(head_p) >= cut) & ~np.asarray(check, bool)
+
+
+def head_judgement(task: JudgeTask, p: float) -> Judgement:
+    """The head's verdict on a pair as a Judgement: P(slot 0 beats slot 1) = p."""
+    return Judgement(task, np.full(len(task.responses), np.nan), [(0, 1, float(p))])
+
+
+def calibration_points(head_p, labelled_rows) -> tuple[list[float], list[bool]]:
+    """(confidence, correct) of oracle-decided rows: labelled_rows = [(row, Labelled)] with
+    row the plan row; correct = the oracle preferred the head's favourite; ties left out."""
+    conf, correct = [], []
+    for row, lab in labelled_rows:
+        p = float(head_p[row])
+        if not math.isfinite(p) or lab.tie:
+            continue
+        favourite = 0 if p >= 0.5 else 1
+        conf.append(max(p, 1.0 - p))
+        correct.append(lab.chosen == favourite)
+    return conf, correct
