@@ -110,23 +110,45 @@ def model_onehot(pool: ResponsePool, cfg: FeatureConfig | None = None) -> np.nda
     return out
 
 
+ROWS_PER_CHUNK = 65_536  # rows standardised at a time: a large pool is never copied whole
+
+
+def column_stats(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (float64 [d], float64 accumulation) of the columns of [N, d] over `rows`
+    (all if None), read in chunks so that a memory map or float16 matrix is never copied."""
+    idx = np.arange(x.shape[0]) if rows is None else np.asarray(rows)
+    total, square = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for start in range(0, idx.size, ROWS_PER_CHUNK):
+        part = np.asarray(x[idx[start:start + ROWS_PER_CHUNK]], np.float64)
+        total += part.sum(axis=0)
+        square += np.square(part).sum(axis=0)
+    mean = total / max(idx.size, 1)
+    return mean, np.sqrt(np.maximum(square / max(idx.size, 1) - mean**2, 0.0))
+
+
 def standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """Z-score each column of f32[N, d] with the mean and std of `rows` (all rows if None);
     constant columns become 0."""
-    x = np.asarray(x, np.float32)
-    fit = x if rows is None else x[rows]
-    mean = fit.mean(axis=0, keepdims=True)
-    std = fit.std(axis=0, keepdims=True)
-    return ((x - mean) / np.where(std > 1e-6, std, np.float32(1.0))).astype(np.float32)
+    return compose([x], rows)
 
 
-def compose(blocks: list[np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
-    """Standardise each f32[N, d_i] block (statistics of `rows`, default all) and
-    concatenate: -> f32[N, sum d_i]."""
+def compose(blocks: list[np.ndarray], rows: np.ndarray | None = None, *,
+            dtype=np.float32) -> np.ndarray:
+    """Standardise each [N, d_i] block (statistics of `rows`, default all) and concatenate:
+    -> [N, sum d_i] of `dtype` (float16 halves a large pool's memory). Written chunk by chunk
+    into one array: the only full-size allocation is the result."""
     n = {b.shape[0] for b in blocks}
     if len(n) != 1:
         raise ValueError(f"feature blocks disagree on the number of rows: {sorted(n)}")
-    return np.concatenate([standardise(b, rows) for b in blocks], axis=1)
+    stats = [column_stats(b, rows) for b in blocks]
+    dims = np.cumsum([0] + [b.shape[1] for b in blocks])
+    out = np.empty((n.pop(), int(dims[-1])), dtype)
+    for b, (mean, std), lo, hi in zip(blocks, stats, dims[:-1], dims[1:]):
+        scale = np.where(std > 1e-6, std, 1.0)
+        for start in range(0, b.shape[0], ROWS_PER_CHUNK):
+            part = np.asarray(b[start:start + ROWS_PER_CHUNK], np.float64)
+            out[start:start + ROWS_PER_CHUNK, lo:hi] = (part - mean) / scale
+    return out
 
 
 def _minilm_encode(texts: list[str], cfg: FeatureConfig) -> np.ndarray:

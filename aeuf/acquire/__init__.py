@@ -1,6 +1,7 @@
 """Acquisition: which responses of each prompt the oracle sees, and which prompts to label.
 
-    make_rule(cfg) -> Rule(select: SelectFn, needs_belief, pairing, num_shown: NumShownFn)
+    make_rule(cfg) -> Rule(select: SelectFn, needs_belief, pairing, num_shown: NumShownFn,
+                           needs_embed)
     rule.select(belief | None, features f32[P,R,D] | None, *, key, k, valid=None) -> Choice
         (idx int32 [P, k'] distinct per row, score f32 [P]; valid: bool [P,R,R] pairs a
         belief rule may choose first, None = all)

@@ -24,13 +24,20 @@ from aeuf.types import Choice
 TOL = 1e-9  # a swap must improve f by more than this (guards against float ping-pong)
 
 
+GRAM_PROMPTS = 8192  # prompts per block of the Gram matrices
+
+
 def cosine_sim(features: np.ndarray) -> np.ndarray:
     """features [P, R, D] -> float64 [P, R, R] cosine similarities (zero vectors give 0).
 
     The Gram matrix is formed first and normalised after, so the [P, R, D] features are read
-    once (normalising them first costs two more passes over the largest array)."""
-    f = np.asarray(features, np.float32)
-    gram = np.matmul(f, f.transpose(0, 2, 1)).astype(np.float64)
+    once (normalising them first costs two more passes over the largest array), in blocks of
+    prompts converted to float32 (a float16 or memory-mapped pool is never copied whole)."""
+    num_p, num_r, _ = features.shape
+    gram = np.empty((num_p, num_r, num_r), np.float64)
+    for lo in range(0, num_p, GRAM_PROMPTS):
+        f = np.asarray(features[lo:lo + GRAM_PROMPTS], np.float32)
+        gram[lo:lo + GRAM_PROMPTS] = np.matmul(f, f.transpose(0, 2, 1))
     norm = np.sqrt(np.maximum(np.diagonal(gram, axis1=1, axis2=2), 0.0))
     inv = np.where(norm > 1e-12, 1.0 / np.maximum(norm, 1e-12), 0.0)
     return gram * inv[:, :, None] * inv[:, None, :]

@@ -60,12 +60,15 @@ class Rule(NamedTuple):
     pairing: how the oracle's ratings of the k' shown responses become the exported pair
         ("extremes": best vs worst; "best_vs_random": best vs a random other)
     num_shown: NumShownFn
+    needs_embed: True for rules that read Belief.embed (the design rules); the engine asks
+        the head for it only then (it is the belief's largest array)
     """
 
     select: SelectFn
     needs_belief: bool
     pairing: str
     num_shown: NumShownFn
+    needs_embed: bool = False
 
 
 class RuleFactory(Protocol):

@@ -266,7 +266,7 @@ def make_doptimal(cfg: AcquireConfig) -> Rule:
     """The pair with the largest z^T z / lambda (A = lambda I) on the head's last-layer
     features (the response features when the head gives none)."""
     _check(cfg)
-    return Rule(_select_design("doptimal", cfg, False), True, "extremes", shown_k)
+    return Rule(_select_design("doptimal", cfg, False), True, "extremes", shown_k, needs_embed=True)
 
 
 @RULES.register("doptimal_past")
@@ -274,4 +274,4 @@ def make_doptimal_past(cfg: AcquireConfig) -> Rule:
     """The pair with the largest z^T A^-1 z, A = the head's posterior precision (lambda I when
     the head gives none) grown greedily within the batch (module docstring)."""
     _check(cfg)
-    return Rule(_select_design("doptimal_past", cfg, True), True, "extremes", shown_k)
+    return Rule(_select_design("doptimal_past", cfg, True), True, "extremes", shown_k, needs_embed=True)

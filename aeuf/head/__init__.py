@@ -10,9 +10,11 @@ signatures are the Protocols below:
         `init(dim, key=...)`'s treedef).
     fit(state, features: f32[P, R, D], comps: Comparisons, *, key) -> state
         warm-starts from `state` (HeadConfig.warm_start); same key + same data -> same state.
-    belief(state, features: f32[P, R, D], *, key, num_samples=16) -> Belief
+    belief(state, features: f32[P, R, D], *, key, num_samples=16, embed=True) -> Belief
         numpy float32: mean [P, R], std [P, R], samples [K, P, R], pair_var [P, R, R],
-        embed [P, R, H] and precision [H, H] (the head's last-layer design, see types.Belief).
+        embed [P, R, H] (None with embed=False: only the design rules read it, and it is the
+        largest array) and precision [H, H] (the head's last-layer design, see types.Belief).
+Features may be float16 or a memory map: heads read them in blocks and compute in float32.
 
 Heads are looked up by name in `HEADS` ("ensemble", "bll"). The implementations import JAX,
 so they are imported only when a head is built: `import aeuf.head` stays cheap.
@@ -48,10 +50,11 @@ class FitFn(Protocol):
 
 
 class BeliefFn(Protocol):
-    """belief(state, features f32[P, R, D], *, key, num_samples) -> Belief over [P, R]."""
+    """belief(state, features f32[P, R, D], *, key, num_samples, embed) -> Belief over
+    [P, R]; embed=False leaves Belief.embed None."""
 
     def __call__(self, state: State, features: Features, *, key: Any,
-                 num_samples: int = 16) -> Belief: ...
+                 num_samples: int = 16, embed: bool = True) -> Belief: ...
 
 
 class Head(NamedTuple):

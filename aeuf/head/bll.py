@@ -54,14 +54,17 @@ from aeuf.head import Head
 from aeuf.head.padding import (
     check_comparisons,
     check_features,
+    compact,
     flat_pairs,
     next_pow2,
     quarter_octave,
+    row_blocks,
 )
 from aeuf.types import Belief, Comparisons
 
 STEP_SIZES = (1.0, 0.5, 0.25, 0.125)
 BELIEF_ROWS = 4096  # responses per lax.map chunk in belief
+BELIEF_BLOCK = 16_384  # prompts per device call of belief (bounded memory for a large pool)
 TOL = 1e-4  # relative change of theta and lambda at which Newton stops
 LAM_RANGE = (1e-6, 1e6)  # the evidence's lambda is kept inside this range
 PRIORS = ("evidence", "ard", "fixed")
@@ -207,11 +210,11 @@ def _state_dim(state: BLLState) -> int:
 
 
 def _chunks(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """x [P, R, D] -> zero-padded chunks [C, c, R, D] of c prompts each, and c."""
+    """x [p, R, D] -> zero-padded float32 chunks [C, c, R, D] of c prompts each, and c."""
     num_p, num_r, dim = x.shape
     per = max(1, min(next_pow2(num_p), next_pow2(BELIEF_ROWS // num_r)))
     padded = np.zeros((-(-num_p // per) * per, num_r, dim), np.float32)
-    padded[:num_p] = x
+    padded[:num_p] = np.asarray(x)
     return padded.reshape(-1, per, num_r, dim), per
 
 
@@ -244,23 +247,34 @@ def make_bll(cfg: HeadConfig, *, slots_rule: Callable[[int], int] = quarter_octa
         theta0, lam = state.theta, state.prior
         if not cfg.warm_start:
             theta0, lam = jnp.zeros_like(theta0), jnp.full_like(lam, lam0)
-        z = differences(x.reshape(-1, dim), pairs)  # only the compared rows leave the host
+        z = differences(*compact(x.reshape(-1, dim), pairs))  # only the compared rows, in f32
         segments, groups = prior_segments(cfg, dim, int(state.theta.shape[0]))
         out = fit_fn(theta0, lam, z, pairs.p * pairs.mask, state.proj, segments, groups=groups)
         return BLLState(*out, state.proj)
 
-    def belief(state: BLLState, features, *, key: jax.Array, num_samples: int = 16) -> Belief:
-        """Exact Laplace belief; samples [num_samples, P, R] share one theta per draw."""
+    def belief(state: BLLState, features, *, key: jax.Array, num_samples: int = 16,
+               embed: bool = True) -> Belief:
+        """Exact Laplace belief; samples [num_samples, P, R] share one theta per draw. The
+        pool goes to the device in blocks of BELIEF_BLOCK prompts (the draws are the same
+        for every block). embed=False leaves Belief.embed None."""
         x = check_features(features, _state_dim(state))
+        num_p, num_r = x.shape[:2]
+        parts = [_belief_block(state, x[lo:hi], key, int(num_samples), embed)
+                 for lo, hi in row_blocks(num_p, BELIEF_BLOCK)]
+        mean, std, samples, pv, phi = (None if p[0] is None else np.concatenate(p, axis=a)
+                                       for p, a in zip(zip(*parts), (0, 0, 1, 0, 0)))
+        phi = phi if state.proj is not None or not embed else np.asarray(x)
+        return Belief(mean, std, samples, pv, phi, np.asarray(state.design, np.float32))
+
+    def _belief_block(state: BLLState, x, key, num_samples: int, embed: bool):
+        """One block of prompts x [p, R, D] -> mean, std, samples [K, p, R], pv, phi or None."""
         xs, per = _chunks(x)
-        out = belief_fn(state.theta, state.hessian, state.proj, xs, key,
-                        num_samples=int(num_samples))
+        out = belief_fn(state.theta, state.hessian, state.proj, xs, key, num_samples=num_samples)
         mean, std, samples, pv = (np.asarray(o) for o in out[:4])
         num_p, num_r = x.shape[:2]
         flat = lambda a: a.reshape(-1, *a.shape[2:])[:num_p]  # noqa: E731
-        samples = np.transpose(samples, (1, 0, 2, 3)).reshape(int(num_samples), -1, num_r)
-        embed = np.asarray(x) if state.proj is None else flat(np.asarray(out[4]))
-        return Belief(flat(mean), flat(std), samples[:, :num_p], flat(pv), embed,
-                      np.asarray(state.design, np.float32))
+        samples = np.transpose(samples, (1, 0, 2, 3)).reshape(num_samples, -1, num_r)
+        phi = flat(np.asarray(out[4])) if state.proj is not None and embed else None
+        return flat(mean), flat(std), samples[:, :num_p], flat(pv), phi
 
     return Head(init, fit, belief)

@@ -29,14 +29,18 @@ from aeuf.head.mlp import hidden, init_mlp, init_precisions
 from aeuf.head.padding import (
     check_comparisons,
     check_features,
+    compact,
     flat_pairs,
     next_pow2,
     pow2_steps,
+    row_blocks,
 )
 from aeuf.head.train import member_group, member_loss, schedule, train
 from aeuf.types import Belief, Comparisons
 
 SCORE_CHUNK = 4096  # rows per lax.map chunk when scoring the pool
+SCORE_BLOCK = 16 * SCORE_CHUNK  # rows sent to the device per scoring call (bounded memory)
+MOMENT_PROMPTS = 65_536  # prompts per block of the belief's moments (float64 work arrays)
 DESIGN_ROWS = 1024  # labels per step of the design pass
 
 
@@ -99,21 +103,31 @@ def score(params, xs: jax.Array):
 
 
 def belief_from_samples(samples: np.ndarray, embed=None, precision=None) -> Belief:
-    """Belief from joint reward samples [K, P, R]; moments over the K samples (ddof = 0).
+    """Belief from joint reward samples [K, P, R]; moments over the K samples (ddof = 0),
+    computed per block of MOMENT_PROMPTS prompts (float64 work arrays stay bounded).
 
     pair_var[p, i, j] = Var_k[r_i - r_j] = var_i + var_j - 2 cov_ij (float64, then float32).
     """
+    samples = np.asarray(samples, np.float32)
+    _, num_p, num_r = samples.shape
+    mean, std = np.empty((num_p, num_r), np.float32), np.empty((num_p, num_r), np.float32)
+    pair_var = np.empty((num_p, num_r, num_r), np.float32)
+    for lo, hi in row_blocks(num_p, MOMENT_PROMPTS):
+        mean[lo:hi], std[lo:hi], pair_var[lo:hi] = moments(samples[:, lo:hi])
+    opt32 = lambda a: None if a is None else np.asarray(a, np.float32)  # noqa: E731
+    return Belief(mean, std, samples, pair_var, opt32(embed), opt32(precision))
+
+
+def moments(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """samples [K, p, R] -> mean [p, R], std [p, R], pair_var [p, R, R] (float64 inside)."""
     s = np.asarray(samples, np.float64)
     mean = s.mean(0)
     c = s - mean
-    cov = np.matmul(c.transpose(1, 2, 0), c.transpose(1, 0, 2)) / s.shape[0]  # [P, R, R]
+    cov = np.matmul(c.transpose(1, 2, 0), c.transpose(1, 0, 2)) / s.shape[0]  # [p, R, R]
     var = np.einsum("pii->pi", cov)
     pair_var = np.maximum(var[:, :, None] + var[:, None, :] - 2.0 * cov, 0.0)
     pair_var[:, np.arange(s.shape[2]), np.arange(s.shape[2])] = 0.0
-    f32 = partial(np.asarray, dtype=np.float32)
-    opt32 = lambda a: None if a is None else f32(a)  # noqa: E731
-    return Belief(f32(mean), f32(np.sqrt(var)), f32(samples), f32(pair_var), opt32(embed),
-                  opt32(precision))
+    return mean, np.sqrt(var), pair_var
 
 
 def check_config(cfg: HeadConfig) -> None:
@@ -178,8 +192,10 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         if m == 0:
             return EnsembleState(params, state.anchor, last_prior(dim))
         batch, padded, steps, epochs = schedule(m, cfg, steps_rule)
-        pairs = flat_pairs(comps, num_r, batch * padded)
-        flat = jnp.asarray(x.reshape(-1, dim))
+        rows, pairs = compact(x.reshape(-1, dim), flat_pairs(comps, num_r, batch * padded))
+        # rows padded to a power of two (at most the pool): a compile per doubling at most
+        flat = np.zeros((min(next_pow2(len(rows)), num_p * num_r), dim), np.float32)
+        flat[:len(rows)] = rows
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
                           jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
                           group=group or member_group(cfg, dim, batch))
@@ -188,20 +204,29 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
             params, flat, pairs, jnp.int32(-(-m // block)), last_prior(dim), block=block))
 
     def belief(state: EnsembleState, features, *, key: jax.Array | None = None,
-               num_samples: int = 16) -> Belief:
+               num_samples: int = 16, embed: bool = True) -> Belief:
         """Belief whose samples are the K members' rewards [K, P, R]; embed [P, R, H] is the
-        members' mean last hidden layer and precision [H, H] the state's.
+        members' mean last hidden layer (None when `embed` is False: it is the belief's
+        largest array) and precision [H, H] the state's. The pool is scored in blocks of
+        SCORE_BLOCK rows.
 
         `key` and `num_samples` are unused: the samples are the members themselves.
         """
         x = check_features(features, int(state.params[0]["w"].shape[1]))
         num_p, num_r, dim = x.shape
-        n = num_p * num_r
+        n, flat = num_p * num_r, x.reshape(num_p * num_r, dim)
         chunk = min(SCORE_CHUNK, next_pow2(n))
-        padded = np.zeros((-(-n // chunk) * chunk, dim), np.float32)
-        padded[:n] = x.reshape(n, dim)
-        r, h = (np.asarray(o) for o in score_fn(state.params, padded.reshape(-1, chunk, dim)))
-        embed = h[:n].reshape(num_p, num_r, -1)
-        return belief_from_samples(r[:, :n].reshape(-1, num_p, num_r), embed, state.precision)
+        block = min(SCORE_BLOCK, -(-n // chunk) * chunk)
+        r = np.empty((cfg.members, n), np.float32)
+        h = np.empty((n, int(cfg.hidden[-1])), np.float32) if embed else None
+        for lo, hi in row_blocks(n, block):
+            xb = np.zeros((block, dim), np.float32)
+            xb[:hi - lo] = np.asarray(flat[lo:hi])
+            rb, hb = score_fn(state.params, xb.reshape(-1, chunk, dim))
+            r[:, lo:hi] = np.asarray(rb)[:, :hi - lo]
+            if h is not None:
+                h[lo:hi] = np.asarray(hb)[:hi - lo]
+        e = None if h is None else h.reshape(num_p, num_r, -1)
+        return belief_from_samples(r.reshape(-1, num_p, num_r), e, state.precision)
 
     return Head(init, fit, belief)

@@ -90,14 +90,40 @@ def flat_pairs(comps: Comparisons, num_responses: int, slots: int) -> Pairs:
 
 
 def check_features(features, dim: int | None = None):
-    """features [P, R, D] as float32; InputError on another rank or a D other than `dim`.
+    """features [P, R, D]; InputError on another rank or a D other than `dim`.
 
     A jax.Array stays a jax.Array (no host round trip: pass the same device array every round
-    to skip the host -> device copy of the pool); anything else becomes a numpy array.
+    to skip the host -> device copy of the pool); float16/float32 numpy arrays (a memory map
+    too) are kept as they are and read in chunks (gather_rows); other dtypes become float32.
     """
-    x = features if isinstance(features, jax.Array) else np.asarray(features, np.float32)
+    x = features if isinstance(features, (jax.Array, np.ndarray)) else np.asarray(features)
     if x.ndim != 3:
         raise InputError(f"features must be [P, R, D], got shape {x.shape}")
     if dim is not None and x.shape[2] != dim:
         raise InputError(f"features have D = {x.shape[2]} but the head was built for D = {dim}")
-    return x.astype(np.float32) if x.dtype != np.float32 else x
+    return x if x.dtype in (np.float32, np.float16) else np.asarray(x, np.float32)
+
+
+def gather_rows(x, rows: np.ndarray, *, chunk: int = 65_536):
+    """Rows `rows` of x [N, D] (numpy of any float dtype, or a jax.Array) -> f32[len(rows), D],
+    read `chunk` rows at a time: a float16 or memory-mapped pool is never copied whole."""
+    if isinstance(x, jax.Array):
+        return x[rows].astype(np.float32)
+    out = np.empty((len(rows), x.shape[1]), np.float32)
+    for start in range(0, len(rows), chunk):
+        out[start:start + chunk] = x[rows[start:start + chunk]]
+    return out
+
+
+def compact(x, pairs: Pairs):
+    """Only the feature rows the pairs read: x [N, D] -> (f32[U, D], pairs re-indexed into
+    them). A fit then moves M labels' rows to the device, not the whole pool."""
+    rows, inv = np.unique(np.concatenate([pairs.a, pairs.b]), return_inverse=True)
+    s = len(pairs.a)
+    inv = inv.astype(np.int32)
+    return gather_rows(x, rows), pairs._replace(a=inv[:s], b=inv[s:])
+
+
+def row_blocks(n: int, block: int):
+    """(start, stop) of consecutive blocks of at most `block` rows covering range(n)."""
+    return [(start, min(start + block, n)) for start in range(0, n, block)]

@@ -16,6 +16,7 @@ from aeuf.io.tables import decode_text, read_table
 
 ID_COLUMNS = ("id", "response_id")
 VECTOR_COLUMNS = ("features", "feature", "embedding", "embeddings", "vector", "values")
+ROWS_PER_CHUNK = 65_536  # rows read at a time from a memory-mapped matrix
 _ID_FILE_SUFFIXES = (".ids.txt", "_ids.txt", ".txt", ".ids.json", ".json", ".ids.parquet",
                      ".parquet")
 
@@ -60,10 +61,14 @@ def write_precomputed_features(folder: Path, values: np.ndarray, ids: Sequence[s
 
 def align_features(ids: Sequence[str], values: np.ndarray, wanted_ids: Sequence[str], *,
                    source: str = "features file") -> np.ndarray:
-    """Rows of `values` [n, D] reordered to `wanted_ids` [N] -> f32[N, D].
+    """Rows of `values` [n, D] reordered to `wanted_ids` [N] -> [N, D] in values' float dtype.
 
-    An id in `wanted_ids` that `ids` lacks raises InputError naming `source` and that id.
+    Ids already in the wanted order return `values` itself (a memory map stays one); other
+    orders are gathered in chunks. An id in `wanted_ids` that `ids` lacks raises InputError
+    naming `source` and that id.
     """
+    if len(ids) == len(wanted_ids) and all(str(a) == str(b) for a, b in zip(ids, wanted_ids)):
+        return values
     row = {str(k): n for n, k in enumerate(ids)}
     idx = np.array([row.get(str(w), -1) for w in wanted_ids], dtype=np.int64)
     missing = np.flatnonzero(idx < 0)
@@ -74,7 +79,10 @@ def align_features(ids: Sequence[str], values: np.ndarray, wanted_ids: Sequence[
             f"{source}: no features for id '{first}' ({missing.size} of {len(wanted_ids)} "
             f"missing){example}; its ids must be the pool's response ids, "
             "'<prompt_id>:<response column or position>'")
-    return np.ascontiguousarray(np.asarray(values, dtype=np.float32)[idx])
+    out = np.empty((len(idx), values.shape[1]), values.dtype)
+    for start in range(0, len(idx), ROWS_PER_CHUNK):
+        out[start:start + ROWS_PER_CHUNK] = values[idx[start:start + ROWS_PER_CHUNK]]
+    return out
 
 
 def read_ids(p: Path) -> list[str]:
@@ -98,15 +106,17 @@ def read_ids(p: Path) -> list[str]:
 
 
 def _read_npy(p: Path) -> np.ndarray:
+    """float16/float32 matrices as a read-only memory map (a pool's features are never held
+    twice); other numbers become float32 in memory."""
     try:
-        values = np.load(p, allow_pickle=False)
+        values = np.load(p, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise InputError(f"{p}: not a readable .npy file ({e}); save it with numpy.save") \
             from None
     if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
         raise InputError(f"{p}: expected a numeric matrix [rows, dim], got {values.dtype} "
                          f"with shape {values.shape}")
-    return np.ascontiguousarray(values, dtype=np.float32)
+    return values if values.dtype in (np.float16, np.float32) else np.asarray(values, np.float32)
 
 
 def _find_ids_file(p: Path) -> Path:
@@ -169,7 +179,8 @@ def _check_unique(ids: list[str], source: str) -> None:
 
 
 def _check_finite(values: np.ndarray, source: str) -> None:
-    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
-    if bad.size:
-        raise InputError(f"{source}: row {int(bad[0]) + 1} holds NaN or infinite values; "
-                         "recompute or drop that row")
+    for start in range(0, len(values), ROWS_PER_CHUNK):  # chunks: a memory map stays mapped
+        bad = np.flatnonzero(~np.isfinite(values[start:start + ROWS_PER_CHUNK]).all(axis=1))
+        if bad.size:
+            raise InputError(f"{source}: row {start + int(bad[0]) + 1} holds NaN or infinite "
+                             "values; recompute or drop that row")

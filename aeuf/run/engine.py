@@ -165,7 +165,9 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
     responses the oracle can judge (None: all)."""
     rules = validate(cfg, features.shape[1])
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
-    return Context(cfg, np.asarray(features, np.float32), np.asarray(prompt_features, np.float32),
+    kept = isinstance(features, np.ndarray) and features.dtype in (np.float16, np.float32)
+    return Context(cfg, features if kept else np.asarray(features, np.float32),
+                   np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
                    [] if graph is None else [graph], usable)
 
@@ -371,7 +373,8 @@ def refit(ctx: Context, state: State, t: int) -> State:
 def restore(ctx: Context, state: State, head_state, t: int) -> State:
     """The state with a head fit after round t (fresh or read back from disk) and its belief."""
     belief = ctx.head.belief(head_state, ctx.features, key=ctx.keys.round(t, 2),
-                             num_samples=ctx.cfg.head.members)
+                             num_samples=ctx.cfg.head.members,
+                             embed=ctx.rules[ctx.cfg.acquire.rule].needs_embed)
     return state._replace(head_state=head_state, belief=belief, fitted_round=t)
 
 

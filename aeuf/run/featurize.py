@@ -19,6 +19,7 @@ from aeuf.errors import ConfigError
 from aeuf.types import ResponsePool
 
 CHUNK = 256
+HALF_FROM = 2**30  # feature values from which 'auto' holds them in float16 (4 GB in float32)
 
 
 class FeatureInfo(NamedTuple):
@@ -88,7 +89,8 @@ def build_features(
     pool: ResponsePool, cfg: FeatureConfig, run_dir: Path, *, progress: bool = True,
     fit_prompts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FeatureInfo]:
-    """Composed, standardised features: pool [P, R] -> (f32[P, R, D], FeatureInfo).
+    """Composed, standardised features: pool [P, R] -> ([P, R, D], FeatureInfo), float32 or
+    float16 (FeatureConfig.dtype).
 
     fit_prompts: prompt indices whose responses set the standardisation (default: all), so
     held-out prompts are scaled like the pool a run would see."""
@@ -109,7 +111,15 @@ def build_features(
         dims[name] = int(block.shape[1])
     rows = None if fit_prompts is None else (
         np.asarray(fit_prompts)[:, None] * R + np.arange(R)).reshape(-1)
-    return embed.compose(blocks, rows).reshape(P, R, -1), FeatureInfo(dims, encoded)
+    dtype = feature_dtype(cfg.dtype, P * R * sum(dims.values()))
+    return embed.compose(blocks, rows, dtype=dtype).reshape(P, R, -1), FeatureInfo(dims, encoded)
+
+
+def feature_dtype(name: str, values: int) -> type:
+    """The dtype the composed features are held in: float16 under 'auto' from 2^30 values."""
+    if name == "auto":
+        return np.float16 if values >= HALF_FROM else np.float32
+    return {"float32": np.float32, "float16": np.float16}[name]
 
 
 def prompt_features(
@@ -121,7 +131,7 @@ def prompt_features(
     prompt's response features.
     """
     if "minilm" not in embed.parse_parts(cfg.features):
-        return features.mean(axis=1)
+        return features.mean(axis=1, dtype=np.float32)
     part = embed.PARTS.get("minilm")
     vecs, _ = cached_encode(list(pool.prompts), part, cfg, run_dir / "features",
                             desc="embed prompts", progress=progress)
