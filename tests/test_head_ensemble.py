@@ -283,6 +283,16 @@ def test_every_fit_runs_at_least_min_steps_and_few_labels_train_full_batch():
         assert steps * epochs < 300 + steps or epochs == 3  # no more epochs than needed
 
 
+def test_max_steps_caps_the_epochs_of_a_large_fit_but_keeps_one():
+    cfg = HeadConfig(epochs=20, min_steps=300, max_steps=4096, batch_size=256)
+    for m in (1, 1000, 50_000, 60_000, 250_000, 1_000_000, 3_000_000):
+        _, _, steps, epochs = schedule(m, cfg, pow2_steps)
+        assert epochs >= 1 and steps * epochs >= min(300, steps)
+        assert steps * epochs <= max(4096, steps)  # one epoch of a huge pool passes the cap
+        uncapped = schedule(m, dataclasses.replace(cfg, max_steps=None), pow2_steps)[3]
+        assert epochs == uncapped if steps * uncapped <= 4096 else epochs < uncapped
+
+
 def test_minibatches_share_the_labels_evenly():
     m, batch = 300, 256  # two steps per epoch: 150 + 150 real labels, not 256 + 44
     mask = np.zeros(batch * 2, np.float32)

@@ -134,6 +134,8 @@ def check_config(cfg: HeadConfig) -> None:
     """ConfigError for values the ensemble cannot train with."""
     if cfg.members < 1 or cfg.batch_size < 1 or cfg.epochs < 0 or cfg.min_steps < 0:
         raise ConfigError("head: members and batch_size must be >= 1, epochs and min_steps >= 0")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise ConfigError("head: --max_steps must be >= 1 (or none)")
     if not cfg.hidden or min(cfg.hidden) < 1:
         raise ConfigError(f"head: hidden must be a non-empty list of sizes >= 1, got {cfg.hidden}")
     if cfg.learning_rate <= 0 or cfg.anchor < 0 or cfg.center < 0:

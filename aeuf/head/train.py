@@ -120,12 +120,16 @@ def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, 
 
 
 def schedule(m: int, cfg: HeadConfig, steps_rule: Callable) -> tuple[int, int, int, int]:
-    """(minibatch, padded steps per epoch, real steps per epoch, epochs) for M = m labels."""
+    """(minibatch, padded steps per epoch, real steps per epoch, epochs) for M = m labels:
+    cfg.epochs, raised to reach cfg.min_steps, then cut to cfg.max_steps (at least one)."""
     batch, padded = steps_rule(m, cfg.batch_size)
     steps = -(-m // batch)
     if cfg.epochs == 0 and cfg.min_steps == 0:
         return batch, padded, steps, 0
-    return batch, padded, steps, max(cfg.epochs, -(-cfg.min_steps // steps))
+    epochs = max(cfg.epochs, -(-cfg.min_steps // steps))
+    if cfg.max_steps is not None:
+        epochs = min(epochs, max(1, cfg.max_steps // steps))
+    return batch, padded, steps, epochs
 
 
 def member_group(cfg: HeadConfig, dim: int, batch: int) -> int:

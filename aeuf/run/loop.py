@@ -29,6 +29,7 @@ from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, costplan, engine, featurize, records, report
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
+from aeuf.run.timing import Stopwatch
 from aeuf.types import ResponsePool
 
 
@@ -66,7 +67,9 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     """Run (or resume) the whole pipeline for one config; returns what it did."""
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
-    pool = read_input(cfg, out)
+    watch = Stopwatch()
+    with watch("read input"):
+        pool = read_input(cfg, out)
     engine.validate(cfg, pool.shape[1])
     _check_oracle(cfg, pool)
     if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
@@ -77,10 +80,11 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     cheap = cheap_judge_oracle(cfg.oracle)  # the cascade's cheap judge, or None
     try:
         with io.RunDir(out) as rd:
-            pool = rd.check_input(pool, cfg.input.path)
-            rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
-            rd.store_pool(pool)
-            return _run_rounds(cfg, rd, pool, oracle, progress, cheap)
+            with watch("store pool"):
+                pool = rd.check_input(pool, cfg.input.path)
+                rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
+                rd.store_pool(pool)
+            return _run_rounds(cfg, rd, pool, oracle, progress, cheap, watch)
     finally:
         oracle.close()
         if cheap is not None:
@@ -113,9 +117,13 @@ def read_input(cfg: RunConfig, out: Path) -> ResponsePool:
 
 
 def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracle,
-                progress: bool, cheap: Oracle | None = None) -> RunSummary:
-    features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
-    pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features, progress=progress)
+                progress: bool, cheap: Oracle | None = None,
+                watch: Stopwatch | None = None) -> RunSummary:
+    watch = watch or Stopwatch()
+    with watch("features"):
+        features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
+        pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features,
+                                          progress=progress)
     usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
     ctx = engine.make_context(cfg, features, pfeat, usable=usable)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
@@ -132,17 +140,24 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         rec = rd.round_record(t)
         if rec is None and ledger.exhausted:
             break
-        plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
-        if rec is None:
-            rd.save_round(t, records.plan_record(plan, pool, state.belief))
-        state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name, plan=plan)
+        with watch("choose"):
+            plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
+            if rec is None:
+                rd.save_round(t, records.plan_record(plan, pool, state.belief))
+        with watch("judge"):
+            state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name,
+                                               plan=plan)
         labelled += outcome.labelled
         rows.append({**records.progress_row(plan, outcome),
                      "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
-        state = _fit(ctx, rd, state, t, ledger, saved)
+        with watch("fit"):
+            state = _fit(ctx, rd, state, t, ledger, saved)
         if engine.should_stop(ctx, outcome):  # --stop_when_agreement
             break
-    return _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
+    with watch("export"):
+        summary = _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
+    io.atomic_write_json(rd.path / "timings.json", watch.record)
+    return summary._replace(files={**summary.files, "timings": rd.path / "timings.json"})
 
 
 def _where(cfg: RunConfig, oracle: Oracle) -> str:
