@@ -117,32 +117,35 @@ def shard_tasks(sizes: Sequence[int], chunk_rows: int) -> list[dict]:
 class ShardScorer:
     """One scoring replica: row ranges of the shards -> {row: i64[n], y: fn(params, x)[n, ...]}."""
 
-    def __init__(self, paths: list[str], fn: Callable, params: Any) -> None:
-        self.paths, self.fn, self.params = paths, fn, params
+    def __init__(self, paths: list[str], fn: Callable, params: Any,
+                 with_offset: bool = False) -> None:
+        self.paths, self.fn, self.params, self.with_offset = paths, fn, params, with_offset
 
     def __call__(self, batch: dict) -> dict:
         rows, ys = [], []
         for s, a, b, off in zip(batch["shard"], batch["start"], batch["stop"], batch["offset"],
                                 strict=True):
             x = np.asarray(np.load(self.paths[int(s)], mmap_mode="r")[int(a):int(b)], np.float32)
-            ys.append(np.asarray(self.fn(self.params, x)))
+            extra = (int(off),) if self.with_offset else ()
+            ys.append(np.asarray(self.fn(self.params, x, *extra)))
             rows.append(np.arange(int(off), int(off) + len(x)))
         return {"row": np.concatenate(rows), "y": np.concatenate(ys)}
 
 
 def score_shards(paths: Sequence[str | os.PathLike], fn: Callable, params: Any, *,
-                 workers: int = 2, chunk_rows: int = 65536, address: str | None = None
-                 ) -> np.ndarray:
+                 workers: int = 2, chunk_rows: int = 65536, address: str | None = None,
+                 with_offset: bool = False) -> np.ndarray:
     """fn(params, x) over every row of every shard on Ray Data with `workers` replicas.
 
     paths: .npy shards, each f32[n_s, D] (read as memory maps by the workers: on a cluster,
-           a path every node sees); fn: pure, picklable, x f32[n, D] -> [n, ...] per row.
+           a path every node sees); fn: pure, picklable, x f32[n, D] -> [n, ...] per row;
+           with_offset: call fn(params, x, first_row) with the chunk's global first row.
     Returns the per-row outputs [sum n_s, ...] in shard order, then row order.
     """
     paths = [str(Path(p).resolve()) for p in paths]
     sizes = shard_rows(paths)
     out, filled = None, 0
-    init = {"paths": paths, "fn": fn, "params": params}
+    init = {"paths": paths, "fn": fn, "params": params, "with_offset": with_offset}
     for b in fan_out(ShardScorer, shard_tasks(sizes, max(1, chunk_rows)), init=init,
                      batch_size=1, num_replicas=workers, gpus=0.0, address=address):
         y = np.asarray(b["y"])
