@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from aeuf.bench.quality import dataset_quality
-from aeuf.bench.simulate import BenchConfig, Task, replay_judge, run_config
+from aeuf.bench.simulate import BenchConfig, Task, oracle_judge, replay_judge, run_config
 from aeuf.config import FeatureConfig
 from aeuf.io.pool import pool_from_long
 from aeuf.oracle.cheap import simulated_judge
@@ -68,18 +68,6 @@ def make_task(pool, features: str, cache: Path) -> Task:
                                       progress=False)
     empty = np.zeros((0,) + feat.shape[1:], np.float32)
     return Task(pool, feat, pfeat, empty, np.zeros((0, pool.shape[1])), None)
-
-
-def oracle_judge(oracle):
-    """Any oracle's pure path as an engine judge: plan -> send -> resolve."""
-    def judge(plan, tasks):
-        out = []
-        for task in tasks:
-            answers = {a.key: a for a in oracle.send(oracle.plan(task))}
-            out.append(oracle.resolve(task, answers))
-        return out
-
-    return judge
 
 
 def counted(judge, counter: dict, name: str):

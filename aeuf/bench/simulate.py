@@ -161,7 +161,11 @@ def split_prompts(num_prompts: int, test_fraction: float, seed: int) -> tuple[np
 
 def replay_judge(cfg: OracleConfig):
     """The replay oracle's pure path as an engine judge: plan -> send -> resolve, no ledger."""
-    oracle = make_oracle(cfg, has_gold=True)
+    return oracle_judge(make_oracle(cfg, has_gold=True))
+
+
+def oracle_judge(oracle):
+    """Any oracle's pure path as an engine judge (no ledger): plan -> send -> resolve."""
 
     def judge(plan: Plan, tasks: list) -> list:
         out = []
