@@ -19,6 +19,10 @@ the first round; only a rule that needs a head starts with the initial rule.
 Every random key derives from the seed with fold_in (`Keys`), so the same seed, pool and
 settings give the same choices in `aeuf`, in a resumed `aeuf` and in `aeuf bench`.
 
+The helpers of each half live beside it: aeuf.run.choosing (the rule of a round, eligible
+and picked prompts, usable responses, pair uncertainty) and aeuf.run.absorbing (the Labelled
+record of a judged prompt, the comparisons appended, the head's agreement).
+
 Shape letters: P prompts, R responses per prompt, D feature dim, d prompt-feature dim,
 b prompts in a round, k responses shown per prompt.
 """
@@ -33,15 +37,15 @@ import jax
 import numpy as np
 from jaxtyping import Bool, Float, Int
 
-from aeuf import acquire, dataset
+from aeuf import acquire
 from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import Head, make_head
-from aeuf.run import passes, routes
+from aeuf.run import absorbing, choosing, passes, routes
 from aeuf.run.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.routes import Routes, Verdicts
-from aeuf.run.selflabel import HEAD, Calibration
+from aeuf.run.selflabel import Calibration
 from aeuf.types import Belief, Comparisons, Judgement, JudgeTask, Labelled, ResponsePool
 
 
@@ -172,16 +176,9 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
                    [] if graph is None else [graph], usable)
 
 
-def eligible(ctx: Context) -> Bool[np.ndarray, " P"]:
-    """Prompts with at least two responses the oracle can judge."""
-    if ctx.usable is None:
-        return np.ones(ctx.features.shape[0], bool)
-    return ctx.usable.sum(axis=1) >= 2
-
-
 def sizes_of(ctx: Context) -> list[int]:
     loop = ctx.cfg.loop
-    P, R = int(eligible(ctx).sum()), ctx.features.shape[1]
+    P, R = int(choosing.eligible(ctx).sum()), ctx.features.shape[1]
     budget = None if loop.budget is None else min(loop.budget, passes.max_labels(P, R))
     return schedule(P, budget, loop.batch_size, loop.initial_batch)
 
@@ -196,12 +193,13 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     """Round t's plan: the rule's choice per prompt, then `size` prompts among those not
     labelled in this pass. Belief rules get the pairs they may choose (usable, and in a later
     pass not judged yet); a choice that still repeats a judged pair is replaced
-    (aeuf.run.passes.avoid_repeats) and unusable responses are swapped out (usable_slots)."""
-    name = rule_of(ctx, state)
+    (aeuf.run.passes.avoid_repeats) and unusable responses are swapped out
+    (choosing.usable_slots)."""
+    name = choosing.rule_of(ctx, state)
     rule = ctx.rules[name]
     valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
     acquired, blocked = state.acquired, None
-    if state.passes or (acquired | ~eligible(ctx)).all():  # a later pass
+    if state.passes or (acquired | ~choosing.eligible(ctx)).all():  # a later pass
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
@@ -211,68 +209,14 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     if blocked is not None:
         idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
                                           numpy_rng(ctx.keys.round(t, 7)))
-    prompts = _pick_prompts(ctx, acquired, t, size, score, rule.needs_belief)
+    prompts = choosing.pick_prompts(ctx, acquired, t, size, score, rule.needs_belief)
     slots = idx[prompts]
     if ctx.usable is not None:
-        slots = usable_slots(slots, ctx.usable[prompts], numpy_rng(ctx.keys.round(t, 6)))
+        slots = choosing.usable_slots(slots, ctx.usable[prompts], numpy_rng(ctx.keys.round(t, 6)))
     mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
     plan = Plan(t, name, prompts, slots, score[prompts],
-                pair_uncertainty(state.belief, prompts, slots), mean)
+                choosing.pair_uncertainty(state.belief, prompts, slots), mean)
     return routes.route(ctx.cfg, plan, state, ctx.keys.round(t, 8))
-
-
-def rule_of(ctx: Context, state: State) -> str:
-    """The rule of the next round: the run's rule, or the initial (model-free) rule while a
-    rule that needs a head has none yet."""
-    name = ctx.cfg.acquire.rule
-    return ctx.cfg.loop.initial_rule if state.belief is None and ctx.rules[name].needs_belief else name
-
-
-def _pick_prompts(ctx: Context, acquired, t: int, size: int, score, needs_belief: bool):
-    """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
-    `acquired` (bool [P])."""
-    mode = ctx.cfg.acquire.prompt_selection
-    free = np.flatnonzero(~acquired & eligible(ctx))
-    if size >= free.size:
-        return free
-    if mode == "random" or (mode == "auto" and not needs_belief):
-        rng = numpy_rng(ctx.keys.round(t, 4))
-        return np.sort(rng.choice(free, size, replace=False))
-    if not ctx.graph:
-        acq = ctx.cfg.acquire
-        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
-                                           exact_max=acq.knn_exact_max))
-    score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
-    return np.asarray(acquire.select_prompts(score, ctx.prompt_features, acquired, size,
-                                             ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
-
-
-def usable_slots(slots: Int[np.ndarray, "b k"], usable: Bool[np.ndarray, "b R"], rng):
-    """The shown responses with every one the oracle cannot judge replaced by a random usable
-    response not shown yet (model-free rules ignore the pair mask; belief rules honour it)."""
-    out = slots.copy()
-    for row in np.flatnonzero(~np.take_along_axis(usable, slots, 1).all(axis=1)):
-        spare = [r for r in rng.permutation(usable.shape[1]) if usable[row, r] and r not in out[row]]
-        for j in np.flatnonzero(~usable[row, out[row]]):
-            if spare:
-                out[row, j] = spare.pop()
-    return out
-
-
-def pair_uncertainty(belief: Belief | None, prompts, slots) -> Float[np.ndarray, " b"]:
-    """Mean pair std sqrt(Var[r_i - r_j]) over the shown responses of each prompt (NaN
-    without a belief)."""
-    if belief is None:
-        return np.full(len(prompts), np.nan, np.float32)
-    if belief.pair_var is not None:
-        pv = np.asarray(belief.pair_var)[prompts]  # [b, R, R]
-    else:
-        s = np.asarray(belief.samples)[:, prompts]  # [K, b, R]
-        pv = (s[:, :, :, None] - s[:, :, None, :]).var(axis=0)
-    rows = np.arange(len(prompts))[:, None]
-    iu, ju = np.triu_indices(slots.shape[1], 1)
-    var = pv[rows, slots[:, iu], slots[:, ju]]
-    return np.sqrt(np.maximum(var, 0.0)).mean(axis=1).astype(np.float32)
 
 
 # --- judge, absorb, refit ---------------------------------------------------------------------
@@ -304,7 +248,7 @@ def absorb(ctx: Context, state: State, plan: Plan,
     for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, v.judgements)):
         slots = tuple(int(x) for x in s)
         rows += routes.row_comparisons(v, i, int(p), slots, eps)
-        lab = _labelled(plan, i, int(p), slots, j, pairing, int(seeds[i]), v.judges[i])
+        lab = absorbing.labelled(plan, i, int(p), slots, j, pairing, int(seeds[i]), v.judges[i])
         if lab is None:
             unanswered += 1
         else:
@@ -313,51 +257,13 @@ def absorb(ctx: Context, state: State, plan: Plan,
     if acquired[plan.prompts].any():  # the plan re-opens labelled prompts: a new pass
         acquired[:], passes_done = False, passes_done + 1
     acquired[plan.prompts] = True
-    new = state._replace(comps=append(state.comps, rows), acquired=acquired, noise=noise,
+    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired, noise=noise,
                          passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
     labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
-    return new, Outcome(labelled, unanswered, agreement(plan, labelled),
+    return new, Outcome(labelled, unanswered, absorbing.agreement(plan, labelled),
                         float(unc.mean()) if unc.size else None, routes.routes_of(plan, v),
                         plan.threshold)
-
-
-def _labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
-              judge: str) -> Labelled | None:
-    """The Labelled record of one judged prompt; None when fewer than two responses got a
-    score; a tie when every score is equal."""
-    scores = dataset.judgement_scores(j)
-    finite = scores[np.isfinite(scores)]
-    if finite.size < 2:
-        return None
-    tie = bool(finite.max() == finite.min())
-    win, lose = (0, 1) if tie else acquire.pick_pair(scores, pairing, key=seed)
-    return Labelled(p, slots, scores, int(win), int(lose), plan.rule, plan.t,
-                    float(plan.uncertainty[i]), float(plan.score[i]), judge, tie)
-
-
-def agreement(plan: Plan, labelled: list[Labelled]) -> float | None:
-    """Share of decided prompts labelled by a judge (self-labels left out) where the head,
-    when it chose (before the label), ranked chosen above rejected (None without a head or
-    a decided prompt)."""
-    decided = [x for x in labelled if not x.tie and x.judge != HEAD]
-    if plan.mean is None or not decided:
-        return None
-    row = {int(p): i for i, p in enumerate(plan.prompts)}
-    mean = plan.mean
-    return float(np.mean([mean[row[x.prompt], x.slots[x.chosen]]
-                          > mean[row[x.prompt], x.slots[x.rejected]] for x in decided]))
-
-
-def append(comps: Comparisons, rows: list[tuple[int, int, int, float]]) -> Comparisons:
-    """comps followed by rows of (prompt, a, b, p)."""
-    if not rows:
-        return comps
-    p, a, b, q = (np.asarray(c) for c in zip(*rows))
-    return Comparisons(np.concatenate([comps.prompt, p.astype(np.int32)]),
-                       np.concatenate([comps.a, a.astype(np.int32)]),
-                       np.concatenate([comps.b, b.astype(np.int32)]),
-                       np.concatenate([comps.p, q.astype(np.float32)]))
 
 
 def refit(ctx: Context, state: State, t: int) -> State:

@@ -37,16 +37,25 @@ hostile: YAML values are JSON-quoted, markdown values escaped, code spans fenced
 
 from __future__ import annotations
 
-import html
 import json
 import re
 
-TITLE = "Preference dataset built with aeuf"
-TAGS = {"standard": ["dpo", "reward-modeling"], "conversational": ["dpo", "reward-modeling"],
-        "kto": ["kto"]}
-ANNOTATORS = {"replay": "found", "human": "expert-generated"}  # else machine-generated
-SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]
+from aeuf.card.words import (
+    ANNOTATORS,
+    COLUMN_HELP,
+    COUNT_WORDS,
+    LIMITS,
+    ORACLE_WORDS,
+    SIZES,
+    TAGS,
+    TITLE,
+    TRAINERS,
+    code_block,
+    code_span,
+    esc,
+    num,
+)
+
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 
@@ -113,26 +122,9 @@ def _intro(facts: dict) -> str:
             "kto": "unpaired preferences (`prompt`, `completion`, boolean `label`)"}
     pool = facts.get("pool") or {}
     return (f"# {esc(facts.get('name') or TITLE)}\n\n"
-            f"{_num(_get(facts, 'counts', 'rows'))} {what.get(fmt, esc(fmt))}, labelled by {_oracle_words(facts)} on prompts chosen by "
+            f"{num(_get(facts, 'counts', 'rows'))} {what.get(fmt, esc(fmt))}, labelled by {_oracle_words(facts)} on prompts chosen by "
             f"active learning from {esc(pool.get('source') or 'an unnamed pool')}, "
             f"made with aeuf (Active UltraFeedback).\n")
-
-
-COLUMN_HELP = {
-    "prompt": "the prompt (a message list in the conversational format)",
-    "chosen": "the preferred response", "rejected": "the other response",
-    "completion": "one judged response", "label": "True: above its prompt's median score",
-    "margin": "chosen_score - rejected_score (0 for a tie); TRL's RewardTrainer reads it",
-    "tie": "the judged responses tied (kept only with --keep_ties)",
-    "chosen_model": "the model that wrote `chosen` (null if unknown)",
-    "rejected_model": "the model that wrote `rejected`", "completion_model": "its model",
-    "chosen_score": "the oracle's score of `chosen`", "rejected_score": "of `rejected`",
-    "score": "the oracle's score", "median_score": "its prompt's median judged score",
-    "rule": "the acquisition rule that chose the pair", "round": "the labelling round",
-    "uncertainty": "the head's pair uncertainty when it was chosen (NaN in round 0)",
-    "acquisition_score": "the rule's score", "judge": "who labelled it (\"head\": self-labelled)",
-    "confidence": "the labeller's confidence in chosen > rejected",
-}
 
 
 def _structure(facts: dict) -> str:
@@ -153,7 +145,7 @@ def _made(facts: dict) -> str:
     pool, head = facts.get("pool") or {}, facts.get("head") or {}
     models = [esc(m) for m in pool.get("models") or []]
     lines = [
-        f"- **Pool**: {_num(pool.get('prompts'))} prompts x {_num(pool.get('responses_per_prompt'))} "
+        f"- **Pool**: {num(pool.get('prompts'))} prompts x {num(pool.get('responses_per_prompt'))} "
         f"responses from {esc(pool.get('source') or 'unknown')}"
         + (f"; responses by {', '.join(models[:12])}" + (" ..." if len(models) > 12 else "")
            if models else ""),
@@ -161,10 +153,10 @@ def _made(facts: dict) -> str:
         + (f" (encoder {esc(facts['encoder'])})" if facts.get("encoder") else ""),
         f"- **Reward head**: {_settings(head)}",
         f"- **Acquisition**: {', '.join(esc(r) for r in facts.get('rules') or []) or 'unknown'}; "
-        f"{_num(facts.get('num_annotations'))} responses per prompt shown to the oracle",
+        f"{num(facts.get('num_annotations'))} responses per prompt shown to the oracle",
         f"- **Oracle**: {_oracle_words(facts)}",
-        f"- **Rounds**: {_num(facts.get('rounds'))}, budget {_num(facts.get('budget'))} prompts, "
-        f"seed {_num(facts.get('seed'))}",
+        f"- **Rounds**: {num(facts.get('rounds'))}, budget {num(facts.get('budget'))} prompts, "
+        f"seed {num(facts.get('seed'))}",
     ]
     if facts.get("aeuf_version"):
         lines.append(f"- **aeuf**: {esc(facts['aeuf_version'])}")
@@ -187,24 +179,13 @@ def _oracle_words(facts: dict) -> str:
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
-ORACLE_WORDS = {"replay": "the gold scores of the input (replayed)", "human": "a person",
-                "local": "a local llama.cpp judge", "judge": "an LLM judge",
-                "batch": "an LLM judge (batch API)"}
-COUNT_WORDS = {"rows": "rows", "prompts": "labelled prompts with a row",
-               "ties": "tied prompts (judged responses scored equal, or fewer than two scored)",
-               "ties_kept": "tied prompts kept as rows (--keep_ties)",
-               "desirable": "rows with label True", "undesirable": "rows with label False",
-               "failed": "judged prompts without a usable answer",
-               "self_labelled": "pairs labelled by the reward head, not the oracle"}
-
-
 def _counts(facts: dict) -> str:
     counts = facts.get("counts") or {}
-    rows = [f"| {COUNT_WORDS.get(k, esc(k))} | {_num(v)} |" for k, v in counts.items()
+    rows = [f"| {COUNT_WORDS.get(k, esc(k))} | {num(v)} |" for k, v in counts.items()
             if k != "format" and not (k in ("desirable", "undesirable") and facts.get("format") != "kto")]
     skipped = _get(facts, "pool", "skipped")
     if skipped:
-        rows.append(f"| prompts skipped while reading (too few responses) | {_num(skipped)} |")
+        rows.append(f"| prompts skipped while reading (too few responses) | {num(skipped)} |")
     return ("## Counts\n\n| | count |\n|---|---|\n" + "\n".join(rows) + "\n") if rows else ""
 
 
@@ -212,8 +193,8 @@ def _cost(facts: dict) -> str:
     cost = facts.get("cost") or {}
     if not cost:
         return ""
-    return (f"## Cost\n\n{_num(cost.get('requests'))} oracle requests, {_num(cost.get('tokens'))} "
-            f"tokens, total cost {_num(cost.get('total'))} (in the units of --price_in / "
+    return (f"## Cost\n\n{num(cost.get('requests'))} oracle requests, {num(cost.get('tokens'))} "
+            f"tokens, total cost {num(cost.get('total'))} (in the units of --price_in / "
             f"--price_out; 0 when no price was given).\n")
 
 
@@ -221,7 +202,7 @@ def _hygiene(facts: dict) -> str:
     figures = facts.get("hygiene") or {}
     if not figures:
         return ""
-    rows = [f"| {esc(k)} | {_num(_value(v))} | {esc(_note(v))} |" for k, v in figures.items()]
+    rows = [f"| {esc(k)} | {num(_value(v))} | {esc(_note(v))} |" for k, v in figures.items()]
     return ("## Judge hygiene\n\n| figure | value | meaning |\n|---|---|---|\n"
             + "\n".join(rows) + "\n")
 
@@ -248,16 +229,6 @@ def _limitations(facts: dict) -> str:
     return "## Limitations\n\n" + "\n".join(f"- {x}" for x in items) + "\n"
 
 
-LIMITS = {
-    "replay": "The labels replay gold scores that came with the input: they are only as good "
-              "as those scores.",
-    "local": "The local judge is a small model; its labels are close to noise unless it was "
-             "pointed at a strong model.",
-    "kto": "`label` compares a response with the median score of its prompt's judged "
-           "responses; responses at the median have no row.",
-}
-
-
 def _loading(facts: dict) -> str:
     repo = str(facts.get("repo_id") or "")
     load = (f'load_dataset("{repo}", split="train")' if _REPO_ID.match(repo)
@@ -276,10 +247,6 @@ def _loading(facts: dict) -> str:
     return f"## How to load it\n\n```python\n{body}```\n{note}\n"
 
 
-TRAINERS = {"standard": ("DPOConfig", "DPOTrainer"), "conversational": ("DPOConfig", "DPOTrainer"),
-            "kto": ("KTOConfig", "KTOTrainer")}
-
-
 def _licence(facts: dict) -> str:
     lic = license_id(facts)
     text = (f"`{lic}`, the licence given with the input." if lic != "unknown" else
@@ -287,43 +254,6 @@ def _licence(facts: dict) -> str:
             "source and of the models that wrote the responses before use.")
     note = f"\n\n{esc(facts['license_note'])}" if facts.get("license_note") else ""
     return f"## Licence\n\n{text}{note}\n"
-
-
-# --- text helpers --------------------------------------------------------------------------
-
-_MD = re.compile(r"([\\`*_{}\[\]|#!])")
-
-
-def esc(text, limit: int = 300) -> str:
-    """Input text made inert in markdown: one line, at most `limit` characters, markdown and
-    HTML characters escaped."""
-    one = esc_line(text, limit)
-    return _MD.sub(r"\\\1", html.escape(one, quote=False))
-
-
-def code_span(text) -> str:
-    """Input text as an inline code span (one line, no backticks; pipes escaped for tables)."""
-    return "`" + esc_line(text).replace("`", "'").replace("|", "\\|") + "`"
-
-
-def esc_line(text, limit: int = 300) -> str:
-    one = " ".join(str(text).split())
-    return one if len(one) <= limit else one[: limit - 1] + "\u2026"
-
-
-def code_block(text: str) -> str:
-    """`text` in a fenced block whose fence is longer than any backtick run inside it."""
-    run = max((len(m) for m in re.findall(r"`+", str(text))), default=0)
-    fence = "`" * max(3, run + 1)
-    return f"{fence}\n{text}\n{fence}\n"
-
-
-def _num(v) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "unknown"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return esc(v)
-    return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
 
 
 def _get(facts: dict, key: str, sub: str):

@@ -1,0 +1,54 @@
+"""The absorb half of a round (aeuf.run.engine.absorb): the Labelled record of a judged prompt,
+the comparisons appended for the head, and how often the head agreed with the oracle.
+
+Pure. `plan` is the round's engine Plan; it is taken as it comes (as aeuf.run.routes takes
+it), so this module does not import the engine.
+
+Shape letters: b prompts in a round, R responses per prompt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aeuf import acquire, dataset
+from aeuf.run.selflabel import HEAD
+from aeuf.types import Comparisons, Judgement, Labelled
+
+
+def labelled(plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
+             judge: str) -> Labelled | None:
+    """The Labelled record of one judged prompt (row i of the plan); None when fewer than two
+    responses got a score; a tie when every score is equal."""
+    scores = dataset.judgement_scores(j)
+    finite = scores[np.isfinite(scores)]
+    if finite.size < 2:
+        return None
+    tie = bool(finite.max() == finite.min())
+    win, lose = (0, 1) if tie else acquire.pick_pair(scores, pairing, key=seed)
+    return Labelled(p, slots, scores, int(win), int(lose), plan.rule, plan.t,
+                    float(plan.uncertainty[i]), float(plan.score[i]), judge, tie)
+
+
+def agreement(plan, labelled: list[Labelled]) -> float | None:
+    """Share of decided prompts labelled by a judge (self-labels left out) where the head,
+    when it chose (before the label), ranked chosen above rejected (None without a head or
+    a decided prompt)."""
+    decided = [x for x in labelled if not x.tie and x.judge != HEAD]
+    if plan.mean is None or not decided:
+        return None
+    row = {int(p): i for i, p in enumerate(plan.prompts)}
+    mean = plan.mean
+    return float(np.mean([mean[row[x.prompt], x.slots[x.chosen]]
+                          > mean[row[x.prompt], x.slots[x.rejected]] for x in decided]))
+
+
+def append(comps: Comparisons, rows: list[tuple[int, int, int, float]]) -> Comparisons:
+    """comps followed by rows of (prompt, a, b, p)."""
+    if not rows:
+        return comps
+    p, a, b, q = (np.asarray(c) for c in zip(*rows))
+    return Comparisons(np.concatenate([comps.prompt, p.astype(np.int32)]),
+                       np.concatenate([comps.a, a.astype(np.int32)]),
+                       np.concatenate([comps.b, b.astype(np.int32)]),
+                       np.concatenate([comps.p, q.astype(np.float32)]))

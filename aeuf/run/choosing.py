@@ -1,0 +1,79 @@
+"""The choose half of a round (aeuf.run.engine.choose): which rule plays, which prompts can be
+and are picked, the shown responses made judgeable, and the uncertainty of the pairs shown.
+
+Pure. `ctx` is the run's engine Context and `state` its State; they are taken as they come
+(as aeuf.run.routes takes a plan), so this module does not import the engine.
+
+Shape letters: P prompts, R responses per prompt, b prompts in a round, k responses shown
+per prompt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import Bool, Float, Int
+
+from aeuf import acquire
+from aeuf.acquire.base import numpy_rng
+from aeuf.types import Belief
+
+
+def eligible(ctx) -> Bool[np.ndarray, " P"]:
+    """Prompts with at least two responses the oracle can judge."""
+    if ctx.usable is None:
+        return np.ones(ctx.features.shape[0], bool)
+    return ctx.usable.sum(axis=1) >= 2
+
+
+def rule_of(ctx, state) -> str:
+    """The rule of the next round: the run's rule, or the initial (model-free) rule while a
+    rule that needs a head has none yet."""
+    name = ctx.cfg.acquire.rule
+    return ctx.cfg.loop.initial_rule if state.belief is None and ctx.rules[name].needs_belief else name
+
+
+def pick_prompts(ctx, acquired, t: int, size: int, score, needs_belief: bool):
+    """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
+    `acquired` (bool [P])."""
+    mode = ctx.cfg.acquire.prompt_selection
+    free = np.flatnonzero(~acquired & eligible(ctx))
+    if size >= free.size:
+        return free
+    if mode == "random" or (mode == "auto" and not needs_belief):
+        rng = numpy_rng(ctx.keys.round(t, 4))
+        return np.sort(rng.choice(free, size, replace=False))
+    if not ctx.graph:
+        acq = ctx.cfg.acquire
+        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
+                                           exact_max=acq.knn_exact_max))
+    score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
+    return np.asarray(acquire.select_prompts(score, ctx.prompt_features, acquired, size,
+                                             ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
+
+
+def usable_slots(slots: Int[np.ndarray, "b k"], usable: Bool[np.ndarray, "b R"], rng):
+    """The shown responses with every one the oracle cannot judge replaced by a random usable
+    response not shown yet (model-free rules ignore the pair mask; belief rules honour it)."""
+    out = slots.copy()
+    for row in np.flatnonzero(~np.take_along_axis(usable, slots, 1).all(axis=1)):
+        spare = [r for r in rng.permutation(usable.shape[1]) if usable[row, r] and r not in out[row]]
+        for j in np.flatnonzero(~usable[row, out[row]]):
+            if spare:
+                out[row, j] = spare.pop()
+    return out
+
+
+def pair_uncertainty(belief: Belief | None, prompts, slots) -> Float[np.ndarray, " b"]:
+    """Mean pair std sqrt(Var[r_i - r_j]) over the shown responses of each prompt (NaN
+    without a belief)."""
+    if belief is None:
+        return np.full(len(prompts), np.nan, np.float32)
+    if belief.pair_var is not None:
+        pv = np.asarray(belief.pair_var)[prompts]  # [b, R, R]
+    else:
+        s = np.asarray(belief.samples)[:, prompts]  # [K, b, R]
+        pv = (s[:, :, :, None] - s[:, :, None, :]).var(axis=0)
+    rows = np.arange(len(prompts))[:, None]
+    iu, ju = np.triu_indices(slots.shape[1], 1)
+    var = pv[rows, slots[:, iu], slots[:, ju]]
+    return np.sqrt(np.maximum(var, 0.0)).mean(axis=1).astype(np.float32)
