@@ -104,7 +104,7 @@ def check_features(features, dim: int | None = None):
     return x if x.dtype in (np.float32, np.float16) else np.asarray(x, np.float32)
 
 
-def gather_rows(x, rows: np.ndarray, *, chunk: int = 65_536):
+def gather_rows(x, rows: np.ndarray, *, chunk: int = 8192):
     """Rows `rows` of x [N, D] (numpy of any float dtype, or a jax.Array) -> f32[len(rows), D],
     read `chunk` rows at a time: a float16 or memory-mapped pool is never copied whole."""
     if isinstance(x, jax.Array):

@@ -16,7 +16,7 @@ from aeuf.io.tables import decode_text, read_table
 
 ID_COLUMNS = ("id", "response_id")
 VECTOR_COLUMNS = ("features", "feature", "embedding", "embeddings", "vector", "values")
-ROWS_PER_CHUNK = 65_536  # rows read at a time from a memory-mapped matrix
+ROWS_PER_CHUNK = 8192  # rows read at a time from a memory-mapped matrix
 _ID_FILE_SUFFIXES = (".ids.txt", "_ids.txt", ".txt", ".ids.json", ".json", ".ids.parquet",
                      ".parquet")
 
