@@ -217,8 +217,8 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         x = check_features(features, int(state.params[0]["w"].shape[1]))
         num_p, num_r, dim = x.shape
         n, flat = num_p * num_r, x.reshape(num_p * num_r, dim)
-        chunk = min(SCORE_CHUNK, next_pow2(n))
-        block = min(SCORE_BLOCK, -(-n // chunk) * chunk)
+        chunk = min(SCORE_CHUNK, SCORE_BLOCK, next_pow2(n))
+        block = chunk * min(SCORE_BLOCK // chunk, -(-n // chunk))  # whole chunks
         r = np.empty((cfg.members, n), np.float32)
         h = np.empty((n, int(cfg.hidden[-1])), np.float32) if embed else None
         for lo, hi in row_blocks(n, block):
