@@ -152,6 +152,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                      "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
         with watch("fit"):
             state = _fit(ctx, rd, state, t, ledger, saved)
+        io.atomic_write_json(rd.path / "timings.json", watch.record)  # so far: a long run shows it
         if engine.should_stop(ctx, outcome):  # --stop_when_agreement
             break
     with watch("export"):
