@@ -136,7 +136,7 @@ def accuracy(rows: list, gold: np.ndarray, *, untied: bool = False) -> float | N
 def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: dict) -> dict:
     gold = np.asarray(task.pool.gold, np.float64)
     P = gold.shape[0]
-    q = dataset_quality(labelled, gold, 0)
+    q = dataset_quality(labelled, gold, shown=0, tokens=0.0)
     head = [x for x in labelled if x.judge == HEAD]
     cheap = [x for x in labelled if x.judge == CHEAP]
     acc_head = accuracy(head, gold, untied=True)  # the guarantee's own definition
