@@ -154,7 +154,7 @@ def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: di
             "cheap_only": len(cheap) / P, "cheap_only_accuracy": accuracy(cheap, gold),
             "guarantee_held": None if target is None or acc_head is None else acc_head >= target,
             "gold_gap": q["gold_gap"], "best_of_n": q["best_of_n"], "ties": q["ties"],
-            "unlabelled": q["unlabelled"], "rounds": progress}
+            "unlabelled": q["unanswered"], "rounds": progress}
 
 
 CONFIGS = [
