@@ -124,7 +124,7 @@ def accuracy(rows: list, gold: np.ndarray, *, untied: bool = False) -> float | N
 def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: dict) -> dict:
     gold = np.asarray(task.pool.gold, np.float64)
     P = gold.shape[0]
-    q = dataset_quality(labelled, gold, 0)
+    q = dataset_quality(labelled, gold, shown=0, tokens=0.0)
     head = [x for x in labelled if x.judge == HEAD]
     cheap = [x for x in labelled if x.judge == CHEAP]
     acc_head = accuracy(head, gold, untied=True)  # the guarantee's own definition
@@ -142,7 +142,7 @@ def summarise(task: Task, labelled: list, progress: list, counts: dict, spec: di
             "cheap_only": len(cheap) / P, "cheap_only_accuracy": accuracy(cheap, gold),
             "guarantee_held": None if target is None or acc_head is None else acc_head >= target,
             "gold_gap": q["gold_gap"], "best_of_n": q["best_of_n"], "ties": q["ties"],
-            "unlabelled": q["unlabelled"], "rounds": progress}
+            "unlabelled": q["unanswered"], "rounds": progress}
 
 
 CONFIGS = [
