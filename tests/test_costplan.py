@@ -104,8 +104,10 @@ def test_dry_run_sends_nothing_and_writes_nothing(llama_server, fault_proxy, tmp
         code = main([str(ROOT / "dataset" / "prompts.csv"), "--num_responses", "8",
                      "--oracle", "judge", "--judge_base_url", proxy.base_url, "--judge_model",
                      "smollm2", "--output_dir", str(out), "--dry_run", "--no_progress", *extra])
-        printed = capsys.readouterr().out
+        cap = capsys.readouterr()
+        printed = cap.out
         assert code == 0 and needle in printed and "prompt tokens ~" in printed, printed
+        assert "labelled" not in cap.err  # no run summary after a plan
     assert proxy.n == 0 and not out.exists()
 
 

@@ -213,8 +213,12 @@ def test_main_command_marks_self_labels_never_asks_them_and_resumes(tmp_path, ca
             assert own == (not set(rids) & asked)  # a self-labelled pair was never asked
     for r in heads:  # the head's order is the true one here (length decides)
         assert len(r["chosen"]) > len(r["rejected"])
+    said = capsys.readouterr().err  # the summary and the report show the self-label share
+    assert "labelled by the head itself" in said
+    table = [x for x in (out / "report.md").read_text().splitlines() if x.startswith("| round")
+             or x.startswith("| ") and x.split("|")[2].strip() in ("random", "dts")]
+    assert "self-labelled (share)" in table[0] and any(" (0.00) |" not in x for x in table[1:])
     first = (out / "preferences.jsonl").read_text()
-    capsys.readouterr()
     assert main(args) == 0  # a rerun replays the recorded decisions: nothing is sent
     assert "(0 sent now)" in capsys.readouterr().err
     assert (out / "preferences.jsonl").read_text() == first

@@ -50,6 +50,11 @@ def print_summary(s) -> None:
     agree = [f"{r['agreement']:.2f}" for r in s.progress if r["agreement"] is not None]
     if agree:
         say(f"aeuf: head agreed with the oracle before labelling, per round: {', '.join(agree)}")
+    if any(r.get("self_labelled") for r in s.progress):
+        share = [f"{r.get('self_label_share', 0.0):.2f}" for r in s.progress]
+        say(f"aeuf: share of each round's pairs labelled by the head itself: {', '.join(share)}")
+    if s.cost_line:
+        say(f"aeuf: {s.cost_line}")
     for line in s.judge_lines:
         say(f"aeuf: judge {line}")
     if s.stopped_by_budget:
@@ -66,6 +71,8 @@ def print_summary(s) -> None:
 def run(args: argparse.Namespace) -> int:
     from aeuf.run.loop import run as run_loop
 
-    summary = run_loop(config_from_args(args), progress=not args.no_progress)
-    print_summary(summary)
+    cfg = config_from_args(args)
+    summary = run_loop(cfg, progress=not args.no_progress)
+    if not cfg.oracle.dry_run:  # the dry run printed its plan: there is nothing to summarise
+        print_summary(summary)
     return 0

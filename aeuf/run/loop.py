@@ -51,6 +51,7 @@ class RunSummary(NamedTuple):
     oracle: str
     progress: list  # per round: labelled, head/oracle agreement before labelling, uncertainty
     judge_lines: tuple = ()  # the LLM judge's hygiene, one line per model/template
+    cost_line: str = ""  # requests, tokens and cost per judge model when several judged
 
 
 def default_output_dir(path: str) -> Path:
@@ -222,7 +223,9 @@ def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, o
     files["report"] = report.write(rd.path, facts, labelled)
     if summary.labelled == 0 and not summary.stopped_by_budget:
         raise NothingLabelled(_nothing_reason(facts, rd.path))
-    return summary._replace(files=files, judge_lines=tuple(facts["hygiene_lines"]))
+    costs = cascade.judge_costs(ledger.answers.values())
+    return summary._replace(files=files, judge_lines=tuple(facts["hygiene_lines"]),
+                            cost_line=cascade.describe_costs(costs) if len(costs) > 1 else "")
 
 
 def _nothing_reason(f: dict, out: Path) -> str:

@@ -45,13 +45,21 @@ def cost_per_round(rows: list[dict], plans_prompts: list[set[str]],
 
 
 def _table(rows: list[dict]) -> list[str]:
+    """The per-round table; who labelled the rows (head / cheap judge / strong judge) when
+    self-labelling or a cascade took part."""
+    routed = any(r.get("self_labelled") or r.get("cheap_only") for r in rows)
+    extra = " self-labelled (share) | cheap judge only | strong judge |" if routed else ""
     out = ["| round | rule | asked | labelled | ties | no label | head agreed before label | "
-           "pair std | cost |", "|---|---|---|---|---|---|---|---|---|"]
+           "pair std | cost |" + extra, "|---" * (9 + 3 * routed) + "|"]
     for r in rows:
         agree = "—" if r.get("agreement") is None else f"{r['agreement']:.2f}"
         unc = "—" if r.get("uncertainty") is None else f"{r['uncertainty']:.3f}"
-        out.append(f"| {r['round']} | {r['rule']} | {r['asked']} | {r['labelled']} | {r['ties']} "
-                   f"| {r['unanswered']} | {agree} | {unc} | ${r.get('cost', 0.0):.4f} |")
+        line = (f"| {r['round']} | {r['rule']} | {r['asked']} | {r['labelled']} | {r['ties']} "
+                f"| {r['unanswered']} | {agree} | {unc} | ${r.get('cost', 0.0):.4f} |")
+        if routed:
+            line += (f" {r.get('self_labelled', 0)} ({r.get('self_label_share', 0.0):.2f}) | "
+                     f"{r.get('cheap_only', 0)} | {r.get('strong', 0)} |")
+        out.append(line)
     return out
 
 
