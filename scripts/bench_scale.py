@@ -97,6 +97,7 @@ def run_main(folder: Path, num_r: int, flags: list[str]) -> dict:
     log = out.with_suffix(".log")
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        peaks = watch_memory(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = log.read_text()
@@ -104,7 +105,35 @@ def run_main(folder: Path, num_r: int, flags: list[str]) -> dict:
         raise SystemExit(f"main command failed:\n{err[-3000:]}")
     timings = json.loads((out / "timings.json").read_text())
     return {"wall_s": round(wall, 1), "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 2),
-            "stages": timings, "flags": flags}
+            "peak_anon_gb": round(peaks["RssAnon"] / 1e6, 2),
+            "peak_file_gb": round(peaks["RssFile"] / 1e6, 2), "stages": timings, "flags": flags}
+
+
+def watch_memory(pid: int) -> dict:
+    """Polls /proc/pid/status twice a second in a thread: the largest RssAnon (memory the
+    process owns: what must fit in RAM) and RssFile (pages of mapped files, e.g. the
+    memory-mapped features: clean, the kernel can drop them) seen, in kB, filled while the
+    process runs (ru_maxrss counts both together)."""
+    import threading
+
+    peaks = {"RssAnon": 0, "RssFile": 0}
+
+    def poll() -> None:
+        while True:
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                return
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key in peaks and value.split()[0].isdigit():
+                    peaks[key] = max(peaks[key], int(value.split()[0]))
+            if "State:\tZ" in "\n".join(lines):
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=poll, daemon=True).start()
+    return peaks
 
 
 def run_round(folder: Path, num_p: int, num_r: int, dim: int, max_labels: int) -> dict:
@@ -225,7 +254,10 @@ def plot(results: list[dict], path: Path) -> None:
         rows = [r for r in results if kind in r]
         ps = [r["P"] for r in rows]
         ax1.loglog(ps, [r[kind]["wall_s"] for r in rows], "o-", label=kind)
-        ax2.loglog(ps, [r[kind]["peak_rss_gb"] for r in rows], "o-", label=kind)
+        ax2.loglog(ps, [r[kind]["peak_rss_gb"] for r in rows], "o-", label=f"{kind}, peak RSS")
+        anon = [(r["P"], r[kind]["peak_anon_gb"]) for r in rows if "peak_anon_gb" in r[kind]]
+        if anon:
+            ax2.loglog(*zip(*anon), "s--", label=f"{kind}, peak anonymous (owned) memory")
     ax1.set(xlabel="prompts P (x 8 responses)", ylabel="wall seconds", title="time")
     ax2.set(xlabel="prompts P (x 8 responses)", ylabel="peak resident GB", title="memory")
     ax2.axhline(24, color="grey", ls=":", label="24 GB machine")
