@@ -263,7 +263,7 @@ def make_bll(cfg: HeadConfig, *, slots_rule: Callable[[int], int] = quarter_octa
                  for lo, hi in row_blocks(num_p, BELIEF_BLOCK)]
         mean, std, samples, pv, phi = (None if p[0] is None else np.concatenate(p, axis=a)
                                        for p, a in zip(zip(*parts), (0, 0, 1, 0, 0)))
-        phi = phi if state.proj is not None or not embed else np.asarray(x)
+        phi = phi if state.proj is not None or not embed else np.asarray(x, np.float32)
         return Belief(mean, std, samples, pv, phi, np.asarray(state.design, np.float32))
 
     def _belief_block(state: BLLState, x, key, num_samples: int, embed: bool):
