@@ -124,3 +124,26 @@ def test_replay_keys_name_the_texts_judged():
     keys_a, keys_b = [r.key for r in oracle.plan(a)], [r.key for r in oracle.plan(b)]
     assert set(keys_a).isdisjoint(keys_b)
     assert keys_a == [r.key for r in oracle.plan(a)]  # stable
+
+
+def test_free_replay_answers_are_logged_a_chunk_per_fsync_and_paid_ones_one_by_one(
+        tmp_path, monkeypatch):
+    import aeuf.io.jsonl as jsonl
+    from aeuf.io import JudgementLog
+    from aeuf.run.ledger import Ledger
+
+    syncs = []
+    real = jsonl.os.fsync
+    monkeypatch.setattr(jsonl.os, "fsync", lambda fd: syncs.append(fd) or real(fd))
+    tasks = [JudgeTask(f"p{i}", "q", (f"p{i}:a", f"p{i}:b"), ("x", "y"), (float(i), 0.0))
+             for i in range(300)]
+    replay = make_oracle(OracleConfig(name="replay"), has_gold=True)
+    ledger = Ledger.open(JudgementLog(tmp_path / "j.jsonl"))
+    ledger.judge(replay, tasks, chunk=replay.chunk, progress=False)
+    assert len(ledger.answers) == 600 and len(syncs) <= 2  # 600 answers, one chunk
+    assert len(JudgementLog(tmp_path / "j.jsonl").load()) == 600  # all on disk
+    syncs.clear()
+    paid = replay._replace(name="paid", durable=True)  # an oracle whose answers cost money
+    ledger = Ledger.open(JudgementLog(tmp_path / "k.jsonl"))
+    ledger.judge(paid, tasks[:10], chunk=4096, progress=False)
+    assert len(syncs) >= 20  # each of the 20 answers fsync'd before the next is used

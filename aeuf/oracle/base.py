@@ -25,7 +25,10 @@ class Oracle(NamedTuple):
     flight together.
     estimate(request) -> USD: an upper bound of what one request can cost (its retry
     included), reserved by the caller before sending so a spending cap holds with any
-    number of requests in flight; None for free oracles."""
+    number of requests in flight; None for free oracles.
+    durable: True when each answer must be on disk (fsync'd) before the next one is used,
+    because it was paid for; False for answers that cost nothing to make again (replay):
+    the caller then logs a whole chunk with one fsync."""
 
     name: str
     plan: Callable
@@ -34,6 +37,7 @@ class Oracle(NamedTuple):
     close: Callable
     chunk: int | None = None
     estimate: Callable | None = None
+    durable: bool = True
 
 
 ORACLES: Registry[Callable[..., Oracle]] = Registry("oracle")

@@ -106,15 +106,26 @@ class Ledger:
                     self.exhausted = True
                     break
                 todo = todo[len(batch):]
+                if not oracle.durable:  # free answers: the whole chunk with one fsync
+                    self._record_many(list(oracle.send(batch)))
+                    bar.update(len(batch))
+                    continue
                 for answer in oracle.send(batch):
                     self._record(answer)
                     bar.update(1)
         finally:
             bar.close()
 
-    def _record(self, answer: JudgeAnswer) -> None:
+    def _record_many(self, answers: list[JudgeAnswer]) -> None:
+        """Log a chunk of answers that cost nothing with one fsync, then count them."""
+        self.log.extend(answers)
+        for answer in answers:
+            self._record(answer, logged=True)
+
+    def _record(self, answer: JudgeAnswer, *, logged: bool = False) -> None:
         """Log one answer (fsync'd) before anything else; stop on a run of transport faults."""
-        self.log.append(answer)
+        if not logged:
+            self.log.append(answer)
         self.answers[answer.key] = answer
         self.sent += 1
         self.cost += answer.cost
