@@ -7,10 +7,8 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,13 +16,14 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from killing import kill_after_lines, log_lines
+from pools import synthetic_pool
 
 from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
 from aeuf.config import HeadConfig, LoopConfig, OracleConfig
 from aeuf.oracle.cheap import simulated_judge
 from aeuf.run import cascade, engine
 from aeuf.run.routes import flip_rate
-from aeuf.types import ResponsePool
 
 pytest_plugins = ["servers"]
 P, R, D = 160, 4, 6
@@ -35,12 +34,7 @@ def linear_pool():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(P, R, D)).astype(np.float32)
     gold = np.round(x @ np.array([3.0, -2.0, 1.5, 0.0, 1.0, 0.5])).astype(np.float64)  # some ties
-    grid = lambda f: np.array([[f(p, i) for i in range(R)] for p in range(P)], dtype=object)  # noqa: E731
-    pool = ResponsePool(np.array([f"q{p}" for p in range(P)], dtype=object),
-                        np.array([f"question {p}" for p in range(P)], dtype=object),
-                        grid(lambda p, i: f"answer {i} to {p}"), grid(lambda p, i: f"m{i}"),
-                        grid(lambda p, i: f"q{p}:{i}"), gold, "score", "synthetic")
-    return pool, x
+    return synthetic_pool(gold), x
 
 
 def pure(oracle):
@@ -171,13 +165,6 @@ def command(pool: Path, strong: str, cheap: str, out: Path) -> list[str]:
             "--initial_rule", "random", "--output_dir", str(out), "--no_progress"]
 
 
-def log_lines(out: Path) -> list[dict]:
-    path = out / "judgements.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip().endswith("}")]
-
-
 def check_routes(out: Path, log: list[dict]) -> Counter:
     """Every pair the strong judge was asked is one the cheap judge left to it (a tie or no
     answer, margin 0), disagreed with the head on, or drawn for the check slice."""
@@ -204,19 +191,12 @@ def test_killed_cascade_rerun_pays_for_no_key_twice(llama_server, fault_proxy, t
     out, pool = tmp_path / "run", small_pool(tmp_path / "pool.csv")
     env = os.environ | {"OPENAI_API_KEY": "sk-cascade-test", "HF_HUB_OFFLINE": "1"}
     cmd = command(pool, strong.base_url, cheap.base_url, out)
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 900
-    while len(log_lines(out)) < 3:
-        assert child.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    before = {x["key"] for x in log_lines(out)}
+    kill_after_lines(cmd, out / "judgements.jsonl", env=env)
+    before = {x["key"] for x in log_lines(out / "judgements.jsonl")}
     sent_before = strong.n + cheap.n
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
-    log = log_lines(out)
+    log = log_lines(out / "judgements.jsonl")
     keys = Counter(x["key"] for x in log)
     assert set(keys) >= before and max(keys.values()) == 1  # no key answered twice
     by_judge = Counter(x["judge"].split("/")[0] for x in log)

@@ -5,14 +5,13 @@ every exported row traces to logged judgements, and a SIGKILL + rerun pays for n
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from killing import kill_after_lines, log_lines
 
 pytest_plugins = ["servers"]
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -49,31 +48,16 @@ def env() -> dict:
     return os.environ | {"OPENAI_API_KEY": SECRET, "HF_HUB_OFFLINE": "1"}
 
 
-def log_lines(out: Path) -> list[dict]:
-    path = out / "judgements.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip().endswith("}")]
-
-
 def test_sigkill_and_rerun_pays_for_nothing_twice(llama_server, fault_proxy, tmp_path):
     proxy = fault_proxy(llama_server.base_url)
     out, prompts = tmp_path / "run", prompts_file(tmp_path)
-    child = subprocess.Popen(command(prompts, proxy.base_url, out), env=env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 900
-    while len(log_lines(out)) < 3:
-        assert child.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    logged_before = {x["key"] for x in log_lines(out)}
+    kill_after_lines(command(prompts, proxy.base_url, out), out / "judgements.jsonl", env=env())
+    logged_before = {x["key"] for x in log_lines(out / "judgements.jsonl")}
     assert logged_before
     done = subprocess.run(command(prompts, proxy.base_url, out), env=env(), capture_output=True,
                           text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
-    log = log_lines(out)
+    log = log_lines(out / "judgements.jsonl")
     keys = Counter(x["key"] for x in log if not (x["error"] or "").startswith("transport:"))
     assert set(keys) >= {x["key"] for x in log}
     assert max(keys.values()) == 1  # no key has two final answers (a transport failure,

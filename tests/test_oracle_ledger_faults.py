@@ -9,13 +9,11 @@ ledger.judge(oracle, tasks, chunk=...)."""
 
 import json
 import random
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
+from killing import kill_after_lines, log_lines
 
 from aeuf import io
 from aeuf.config import OracleConfig, from_dict
@@ -59,12 +57,6 @@ def config(url: str) -> dict:
                       "send_key_to_local": True}}
 
 
-def log_lines(path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip().endswith("}")]
-
-
 def final(line: dict) -> bool:
     return line["error"] is None or not line["error"].startswith("transport:")
 
@@ -77,15 +69,8 @@ def test_thirty_percent_faults_a_kill_and_a_rerun_pay_for_nothing_twice(
     proxy = fault_proxy(llama_server.base_url, plan, slow_seconds=2.0)
     log = tmp_path / "judgements.jsonl"
     tasks = [[t.prompt_id, t.prompt, t.response_ids, t.responses] for t in TASKS]
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(config(proxy.base_url)),
-                              str(log), json.dumps(tasks), str(CONCURRENCY)])
-    deadline = time.monotonic() + 1200
-    while len(log_lines(log)) < 3:
-        assert child.poll() is None, "the judging ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    kill_after_lines([sys.executable, "-c", CHILD, json.dumps(config(proxy.base_url)), str(log),
+                      json.dumps(tasks), str(CONCURRENCY)], log, timeout=1200, poll=0.1)
     before = log_lines(log)
     paid_before = {x["key"] for x in before if final(x)}
 

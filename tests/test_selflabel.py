@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from pools import synthetic_pool
 
 from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
 from aeuf.cli import main
@@ -17,7 +18,6 @@ from aeuf.config import HeadConfig, LoopConfig, RunConfig
 from aeuf.errors import ConfigError
 from aeuf.run import engine, selflabel
 from aeuf.run.selflabel import Calibration, lower_bound, min_pairs, threshold
-from aeuf.types import ResponsePool
 
 
 def cp_by_hand(k: int, n: int, delta: float) -> float:
@@ -88,12 +88,7 @@ def linear_pool():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(P, R, D)).astype(np.float32)
     gold = (x @ np.array([3.0, -2.0, 1.5, 0.0, 1.0, 0.5])).astype(np.float64)
-    grid = lambda f: np.array([[f(p, i) for i in range(R)] for p in range(P)], dtype=object)  # noqa: E731
-    pool = ResponsePool(np.array([f"q{p}" for p in range(P)], dtype=object),
-                        np.array([f"question {p}" for p in range(P)], dtype=object),
-                        grid(lambda p, i: f"answer {i} to {p}"), grid(lambda p, i: f"m{i}"),
-                        grid(lambda p, i: f"q{p}:{i}"), gold, "score", "synthetic")
-    return pool, x
+    return synthetic_pool(gold), x
 
 
 def engine_cfg(target=0.9, check=0.2) -> RunConfig:
