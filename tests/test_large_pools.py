@@ -125,3 +125,27 @@ def test_the_ensemble_fit_reads_only_the_compared_rows():
     mean = head.belief(want, x, key=None).mean
     right = (mean[comps.prompt, comps.a] > mean[comps.prompt, comps.b]) == (comps.p > 0.5)
     assert right.mean() > 0.8  # the re-indexed rows are the compared ones
+
+
+def test_a_float16_pool_reaches_the_fit_in_float16_padded_once(monkeypatch):
+    """The compared rows go to the trainer in the pool's float16 (half the memory of
+    float32), already padded to their power-of-two bucket (no second padded copy)."""
+    x, comps = problem()
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    real = ens.compact
+    monkeypatch.setattr(ens, "compact", spy)
+    head = make_head(HeadConfig(members=4, hidden=(16,), epochs=2, min_steps=4, batch_size=64))
+    s0 = head.init(x.shape[2], key=jax.random.key(0))
+    head.fit(s0, x.astype(np.float16), comps, key=jax.random.key(1))
+    head.fit(s0, x, comps, key=jax.random.key(1))
+    (half, _), (full, _) = seen
+    flat = comps.prompt * x.shape[1]
+    used = len(np.unique(np.concatenate([flat + comps.a, flat + comps.b])))
+    assert half.dtype == np.float16 and full.dtype == np.float32
+    n = half.shape[0]
+    assert used <= n < 2 * used + 2 and (n & (n - 1) == 0 or n == x.shape[0] * x.shape[1])

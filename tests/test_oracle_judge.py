@@ -184,7 +184,11 @@ def test_wrong_typed_replies_are_retried_and_never_raise(llama_server, fault_pro
                                                          monkeypatch):
     from servers import WRONG_TYPE_TEXTS
 
+    from aeuf.backends import openai_client
+
     monkeypatch.setenv("AEUF_TEST_KEY", SECRET)
+    # the jittered back-off (tested on its own) would sleep ~14 minutes over these retries
+    monkeypatch.setattr(openai_client, "backoff_delay", lambda *a, **k: 0.01)
     bad = len(WRONG_TYPE_TEXTS)
     proxy = fault_proxy(llama_server.base_url, lambda n, b: "wrong_types")
     oracle = judge(proxy.base_url, retries=bad - 1, concurrency=1)

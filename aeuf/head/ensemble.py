@@ -65,7 +65,7 @@ def design(params, x, pairs, blocks, prior, *, block):
 
     def add(i, acc):
         rows = i * block + jnp.arange(block)
-        h = mean_h(x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])])
+        h = mean_h(x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])].astype(jnp.float32))
         za, zb = jnp.split(h, 2)
         z = (za - zb) * pairs.mask[rows][:, None]
         return acc + z.T @ z
@@ -194,10 +194,12 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         if m == 0:
             return EnsembleState(params, state.anchor, last_prior(dim))
         batch, padded, steps, epochs = schedule(m, cfg, steps_rule)
-        rows, pairs = compact(x.reshape(-1, dim), flat_pairs(comps, num_r, batch * padded))
-        # rows padded to a power of two (at most the pool): a compile per doubling at most
-        flat = np.zeros((min(next_pow2(len(rows)), num_p * num_r), dim), np.float32)
-        flat[:len(rows)] = rows
+        # only the compared rows, in the pool's dtype (float16 stays float16: the trainer
+        # widens each minibatch), padded to a power of two (at most the pool): a compile per
+        # doubling at most
+        flat, pairs = compact(x.reshape(-1, dim), flat_pairs(comps, num_r, batch * padded),
+                              size=lambda u: min(next_pow2(u), num_p * num_r), dtype=None)
+        flat = jax.device_put(flat)  # the host copy is freed here, not after the fit
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
                           jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
                           group=group or member_group(cfg, dim, batch))

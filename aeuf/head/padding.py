@@ -104,24 +104,34 @@ def check_features(features, dim: int | None = None):
     return x if x.dtype in (np.float32, np.float16) else np.asarray(x, np.float32)
 
 
-def gather_rows(x, rows: np.ndarray, *, chunk: int = 8192):
-    """Rows `rows` of x [N, D] (numpy of any float dtype, or a jax.Array) -> f32[len(rows), D],
-    read `chunk` rows at a time: a float16 or memory-mapped pool is never copied whole."""
-    if isinstance(x, jax.Array):
-        return x[rows].astype(np.float32)
-    out = np.empty((len(rows), x.shape[1]), np.float32)
+def gather_rows(x, rows: np.ndarray, *, chunk: int = 8192, size: int | None = None,
+                dtype=np.float32):
+    """Rows `rows` of x [N, D] (numpy of any float dtype, or a jax.Array) -> [size, D] of
+    `dtype` (size >= len(rows), zero rows after them; default len(rows), float32), read
+    `chunk` rows at a time: a float16 or memory-mapped pool is never copied whole."""
+    if isinstance(x, jax.Array) and size is None:
+        return x[rows].astype(dtype)
+    out = np.empty((len(rows) if size is None else size, x.shape[1]), dtype)
+    out[len(rows):] = 0
     for start in range(0, len(rows), chunk):
-        out[start:start + chunk] = x[rows[start:start + chunk]]
+        part = rows[start:start + chunk]
+        out[start:start + len(part)] = np.asarray(x[part])
     return out
 
 
-def compact(x, pairs: Pairs):
-    """Only the feature rows the pairs read: x [N, D] -> (f32[U, D], pairs re-indexed into
-    them). A fit then moves M labels' rows to the device, not the whole pool."""
+def compact(x, pairs: Pairs, *, size=None, dtype=np.float32):
+    """Only the feature rows the pairs read: x [N, D] -> ([U', D], pairs re-indexed into
+    them). A fit then moves M labels' rows to the device, not the whole pool.
+
+    size(U) -> U' >= U pads the rows with zeros (a bucket, so the jitted fit reuses its
+    compile); dtype: the rows' dtype (float32; None keeps x's, so a float16 pool is moved in
+    float16, half the memory, and each minibatch is widened to float32 on the device)."""
     rows, inv = np.unique(np.concatenate([pairs.a, pairs.b]), return_inverse=True)
     s = len(pairs.a)
     inv = inv.astype(np.int32)
-    return gather_rows(x, rows), pairs._replace(a=inv[:s], b=inv[s:])
+    out = gather_rows(x, rows, size=None if size is None else size(len(rows)),
+                      dtype=x.dtype if dtype is None else dtype)
+    return out, pairs._replace(a=inv[:s], b=inv[s:])
 
 
 def row_blocks(n: int, block: int):

@@ -87,7 +87,8 @@ def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, l
     at a time (a sequential lax.map over K / group groups; every group sees the same
     minibatches, so the grouping changes the speed, not the result).
 
-    x: f32[N, D] flat features; pairs: padding.Pairs of length S >= batch * steps;
+    x: f32[N, D] or f16[N, D] flat features (each minibatch is widened to f32);
+    pairs: padding.Pairs of length S >= batch * steps;
     m_real: f32[]; key: PRNG key of this fit; epochs, steps: i32[] (traced: no recompile).
     Returns params.
     """
@@ -105,7 +106,7 @@ def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, 
 
     def grad_step(rows, carry):
         params, opt_state = carry
-        x2 = x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])]
+        x2 = x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])].astype(jnp.float32)
         total = lambda w: jnp.sum(members(w, anchor, x2, pairs.p[rows], pairs.mask[rows], m_real))  # noqa: E731
         updates, opt_state = opt.update(jax.grad(total)(params), opt_state, params)
         return optax.apply_updates(params, updates), opt_state
