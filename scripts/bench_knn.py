@@ -125,11 +125,11 @@ def pynndescent_(x, k, threads):
     return time.perf_counter() - t, 0.0, ids.astype(np.int64)
 
 
-def aeuf_ann(x, k, threads):
+def aeuf_ann(x, k, threads, **options):
     from aeuf.backends.ann import approx_knn
 
     t = time.perf_counter()
-    ids, _ = approx_knn(x, k, threads=threads)
+    ids, _ = approx_knn(x, k, threads=threads, **options)
     return time.perf_counter() - t, 0.0, ids
 
 
@@ -141,6 +141,7 @@ LIBS = {
     "usearch": usearch_,
     "pynndescent": pynndescent_,
     "aeuf_ann": aeuf_ann,
+    "aeuf_ann_train256": lambda x, k, t: aeuf_ann(x, k, t, train_per_list=256),
 }
 
 
@@ -176,7 +177,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--k", type=int, default=13)
     ap.add_argument("--data", default="clustered", choices=("clustered", "gaussian"))
-    ap.add_argument("--libs", default=",".join(k for k in LIBS if k != "aeuf_ann"))
+    ap.add_argument("--libs", default=",".join(k for k in LIBS if not k.startswith("aeuf_ann")))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="/tmp/aeuf_knn")
     ap.add_argument("--twice", action=argparse.BooleanOptionalAction, default=True,

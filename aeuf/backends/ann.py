@@ -4,7 +4,7 @@ when used (BAL-PM's kNN entropy above AcquireConfig.knn_exact_max prompts).
     approx_knn(x f32[P, D], k, *, threads=None) -> (neighbors int64 [P, k], sq_dist f32 [P, k])
 
 Nearest first, self excluded. The index: nlist = 4 sqrt(P) inverted lists from k-means (fixed
-seed), every point added, every point queried against the nprobe nearest lists. Chosen over
+seed, on a sample of TRAIN_PER_LIST points per list), every point added, every point queried against the nprobe nearest lists. Chosen over
 faiss HNSW, hnswlib, usearch and pynndescent by scripts/bench_knn.py (BENCHMARKS.md): at 10^5 x
 384 it is the fastest at the recall aeuf needs and the same input always gives the same graph
 (the HNSW builds are multi-threaded insertions whose graph changes from run to run, and aeuf
@@ -20,10 +20,13 @@ from aeuf.errors import ConfigError
 
 NPROBE = 32  # inverted lists scanned per query
 SEED = 1234  # k-means seed of the coarse quantiser
+TRAIN_PER_LIST = 64  # k-means trains on a seeded sample of this many points per list (faiss's
+# default, 256, is every point up to 10^6 and made training 3/4 of the graph's time there)
 
 
 def approx_knn(
-    x: Float[np.ndarray, "P D"], k: int, *, threads: int | None = None, nprobe: int = NPROBE
+    x: Float[np.ndarray, "P D"], k: int, *, threads: int | None = None, nprobe: int = NPROBE,
+    train_per_list: int = TRAIN_PER_LIST,
 ) -> tuple[Int[np.ndarray, "P k"], Float[np.ndarray, "P k"]]:
     """The k approximate nearest other points of each row of x (module docstring)."""
     try:
@@ -39,6 +42,7 @@ def approx_knn(
     try:
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(D), D, _nlist(P))
         index.cp.seed = SEED
+        index.cp.max_points_per_centroid = train_per_list
         index.train(x)
         index.add(x)
         index.nprobe = nprobe
