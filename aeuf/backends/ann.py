@@ -21,7 +21,7 @@ from aeuf.errors import ConfigError
 NPROBE = 32  # inverted lists scanned per query
 SEED = 1234  # k-means seed of the coarse quantiser
 TRAIN_PER_LIST = 64  # k-means trains on a seeded sample of this many points per list (faiss's
-# default, 256, is every point up to 10^6 and made training 3/4 of the graph's time there)
+# default, 256, is every point up to 10^6; training is ~1/4 of the graph's time, BENCHMARKS.md)
 
 
 def approx_knn(
