@@ -81,3 +81,13 @@ def test_exact_graph_memory_stays_within_its_chunk_budget(monkeypatch):
     np.testing.assert_allclose(got.radius, want.radius, rtol=1e-5)
     # a 1024-row block alone would be 1024 x 12000 x 4 B = 49 MB; the graph itself ~ 4 MB
     assert peak < 16e6, peak
+
+
+def test_the_sampled_k_means_gives_the_same_graph_every_time():
+    """Above TRAIN_PER_LIST points per list the IVF k-means trains on a sample: it is a seeded
+    one, so the same input gives the same graph (here 8 per list, so 5,000 points sample)."""
+    x = clustered(5000)
+    first, _ = approx_knn(x, 13, train_per_list=8)
+    again, _ = approx_knn(x, 13, train_per_list=8)
+    np.testing.assert_array_equal(first, again)
+    assert recall(first, knn_graph(x, 13, exact_max=None).neighbors) >= 0.8

@@ -1,14 +1,16 @@
 """Approximate k nearest neighbours of every point of a large set: faiss IVF-Flat, imported only
 when used (BAL-PM's kNN entropy above AcquireConfig.knn_exact_max prompts).
 
-    approx_knn(x f32[P, D], k, *, threads=None) -> (neighbors int64 [P, k], sq_dist f32 [P, k])
+    approx_knn(x f32[P, D], k, *, threads=None, nprobe=NPROBE, train_per_list=TRAIN_PER_LIST)
+        -> (neighbors int64 [P, k], sq_dist f32 [P, k])
 
 Nearest first, self excluded. The index: nlist = 4 sqrt(P) inverted lists from k-means (fixed
-seed, on a sample of TRAIN_PER_LIST points per list), every point added, every point queried against the nprobe nearest lists. Chosen over
-faiss HNSW, hnswlib, usearch and pynndescent by scripts/bench_knn.py (BENCHMARKS.md): at 10^5 x
-384 it is the fastest at the recall aeuf needs and the same input always gives the same graph
-(the HNSW builds are multi-threaded insertions whose graph changes from run to run, and aeuf
-promises the same choices for the same seed).
+seed, on a seeded sample of train_per_list points per list), every point added, every point
+queried against the nprobe nearest lists. Chosen over faiss HNSW, hnswlib, usearch and
+pynndescent by scripts/bench_knn.py (BENCHMARKS.md): at 10^5 x 384 it is the fastest at the
+recall aeuf needs and the same input always gives the same graph (the HNSW builds are
+multi-threaded insertions whose graph changes from run to run, and aeuf promises the same
+choices for the same seed).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aeuf.errors import ConfigError
 NPROBE = 32  # inverted lists scanned per query
 SEED = 1234  # k-means seed of the coarse quantiser
 TRAIN_PER_LIST = 64  # k-means trains on a seeded sample of this many points per list (faiss's
-# default, 256, is every point up to 10^6; training is ~1/4 of the graph's time, BENCHMARKS.md)
+# default, 256, is every point up to 10^6; training was ~1/4 of the graph's time at 10^5)
 
 
 def approx_knn(

@@ -185,7 +185,8 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         return _init(int(dim), key)
 
     def fit(state: EnsembleState, features, comps: Comparisons, *, key: jax.Array):
-        """Train on all M comparisons: features f32[P, R, D]; returns the new state."""
+        """Train on all M comparisons: features f32[P, R, D] or f16 (a memory map too);
+        returns the new state."""
         x = check_features(features, int(state.params[0]["w"].shape[1]))
         num_p, num_r, dim = x.shape
         check_comparisons(comps, num_p, num_r)
@@ -199,7 +200,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         # doubling at most
         flat, pairs = compact(x.reshape(-1, dim), flat_pairs(comps, num_r, batch * padded),
                               size=lambda u: min(next_pow2(u), num_p * num_r), dtype=None)
-        flat = jax.device_put(flat)  # the host copy is freed here, not after the fit
+        flat = jax.device_put(flat)  # drop the host array now: it is not held twice in the fit
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
                           jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
                           group=group or member_group(cfg, dim, batch))
