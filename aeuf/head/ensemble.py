@@ -35,7 +35,7 @@ from aeuf.head.padding import (
     pow2_steps,
     row_blocks,
 )
-from aeuf.head.train import member_group, member_loss, schedule, train
+from aeuf.head.train import member_group, member_loss, pair_rows, schedule, train
 from aeuf.types import Belief, Comparisons
 
 SCORE_CHUNK = 4096  # rows per lax.map chunk when scoring the pool
@@ -65,7 +65,7 @@ def design(params, x, pairs, blocks, prior, *, block):
 
     def add(i, acc):
         rows = i * block + jnp.arange(block)
-        h = mean_h(x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])].astype(jnp.float32))
+        h = mean_h(pair_rows(x, pairs, rows))
         za, zb = jnp.split(h, 2)
         z = (za - zb) * pairs.mask[rows][:, None]
         return acc + z.T @ z

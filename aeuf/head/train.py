@@ -100,13 +100,19 @@ def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, l
     return jax.tree_util.tree_map(lambda t: t.reshape(k, *t.shape[2:]), out)
 
 
+def pair_rows(x, pairs, slots):
+    """The features of label slots `slots` [B]: their B first responses a, then their B
+    second responses b, widened to f32 (a float16 x is stored at half the memory) -> [2B, D]."""
+    return x[jnp.concatenate([pairs.a[slots], pairs.b[slots]])].astype(jnp.float32)
+
+
 def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, opt, loss):
     """train() for one group of members: params leaves [group, ...]."""
     members = jax.vmap(loss, in_axes=(0, 0, None, None, None, None))
 
     def grad_step(rows, carry):
         params, opt_state = carry
-        x2 = x[jnp.concatenate([pairs.a[rows], pairs.b[rows]])].astype(jnp.float32)
+        x2 = pair_rows(x, pairs, rows)
         total = lambda w: jnp.sum(members(w, anchor, x2, pairs.p[rows], pairs.mask[rows], m_real))  # noqa: E731
         updates, opt_state = opt.update(jax.grad(total)(params), opt_state, params)
         return optax.apply_updates(params, updates), opt_state

@@ -120,12 +120,15 @@ class Ledger:
         """Log a chunk of answers that cost nothing with one fsync, then count them."""
         self.log.extend(answers)
         for answer in answers:
-            self._record(answer, logged=True)
+            self._count(answer)
 
-    def _record(self, answer: JudgeAnswer, *, logged: bool = False) -> None:
-        """Log one answer (fsync'd) before anything else; stop on a run of transport faults."""
-        if not logged:
-            self.log.append(answer)
+    def _record(self, answer: JudgeAnswer) -> None:
+        """Log one answer (fsync'd) before anything else, then count it."""
+        self.log.append(answer)
+        self._count(answer)
+
+    def _count(self, answer: JudgeAnswer) -> None:
+        """Take a logged answer into account; stop on a run of transport faults."""
         self.answers[answer.key] = answer
         self.sent += 1
         self.cost += answer.cost
