@@ -178,8 +178,23 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    """The web oracle's page (--oracle web): where it listens and who annotates."""
+
+    host: str = opt("127.0.0.1", "web oracle: address to listen on (loopback by default; "
+                                 "tokens are always required)", flag="web_host")
+    port: int = opt(0, "web oracle: port (0: a free one, printed)", flag="web_port")
+    annotators: int = opt(1, "web oracle: annotators (one link with its own token each)",
+                          flag="annotators")
+    votes_per_pair: int = opt(1, "web oracle: annotators asked per pair (the export keeps "
+                                 "the majority; a split is a tie)", flag="votes_per_pair")
+
+
+@dataclass(frozen=True, kw_only=True)
 class OracleConfig:
-    name: str = opt("auto", "auto, replay, judge, batch, local, human or none", flag="oracle")
+    name: str = opt("auto", "auto, replay, judge, batch, local, human, web or none",
+                    flag="oracle")
+    web: WebConfig = sub(WebConfig, "the web oracle's page")
     label_mode: str = opt("deterministic", "replay: deterministic, bernoulli or soft")
     judge: EndpointConfig = sub(EndpointConfig, "the LLM judge's endpoint", prefix="judge_")
     template: str = opt("overall", "overall, ultrafeedback, pairwise, an aspect, or template "

@@ -144,7 +144,9 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
     sizes = engine.sizes_of(ctx)
     k = cfg.acquire.num_annotations
     if tally is not None:
-        tally.update(ledger=ledger, name=oracle.name, planned=sum(sizes) * k * (k - 1) // 2)
+        votes = cfg.oracle.web.votes_per_pair if oracle.name == "web" else 1
+        tally.update(ledger=ledger, name=oracle.name,
+                     planned=sum(sizes) * k * (k - 1) // 2 * votes)
     bar = progress and oracle.name != "human"  # the human oracle owns the terminal
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
         rec = rd.round_record(t)
@@ -176,7 +178,8 @@ def _tally(t: dict) -> tuple[int, int] | None:
     """(final answers of the oracle in the log, pairs the run plans at most), once known."""
     if not t:
         return None
-    done = sum(1 for a in t["ledger"].answers.values() if a.judge == t["name"] and is_final(a))
+    answers = list(t["ledger"].answers.values())  # one step: the web page reads it from a thread
+    done = sum(1 for a in answers if a.judge.split(":")[0] == t["name"] and is_final(a))
     return done, t["planned"]
 
 

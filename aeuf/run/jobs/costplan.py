@@ -148,7 +148,7 @@ def _other_requests(name: str, sizes, shown) -> int:
     """Requests of the replay oracle (one per response shown), human (one per pair), none."""
     if name == "none":
         return 0
-    if name == "human":
+    if name in ("human", "web"):  # web: times --votes_per_pair, told in the plan's notes
         return sum(n * k * (k - 1) // 2 for n, k in zip(sizes, shown))
     return sum(n * k for n, k in zip(sizes, shown))
 
