@@ -148,3 +148,74 @@ def test_two_annotators_with_two_votes_never_share_a_slot(browser, tmp_path):
         by_pair.setdefault(x["key"].rsplit(":v", 1)[0], set()).add(x["judge"])
     assert all(len(who) == 2 for who in by_pair.values())  # never both votes to one person
     assert len(seen) == 8
+
+
+def payloads(w: str) -> list[str]:
+    """Ten hostile responses: each would set window.pwned or fetch a URL on the watch server."""
+    return [
+        f'<script>window.pwned=1;fetch("{w}/script")</script> plain words',
+        f'<img src="{w}/img" onerror="window.pwned=2"> an image',
+        "[click me](javascript:window.pwned=3) a link",
+        '<svg onload="window.pwned=4"><circle r="5"/></svg> an svg',
+        f'<style>body{{display:none;background:url({w}/style)}}</style>'
+        f'<div style="background:url({w}/inline)">styled</div>',
+        f"![tracker]({w}/md-img) a markdown image",
+        f'<iframe src="{w}/frame"></iframe><object data="{w}/object"></object> frames',
+        "[x](JaVaScRiPt:window.pwned=8) <javascript:window.pwned=8> "
+        "[y](data:text/html,<script>window.pwned=8</script>)",
+        f'<a href="javascript:window.pwned=9">raw link</a>'
+        f'<meta http-equiv="refresh" content="0;url={w}/meta"><base href="{w}/base/">',
+        f"```html\n</code></pre><script>window.pwned=10</script>\n```\n"
+        f"<link rel=stylesheet href={w}/link> [ok](<{w}/ok> 'title\" onmouseover=\"window.pwned=10')",
+    ]
+
+
+def test_hostile_text_stays_text(browser, tmp_path):
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Watch(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    watch = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Watch)
+    threading.Thread(target=watch.serve_forever, daemon=True).start()
+    w = f"http://127.0.0.1:{watch.server_address[1]}"
+    bad = payloads(w)
+    prompts = [f'<script>window.pwned=11</script><img src="{w}/prompt"> Question {p}?'
+               for p in range(5)]
+    pool = write_pool(tmp_path / "pool.csv", [bad[2 * p: 2 * p + 2] for p in range(5)], prompts)
+    run = Run([str(pool), "--num_responses", "2", "--features", "stats", "--head", "bll",
+               "--batch_size", "5", "--output_dir", str(tmp_path / "run")])
+    status, _ = get(run.links["annotator1"], None)
+    with urllib.request.urlopen(run.links["annotator1"]) as reply:
+        csp = reply.headers["Content-Security-Policy"]
+    assert status == 200 and "script-src 'self'" in csp and "img-src 'none'" in csp
+    page = browser.new_page()
+    page.goto(run.links["annotator1"])
+    texts = []
+
+    def check(p):
+        assert p.evaluate("window.pwned") is None
+        assert p.query_selector_all("#pair :is(script, img, svg, iframe, object, style, link, "
+                                    "meta, base, [style], [onerror], [onload])") == []
+        hrefs = p.eval_on_selector_all("#pair a", "xs => xs.map(a => a.getAttribute('href'))")
+        assert all(h.startswith(("http://", "https://")) for h in hrefs), hrefs
+        assert p.evaluate("getComputedStyle(document.body).display") != "none"
+        texts.append(p.inner_text("#pair"))
+
+    seen = annotate(run, {"annotator1": page}, lambda p: "1", check=check)
+    assert run.wait() == 0, run.output
+    assert len(seen) == 5 and page.evaluate("window.pwned") is None
+    shown = "\n".join(texts)
+    assert "<script>" in shown and "onerror" in shown  # shown as text, not run
+    watch.shutdown()
+    assert hits == []  # nothing fetched from the watch server
+    page.close()
