@@ -29,7 +29,7 @@ from aeuf.errors import ConfigError
 from aeuf.oracle.base import ORACLES, Oracle, request_key
 from aeuf.oracle.human import pair_order
 from aeuf.oracle.resolve import value_of
-from aeuf.oracle.web_board import Board, left_first
+from aeuf.oracle.web_board import Board, left_first, majority
 from aeuf.oracle.web_render import render
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
@@ -56,16 +56,6 @@ def web_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
     shown = [task.prompt, *(task.responses[s] for s in slots)]
     digest = hashlib.sha256("\x00".join(shown).encode()).hexdigest()[:16]
     return request_key("web", task.prompt_id, [task.response_ids[s] for s in slots], digest)
-
-
-def majority(values: Sequence[float]) -> float | None:
-    """The value most votes gave; a split (no single most) is a tie (0.5); None if none."""
-    if not values:
-        return None
-    counts = {v: values.count(v) for v in set(values)}
-    top = max(counts.values())
-    best = [v for v, c in counts.items() if c == top]
-    return best[0] if len(best) == 1 else 0.5
 
 
 class _Desk:

@@ -22,6 +22,16 @@ from aeuf.types import JudgeAnswer, JudgeRequest
 CHOICES = {"1": 1.0, "2": 0.0, "t": 0.5, "s": None}
 
 
+def majority(values: Sequence[float]) -> float | None:
+    """The value most votes gave; a split (no single most) is a tie (0.5); None if none."""
+    if not values:
+        return None
+    counts = {v: list(values).count(v) for v in set(values)}
+    top = max(counts.values())
+    best = [v for v, c in counts.items() if c == top]
+    return best[0] if len(best) == 1 else 0.5
+
+
 def pair_of(slot_key: str) -> str:
     """The pair a vote slot belongs to (its key without ':v<i>')."""
     return slot_key.rsplit(":v", 1)[0]

@@ -13,6 +13,7 @@ import numpy as np
 
 from aeuf import io
 from aeuf.config import RunConfig
+from aeuf.oracle.agreement import agreement, agreement_line
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
 from aeuf.run.checks import JUDGES
 from aeuf.run.plots import has_progress, plot_progress, plot_ratings
@@ -187,11 +188,16 @@ def _stopped(s) -> str:
 
 def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
     """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
-    if oracle not in ("judge", "batch", "local") or not answers:
+    if oracle not in ("judge", "batch", "local", "web") or not answers:
         return {"hygiene": {}, "hygiene_lines": []}
     texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
     report = judge_hygiene(answers, texts)
-    return {"hygiene": hygiene_json(report), "hygiene_lines": hygiene_lines(report)}
+    out = {"hygiene": hygiene_json(report), "hygiene_lines": hygiene_lines(report)}
+    if oracle == "web":  # people: how much they agree (Fleiss' kappa, each vs the majority)
+        agree = agreement(answers)
+        out["hygiene"]["agreement"] = agree
+        out["hygiene_lines"].append(agreement_line(agree))
+    return out
 
 
 def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
