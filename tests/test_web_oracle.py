@@ -148,6 +148,11 @@ def test_two_annotators_with_two_votes_never_share_a_slot(browser, tmp_path):
         by_pair.setdefault(x["key"].rsplit(":v", 1)[0], set()).add(x["judge"])
     assert all(len(who) == 2 for who in by_pair.values())  # never both votes to one person
     assert len(seen) == 8
+    agree = json.loads((tmp_path / "run" / "judge_hygiene.json").read_text())["agreement"]
+    assert agree["pairs"] == 4 and agree["votes_per_pair"] == 2
+    assert {w: (x["votes"], x["agrees_with_majority"]) for w, x in agree["annotators"].items()
+            } == {"annotator1": (4, 1.0), "annotator2": (4, 1.0)}  # both answer by one rule
+    assert "Fleiss' kappa" in (tmp_path / "run" / "report.md").read_text()
 
 
 def payloads(w: str) -> list[str]:
