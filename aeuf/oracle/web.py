@@ -43,8 +43,10 @@ class Receipt:
         self._event, self.saved = threading.Event(), False
 
     def done(self, saved: bool) -> None:
-        self.saved = saved
-        self._event.set()
+        """The first outcome told is final."""
+        if not self._event.is_set():
+            self.saved = saved
+            self._event.set()
 
     def wait(self) -> bool:
         self._event.wait()
