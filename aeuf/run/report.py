@@ -118,7 +118,7 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
 
 def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
     """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
-    if oracle not in ("judge", "batch", "local") or not answers:
+    if oracle not in ("judge", "batch", "local", "reward_model") or not answers:
         return {"hygiene": {}, "hygiene_lines": []}
     texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
     report = judge_hygiene(answers, texts)
@@ -166,6 +166,7 @@ def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
             "rules": list(dict.fromkeys([cfg.loop.initial_rule, cfg.acquire.rule])),
             "num_annotations": cfg.acquire.num_annotations,
             "oracle": {"name": s.oracle, "model": cfg.oracle.judge.model,
+                       "reward_model": cfg.oracle.rm.model,
                        "template": cfg.oracle.template, "label_mode": cfg.oracle.label_mode},
             "rounds": len(f["rounds"]), "budget": cfg.loop.budget, "seed": cfg.loop.seed,
             "counts": {**frame.attrs, "failed": s.failed},
