@@ -155,6 +155,11 @@ def test_aepo_workflow_end_to_end_and_a_rerun_scores_nothing(models, tmp_path):
     assert len(lines) == 6 * 2 and all(json.loads(x)["judge"] == "reward_model" for x in lines)
     rows = pd.read_json(out / "preferences.jsonl", lines=True)
     assert len(rows) == 6 and (rows["chosen_score"] > rows["rejected_score"]).all()
+    assert "s on cpu" in first.stderr  # the summary's hygiene line: seconds and device
+    card = (out / "hf" / "README.md").read_text()
+    assert "a reward model (sequence classifier)" in card and "rms0" in card  # names the model
+    hygiene = json.loads((out / "judge_hygiene.json").read_text())
+    assert any(h["device"] == "cpu" and h["seconds"] > 0 for h in hygiene.values())
     second = _aeuf(*args)
     assert "(0 sent now)" in second.stderr, second.stderr
     assert (out / "judgements.jsonl").read_text().splitlines() == lines
