@@ -30,7 +30,9 @@ COMMON = ["--num_responses", "3", "--features", "stats", "--head", "bll"]
 def numbered_pool(path: Path, prompts: int = 4) -> Path:
     """Responses 'answer p r xxx': the rule 'higher r wins' decides every pair."""
     return write_pool(path, [[f"answer {p} {r} " + "x" * (3 + 7 * ((p + r) % 3))
-                              for r in range(3)] for p in range(prompts)])
+                              + f"\n\nIn **Python**:\n\n```python\nprint({p} * {r})\n```"
+                              for r in range(3)] for p in range(prompts)],
+                      [f"Question {p}: multiply by *code*." for p in range(prompts)])
 
 
 def higher_r(page) -> str:
