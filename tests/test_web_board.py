@@ -96,3 +96,18 @@ def test_more_votes_than_annotators_is_refused_in_one_line():
     cfg = OracleConfig(name="web", web=WebConfig(annotators=1, votes_per_pair=2))
     with pytest.raises(ConfigError, match="votes_per_pair 2"):
         make_oracle(cfg, has_gold=False)
+
+
+def test_a_port_in_use_is_one_clear_line():
+    import socket
+
+    from aeuf.oracle import make_oracle
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    cfg = OracleConfig(name="web", web=WebConfig(port=port))
+    with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*--web_port"):
+        make_oracle(cfg, has_gold=False)
+    taken.close()

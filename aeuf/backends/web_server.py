@@ -47,6 +47,7 @@ class WebServer:
 def make_app(api: Any, page: Path):
     """The Starlette app: / (the page), /static/<file>, /api/state, /api/answer, /api/undo."""
     try:
+        import uvicorn  # noqa: F401
         from starlette.applications import Starlette
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse, Response
@@ -109,9 +110,9 @@ def make_app(api: Any, page: Path):
 def start(api: Any, page: Path, host: str, port: int) -> WebServer:
     """Serve the app on host:port (0: a free port) in a daemon thread; returns once it
     listens."""
-    import uvicorn
-
     app = make_app(api, page)
+    import uvicorn  # present: make_app checked the web extra
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

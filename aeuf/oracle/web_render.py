@@ -20,6 +20,7 @@ ATTRIBUTES = {"a": {"href"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
 @cache
 def _markdown():
     try:
+        import nh3  # noqa: F401
         from markdown_it import MarkdownIt
     except ImportError as err:
         raise MissingExtra("--oracle web needs the web extra: pip install -e \".[web]\"") from err
@@ -28,8 +29,8 @@ def _markdown():
 
 def render(text: str) -> str:
     """Safe HTML for `text` read as markdown (code blocks kept)."""
-    import nh3
-
     html = _markdown().render(text)
+    import nh3  # present: _markdown() checked the web extra
+
     return nh3.clean(html, tags=TAGS, attributes=ATTRIBUTES, url_schemes={"http", "https"},
                      link_rel="noopener noreferrer nofollow", strip_comments=True)
