@@ -155,6 +155,9 @@ def test_two_annotators_with_two_votes_never_share_a_slot(browser, tmp_path):
     assert {w: (x["votes"], x["agrees_with_majority"]) for w, x in agree["annotators"].items()
             } == {"annotator1": (4, 1.0), "annotator2": (4, 1.0)}  # both answer by one rule
     assert "Fleiss' kappa" in (tmp_path / "run" / "report.md").read_text()
+    if agree["fleiss_kappa"] is not None:  # None when every vote fell in one category
+        assert agree["fleiss_kappa"] == 1.0
+        assert "Fleiss' kappa" in (tmp_path / "run" / "hf" / "README.md").read_text()
 
 
 def payloads(w: str) -> list[str]:

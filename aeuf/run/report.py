@@ -233,6 +233,12 @@ def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
             if h.get(name) is not None:
                 hygiene[f"{judge} {name.replace('_', ' ')}"] = {"value": round(h[name], 3),
                                                                 "note": note}
+    people = f["hygiene"].get("agreement") or {}  # the web oracle's annotators
+    if people.get("fleiss_kappa") is not None:
+        hygiene["annotators' Fleiss' kappa"] = {
+            "value": round(people["fleiss_kappa"], 3),
+            "note": f"agreement beyond chance of the annotators over {people['pairs']} pairs "
+                    f"with {people['votes_per_pair']} votes each (1 = full, 0 = chance)"}
     agree = [r["agreement"] for r in f["rounds"] if r.get("agreement") is not None]
     if agree:
         hygiene["head/oracle agreement, last round"] = {
