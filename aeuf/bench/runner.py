@@ -58,7 +58,9 @@ class Results(NamedTuple):
     baseline under its name); baselines[name] = Evaluation (budget regime; log-lik None
     where the baseline gives no probabilities); ceilings[head][feature set] = Evaluation
     (budget regime); split: sizes; regime; gold: f64[P', R] of the pool prompts; lc_gold:
-    its length-controlled version (aeuf.bench.quality.lc_gold; the once regime)."""
+    its length-controlled versions (aeuf.bench.quality.lc_gold; the once regime): name ->
+    f64[P', R], "lc" with the model identity in the regression where known (AlpacaEval's),
+    "lcl" with length alone (every length signal removed, the models' too)."""
 
     curves: dict
     baselines: dict
@@ -66,7 +68,7 @@ class Results(NamedTuple):
     split: dict
     regime: str = "budget"
     gold: np.ndarray | None = None
-    lc_gold: np.ndarray | None = None
+    lc_gold: dict | None = None
 
 
 def make_task(data: BenchData, features: np.ndarray, pairs: HeldOutPairs | None, graph) -> Task:
@@ -124,8 +126,9 @@ def run_benchmark(data: BenchData, bench: BenchConfig, *,
              "test_pairs": 0 if pairs is None else int(pairs.prompt.size)}
     if once:
         models = None if data.pool.models is None else data.pool.models[pool]
-        return Results(curves, {}, {}, split, bench.regime, gold[pool],
-                       lc_gold(gold[pool], data.lengths[pool], models))
+        lc = {"lc": lc_gold(gold[pool], data.lengths[pool], models),
+              "lcl": lc_gold(gold[pool], data.lengths[pool])}
+        return Results(curves, {}, {}, split, bench.regime, gold[pool], lc)
     if pairs is None:
         return Results(curves, {}, {}, split, bench.regime, gold[pool])
     return Results(curves, baselines(data.lengths[test], gold[test], pairs),

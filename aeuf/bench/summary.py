@@ -62,11 +62,15 @@ ONCE_MEANS = {
 }
 LC = ("best_of_n", "worst_of_n", "correct", "wrong", "gold_gap", "gold_gap_per_prompt",
       "gold_gap_share", "gold_gap_per_prompt_share", "d_best_of_n", "d_gold_gap_per_prompt")
-LC_NOTE = (" -- against the length-controlled gold (the gold with the effect of the "
-           "standardised log-length regressed out, model identity kept; "
-           "aeuf.bench.quality.lc_gold)")
-ONCE_MEANS.update({(f"d_lc_{k[2:]}" if k.startswith("d_") else f"lc_{k}"): ONCE_MEANS[k] + LC_NOTE
-                   for k in LC})
+LC_NOTE = {"lc": " -- against the length-controlled gold (the gold with the effect of the "
+                 "standardised log-length regressed out within prompts, the model identity in the "
+                 "regression and kept, as AlpacaEval's LC win rate; aeuf.bench.quality.lc_gold)",
+           "lcl": " -- against the gold with every length signal regressed out (length alone "
+                  "in the regression, so the part of the models' quality that goes with "
+                  "writing long is removed too)"}
+for _v, _note in LC_NOTE.items():
+    ONCE_MEANS.update({(f"d_{_v}_{k[2:]}" if k.startswith("d_") else f"{_v}_{k}"):
+                       ONCE_MEANS[k] + _note for k in LC})
 
 BUDGET_MEANS = {
     "final_accuracy": "held-out pair accuracy of the head after the last round",
@@ -141,15 +145,15 @@ def _paired(row: dict, name: str, mine: list, ref: list | None) -> None:
     row[f"d_{name}_se"] = None if se is None else round(se, 6)
 
 
-def once_runs(curves: list, gold, lc=None) -> list[dict]:
+def once_runs(curves: list, gold, lc: dict | None = None) -> list[dict]:
     """Per seed: the quality numbers and the reward model's of one rule's runs; with `lc`
-    (the length-controlled gold) each gold number again as lc_<name>."""
+    (name -> a length-controlled gold) each gold number again as <name>_<number>."""
     out = []
     for c in curves:
         q = dataset_quality(c.labelled, gold, shown=c.shown, tokens=c.tokens)
-        if lc is not None:
-            q.update({f"lc_{k}": v for k, v in
-                      dataset_quality(c.labelled, lc, shown=c.shown, tokens=c.tokens).items()
+        for v, g in (lc or {}).items():
+            q.update({f"{v}_{k}": x for k, x in
+                      dataset_quality(c.labelled, g, shown=c.shown, tokens=c.tokens).items()
                       if k in LC})
         rm = c.rm._asdict() if c.rm is not None else dict.fromkeys(Evaluation._fields)
         q.update({f"rm_{k}": v for k, v in rm.items()})
