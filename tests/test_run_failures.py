@@ -175,7 +175,7 @@ def test_max_cost_is_a_cap_with_requests_in_flight(tmp_path, capsys):
     never passes --max_cost (the old chunk-then-check loop overshot by a whole chunk)."""
     pool = _write_pool(tmp_path / "pool.csv", gold=False)
     stub = ChatStub("Rating: 4", prompt_tokens=lambda body: len(body) // 4)  # a real-ish count
-    prices = ["--price_in", "1000", "--price_out", "1000", "--judge_max_tokens", "16",
+    prices = ["--judge_price_in", "1000", "--judge_price_out", "1000", "--judge_max_tokens", "16",
               "--judge_concurrency", "4"]
     try:
         assert _judge_run(pool, tmp_path / "one", stub.base_url, *prices, "--budget", "1") == 1

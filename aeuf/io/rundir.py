@@ -33,8 +33,8 @@ from aeuf.types import ResponsePool
 # is identified by its content digest, so its path may change too.
 HARMLESS_KEYS = frozenset({
     "input.path", "output_dir", "push_to_hub", "west_of_n", "all_pairs", "format", "keep_ties",
-    "max_cost", "max_requests", "retry_unparsable", "price_per_million_input",
-    "price_per_million_output", "send_key_to_local", "features.batch_size",
+    "max_cost", "max_requests", "retry_unparsable", "price_in",
+    "price_out", "send_key_to_local", "features.batch_size",
     "batch_shard_size", "batch_poll_seconds",
     # the judge may change between runs (e.g. `aeuf judge` on the annotation file of a run
     # that had no oracle): judgement keys name the judge and the texts, so nothing mixes

@@ -11,30 +11,22 @@ API keys are read from the environment variable named by `EndpointConfig.api_key
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
-from typing import Any
+import re
+from dataclasses import dataclass
 
-from aeuf.errors import ConfigError
-
-
-def opt(default: Any, help: str, *, flag: str | None = None, cli: bool = True,
-        choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text. flag: the command-line name when it differs from the
-    field's; cli=False: settable only from a --config file; choices: the valid values."""
-    return field(default=default, metadata={"help": help, "flag": flag, "cli": cli,
-                                            "choices": choices})
-
-
-def sub(cls: type, help: str, *, prefix: str = "", hide: tuple[str, ...] = (),
-        **defaults: Any) -> Any:
-    """A nested config field; its flags get `prefix`, fields in `hide` get none, and
-    `defaults` override the class's."""
-    return field(default_factory=lambda: cls(**defaults),
-                 metadata={"help": help, "prefix": prefix, "nested": cls, "defaults": defaults,
-                           "hide": hide})
+from aeuf.config.fields import (  # noqa: F401  (re-exported: the configs' machinery)
+    SettingError,
+    at_least,
+    base_type,
+    field_type,
+    from_dict,
+    nested_type,
+    one_of,
+    opt,
+    sub,
+    to_dict,
+    within,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +39,9 @@ class InputConfig:
     num_instructions: int | None = opt(None, "use the first N prompts")
     prompt_column: str | None = opt(None, "prompt column (default: prompt or instruction, else "
                                           "a messages/conversations column)")
+
+    def __post_init__(self):
+        at_least(self, 1, "num_responses", "num_instructions")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +98,14 @@ class HeadConfig:
                                 "earlier once converged)")
     max_dim: int = opt(1024, "bll: project features above this dimension down first")
 
+    def __post_init__(self):
+        at_least(self, 1, "members", "epochs", "batch_size", "newton_steps", "max_dim",
+                 "max_steps")
+        at_least(self, 0, "min_steps", "anchor", "center")
+        if any(h < 1 for h in self.hidden):
+            raise SettingError("hidden", self.hidden, "every width must be at least 1")
+        at_least(self, 0, "learning_rate", "prior_precision", strict=True)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AcquireConfig:
@@ -137,6 +140,13 @@ class AcquireConfig:
                                             "an approximate (faiss IVF) index above; none: "
                                             "always exact")
 
+    def __post_init__(self):
+        at_least(self, 2, "num_annotations")
+        at_least(self, 0, "beta", "quantile_epsilon", "aepo_lambda", "prompt_beta",
+                 "doptimal_greedy", "tie_margin")
+        at_least(self, 1, "knn_k", "knn_exact_max")
+        within(self, 0, 1, "quantile")
+
 
 @dataclass(frozen=True, kw_only=True)
 class LoopConfig:
@@ -158,6 +168,10 @@ class LoopConfig:
                                      "the (strong) judge whatever the head or the cheap "
                                      "judge think: keeps checking both")
 
+    def __post_init__(self):
+        at_least(self, 1, "budget", "batch_size", "initial_batch")
+        within(self, 0, 1, "check_fraction")
+
 
 @dataclass(frozen=True, kw_only=True)
 class EndpointConfig:
@@ -172,9 +186,19 @@ class EndpointConfig:
     tokens_per_minute: float | None = opt(None, "tokens-per-minute cap", flag="tpm")
     timeout: float = opt(60.0, "seconds per request")
     retries: int = opt(5, "retries per request (transport faults, 429, 5xx)")
+    price_in: float = opt(0.0, "USD per 1M prompt tokens")
+    price_out: float = opt(0.0, "USD per 1M completion tokens")
     send_key_to_local: bool = opt(False, "also send the API key to a server on this machine "
                                          "(127.0.0.1, localhost, ::1); by default such a "
                                          "server gets a placeholder key")
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):  # never echo a key
+            raise SettingError("api_key_env", "(not shown)", "must be the name of an "
+                               "environment variable (letters, digits, _), never a key")
+        at_least(self, 1, "concurrency")
+        at_least(self, 0, "retries", "price_in", "price_out")
+        at_least(self, 0, "timeout", "requests_per_minute", "tokens_per_minute", strict=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,9 +225,6 @@ class OracleConfig:
                                         "verdict (they are final otherwise)")
     max_cost: float | None = opt(None, "stop cleanly before spending more than this")
     max_requests: int | None = opt(None, "stop cleanly after this many requests")
-    price_per_million_input: float = opt(0.0, "USD per 1M prompt tokens", flag="price_in")
-    price_per_million_output: float = opt(0.0, "USD per 1M completion tokens",
-                                          flag="price_out")
     stop_when_agreement: float | None = opt(None, "end the run after a round in which the "
                                                   "head, before labelling, agreed with the "
                                                   "oracle on at least this share of the pairs")
@@ -217,14 +238,16 @@ class OracleConfig:
                                          "two scores differ by less than this, in the judge's "
                                          "own units (rating points of the expected 1-5 rating; "
                                          "pairwise template: 2p-1, from 0 to 1)")
-    cheap_price_in: float = opt(0.0, "cheap judge: USD per 1M prompt tokens "
-                                     "(as --price_in)", flag="cheap_judge_price_in")
-    cheap_price_out: float = opt(0.0, "cheap judge: USD per 1M completion tokens "
-                                      "(as --price_out)", flag="cheap_judge_price_out")
     batch_shard_size: int = opt(1000, "batch oracle: requests per uploaded shard")
     batch_poll_seconds: float = opt(30.0, "batch oracle: seconds between polls")
     local_model: str | None = opt(None, "local oracle: GGUF file (default: the packaged "
                                         "SmolLM2-135M)")
+
+    def __post_init__(self):
+        at_least(self, 0, "temperature", "max_cost", "max_requests", "cheap_judge_margin")
+        at_least(self, 1, "max_tokens", "context_tokens", "batch_shard_size")
+        at_least(self, 0, "batch_poll_seconds", strict=True)
+        within(self, 0, 1, "stop_when_agreement")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,7 +268,7 @@ class GenerateConfig:
     max_tokens: int = opt(256, "most new tokens per response")
     seed: int = opt(0, "seed of the model draws and of each response")
     endpoint: EndpointConfig = sub(EndpointConfig, "openai back-end: the server",
-                                   hide=("model",), timeout=300.0)
+                                   hide=("model", "price_in", "price_out"), timeout=300.0)
     tensor_parallel_size: int = opt(1, "vllm back-end: GPUs per model")
     ray: bool = opt(False, "run on Ray Data (a cluster or a local instance)")
     batch_size: int = opt(16, "transformers back-end (and Ray batches): sequences per batch")
@@ -269,6 +292,11 @@ class ExportConfig:
     all_pairs: bool = opt(False, "with k > 2: export every strictly ordered pair")
     push_to_hub: str | None = opt(None, "also push the dataset to this hub repo")
 
+    def __post_init__(self):
+        if self.west_of_n and self.all_pairs:
+            raise SettingError("west_of_n", True, "exports one pair (the best and the worst "
+                               "response), --all_pairs every ordered pair: choose one")
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
@@ -279,44 +307,3 @@ class RunConfig:
     loop: LoopConfig = sub(LoopConfig, "rounds")
     oracle: OracleConfig = sub(OracleConfig, "the oracle")
     export: ExportConfig = sub(ExportConfig, "export")
-
-
-def to_dict(cfg: Any) -> dict:
-    """A JSON-ready dict of a (nested) config dataclass; tuples become lists."""
-    return dataclasses.asdict(cfg)
-
-
-def nested_type(f: dataclasses.Field) -> type | None:
-    """The config class of a nested field (`sub(...)`), else None."""
-    return f.metadata.get("nested")
-
-
-def from_dict(cls: type, data: dict, where: str = "config") -> Any:
-    """Build `cls` from a dict, recursing into nested configs; unknown keys are errors."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__}")
-    kwargs = {}
-    for name, value in data.items():
-        inner = nested_type(known[name])
-        if inner is not None and isinstance(value, dict):
-            base = known[name].metadata.get("defaults", {})
-            value = from_dict(inner, {**base, **value}, f"{where}.{name}")
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def field_type(cls: type, name: str) -> Any:
-    """The resolved type annotation of field `name` of `cls` (string annotations evaluated)."""
-    return typing.get_type_hints(cls)[name]
-
-
-def base_type(tp: Any) -> Any:
-    """`int | None` -> int; other types unchanged."""
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0] if len(args) == 1 else tp
-    return tp
