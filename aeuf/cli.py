@@ -68,13 +68,10 @@ def _hint(flag: str, commands: dict, command: str | None) -> str:
     """The closest flag of `command` (never `flag` itself); if `flag` belongs to other
     commands only, says which."""
     own = _flags(commands[command]) if command in commands else []
-    hint = suggest(flag, own)
-    if hint or flag in own:
-        return hint
-    where = [name for name, p in commands.items() if flag in _flags(p)]
-    if where:
+    where = [name for name, p in commands.items() if name != command and flag in _flags(p)]
+    if where and flag not in own:
         return f"; {flag} is an option of `aeuf {where[0]}`, not of `aeuf {command}`"
-    return ""
+    return suggest(flag, own)
 
 
 def _flags(parser: argparse.ArgumentParser) -> list[str]:

@@ -48,8 +48,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     file = judge_files(args, FLAGS, file)
     quiet = _extra(file, "no_progress", bool, path)
     args.no_progress = bool(getattr(args, "no_progress", False) or quiet)
-    prompts = args.prompts or _extra(file, "prompts", str, path) \
-        or file.get("input", {}).get("path")
+    named = _extra(file, "prompts", str, path)
+    prompts = args.prompts or named or file.get("input", {}).get("path")
     if not prompts:
         raise ConfigError("no input: give PROMPTS (a pool file), or `prompts: FILE` in the "
                           "--config file")
