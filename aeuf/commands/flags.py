@@ -234,9 +234,10 @@ def add_judge_files(parser: argparse.ArgumentParser, cascade: bool) -> None:
                                                "prefix)")
 
 
-def judge_files(args: argparse.Namespace, flags: list[Flag], file: dict) -> dict:
+def judge_files(args: argparse.Namespace, flags: list[Flag], file: dict) -> tuple[dict, list]:
     """`file` (a --config file's settings) under the judge files given by flags or by the
-    config file's `judge:` / `cheap_judge:` keys."""
+    config file's `judge:` / `cheap_judge:` keys, and those files' names (for errors)."""
+    names = []
     for role in ("judge", "cheap_judge"):
         path = getattr(args, f"{role}_file", None) or file.pop(role, None)
         file.pop(role, None)
@@ -244,7 +245,8 @@ def judge_files(args: argparse.Namespace, flags: list[Flag], file: dict) -> dict
             if not isinstance(path, str):
                 raise ConfigError(f"--config: {role}: expected the path of a judge file")
             file = merge(file, read_judge_file(path, flags, role))
-    return file
+            names.append(f"--{role} {path}")
+    return file, names
 
 
 def _load_mapping(path: str, where: str) -> dict:

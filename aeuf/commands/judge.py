@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def oracle_config(args: argparse.Namespace) -> OracleConfig:
     """OracleConfig from --judge FILE and the flags that were given (flags win)."""
-    return build(OracleConfig, args, ORACLE_FLAGS, file=judge_files(args, ORACLE_FLAGS, {}))
+    file, names = judge_files(args, ORACLE_FLAGS, {})
+    return build(OracleConfig, args, ORACLE_FLAGS, file=file, where=", ".join(names) or "settings")
 
 
 def run(args: argparse.Namespace) -> int:

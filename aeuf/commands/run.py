@@ -45,7 +45,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     path = getattr(args, "config", None)
     file = read_config_file(path, FLAGS, extras=("prompts", "no_progress", "judge",
                                                  "cheap_judge"))
-    file = judge_files(args, FLAGS, file)
+    file, names = judge_files(args, FLAGS, file)
     quiet = _extra(file, "no_progress", bool, path)
     args.no_progress = bool(getattr(args, "no_progress", False) or quiet)
     named = _extra(file, "prompts", str, path)
@@ -54,7 +54,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise ConfigError("no input: give PROMPTS (a pool file), or `prompts: FILE` in the "
                           "--config file")
     return build(RunConfig, args, FLAGS, file=file, fixed={"input": {"path": prompts}},
-                 where=f"--config {path}" if path else "settings")
+                 where=", ".join([f"--config {path}"] * bool(path) + names) or "settings")
 
 
 def _extra(file: dict, key: str, kind: type, path: str | None):
