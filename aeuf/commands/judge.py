@@ -17,8 +17,8 @@ import sys
 from aeuf.commands.flags import add_flags, add_judge_files, build, flags_of, judge_files
 from aeuf.config import OracleConfig
 
-# the cascade and the loop's stop rule belong to the main command: `aeuf judge` asks one judge
-NOT_HERE = ("cheap_judge", "cheap_judge_margin", "stop_when_agreement")
+# the cascade belongs to the main command: `aeuf judge` asks one judge
+NOT_HERE = ("cheap_judge", "cheap_judge_margin")
 ORACLE_FLAGS = [f for f in flags_of(OracleConfig) if f.path[0] not in NOT_HERE]
 
 

@@ -167,10 +167,13 @@ class LoopConfig:
     check_fraction: float = opt(0.1, "share of each round's pairs, drawn at random, sent to "
                                      "the (strong) judge whatever the head or the cheap "
                                      "judge think: keeps checking both")
+    stop_when_agreement: float | None = opt(None, "end the run after a round in which the "
+                                                  "head, before labelling, agreed with the "
+                                                  "oracle on at least this share of the pairs")
 
     def __post_init__(self):
         at_least(self, 1, "budget", "batch_size", "initial_batch")
-        within(self, 0, 1, "check_fraction")
+        within(self, 0, 1, "check_fraction", "stop_when_agreement")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,9 +228,6 @@ class OracleConfig:
                                         "verdict (they are final otherwise)")
     max_cost: float | None = opt(None, "stop cleanly before spending more than this")
     max_requests: int | None = opt(None, "stop cleanly after this many requests")
-    stop_when_agreement: float | None = opt(None, "end the run after a round in which the "
-                                                  "head, before labelling, agreed with the "
-                                                  "oracle on at least this share of the pairs")
     dry_run: bool = opt(False, "print the cost plan (requests, estimated tokens, cost, "
                                "batch shards) and stop: nothing is sent or written")
     cheap_judge: EndpointConfig = sub(EndpointConfig, "a cheaper judge asked first (a cascade: "
@@ -247,7 +247,6 @@ class OracleConfig:
         at_least(self, 0, "temperature", "max_cost", "max_requests", "cheap_judge_margin")
         at_least(self, 1, "max_tokens", "context_tokens", "batch_shard_size")
         at_least(self, 0, "batch_poll_seconds", strict=True)
-        within(self, 0, 1, "stop_when_agreement")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -296,5 +296,5 @@ def play(ctx: Context, pool: ResponsePool, state: State, t: int, size: int,
 
 def should_stop(ctx: Context, outcome: Outcome) -> bool:
     """--stop_when_agreement X: the head agreed with the oracle on >= X of the round."""
-    x = ctx.cfg.oracle.stop_when_agreement
+    x = ctx.cfg.loop.stop_when_agreement
     return x is not None and outcome.agreement is not None and outcome.agreement >= x
