@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aeuf.commands.flags import add_flags, add_judge_files, build, flags_of, judge_files
+from aeuf.commands.files import add_judge_files, judge_files
+from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.config import OracleConfig
 
 # the cascade belongs to the main command: `aeuf judge` asks one judge

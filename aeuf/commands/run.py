@@ -9,14 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aeuf.commands.flags import (
-    add_flags,
-    add_judge_files,
-    build,
-    flags_of,
-    judge_files,
-    read_config_file,
-)
+from aeuf.commands.files import add_judge_files, judge_files, read_config_file
+from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.config import RunConfig
 from aeuf.config.fields import SettingError, coerce
 from aeuf.errors import ConfigError
