@@ -11,7 +11,6 @@ API keys are read from the environment variable named by `EndpointConfig.api_key
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from aeuf.config.fields import (  # noqa: F401  (re-exported: the configs' machinery)
@@ -27,6 +26,7 @@ from aeuf.config.fields import (  # noqa: F401  (re-exported: the configs' machi
     to_dict,
     within,
 )
+from aeuf.config.oracle import EndpointConfig, OracleConfig, RewardModelConfig  # noqa: F401
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +51,9 @@ class FeatureConfig:
     encoder: str = opt("all-MiniLM-L6-v2", "sentence-transformers model name or path "
                                            "(default: the packaged MiniLM)")
     llm_encoder: str | None = opt(None, "causal LM for the 'llm' feature part (hidden states)")
+    rm_encoder: str | None = opt(None, "reward model for the 'rm' feature part: its last hidden "
+                                       "state, which its reward head reads (default: "
+                                       "--reward_model)")
     precomputed: str | None = opt(None, "precomputed features for the 'file' part (.npy with "
                                         "ids, parquet or save_to_disk folder)")
     batch_size: int = opt(32, "texts per encoder batch", flag="embed_batch_size")
@@ -174,79 +177,6 @@ class LoopConfig:
     def __post_init__(self):
         at_least(self, 1, "budget", "batch_size", "initial_batch")
         within(self, 0, 1, "check_fraction", "stop_when_agreement")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndpointConfig:
-    """An OpenAI-compatible server: the judge's, a cheap judge's, or generation's."""
-
-    base_url: str | None = opt(None, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    model: str | None = opt(None, "model name at that endpoint")
-    api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key "
-                                             "(read from the environment, never written)")
-    concurrency: int = opt(4, "requests in flight")
-    requests_per_minute: float | None = opt(None, "requests-per-minute cap", flag="rpm")
-    tokens_per_minute: float | None = opt(None, "tokens-per-minute cap", flag="tpm")
-    timeout: float = opt(60.0, "seconds per request")
-    retries: int = opt(5, "retries per request (transport faults, 429, 5xx)")
-    price_in: float = opt(0.0, "USD per 1M prompt tokens")
-    price_out: float = opt(0.0, "USD per 1M completion tokens")
-    send_key_to_local: bool = opt(False, "also send the API key to a server on this machine "
-                                         "(127.0.0.1, localhost, ::1); by default such a "
-                                         "server gets a placeholder key")
-
-    def __post_init__(self):
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):  # never echo a key
-            raise SettingError("api_key_env", "(not shown)", "must be the name of an "
-                               "environment variable (letters, digits, _), never a key")
-        at_least(self, 1, "concurrency")
-        at_least(self, 0, "retries", "price_in", "price_out")
-        at_least(self, 0, "timeout", "requests_per_minute", "tokens_per_minute", strict=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class OracleConfig:
-    name: str = opt("auto", "auto, replay, judge, batch, local, human or none", flag="oracle")
-    label_mode: str = opt("deterministic", "replay: deterministic, bernoulli or soft")
-    judge: EndpointConfig = sub(EndpointConfig, "the LLM judge's endpoint", prefix="judge_")
-    template: str = opt("overall", "overall, ultrafeedback, pairwise, an aspect, or template "
-                                   "file(s), comma-separated", flag="judge_template")
-    temperature: float = opt(0.0, "judge sampling temperature", flag="judge_temperature")
-    max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
-    context_tokens: int = opt(8192, "the judge model's context length in tokens: longer "
-                                    "responses are cut in the middle (with a visible marker) "
-                                    "so the rubric always fits", flag="judge_context")
-    answer_format: str = opt("auto", "how the judge answers: json_schema (structured output), "
-                                     "json_object (llama-cpp-python's JSON mode), lines (the "
-                                     "template's first line, 'Rating: 4'), or auto (the first "
-                                     "of these the server accepts)",
-                             flag="judge_answer_format",
-                             choices=("auto", "json_schema", "json_object", "lines"))
-    logprobs: bool = opt(True, "ask the judge for log-probs (rating = expectation over "
-                               "'1'..'5')", flag="judge_logprobs")
-    retry_unparsable: bool = opt(False, "ask again for paid answers that had no parsable "
-                                        "verdict (they are final otherwise)")
-    max_cost: float | None = opt(None, "stop cleanly before spending more than this")
-    max_requests: int | None = opt(None, "stop cleanly after this many requests")
-    dry_run: bool = opt(False, "print the cost plan (requests, estimated tokens, cost, "
-                               "batch shards) and stop: nothing is sent or written")
-    cheap_judge: EndpointConfig = sub(EndpointConfig, "a cheaper judge asked first (a cascade: "
-                                      "the judge above sees only the pairs the cheap one is "
-                                      "unsure of or that disagree with the head)",
-                                      prefix="cheap_judge_")
-    cheap_judge_margin: float = opt(0.5, "cascade: the cheap judge is unsure of a pair when its "
-                                         "two scores differ by less than this, in the judge's "
-                                         "own units (rating points of the expected 1-5 rating; "
-                                         "pairwise template: 2p-1, from 0 to 1)")
-    batch_shard_size: int = opt(1000, "batch oracle: requests per uploaded shard")
-    batch_poll_seconds: float = opt(30.0, "batch oracle: seconds between polls")
-    local_model: str | None = opt(None, "local oracle: GGUF file (default: the packaged "
-                                        "SmolLM2-135M)")
-
-    def __post_init__(self):
-        at_least(self, 0, "temperature", "max_cost", "max_requests", "cheap_judge_margin")
-        at_least(self, 1, "max_tokens", "context_tokens", "batch_shard_size")
-        at_least(self, 0, "batch_poll_seconds", strict=True)
 
 
 @dataclass(frozen=True, kw_only=True)

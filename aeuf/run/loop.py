@@ -74,6 +74,9 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     preflight(cfg)  # what this machine lacks fails now, not after the embedding
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
+    if cfg.oracle.rm.model and not cfg.features.rm_encoder:  # --features rm reads --reward_model
+        cfg = dataclasses.replace(cfg, features=dataclasses.replace(
+            cfg.features, rm_encoder=cfg.oracle.rm.model))
     watch = Stopwatch()
     with watch("read input"):
         pool = read_input(cfg, out)

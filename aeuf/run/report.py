@@ -187,7 +187,7 @@ def _stopped(s) -> str:
 
 def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
     """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
-    if oracle not in ("judge", "batch", "local") or not answers:
+    if oracle not in ("judge", "batch", "local", "reward_model") or not answers:
         return {"hygiene": {}, "hygiene_lines": []}
     texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
     report = judge_hygiene(answers, texts)
@@ -267,8 +267,10 @@ def _oracle(cfg: RunConfig, name: str, rounds: list[dict]) -> dict:
     o = {"name": name}
     if name in JUDGES:
         o |= {"model": cfg.oracle.judge.model, "template": cfg.oracle.template}
-    if name == "replay":
+    if name in ("replay", "reward_model"):
         o["label_mode"] = cfg.oracle.label_mode
+    if name == "reward_model":
+        o["reward_model"] = cfg.oracle.rm.model
     if cfg.oracle.cheap_judge.model and name in JUDGES:
         o["cheap_model"] = cfg.oracle.cheap_judge.model
         o["cheap_rows"] = int(sum(r.get("cheap_only", 0) for r in rounds))
