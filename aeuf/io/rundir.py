@@ -33,8 +33,8 @@ from aeuf.types import ResponsePool
 # is identified by its content digest, so its path may change too.
 HARMLESS_KEYS = frozenset({
     "input.path", "output_dir", "push_to_hub", "west_of_n", "all_pairs", "format", "keep_ties",
-    "max_cost", "max_requests", "retry_unparsable", "price_per_million_input",
-    "price_per_million_output", "send_key_to_local", "features.batch_size",
+    "max_cost", "max_requests", "retry_unparsable", "price_in",
+    "price_out", "send_key_to_local", "features.batch_size",
     "batch_shard_size", "batch_poll_seconds",
     # the judge may change between runs (e.g. `aeuf judge` on the annotation file of a run
     # that had no oracle): judgement keys name the judge and the texts, so nothing mixes
@@ -42,8 +42,8 @@ HARMLESS_KEYS = frozenset({
     "context_tokens", "answer_format",
     "local_model",
     # the cheap judge's endpoint, transport and prices may change as the judge's may (its
-    # model and margin may not: they decide which labels the run keeps)
-    "cheap_price_in", "cheap_price_out", "oracle.cheap_judge.base_url", "oracle.cheap_judge.api_key_env",
+    # model and margin may not: they decide which labels the run keeps; its prices are price_in/out)
+    "oracle.cheap_judge.base_url", "oracle.cheap_judge.api_key_env",
     "oracle.cheap_judge.concurrency", "oracle.cheap_judge.requests_per_minute",
     "oracle.cheap_judge.tokens_per_minute", "oracle.cheap_judge.timeout",
     "oracle.cheap_judge.retries",
