@@ -24,6 +24,12 @@ def browser():
     yield from launch()
 
 
+@pytest.fixture(autouse=True)
+def _reap():
+    yield
+    Run.reap()  # no run outlives its test, even a failed one
+
+
 COMMON = ["--num_responses", "3", "--features", "stats", "--head", "bll"]
 
 

@@ -48,13 +48,24 @@ def write_pool(path: Path, responses: list[list[str]], prompts: list[str] | None
 
 
 class Run:
-    """`python -m aeuf POOL --oracle web ...` as a child; links: {annotator: url}."""
+    """`python -m aeuf POOL --oracle web ...` as a child; links: {annotator: url}.
+    Run.reap() kills every child still running (a test's teardown, pass or fail)."""
+
+    started: list[Run] = []
+
+    @classmethod
+    def reap(cls) -> None:
+        while cls.started:
+            run = cls.started.pop()
+            if run.proc.poll() is None:
+                run.kill()
 
     def __init__(self, args: list[str], annotators: int = 1):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "aeuf", *args, "--oracle", "web",
                                       "--no_progress"], env=env, cwd=ROOT, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        Run.started.append(self)
         self.lines: list[str] = []
         self.links: dict[str, str] = {}
         while len(self.links) < annotators:
