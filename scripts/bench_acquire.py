@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import jax
@@ -26,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import digamma
 
-from aeuf.bench.measure import machine_line, matmul_peak, median_time
 from aeuf.acquire import RULES, knn_graph, make_rule, select_prompts
+from aeuf.bench.measure import machine_line, matmul_peak, median_time
 from aeuf.config import AcquireConfig
 from aeuf.types import Belief
 

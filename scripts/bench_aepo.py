@@ -222,13 +222,12 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from aeuf.bench.data import read_bench_pool
-    from aeuf.bench.devpool import dev_pool_path
+    from aeuf.bench.devpool import load_pool
     from aeuf.bench.measure import machine
     from aeuf.config import FeatureConfig
     from aeuf.run import featurize
 
-    pool = read_bench_pool(str(dev_pool_path(args.pool)))
+    pool = load_pool(args.pool)
     P, R = pool.shape
     n, cache, out = args.prompts, Path(args.features_cache), Path(args.out)
     gold = np.asarray(pool.gold, np.float64)

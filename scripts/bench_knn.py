@@ -24,7 +24,6 @@ noise in all D dims, closer to sentence embeddings.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 

@@ -13,11 +13,9 @@ from the rows/s. Prints a Markdown table for docs/cluster.md.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -59,11 +59,11 @@ def parse_head(spec: str):
 
 def load(path: str, features: str, cache: str):
     """(features f32[P, R, D], gold f64[P, R]) of the whole pool."""
-    from aeuf.bench.data import read_bench_pool
+    from aeuf.bench.devpool import load_pool
     from aeuf.config import FeatureConfig
     from aeuf.run.featurize import build_features
 
-    pool = read_bench_pool(path)
+    pool = load_pool(path)
     x, _ = build_features(pool, FeatureConfig(features=features), Path(cache), progress=False)
     return x, np.asarray(pool.gold, np.float64)
 
@@ -155,9 +155,7 @@ def main(argv=None):
 
     from aeuf.bench.simulate import split_prompts
 
-    from aeuf.bench.devpool import dev_pool_path
-
-    x, gold = load(str(dev_pool_path(args.pool)), args.features, args.cache)
+    x, gold = load(args.pool, args.features, args.cache)
     pool, test = split_prompts(gold.shape[0], 0.25, 0)
     counts = [int(c) for c in args.labels.split(",")]
     specs = args.heads.split(";")

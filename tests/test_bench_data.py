@@ -1,5 +1,6 @@
 """pool_from_long: a long table (one row per response) -> a ResponsePool with gold."""
 
+import hashlib
 import json
 import math
 import os
@@ -175,14 +176,14 @@ def test_fetch_dev_pool_builds_the_long_table_from_a_local_copy(tmp_path):
                                  "--models", "model-a,model-b"]) == 0
     df = pd.read_parquet(out)
     assert list(df.columns) == ["prompt_id", "instruction", "dataset", "model", "response", "score"]
-    assert df["prompt_id"].tolist() == ["000", "000", "001", "001", "002", "003", "003"]
-    assert df["model"].tolist() == ["model-a", "model-b", "model-a", "model-b", "model-a",
-                                    "model-a", "model-b"]
-    assert df["score"].tolist() == [0.75, 0.25, 0.0, 0.5, 1.0, 0.5, 0.5]  # preference - 1
-    assert df.loc[0, "instruction"] == "Name a colour." and df.loc[2, "dataset"] == "koala"
-    assert df.loc[1, "response"] == "model-b answers 0"
+    ids = [hashlib.sha1(i.encode()).hexdigest()[:12] for i in INSTRUCTIONS]  # the dev pool's ids
+    assert df["prompt_id"].tolist() == ids + [ids[0], ids[1], ids[3]]  # by model, AlpacaEval order
+    assert df["model"].tolist() == ["model-a"] * 4 + ["model-b"] * 3
+    assert df["score"].tolist() == [0.75, 0.0, 1.0, 0.5, 0.25, 0.5, 0.5]  # preference - 1
+    assert df["instruction"].tolist()[:4] == INSTRUCTIONS and df.loc[1, "dataset"] == "koala"
+    assert df.loc[4, "response"] == "model-b answers 0"
     pool = read_bench_pool(str(out))  # the benchmark reads it; "Say hi." has 1 of 2: skipped
-    assert pool.shape == (3, 2) and pool.skipped == ("002",)
+    assert pool.shape == (3, 2) and pool.skipped == (ids[2],)
     np.testing.assert_allclose(pool.gold[0], score_to_utility([0.75, 0.25]))
 
 

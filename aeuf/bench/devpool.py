@@ -18,6 +18,7 @@ downloads the files (or reads a local copy with the same layout) and writes the 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -57,6 +58,20 @@ def dev_pool_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get(ENV) or DEFAULT_PATH)
 
 
+def load_pool(path: str | os.PathLike | None = None, models: tuple[str, ...] = (),
+              num_responses: int | None = None):
+    """The one way a script loads a pool with gold: dev_pool_path(path) read by the
+    benchmark's reader, restricted to `models` (all when empty) and to `num_responses` per
+    prompt. Raises InputError naming the path when it is missing (with how to make it)."""
+    from aeuf.bench.data import read_bench_pool, select_responses
+
+    where = dev_pool_path(path)
+    if not Path(where).exists():
+        raise InputError(f"{where}: no such pool; build the dev pool with `python "
+                         f"scripts/fetch_dev_pool.py`, or set {ENV} / pass the path")
+    return select_responses(read_bench_pool(str(where)), tuple(models), num_responses)
+
+
 def _win_probability(value) -> float:
     """preference (1..2, a number or its text) -> P(output_2 wins) in [0, 1]; NaN when
     missing or not a number."""
@@ -77,16 +92,13 @@ def scores_of(model: str, annotations: list[dict]) -> dict[str, float]:
     return out
 
 
-def prompt_ids(outputs: list[dict]) -> dict[str, str]:
-    """instruction -> prompt_id: the instruction's position in AlpacaEval's order (the order
-    of every model_outputs.json), zero-padded to 3 digits."""
-    order = dict.fromkeys(str(o["instruction"]) for o in outputs if isinstance(o, dict)
-                          and "instruction" in o)
-    return {ins: f"{i:03d}" for i, ins in enumerate(order)}
+def prompt_id(instruction: str) -> str:
+    """A stable id of an instruction: the first 12 hex digits of its SHA-1 (the dev pool's
+    ids, so a rebuilt pool matches the one the numbers in BENCHMARKS.md were measured on)."""
+    return hashlib.sha1(instruction.encode("utf-8")).hexdigest()[:12]
 
 
-def model_rows(model: str, outputs: list[dict], annotations: list[dict],
-               ids: dict[str, str]) -> list[dict]:
+def model_rows(model: str, outputs: list[dict], annotations: list[dict]) -> list[dict]:
     """The rows of one model: one per instruction it answered with a text and that has a
     score (the rest are left out: the benchmark needs a gold score per response)."""
     scores = scores_of(model, annotations)
@@ -94,10 +106,10 @@ def model_rows(model: str, outputs: list[dict], annotations: list[dict],
     for o in outputs:
         ins = str(o.get("instruction")) if isinstance(o, dict) else None
         text, score = (o.get("output") if ins else None), scores.get(ins, math.nan)
-        if ins not in ids or ins in seen or not isinstance(text, str) or math.isnan(score):
+        if ins is None or ins in seen or not isinstance(text, str) or math.isnan(score):
             continue
         seen.add(ins)
-        rows.append({"prompt_id": ids[ins], "instruction": ins,
+        rows.append({"prompt_id": prompt_id(ins), "instruction": ins,
                      "dataset": str(o.get("dataset") or ""), "model": model,
                      "response": text, "score": score})
     return rows
@@ -105,19 +117,18 @@ def model_rows(model: str, outputs: list[dict], annotations: list[dict],
 
 def build_rows(sources: dict[str, tuple[list, list]]) -> pd.DataFrame:
     """{model: (model_outputs list, annotations list)} -> the dev pool: one row per
-    (instruction, model) with columns COLUMNS, sorted by prompt_id then model. Prompt ids
-    follow the first model's order. Raises InputError when nothing usable is left."""
+    (instruction, model) with columns COLUMNS: the models sorted by name, each model's rows in
+    AlpacaEval's order (the layout of the original dev pool). Raises InputError when nothing
+    usable is left."""
     if not sources:
         raise InputError("no models given: name at least one (e.g. --models gpt-3.5-turbo-1106)")
-    for model, (outputs, annotations) in sources.items():
-        for name, data in (("model_outputs.json", outputs), ("annotations.json", annotations)):
+    for model, (outs, notes) in sources.items():
+        for name, data in (("model_outputs.json", outs), ("annotations.json", notes)):
             if not isinstance(data, list):
                 raise InputError(f"{model}: {name} is not a JSON list of records (got "
                                  f"{type(data).__name__}); is it the alpaca_eval results file?")
-    ids = prompt_ids(next(iter(sources.values()))[0])
-    rows = [r for m, (o, a) in sources.items() for r in model_rows(m, o, a, ids)]
+    rows = [r for m in sorted(sources) for r in model_rows(m, *sources[m])]
     if not rows:
         raise InputError("no response with a score: the annotations name none of the models' "
                          f"instructions (annotator {ANNOTATOR})")
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
-    return df.sort_values(["prompt_id", "model"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
