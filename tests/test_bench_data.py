@@ -203,3 +203,49 @@ def test_build_rows_refuses_a_file_that_is_not_a_list():
 
     with pytest.raises(InputError, match="m: annotations.json is not a JSON list"):
         build_rows({"m": ([{"instruction": "x", "output": "y"}], {"detail": "Not Found"})})
+
+
+# --- the scripts' shared helpers (aeuf/bench/measure.py, output.py, devpool.load_pool) ---
+
+
+def test_mlp_flops_counts_forward_and_training_by_hand():
+    from aeuf.bench.measure import floor_seconds, mlp_flops, over_floor
+
+    # D 4 -> 3 -> 2 -> 1: layers of 12, 6, 2 multiply-adds
+    fwd, train = mlp_flops(4, (3, 2))
+    assert fwd == 2 * (12 + 6 + 2)
+    assert train == 2 * (2 * (12 + 6 + 2) + (6 + 2))  # + input gradients of layers 2 and 3
+    assert floor_seconds(2e9, 4.0) == 0.5 and over_floor(1.5, 2e9, 4.0) == 3.0
+
+
+def test_block_waits_for_every_jax_leaf_and_passes_other_values():
+    import jax.numpy as jnp
+
+    from aeuf.bench.measure import block
+
+    tree = {"w": jnp.ones(3), "n": 2, "t": (jnp.zeros(2), "x")}
+    assert block(tree) is tree and block(None) is None and block(5) == 5
+
+
+def test_markdown_table_and_plot(tmp_path):
+    from aeuf.bench.output import markdown_table, plot_lines, write_table
+
+    text = markdown_table(("what", "s", "x"), [("fit", 1.23456, 12345.6), ("idle", None, 3)])
+    assert text.splitlines() == ["| what | s | x |", "|---|---|---|", "| fit | 1.23 | 12,346 |",
+                                 "| idle | — | 3 |"]
+    assert write_table(tmp_path / "t.md", ("a",), [(1,)], title="T") == "T\n\n| a |\n|---|\n| 1 |\n"
+    png = plot_lines(tmp_path / "sub" / "p.png",
+                     {"seconds": {"main": ([1, 10], [2.0, 20.0])}}, "P", log=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_load_pool_says_how_to_make_a_missing_pool(tmp_path, monkeypatch):
+    from aeuf.bench.devpool import ENV, dev_pool_path, load_pool
+
+    monkeypatch.setenv(ENV, str(tmp_path / "nope.parquet"))
+    assert dev_pool_path() == tmp_path / "nope.parquet"
+    assert dev_pool_path("given.parquet") == Path("given.parquet")
+    with pytest.raises(InputError, match=r"nope.parquet: no such pool; .*fetch_dev_pool.py"):
+        load_pool()
+    _long().to_parquet(tmp_path / "l.parquet")
+    assert load_pool(tmp_path / "l.parquet", models=("alpha", "zeta")).shape == (2, 2)
