@@ -153,14 +153,17 @@ def fitted_belief(features, gold, train: np.ndarray, labels: int, seed: int):
     """Ensemble belief on all prompts after `labels` random pair labels from `train` prompts."""
     import jax
 
-    from aeuf.bench.simulate import label
     from aeuf.config import HeadConfig
     from aeuf.head import make_head
+    from aeuf.types import Comparisons
 
     rng = np.random.default_rng(seed)
     prompts = rng.choice(train, min(labels, train.size), replace=False)
     idx = np.argsort(rng.random((prompts.size, features.shape[1])), axis=1)[:, :2]
-    comps = label(gold, prompts, idx, "extremes", key=seed)
+    ga, gb = gold[prompts, idx[:, 0]], gold[prompts, idx[:, 1]]
+    p = np.where(ga > gb, 1.0, np.where(ga < gb, 0.0, 0.5))  # deterministic gold labels
+    comps = Comparisons(prompts.astype(np.int32), idx[:, 0].astype(np.int32),
+                        idx[:, 1].astype(np.int32), p.astype(np.float32))
     head = make_head(HeadConfig())
     key = jax.random.key(seed)
     state = head.fit(head.init(features.shape[-1], key=key), features, comps, key=key)

@@ -110,6 +110,7 @@ def test_read_bench_pool_skips_the_prompt_with_15_of_16(ragged_dev_pool):
     assert read_bench_pool(path, num_responses=15).shape == (24, 15)
 
 
+@pytest.mark.slow  # a whole `aeuf bench` run on 24 real prompts
 def test_aeuf_bench_runs_on_a_ragged_real_pool(ragged_dev_pool, tmp_path):
     from aeuf.cli import main
 
