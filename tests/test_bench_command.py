@@ -126,6 +126,7 @@ def test_unknown_rule_is_one_line_error(pool_path, tmp_path, capsys):
     assert len(err) == 1 and "unknown acquisition rule 'nope'" in err[0] and "infomax" in err[0]
 
 
+@pytest.mark.slow  # a whole `aeuf bench` run
 def test_one_seed_prints_no_error_band(pool_path, tmp_path):
     assert _bench(pool_path, tmp_path, "--seeds", "1", "--features", "stats", "--heads", "bll",
                   "--rules", "infomax,random", "--label_mode", "deterministic") == 0
