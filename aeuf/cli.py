@@ -116,6 +116,7 @@ _DISK_HINTS = {
     errno.EPERM: "no permission to write there: choose another --output_dir or fix the "
                  "folder's permissions",
     errno.EROFS: "the file system is read-only: choose another --output_dir",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: choose another --output_dir",
 }
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_parquet, is_temp_name
 
+
 def feature_cache_dir(folder: str | os.PathLike | None = None) -> Path:
     """The feature cache every run shares: `folder` (--features_cache), else
     $XDG_CACHE_HOME/aeuf/features, else ~/.cache/aeuf/features."""
