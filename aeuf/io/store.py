@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import time
 import uuid
@@ -236,8 +237,26 @@ def _read_base(folder: Path) -> tuple[list[str], np.ndarray] | None:
     vpath, ipath = folder / "values.npy", folder / "ids.parquet"
     if not (vpath.is_file() and ipath.is_file()):
         return None
-    values = np.load(vpath, mmap_mode="r", allow_pickle=False)
-    keys = pd.read_parquet(ipath)["key"].tolist()
+    try:  # each file opened once: a compaction may replace it while it is read
+        values = _map_npy(vpath)
+        keys = pd.read_parquet(io.BytesIO(ipath.read_bytes()))["key"].tolist()
+    except FileNotFoundError:
+        return None
     n = min(len(keys), len(values))
     return keys[:n], values[:n]
+
+
+def _map_npy(path: Path) -> np.ndarray:
+    """A read-only memory map of a .npy whose header and data come from one open file
+    (np.load with mmap_mode opens the path twice, and a rename in between mixes files)."""
+    with open(path, "rb") as f:
+        fmt = np.lib.format
+        read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) \
+            else fmt.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        offset = f.tell()
+        if int(np.prod(shape)) == 0:
+            return np.zeros(shape, dtype)
+        return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape,
+                         order="F" if fortran else "C")
 
