@@ -1,6 +1,7 @@
 """The one-row-per-prompt pool conventions: columns (AEPO), pair (chosen/rejected) and
 completions (ActiveUltraFeedback). Each reads every prompt's responses, any number of them
-(missing cells are no response, "" is an empty one); ragged.square makes them [P, R].
+(missing cells are no response, "" is an empty one; in a CSV/TSV, which cannot tell them
+apart, an empty response cell is an empty response); ragged.square makes them [P, R].
 """
 
 from __future__ import annotations
@@ -65,24 +66,22 @@ def _not_text_columns(df: pd.DataFrame, prompt_column: str, cols: list[str],
     holds no text: all empty (no responses from it: a note, then left out like any empty
     cell) or numbers (InputError: the text they stood for is unknown)."""
     for c in df.columns:
-        if c == prompt_column or c in cols or is_meta_column(c) or not _has_companion(df, c):
+        beside = _companions(df, c)
+        if c == prompt_column or c in cols or is_meta_column(c) or not beside:
             continue
         if df[c].isna().all():
             print(f"aeuf: {source}: column '{c}' is empty in every row: no responses from it "
-                  f"(its {_companions(df, c)} column is left out too)", file=sys.stderr)
+                  f"(its {beside} column is left out too)", file=sys.stderr)
             continue
         raise InputError(f"{where(source, None, c)}: holds {df[c].dtype} values, not response "
-                         f"text, but has a {_companions(df, c)} column; store the responses "
-                         f"as text (quoted) or remove '{c}' and its {_companions(df, c)}")
+                         f"text, beside its {beside} column; store the responses as text "
+                         f"(quoted) or remove '{c}' and {beside}")
 
 
 def _companions(df: pd.DataFrame, column: Any) -> str:
+    """The <column>_model / _score columns present, as one phrase ('' when none)."""
     names = (f"{column}_model", f"{column}_score", f"score_{column}")
     return "/".join(f"'{n}'" for n in names if n in df.columns)
-
-
-def _has_companion(df: pd.DataFrame, column: Any) -> bool:
-    return bool(_companions(df, column))
 
 
 def _too_few_columns(source: str, cols: list[str], num: int | None) -> None:
