@@ -41,6 +41,12 @@ HARMLESS_KEYS = frozenset({
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                     "requests_per_minute", "tokens_per_minute", "timeout",
                                     "retries")),
+    # the cheap judge's endpoint, transport and prices may change as the judge's may (its
+    # model and margin may not: they decide which labels the run keeps)
+    "cheap_price_in", "cheap_price_out",
+    *(f"oracle.cheap_judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
+                                          "requests_per_minute", "tokens_per_minute",
+                                          "timeout", "retries")),
 })
 # the judge that labels a run ("oracle_used": the resolved oracle) may be chosen after a run
 # without one (`aeuf judge` on its annotations.jsonl, then the same command with the judge);
