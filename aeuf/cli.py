@@ -14,8 +14,11 @@ import os
 import re
 import sys
 
-from aeuf.commands.flags import suggest
+from aeuf import __version__
+from aeuf.commands.flags import Renamed, add_renamed, suggest
 from aeuf.errors import AeufError
+
+TOP_LEVEL = ("-h", "--help", "--version")
 
 # subcommand -> module under aeuf.commands with add_arguments(parser) and run(args) -> int
 COMMANDS = {
@@ -50,32 +53,60 @@ EPILOG = """examples:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that answers a mistyped flag with the closest valid one."""
+    """argparse that answers a mistyped flag with the closest valid flag of the command."""
+
+    commands: dict[str, argparse.ArgumentParser] = {}
+    command: str | None = None  # the subcommand being parsed (set by main)
 
     def error(self, message: str):
         bad = re.findall(r"(--[\w-]+)", message) if "unrecognized" in message else []
-        hint = "".join(suggest(b, _flags(self)) for b in bad[:1])
-        self.exit(2, f"aeuf: error: {message}{hint}\n(see `{self.prog} --help`)\n")
+        hint = "".join(_hint(b, self.commands, self.command) for b in bad[:1])
+        prog = f"aeuf {self.command}" if self.command else self.prog
+        self.exit(2, f"aeuf: error: {message}{hint}\n(see `{prog} --help`)\n")
+
+
+def _hint(flag: str, commands: dict, command: str | None) -> str:
+    """The closest flag of `command` (never `flag` itself); if `flag` belongs to other
+    commands only, says which."""
+    own = _flags(commands[command]) if command in commands else []
+    where = [name for name, p in commands.items() if name != command and flag in _flags(p)]
+    if where and flag not in own:
+        return f"; {flag} is an option of `aeuf {where[0]}`, not of `aeuf {command}`"
+    return suggest(flag, own)
 
 
 def _flags(parser: argparse.ArgumentParser) -> list[str]:
-    """Every --flag of a parser and its subcommands."""
-    out = []
-    for action in parser._actions:
-        out += [s for s in action.option_strings if s.startswith("--")]
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                out += _flags(sub)
-    return out
+    """Every --flag of a parser (renamed old names left out)."""
+    return [s for action in parser._actions if not isinstance(action, Renamed)
+            for s in action.option_strings if s.startswith("--")]
+
+
+def _usage(name: str, parser: argparse.ArgumentParser) -> str:
+    """`aeuf NAME POSITIONALS --required X [options]` (argparse's would list every flag)."""
+    words = ["aeuf", "[run]" if name == "run" else name]
+    for a in parser._actions:
+        if not a.option_strings:
+            text = (a.metavar or a.dest).upper()
+            words.append(f"[{text}]" if a.nargs == "?" else text)
+        elif a.required:
+            words.append(f"{a.option_strings[0]} {a.metavar or a.dest.upper()} ...")
+    return " ".join([*words, "[options]"])
 
 
 def build_parser(modules: dict) -> argparse.ArgumentParser:
     parser = Parser(prog="aeuf", usage=USAGE, description=__doc__.splitlines()[0],
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"aeuf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands = {}
     for name, module in modules.items():
-        p = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
+        p = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1],
+                           prog=f"aeuf {name}")
         module.add_arguments(p)
+        add_renamed(p)
+        p.usage = _usage(name, p)
+        commands[name] = p
+    Parser.commands = commands
     return parser
 
 
@@ -88,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = list(sys.argv[1:] if argv is None else argv)
     modules = _available()
-    if argv and argv[0] not in modules and not argv[0].startswith("-"):
-        argv = ["run", *argv]  # the bare AEPO form: aeuf PROMPTS --num_responses 8 ...
+    if argv and argv[0] not in modules and argv[0] not in TOP_LEVEL:
+        argv = ["run", *argv]  # the bare AEPO form: aeuf [options] PROMPTS [options]
     parser = build_parser(modules)
+    Parser.command = argv[0] if argv and argv[0] in modules else None
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

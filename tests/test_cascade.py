@@ -160,7 +160,7 @@ def command(pool: Path, strong: str, cheap: str, out: Path) -> list[str]:
             "--cheap_judge_base_url", cheap, "--cheap_judge_model", "smollm2-cheap",
             "--judge_max_tokens", "12", "--judge_concurrency", "2",
             "--cheap_judge_concurrency", "2", "--cheap_judge_margin", "0.0",
-            "--check_fraction", "0.5", "--price_in", "2", "--price_out", "2",
+            "--check_fraction", "0.5", "--judge_price_in", "2", "--judge_price_out", "2",
             "--cheap_judge_price_in", "1", "--cheap_judge_price_out", "1",
             "--features", "stats", "--head", "bll", "--batch_size", "2",
             "--initial_rule", "random", "--output_dir", str(out), "--no_progress"]

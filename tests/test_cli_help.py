@@ -66,3 +66,98 @@ def test_a_bad_config_file_is_one_line(tmp_path, capsys):
     assert main([str(tmp_path / "p.csv"), "--config", str(tmp_path / "c.yaml")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "num_anotations" in err[0] and "num_annotations" in err[0]
+
+
+def _fails(capsys, argv: list[str], code: int = 1) -> str:
+    """main(argv) fails with `code`; its stderr (one error line, no traceback)."""
+    try:
+        got = main(argv)
+    except SystemExit as e:
+        got = e.code
+    err = capsys.readouterr().err
+    assert got == code and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("old, new", [("--retries", "--judge_retries"),
+                                      ("--concurrency", "--judge_concurrency"),
+                                      ("--api_key_env", "--judge_api_key_env"),
+                                      ("--price_in", "--judge_price_in")])
+def test_a_renamed_flag_works_for_one_release_with_a_note(capsys, old, new):
+    from aeuf.cli import _available, build_parser
+    from aeuf.commands.run import config_from_args
+
+    value = "MY_KEY" if old == "--api_key_env" else "3"
+    args = build_parser(_available()).parse_args(["run", "p.csv", old, value])
+    cfg = config_from_args(args)
+    field = new.removeprefix("--judge_")
+    assert str(getattr(cfg.oracle.judge, field)) in (value, f"{value}.0")
+    err = capsys.readouterr().err
+    assert f"{old} is renamed {new}" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["x.csv", "--judge_retrys", "2"], "did you mean '--judge_retries'"),
+    (["embed", "x.csv", "--dry_run"], "--dry_run is an option of `aeuf run`, not of `aeuf embed`"),
+    (["judge", "x.jsonl", "--self_label_accuracy", "0.9"], "is an option of `aeuf run`"),
+    (["judge", "x.jsonl", "--stop_when_agreement", "0.9"], "is an option of `aeuf run`"),
+    (["judge", "x.jsonl", "--cheap_judge_model", "m"], "is an option of `aeuf run`"),
+])
+def test_a_hint_names_a_flag_the_command_has_never_the_typo_itself(capsys, argv, hint):
+    err = _fails(capsys, argv, code=2)
+    assert hint in err
+    bad = next(a for a in argv if a.startswith("--"))
+    assert f"did you mean '{bad}'" not in err
+
+
+def test_judge_help_lists_only_what_it_honours():
+    text = _help("judge", "--help")
+    assert "--cheap_judge" not in text and "--stop_when_agreement" not in text
+    assert "--judge_model" in text and "--judge FILE" in text
+
+
+def test_the_missing_key_error_names_the_real_flag(monkeypatch):
+    from aeuf.backends.openai_client import ClientSettings, api_key
+    from aeuf.errors import ConfigError
+
+    monkeypatch.delenv("AEUF_TEST_NO_SUCH_KEY", raising=False)
+    with pytest.raises(ConfigError) as e:
+        api_key(ClientSettings(base_url="https://example.com/v1",
+                               api_key_env="AEUF_TEST_NO_SUCH_KEY"))
+    assert "--judge_api_key_env" in str(e.value) and "with --api_key_env)" not in str(e.value)
+
+
+def test_options_may_come_before_prompts(capsys):
+    err = _fails(capsys, ["--num_instructions", "0", "dataset/prompts.csv"])
+    assert "--num_instructions 0: must be at least 1" in err and "invalid choice" not in err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["x.csv", "--max_cost", "-1"], "--max_cost -1.0: must be at least 0"),
+    (["x.csv", "--judge_concurrency", "0"], "--judge_concurrency 0: must be at least 1"),
+    (["x.csv", "--cheap_judge_retries", "-2"], "--cheap_judge_retries -2: must be at least 0"),
+    (["x.csv", "--check_fraction", "2"], "--check_fraction 2.0: must be between 0 and 1"),
+    (["x.csv", "--west_of_n", "--all_pairs"], "--west_of_n True: exports one pair"),
+])
+def test_impossible_values_are_refused_in_one_line(capsys, argv, says):
+    err = _fails(capsys, argv)
+    assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_key_passed_as_the_variable_name_is_refused_and_never_echoed(capsys):
+    secret = "sk-live-0123456789abcdef"
+    err = _fails(capsys, ["x.csv", "--judge_api_key_env", secret])
+    assert "never a key" in err and secret not in err
+
+
+def test_version_and_clean_subcommand_help():
+    assert _help("--version").strip() == "aeuf 0.1.0"
+    for sub, usage in (("run", "usage: aeuf [run] [PROMPTS] [options]"),
+                       ("generate", "usage: aeuf generate PROMPTS --models MODEL ... [options]"),
+                       ("judge", "usage: aeuf judge INPUT [options]")):
+        text = _help(sub, "--help")
+        assert text.startswith(usage), text[:200]
+        assert "aeuf COMMAND" not in text and "INPUT." not in text and "ORACLE." not in text
+        for line in " ".join(text.split()).split("(default:")[1:]:
+            assert line.count(")") >= 1  # one default each: never "(default: x) (default: y)"
+        assert "(default: every prompt once) (default" not in " ".join(text.split())

@@ -55,7 +55,8 @@ def test_requests_shards_and_cost_counted_by_hand():
     wide = dataclasses.replace(run_cfg(), acquire=dataclasses.replace(RunConfig().acquire,
                                                                       rule="west_of_n"))
     assert costplan.plan(wide, pool).lines[0].requests == 3 * 2 + 5 * 4  # aepo shows 2 first
-    priced = run_cfg(**{f: 3.0 for f in OracleConfig.__dataclass_fields__ if f.startswith("price_per")})
+    judge = EndpointConfig(model="judge-model", price_in=3.0, price_out=3.0)
+    priced = run_cfg(judge=judge)
     pin, pout = price_per_token(priced.oracle)
     got = costplan.plan(priced, pool).lines[0]
     assert got.cost[0] == pytest.approx(got.prompt_tokens * pin + 16 * 40 * pout)

@@ -103,7 +103,7 @@ def test_pairwise_needs_both_orders_and_disagreement_is_a_tie():
 
 
 def test_prices_are_per_million_tokens_and_every_paid_reply_counts():
-    cfg = oracle_config(**config(price_per_million_input=2.5, price_per_million_output=10.0))
+    cfg = oracle_config(**config(price_in=2.5, price_out=10.0))
     paid = [ChatResult("I like turtles.", prompt_tokens=1000, completion_tokens=100),
             ChatResult("Rating: 4", prompt_tokens=1000, completion_tokens=10)]
     assert price(cfg, paid) == pytest.approx((2000 * 2.5 + 110 * 10.0) / 1e6)
@@ -132,8 +132,8 @@ def test_the_judge_oracle_leaves_the_chunk_to_the_caller():
 def test_live_judging_with_cost_and_tokens(llama_server, fault_proxy, monkeypatch):
     monkeypatch.setenv("AEUF_TEST_KEY", SECRET)
     proxy = fault_proxy(llama_server.base_url)
-    oracle = judge(proxy.base_url, price_per_million_input=1000.0,
-                   price_per_million_output=2000.0, concurrency=4, answer_format="auto")
+    oracle = judge(proxy.base_url, price_in=1000.0,
+                   price_out=2000.0, concurrency=4, answer_format="auto")
     reqs = [r for t in TASKS for r in oracle.plan(t)]
     got = {a.key: a for a in oracle.send(reqs)}
     oracle.close()
@@ -158,7 +158,7 @@ def test_live_judging_with_cost_and_tokens(llama_server, fault_proxy, monkeypatc
 def test_unparsable_reply_is_retried_once_then_missing(llama_server, fault_proxy, monkeypatch):
     monkeypatch.setenv("AEUF_TEST_KEY", SECRET)
     proxy = fault_proxy(llama_server.base_url, lambda n, b: "nonsense")
-    oracle = judge(proxy.base_url, price_per_million_input=1.0)
+    oracle = judge(proxy.base_url, price_in=1.0)
     (a,) = list(oracle.send(oracle.plan(TASKS[0])[:1]))
     assert a.value is None and a.error.startswith("unparsable") and is_final(a)
     first, second = (json.loads(b) for _, b in proxy.seen)

@@ -53,7 +53,7 @@ def test_the_cost_column_sums_to_the_total_when_rounds_revisit_prompts(tmp_path,
     pool = _pool(tmp_path / "pool.csv", 20, lambda p, r, k: None, quality=True)
     out = tmp_path / "run"
     args = [str(pool), "--output_dir", str(out), "--judge_base_url", judge.base_url,
-            "--judge_model", "honest", "--price_in", "5", "--price_out", "15",
+            "--judge_model", "honest", "--judge_price_in", "5", "--judge_price_out", "15",
             "--budget", "60", "--batch_size", "10", *FAST]
     assert main(args) == 0
     report = (out / "report.md").read_text()

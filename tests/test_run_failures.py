@@ -3,6 +3,7 @@ line naming it, a run that labels nothing exits non-zero with the reason, and un
 answers are asked again only when the user says so."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -175,7 +176,7 @@ def test_max_cost_is_a_cap_with_requests_in_flight(tmp_path, capsys):
     never passes --max_cost (the old chunk-then-check loop overshot by a whole chunk)."""
     pool = _write_pool(tmp_path / "pool.csv", gold=False)
     stub = ChatStub("Rating: 4", prompt_tokens=lambda body: len(body) // 4)  # a real-ish count
-    prices = ["--price_in", "1000", "--price_out", "1000", "--judge_max_tokens", "16",
+    prices = ["--judge_price_in", "1000", "--judge_price_out", "1000", "--judge_max_tokens", "16",
               "--judge_concurrency", "4"]
     try:
         assert _judge_run(pool, tmp_path / "one", stub.base_url, *prices, "--budget", "1") == 1
@@ -189,4 +190,10 @@ def test_max_cost_is_a_cap_with_requests_in_flight(tmp_path, capsys):
     spent = sum(x["cost"] for x in log)
     assert spent <= cap, (spent, cap)
     assert len(log) >= 3  # the estimate is an upper bound, not a wild one
-    assert "--max_cost" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--max_cost" in err
+    # the prompts the cap stopped before any request are "not reached", not failures
+    m = re.search(r"(\d+) without a usable label, (\d+) not reached \(cost cap\)", err)
+    assert m is not None and int(m.group(2)) >= 1, err
+    asked = {x["prompt_id"] for x in log}
+    assert int(m.group(1)) <= len(asked)  # a failure is a prompt the judge was asked about

@@ -1,6 +1,6 @@
 """Acquisition: which responses of each prompt the oracle sees, and which prompts to label.
 
-    make_rule(cfg) -> Rule(select: SelectFn, needs_belief, pairing, num_shown: NumShownFn,
+    make_rule(cfg, name=cfg.rule) -> Rule(select: SelectFn, needs_belief, pairing, num_shown: NumShownFn,
                            needs_embed)
     rule.select(belief | None, features f32[P,R,D] | None, *, key, k, valid=None) -> Choice
         (idx int32 [P, k'] distinct per row, score f32 [P]; valid: bool [P,R,R] pairs a
@@ -56,8 +56,9 @@ __all__ = [
 ]
 
 
-def make_rule(cfg: AcquireConfig) -> Rule:
-    """The rule named cfg.rule (ConfigError listing the valid names if unknown), tie-aware
-    when cfg.tie_margin is set and the rule uses a belief."""
-    rule = RULES.get(cfg.rule)(cfg)
+def make_rule(cfg: AcquireConfig, name: str | None = None) -> Rule:
+    """The rule `name` (default cfg.rule; ConfigError listing the valid names if unknown)
+    with the hyperparameters of `cfg`, tie-aware when cfg.tie_margin is set and the rule
+    uses a belief."""
+    rule = RULES.get(name or cfg.rule)(cfg)
     return tie_aware(rule, cfg) if cfg.tie_margin is not None and rule.needs_belief else rule

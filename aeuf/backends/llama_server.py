@@ -92,6 +92,17 @@ def _stopper(proc: subprocess.Popen) -> Callable[[], None]:
     return stop
 
 
+def require(model_path: str | Path | None = None) -> None:
+    """MissingExtra/AeufError now (before a run spends anything) when `start` would fail for
+    want of llama-cpp-python or of the model file."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise MissingExtra(f"the local judge needs llama-cpp-python: {INSTALL_HINT}")
+    if model_path and not Path(model_path).is_file():
+        raise AeufError(f"--local_model {model_path}: no such GGUF file")
+    if not model_path:
+        packaged_gguf()
+
+
 def start(model_path: str | Path | None = None, *, alias: str = "smollm2",
           port: int | None = None, n_ctx: int = 2048, n_threads: int | None = None,
           startup_timeout: float = 120.0, log_dir: str | Path | None = None) -> LlamaServer:

@@ -190,7 +190,9 @@ def api_key(settings: ClientSettings) -> str:
         return PLACEHOLDER_KEY
     if not key and not local:
         raise ConfigError(f"set the environment variable {settings.api_key_env} to the API key "
-                          f"(or name another one with --api_key_env)")
+                          f"(or name another one with --judge_api_key_env; "
+                          f"--cheap_judge_api_key_env for a cheap judge, --api_key_env for "
+                          f"`aeuf generate`)")
     return key or PLACEHOLDER_KEY
 
 

@@ -26,7 +26,7 @@ shown as "unknown" or its line left out). Keys:
     counts        dict   rows, prompts, ties, ties_kept, desirable, undesirable (all of
                          dataset.build_rows(...).attrs), plus failed (judged prompts with no
                          usable answer) and self_labelled (pairs labelled by the head)
-    cost          dict   total (in the units of --price_in/--price_out), requests, tokens
+    cost          dict   total (in the units of --judge_price_in/--judge_price_out), requests, tokens
     hygiene       dict   figure name -> value, or -> {"value": v, "note": "what it means"}
                          (e.g. position bias, length bias, parse failures, agreement)
     command       str    the command line that made the data
@@ -209,8 +209,8 @@ def _cost(facts: dict) -> str:
     if not cost:
         return ""
     return (f"## Cost\n\n{num(cost.get('requests'))} oracle requests, {num(cost.get('tokens'))} "
-            f"tokens, total cost {num(cost.get('total'))} (in the units of --price_in / "
-            f"--price_out; 0 when no price was given).\n")
+            f"tokens, total cost {num(cost.get('total'))} (in the units of --judge_price_in / "
+            f"--judge_price_out; 0 when no price was given).\n")
 
 
 def _hygiene(facts: dict) -> str:

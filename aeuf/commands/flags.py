@@ -3,8 +3,8 @@
 Each `opt(...)` field of a config becomes `--<flag>` (the field's name, or its `flag`
 metadata), with the field's type, default and help; a nested config (`sub(...)`) becomes a
 group of flags under its prefix. Values come, lowest first, from the dataclass defaults, a
-`--config FILE` (YAML or TOML: the nested layout of config.json, or flat flag names), and
-the flags given on the command line.
+`--config FILE` (YAML or TOML: the nested layout of config.json, or flat flag names; read by
+aeuf.commands.files, as are judge files), and the flags given on the command line.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import json
+import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from aeuf.config import base_type, field_type, from_dict, nested_type
+from aeuf.config.fields import SettingError
 from aeuf.errors import ConfigError
 
 
@@ -65,7 +65,9 @@ def add_flags(parser: argparse.ArgumentParser, flags: list[Flag], defaults: Any 
     group = parser.add_argument_group(title) if title else parser
     for fl in flags:
         default = _lookup(defaults, fl.path) if defaults is not None else fl.field.default
-        text = f"{fl.field.metadata.get('help', '')} (default: {_show(default)})"
+        text = fl.field.metadata.get("help", "")
+        if "(default:" not in text:  # a help that explains its default says it once
+            text += f" (default: {_show(default)})"
         dest = ".".join(fl.path)
         if fl.type is bool:
             group.add_argument(f"--{fl.name}", dest=dest, action="store_const", const=True,
@@ -77,8 +79,48 @@ def add_flags(parser: argparse.ArgumentParser, flags: list[Flag], defaults: Any 
         if getattr(kind, "__origin__", None) is tuple:
             kind = _sequence(kind.__args__[0])
         group.add_argument(f"--{fl.name}", dest=dest, type=kind, default=None, help=text,
-                           choices=fl.field.metadata.get("choices"),
-                           metavar=fl.name.upper() if fl.field.metadata.get("choices") else None)
+                           choices=fl.field.metadata.get("choices"), metavar=_metavar(fl))
+
+
+# Flag names of the last release (0.1.0) that were renamed: accepted, with a one-line note,
+# for one release, then dropped. old name -> new name (without the dashes).
+RENAMED = {"api_key_env": "judge_api_key_env", "concurrency": "judge_concurrency",
+           "rpm": "judge_rpm", "tpm": "judge_tpm", "timeout": "judge_timeout",
+           "retries": "judge_retries", "no_logprobs": "no_judge_logprobs",
+           "price_in": "judge_price_in", "price_out": "judge_price_out"}
+
+
+class Renamed(argparse.Action):
+    """An old flag name: says so on stderr, then does what the new flag does."""
+
+    def __init__(self, option_strings, dest, target: argparse.Action, new: str, **_):
+        super().__init__(option_strings, dest=target.dest, nargs=target.nargs, type=target.type,
+                         choices=target.choices, metavar=target.metavar,
+                         default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        self.target, self.new = target, new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"aeuf: {option_string} is renamed {self.new} (the old name goes in the next "
+              f"release)", file=sys.stderr)
+        self.target(parser, namespace, values, self.new)
+
+
+def add_renamed(parser: argparse.ArgumentParser) -> None:
+    """Accept the old names (RENAMED) of the flags this parser has under their new names."""
+    have = parser._option_string_actions
+    for old, new in RENAMED.items():
+        if f"--{new}" in have and f"--{old}" not in have:
+            parser.add_argument(f"--{old}", action=Renamed, target=have[f"--{new}"],
+                                new=f"--{new}")
+
+
+def _metavar(fl: Flag) -> str:
+    """The value's name in --help: the flag's last word (URL, MODEL, N, ...)."""
+    if fl.field.metadata.get("choices"):
+        return "{" + ",".join(fl.field.metadata["choices"]) + "}"
+    if getattr(fl.type, "__origin__", None) is tuple:
+        return "A,B,..."
+    return {int: "N", float: "X"}.get(fl.type, fl.name.rsplit("_", 1)[-1].upper())
 
 
 def _lookup(obj: Any, path: tuple[str, ...]) -> Any:
@@ -110,73 +152,29 @@ def merge(base: dict, top: dict) -> dict:
 
 
 def build(cls: type, args: argparse.Namespace, flags: list[Flag], *, file: dict | None = None,
-          fixed: dict | None = None) -> Any:
-    """cls from defaults < the --config file < flags given < `fixed` (e.g. positionals)."""
-    data = merge(merge(file or {}, given(args, flags)), fixed or {})
-    return from_dict(cls, data)
+          fixed: dict | None = None, where: str = "settings") -> Any:
+    """cls from defaults < the --config file < flags given < `fixed` (e.g. positionals).
 
-
-def read_config_file(path: str | None, flags: list[Flag]) -> dict:
-    """A --config file (YAML or TOML; JSON too) as the nested dict of the config.
-
-    Keys are config sections (as in a run's config.json) or flat flag names."""
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"--config {path}: no such file")
-    text = p.read_text("utf-8")
+    A bad value is one line: `--flag VALUE: why` when the flag was given, else `where` (the
+    --config file) with the setting's key."""
+    top = given(args, flags)
     try:
-        data = _parse(p, text)
-    except ValueError as err:
-        raise ConfigError(f"--config {path}: not valid {p.suffix.lstrip('.') or 'YAML'} "
-                          f"({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {path}: expected a mapping of settings at the top level")
-    return _unflatten(data, flags, path)
+        return from_dict(cls, merge(merge(file or {}, top), fixed or {}), where)
+    except SettingError as err:
+        for fl in flags:
+            if ".".join(fl.path) == err.key and _lookup_dict(top, fl.path) is not None:
+                raise ConfigError(f"--{fl.name} {_show(err.value)}: {err.why}") from None
+        raise
 
 
-def _parse(p: Path, text: str) -> Any:
-    if p.suffix == ".toml":
-        import tomllib
-
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(str(err)) from None
-    if p.suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(str(err)) from None
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(str(err)) from None
-
-
-def _unflatten(data: dict, flags: list[Flag], where: str) -> dict:
-    """Flat flag names -> nested paths; sections (dicts) are kept as they are."""
-    by_name = {fl.name: fl.path for fl in flags}
-    sections = {fl.path[0] for fl in flags if len(fl.path) > 1}
-    out: dict = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key in sections:
-            out = merge(out, {key: value})
-        elif key in by_name:
-            node = out
-            path = by_name[key]
-            for name in path[:-1]:
-                node = node.setdefault(name, {})
-            node[path[-1]] = tuple(value) if isinstance(value, list) else value
-        else:
-            raise ConfigError(f"--config {where}: unknown setting '{key}'{suggest(key, by_name)}")
-    return out
+def _lookup_dict(d: dict, path: tuple[str, ...]) -> Any:
+    for name in path:
+        d = d.get(name) if isinstance(d, dict) else None
+    return d
 
 
 def suggest(word: str, choices) -> str:
-    """'; did you mean X?' for the closest of `choices`, or ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    """'; did you mean X?' for the closest of `choices` other than `word` itself, or ''."""
+    others = [c for c in choices if c != word]
+    close = difflib.get_close_matches(word, others, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -14,23 +14,28 @@ from __future__ import annotations
 import argparse
 import sys
 
+from aeuf.commands.files import add_judge_files, judge_files
 from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.config import OracleConfig
 
-ORACLE_FLAGS = [f for f in flags_of(OracleConfig)]
+# the cascade belongs to the main command: `aeuf judge` asks one judge
+NOT_HERE = ("cheap_judge", "cheap_judge_margin")
+ORACLE_FLAGS = [f for f in flags_of(OracleConfig) if f.path[0] not in NOT_HERE]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="annotations.jsonl from `aeuf`, or a pool file")
     parser.add_argument("--output_dir", default=None,
                         help="folder for judgements.jsonl and judged.jsonl (default: input's)")
+    add_judge_files(parser, cascade=False)
     add_flags(parser, ORACLE_FLAGS, OracleConfig(), "oracle (judge)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
 
 
 def oracle_config(args: argparse.Namespace) -> OracleConfig:
-    """OracleConfig from the flags that were given."""
-    return build(OracleConfig, args, ORACLE_FLAGS)
+    """OracleConfig from --judge FILE and the flags that were given (flags win)."""
+    file, names = judge_files(args, ORACLE_FLAGS, {})
+    return build(OracleConfig, args, ORACLE_FLAGS, file=file, where=", ".join(names) or "settings")
 
 
 def run(args: argparse.Namespace) -> int:

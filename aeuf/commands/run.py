@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aeuf.commands.flags import add_flags, build, flags_of, read_config_file
+from aeuf.commands.files import add_judge_files, judge_files, read_config_file
+from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.config import RunConfig
+from aeuf.config.fields import SettingError, coerce
+from aeuf.errors import ConfigError
 
 FLAGS = list(flags_of(RunConfig))
 SECTION_TITLES = {"input": "input", "features": "features", "head": "reward head",
@@ -19,19 +22,43 @@ SECTION_TITLES = {"input": "input", "features": "features", "head": "reward head
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompts", help="CSV/TSV/JSONL/JSON/parquet file, save_to_disk folder or "
-                                        "hub dataset id")
+    parser.add_argument("prompts", nargs="?", default=None,
+                        help="CSV/TSV/JSONL/JSON/parquet file, save_to_disk folder or hub "
+                             "dataset id (or `prompts:` in the --config file)")
     parser.add_argument("--config", default=None, metavar="FILE",
                         help="settings from a YAML or TOML file (flags override it)")
+    add_judge_files(parser, cascade=True)
     for section, title in SECTION_TITLES.items():
         add_flags(parser, [f for f in FLAGS if f.path[0] == section], RunConfig(), title)
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """RunConfig: defaults < --config file < flags given; the positional is the input path."""
-    file = read_config_file(getattr(args, "config", None), FLAGS)
-    return build(RunConfig, args, FLAGS, file=file, fixed={"input": {"path": args.prompts}})
+    """RunConfig: defaults < --config file < flags given; the positional is the input path
+    (else the file's `prompts`). The file's `no_progress` lands on args."""
+    path = getattr(args, "config", None)
+    file = read_config_file(path, FLAGS, extras=("prompts", "no_progress", "judge",
+                                                 "cheap_judge"))
+    file, names = judge_files(args, FLAGS, file)
+    quiet = _extra(file, "no_progress", bool, path)
+    args.no_progress = bool(getattr(args, "no_progress", False) or quiet)
+    named = _extra(file, "prompts", str, path)
+    prompts = args.prompts or named or file.get("input", {}).get("path")
+    if not prompts:
+        raise ConfigError("no input: give PROMPTS (a pool file), or `prompts: FILE` in the "
+                          "--config file")
+    return build(RunConfig, args, FLAGS, file=file, fixed={"input": {"path": prompts}},
+                 where=", ".join([f"--config {path}"] * bool(path) + names) or "settings")
+
+
+def _extra(file: dict, key: str, kind: type, path: str | None):
+    """A command-level setting of the --config file (removed from `file`), type-checked."""
+    if key not in file:
+        return None
+    try:
+        return coerce(file.pop(key), kind)
+    except SettingError as err:
+        raise err.at(key, f"--config {path}") from None
 
 
 def print_summary(s) -> None:
@@ -43,10 +70,11 @@ def print_summary(s) -> None:
             f"with --oracle local or --judge_base_url URL.")
         return
     say(f"aeuf: {s.labelled} of {s.prompts} prompts labelled by the {s.oracle} oracle "
-        f"({s.ties} ties, {s.failed} without a usable label, {s.skipped} skipped while "
-        f"reading); {s.comparisons} comparisons, {s.requests_logged} oracle requests "
-        f"({s.requests_sent} sent now), cost ${s.cost:.4f} (USD at --price_in/--price_out per "
-        f"1M tokens).")
+        f"({s.ties} ties, {s.failed} without a usable label, "
+        f"{f'{s.not_reached} not reached (cost cap), ' if s.not_reached else ''}"
+        f"{s.skipped} skipped while reading); {s.comparisons} comparisons, {s.requests_logged} oracle requests "
+        f"({s.requests_sent} sent now), cost ${s.cost:.4f} (USD at --judge_price_in/--judge_price_out "
+        f"per 1M tokens).")
     agree = [f"{r['agreement']:.2f}" for r in s.progress if r["agreement"] is not None]
     if agree:
         say(f"aeuf: head agreed with the oracle before labelling, per round: {', '.join(agree)}")

@@ -35,15 +35,14 @@ from aeuf.types import ResponsePool
 # key variable and limits may change (a server moved to another port).
 HARMLESS_KEYS = frozenset({
     "input.path", "output_dir", "push_to_hub", "west_of_n", "all_pairs", "format", "keep_ties",
-    "max_cost", "max_requests", "retry_unparsable", "price_per_million_input",
-    "price_per_million_output", "send_key_to_local", "features.batch_size", "features.cache",
+    "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
+    "send_key_to_local", "features.batch_size", "features.cache",
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                     "requests_per_minute", "tokens_per_minute", "timeout",
                                     "retries")),
     # the cheap judge's endpoint, transport and prices may change as the judge's may (its
     # model and margin may not: they decide which labels the run keeps)
-    "cheap_price_in", "cheap_price_out",
     *(f"oracle.cheap_judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                           "requests_per_minute", "tokens_per_minute",
                                           "timeout", "retries")),

@@ -22,15 +22,14 @@ from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
 
 def price_per_token(cfg: OracleConfig) -> tuple[float, float]:
-    """USD per prompt and per completion token (the config's prices are per million)."""
-    return cfg.price_per_million_input / 1e6, cfg.price_per_million_output / 1e6
+    """USD per prompt and per completion token of the judge (its prices are per million)."""
+    return cfg.judge.price_in / 1e6, cfg.judge.price_out / 1e6
 
 
 def cheap_config(cfg: OracleConfig) -> OracleConfig:
-    """The cheap judge's OracleConfig: its endpoint and prices, the same template."""
-    cfg = dataclasses.replace(cfg, judge=cfg.cheap_judge)
-    return dataclasses.replace(cfg, price_per_million_input=cfg.cheap_price_in,
-                               price_per_million_output=cfg.cheap_price_out)
+    """The cheap judge's OracleConfig: its endpoint (prices and limits with it), the same
+    template."""
+    return dataclasses.replace(cfg, judge=cfg.cheap_judge)
 
 
 def cheap_judge_oracle(cfg: OracleConfig) -> Oracle | None:

@@ -160,7 +160,7 @@ def estimate_cost(spec: JudgeSpec, request: JudgeRequest) -> float:
     cfg, template = spec.cfg, spec.templates[request.payload["template"]]
     texts = min(sum(cost(t) for t in shown(request.task, request.slots)), text_tokens(cfg, template))
     tokens_in = template_cost(template) + CHAT_OVERHEAD + max(texts, 0.0)
-    usd = tokens_in * cfg.price_per_million_input + cfg.max_tokens * cfg.price_per_million_output
+    usd = tokens_in * cfg.judge.price_in + cfg.max_tokens * cfg.judge.price_out
     return 2.0 * usd / 1e6
 
 
@@ -170,8 +170,8 @@ def _nan(value: float | None) -> float:
 
 def price(cfg: OracleConfig, results: Sequence) -> float:
     """USD of every reply that was paid for (prices are per million tokens)."""
-    return sum(r.prompt_tokens * cfg.price_per_million_input + r.completion_tokens
-               * cfg.price_per_million_output for r in results) / 1e6
+    return sum(r.prompt_tokens * cfg.judge.price_in + r.completion_tokens * cfg.judge.price_out
+               for r in results) / 1e6
 
 
 def answer_from(spec: JudgeSpec, request: JudgeRequest, results: Sequence) -> JudgeAnswer:

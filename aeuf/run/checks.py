@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from aeuf.acquire import make_rule
 from aeuf.config import (
     EndpointConfig,
     FeatureConfig,
@@ -20,8 +21,7 @@ from aeuf.embed import parse_parts
 
 JUDGES = ("judge", "batch", "local")
 JUDGE_ONLY = ("template", "temperature", "max_tokens", "context_tokens", "answer_format",
-              "price_per_million_input", "price_per_million_output", "local_model",
-              "batch_shard_size", "batch_poll_seconds")
+              "local_model", "batch_shard_size", "batch_poll_seconds")
 
 
 def _changed(cfg, default, names, prefix: str = "") -> list[str]:
@@ -34,7 +34,8 @@ def ineffective(cfg: RunConfig, oracle: str) -> str | None:
     """One line naming a setting that has no effect with `oracle`, or None."""
     o, base = cfg.oracle, OracleConfig()
     if oracle not in JUDGES:
-        flags = (_changed(o.judge, EndpointConfig(), ("base_url", "model"), "judge_")
+        flags = (_changed(o.judge, EndpointConfig(), ("base_url", "model", "price_in", "price_out"),
+                          "judge_")
                  + _changed(o, base, JUDGE_ONLY))
         if flags:
             return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
@@ -45,11 +46,11 @@ def ineffective(cfg: RunConfig, oracle: str) -> str | None:
     problem = _reward_model_check(cfg, oracle)
     if problem:
         return problem
-    free = o.price_per_million_input == 0 and o.price_per_million_output == 0
+    free = o.judge.price_in == 0 and o.judge.price_out == 0
     if o.max_cost is not None and oracle in JUDGES and free:
-        return ("--max_cost has no effect while the judge's prices are 0: set --price_in and "
-                "--price_out (USD per 1M tokens), or use --max_requests")
-    return _feature_check(cfg.features)
+        return ("--max_cost has no effect while the judge's prices are 0: set --judge_price_in "
+                "and --judge_price_out (USD per 1M tokens), or use --max_requests")
+    return _feature_check(cfg.features) or _west_check(cfg)
 
 
 def _reward_model_check(cfg: RunConfig, oracle: str) -> str | None:
@@ -74,4 +75,15 @@ def _feature_check(f: FeatureConfig) -> str | None:
         return f"--precomputed has no effect without the 'file' feature part (--features {f.features}+file)"
     if f.llm_encoder and "llm" not in parts:
         return f"--llm_encoder has no effect without the 'llm' feature part (--features {f.features}+llm)"
+    return None
+
+
+def _west_check(cfg: RunConfig) -> str | None:
+    """--west_of_n changes the exported pair only for a rule that does not already pair the
+    best and the worst of the responses it shows the oracle."""
+    names = sorted({cfg.acquire.rule, cfg.loop.initial_rule})
+    if cfg.export.west_of_n and all(make_rule(cfg.acquire, n).pairing == "extremes"
+                                    for n in names):
+        return (f"--west_of_n has no effect: the rule(s) {', '.join(names)} already export the "
+                f"best and the worst of the responses judged for each prompt")
     return None

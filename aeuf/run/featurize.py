@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from aeuf import embed, io
+from aeuf.backends import silence_progress_bars
 from aeuf.config import FeatureConfig
 from aeuf.errors import ConfigError
 from aeuf.types import ResponsePool
@@ -107,6 +108,8 @@ def build_features(
 
     fit_prompts: prompt indices whose responses set the standardisation (default: all), so
     held-out prompts are scaled like the pool a run would see."""
+    if not progress:
+        silence_progress_bars()  # "Loading weights" bars of the encoders too
     P, R = pool.shape
     blocks, dims, encoded = [], {}, {}
     texts = None

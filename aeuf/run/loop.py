@@ -29,6 +29,7 @@ from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
 from aeuf.run.ledger import Ledger
+from aeuf.run.preflight import preflight
 from aeuf.run.round import engine
 from aeuf.run.round.engine import Context, State
 from aeuf.run.timing import Stopwatch
@@ -55,6 +56,7 @@ class RunSummary(NamedTuple):
     judge_lines: tuple = ()  # the LLM judge's hygiene, one line per model/template
     cost_line: str = ""  # requests, tokens and cost per judge model when several judged
     stopped_why: str = ""  # why the run ended before its last round (--stop_when_agreement)
+    not_reached: int = 0  # prompts chosen but never asked: the --max_cost/--max_requests cap
 
 
 def default_output_dir(path: str) -> Path:
@@ -69,6 +71,7 @@ def default_output_dir(path: str) -> Path:
 
 def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     """Run (or resume) the whole pipeline for one config; returns what it did."""
+    preflight(cfg)  # what this machine lacks fails now, not after the embedding
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
     if cfg.oracle.rm.model and not cfg.features.rm_encoder:  # --features rm reads --reward_model
@@ -192,7 +195,7 @@ def _stop_reason(cfg: RunConfig, outcome, t: int, sizes: list[int]) -> str:
     left = sum(sizes[t + 1:])
     return (f"stopped after round {t} of rounds 0-{len(sizes) - 1}: the head agreed with the "
             f"oracle on {outcome.agreement:.2f} of the round's pairs before labelling "
-            f"(--stop_when_agreement {cfg.oracle.stop_when_agreement})"
+            f"(--stop_when_agreement {cfg.loop.stop_when_agreement})"
             + (f"; {left} planned prompts were not asked" if left else ""))
 
 
@@ -297,12 +300,25 @@ def _nothing_reason(f: dict, out: Path) -> str:
 def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: list, files: dict,
              rows: list, *, annotation=None, frame_rows: int = 0) -> RunSummary:
     asked = sum(r["asked"] for r in rows)
+    unsent = _not_reached(pool, ledger, labelled, rows)
     return RunSummary(
         output_dir=rd.path, prompts=pool.shape[0], labelled=sum(not x.tie for x in labelled),
         ties=sum(x.tie for x in labelled), rows=frame_rows, comparisons=state.comps.size,
         requests_sent=ledger.sent, requests_logged=ledger.paid_requests,
-        failed=asked - len(labelled), skipped=len(pool.skipped), cost=ledger.total_cost,
-        files=files, annotation_file=annotation, stopped_by_budget=ledger.exhausted,
-        oracle=oracle.name, progress=rows)
+        failed=asked - len(labelled) - unsent, skipped=len(pool.skipped),
+        cost=ledger.total_cost, files=files, annotation_file=annotation,
+        stopped_by_budget=ledger.exhausted, oracle=oracle.name, progress=rows,
+        not_reached=unsent)
+
+
+def _not_reached(pool, ledger: Ledger, labelled: list, rows: list) -> int:
+    """Prompts a round chose that got no label and no answer at all because the spending cap
+    stopped the run first (not failures of the oracle)."""
+    if not ledger.exhausted:
+        return 0
+    chosen = set().union(*(r.get("prompt_ids", set()) for r in rows))
+    done = {str(pool.prompt_ids[x.prompt]) for x in labelled}
+    answered = {str(a.prompt_id) for a in ledger.answers.values()}
+    return len(chosen - done - answered)
 
 

@@ -29,7 +29,6 @@ b prompts in a round, k responses shown per prompt.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -150,7 +149,7 @@ def validate(cfg: RunConfig, R: int) -> dict:
         raise ConfigError(f"--num_annotations {k} is more than the {R} responses per prompt: "
                           "lower --num_annotations or raise --num_responses")
     names = {cfg.acquire.rule, cfg.loop.initial_rule}
-    rules = {n: acquire.make_rule(dataclasses.replace(cfg.acquire, rule=n)) for n in names}
+    rules = {n: acquire.make_rule(cfg.acquire, n) for n in names}
     if rules[cfg.loop.initial_rule].needs_belief:
         raise ConfigError(f"--initial_rule {cfg.loop.initial_rule} needs a fitted head; choose a "
                           "model-free rule (aepo, random, ultrafeedback, west_of_n)")
@@ -297,5 +296,5 @@ def play(ctx: Context, pool: ResponsePool, state: State, t: int, size: int,
 
 def should_stop(ctx: Context, outcome: Outcome) -> bool:
     """--stop_when_agreement X: the head agreed with the oracle on >= X of the round."""
-    x = ctx.cfg.oracle.stop_when_agreement
+    x = ctx.cfg.loop.stop_when_agreement
     return x is not None and outcome.agreement is not None and outcome.agreement >= x

@@ -61,7 +61,7 @@ def validate(cfg: RunConfig, rules: dict, R: int) -> None:
         raise ConfigError(f"--self_label_accuracy {target}: must be between 0.5 and 1 "
                           "(e.g. 0.95)")
     for name, value in (("self_label_delta", loop.self_label_delta),
-                        ("stop_when_agreement", oracle.stop_when_agreement)):
+                        ("stop_when_agreement", loop.stop_when_agreement)):
         if value is not None and not 0.0 < value <= 1.0:
             raise ConfigError(f"--{name} {value}: must be in (0, 1]")
     if not 0.0 <= loop.check_fraction <= 1.0:

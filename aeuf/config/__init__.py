@@ -11,30 +11,22 @@ API keys are read from the environment variable named by `EndpointConfig.api_key
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from aeuf.errors import ConfigError
-
-
-def opt(default: Any, help: str, *, flag: str | None = None, cli: bool = True,
-        choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text. flag: the command-line name when it differs from the
-    field's; cli=False: settable only from a --config file; choices: the valid values."""
-    return field(default=default, metadata={"help": help, "flag": flag, "cli": cli,
-                                            "choices": choices})
-
-
-def sub(cls: type, help: str, *, prefix: str = "", hide: tuple[str, ...] = (),
-        **defaults: Any) -> Any:
-    """A nested config field; its flags get `prefix`, fields in `hide` get none, and
-    `defaults` override the class's."""
-    return field(default_factory=lambda: cls(**defaults),
-                 metadata={"help": help, "prefix": prefix, "nested": cls, "defaults": defaults,
-                           "hide": hide})
+from aeuf.config.fields import (  # noqa: F401  (re-exported: the configs' machinery)
+    SettingError,
+    at_least,
+    base_type,
+    field_type,
+    from_dict,
+    nested_type,
+    one_of,
+    opt,
+    sub,
+    to_dict,
+    within,
+)
+from aeuf.config.oracle import EndpointConfig, OracleConfig, RewardModelConfig  # noqa: F401
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +39,9 @@ class InputConfig:
     num_instructions: int | None = opt(None, "use the first N prompts")
     prompt_column: str | None = opt(None, "prompt column (default: prompt or instruction, else "
                                           "a messages/conversations column)")
+
+    def __post_init__(self):
+        at_least(self, 1, "num_responses", "num_instructions")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +105,14 @@ class HeadConfig:
                                 "earlier once converged)")
     max_dim: int = opt(1024, "bll: project features above this dimension down first")
 
+    def __post_init__(self):
+        at_least(self, 1, "members", "epochs", "batch_size", "newton_steps", "max_dim",
+                 "max_steps")
+        at_least(self, 0, "min_steps", "anchor", "center")
+        if any(h < 1 for h in self.hidden):
+            raise SettingError("hidden", self.hidden, "every width must be at least 1")
+        at_least(self, 0, "learning_rate", "prior_precision", strict=True)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AcquireConfig:
@@ -144,6 +147,13 @@ class AcquireConfig:
                                             "an approximate (faiss IVF) index above; none: "
                                             "always exact")
 
+    def __post_init__(self):
+        at_least(self, 2, "num_annotations")
+        at_least(self, 0, "beta", "quantile_epsilon", "aepo_lambda", "prompt_beta",
+                 "doptimal_greedy", "tie_margin")
+        at_least(self, 1, "knn_k", "knn_exact_max")
+        within(self, 0, 1, "quantile")
+
 
 @dataclass(frozen=True, kw_only=True)
 class LoopConfig:
@@ -164,116 +174,13 @@ class LoopConfig:
     check_fraction: float = opt(0.1, "share of each round's pairs, drawn at random, sent to "
                                      "the (strong) judge whatever the head or the cheap "
                                      "judge think: keeps checking both")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndpointConfig:
-    """An OpenAI-compatible server: the judge's, a cheap judge's, or generation's."""
-
-    base_url: str | None = opt(None, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    model: str | None = opt(None, "model name at that endpoint")
-    api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key "
-                                             "(read from the environment, never written)")
-    concurrency: int = opt(4, "requests in flight")
-    requests_per_minute: float | None = opt(None, "requests-per-minute cap", flag="rpm")
-    tokens_per_minute: float | None = opt(None, "tokens-per-minute cap", flag="tpm")
-    timeout: float = opt(60.0, "seconds per request")
-    retries: int = opt(5, "retries per request (transport faults, 429, 5xx)")
-    send_key_to_local: bool = opt(False, "also send the API key to a server on this machine "
-                                         "(127.0.0.1, localhost, ::1); by default such a "
-                                         "server gets a placeholder key")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RewardModelConfig:
-    """`--oracle reward_model`: a sequence-classification reward model as the oracle (AEPO's
-    annotator), local in transformers or served over HTTP; also the `rm` feature part."""
-
-    model: str | None = opt(None, "reward model: a transformers folder or hub id (local "
-                                  "scoring), or the served model's name with --rm_base_url",
-                            flag="reward_model")
-    convention: str = opt("auto", "input convention: chat (the conversation in the model's "
-                                  "chat template: Skywork-Reward, ArmoRM), pair (prompt and "
-                                  "response as a text pair: OpenAssistant DeBERTa) or auto "
-                                  "(chat when the tokenizer has a chat template)",
-                          flag="rm_convention", choices=("auto", "chat", "pair"))
-    batch_size: int = opt(16, "inputs per reward-model batch (batched by token length)",
-                          flag="rm_batch_size")
-    max_length: int = opt(2048, "reward-model tokens per input: a longer response loses its "
-                                "middle, with the judge's visible cut marker",
-                          flag="rm_max_length")
-    aspect: str = opt("mean", "multi-head reward models: the score is this head's output (a "
-                              "label name or index), or the mean of all heads",
-                      flag="rm_aspect")
-    base_url: str | None = opt(None, "a served reward model: the server's base URL (vLLM "
-                                     "pooling / score / classify endpoints)",
-                               flag="rm_base_url")
-    endpoint: str = opt("pooling", "served reward model: pooling (vLLM /pooling with chat "
-                                   "messages), score (/score: prompt and response as a text "
-                                   "pair) or classify (/classify on the chat text)",
-                        flag="rm_endpoint", choices=("pooling", "score", "classify"))
-    timeout: float = opt(60.0, "served reward model: seconds per request, in all",
-                         flag="rm_timeout")
-    retries: int = opt(4, "served reward model: retries of a failed request",
-                       flag="rm_retries")
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_length < 16 or self.timeout <= 0 or self.retries < 0:
-            raise ConfigError("reward model: --rm_batch_size must be >= 1, --rm_max_length >= 16, "
-                              "--rm_timeout > 0 and --rm_retries >= 0")
-
-
-@dataclass(frozen=True, kw_only=True)
-class OracleConfig:
-    name: str = opt("auto", "auto, replay, judge, batch, local, reward_model, human or none",
-                    flag="oracle")
-    label_mode: str = opt("deterministic", "replay: deterministic, bernoulli or soft")
-    judge: EndpointConfig = sub(EndpointConfig, "the LLM judge's endpoint", prefix="judge_")
-    template: str = opt("overall", "overall, ultrafeedback, pairwise, an aspect, or template "
-                                   "file(s), comma-separated", flag="judge_template")
-    temperature: float = opt(0.0, "judge sampling temperature", flag="judge_temperature")
-    max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
-    context_tokens: int = opt(8192, "the judge model's context length in tokens: longer "
-                                    "responses are cut in the middle (with a visible marker) "
-                                    "so the rubric always fits", flag="judge_context")
-    answer_format: str = opt("auto", "how the judge answers: json_schema (structured output), "
-                                     "json_object (llama-cpp-python's JSON mode), lines (the "
-                                     "template's first line, 'Rating: 4'), or auto (the first "
-                                     "of these the server accepts)",
-                             flag="judge_answer_format",
-                             choices=("auto", "json_schema", "json_object", "lines"))
-    logprobs: bool = opt(True, "ask the judge for log-probs (rating = expectation over "
-                               "'1'..'5')", flag="judge_logprobs")
-    retry_unparsable: bool = opt(False, "ask again for paid answers that had no parsable "
-                                        "verdict (they are final otherwise)")
-    max_cost: float | None = opt(None, "stop cleanly before spending more than this")
-    max_requests: int | None = opt(None, "stop cleanly after this many requests")
-    price_per_million_input: float = opt(0.0, "USD per 1M prompt tokens", flag="price_in")
-    price_per_million_output: float = opt(0.0, "USD per 1M completion tokens",
-                                          flag="price_out")
     stop_when_agreement: float | None = opt(None, "end the run after a round in which the "
                                                   "head, before labelling, agreed with the "
                                                   "oracle on at least this share of the pairs")
-    dry_run: bool = opt(False, "print the cost plan (requests, estimated tokens, cost, "
-                               "batch shards) and stop: nothing is sent or written")
-    cheap_judge: EndpointConfig = sub(EndpointConfig, "a cheaper judge asked first (a cascade: "
-                                      "the judge above sees only the pairs the cheap one is "
-                                      "unsure of or that disagree with the head)",
-                                      prefix="cheap_judge_")
-    cheap_judge_margin: float = opt(0.5, "cascade: the cheap judge is unsure of a pair when its "
-                                         "two scores differ by less than this, in the judge's "
-                                         "own units (rating points of the expected 1-5 rating; "
-                                         "pairwise template: 2p-1, from 0 to 1)")
-    cheap_price_in: float = opt(0.0, "cheap judge: USD per 1M prompt tokens "
-                                     "(as --price_in)", flag="cheap_judge_price_in")
-    cheap_price_out: float = opt(0.0, "cheap judge: USD per 1M completion tokens "
-                                      "(as --price_out)", flag="cheap_judge_price_out")
-    batch_shard_size: int = opt(1000, "batch oracle: requests per uploaded shard")
-    batch_poll_seconds: float = opt(30.0, "batch oracle: seconds between polls")
-    local_model: str | None = opt(None, "local oracle: GGUF file (default: the packaged "
-                                        "SmolLM2-135M)")
-    rm: RewardModelConfig = sub(RewardModelConfig, "the reward model "
-                                "(--oracle reward_model, --features rm)")
+
+    def __post_init__(self):
+        at_least(self, 1, "budget", "batch_size", "initial_batch")
+        within(self, 0, 1, "check_fraction", "stop_when_agreement")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,7 +201,7 @@ class GenerateConfig:
     max_tokens: int = opt(256, "most new tokens per response")
     seed: int = opt(0, "seed of the model draws and of each response")
     endpoint: EndpointConfig = sub(EndpointConfig, "openai back-end: the server",
-                                   hide=("model",), timeout=300.0)
+                                   hide=("model", "price_in", "price_out"), timeout=300.0)
     tensor_parallel_size: int = opt(1, "vllm back-end: GPUs per model")
     ray: bool = opt(False, "run on Ray Data (a cluster or a local instance)")
     batch_size: int = opt(16, "transformers back-end (and Ray batches): sequences per batch")
@@ -318,6 +225,11 @@ class ExportConfig:
     all_pairs: bool = opt(False, "with k > 2: export every strictly ordered pair")
     push_to_hub: str | None = opt(None, "also push the dataset to this hub repo")
 
+    def __post_init__(self):
+        if self.west_of_n and self.all_pairs:
+            raise SettingError("west_of_n", True, "exports one pair (the best and the worst "
+                               "response), --all_pairs every ordered pair: choose one")
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
@@ -328,45 +240,3 @@ class RunConfig:
     loop: LoopConfig = sub(LoopConfig, "rounds")
     oracle: OracleConfig = sub(OracleConfig, "the oracle")
     export: ExportConfig = sub(ExportConfig, "export")
-
-
-def to_dict(cfg: Any) -> dict:
-    """A JSON-ready dict of a (nested) config dataclass; tuples become lists."""
-    return dataclasses.asdict(cfg)
-
-
-def nested_type(f: dataclasses.Field) -> type | None:
-    """The config class of a nested field (`sub(...)`), else None."""
-    return f.metadata.get("nested")
-
-
-def from_dict(cls: type, data: dict, where: str = "config") -> Any:
-    """Build `cls` from a dict, recursing into nested configs; unknown keys are errors."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__}")
-    kwargs = {}
-    for name, value in data.items():
-        inner = nested_type(known[name])
-        if inner is not None and isinstance(value, dict):
-            base = known[name].metadata.get("defaults", {})
-            value = from_dict(inner, {**base, **value}, f"{where}.{name}")
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def field_type(cls: type, name: str) -> Any:
-    """The resolved type annotation of field `name` of `cls` (string annotations evaluated)."""
-    return typing.get_type_hints(cls)[name]
-
-
-def base_type(tp: Any) -> Any:
-    """`int | None` -> int; other types unchanged."""
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0] if len(args) == 1 else tp
-    return tp
-
