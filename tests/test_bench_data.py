@@ -124,12 +124,20 @@ def test_aeuf_bench_runs_on_a_ragged_real_pool(ragged_dev_pool, tmp_path):
     assert split["pool_prompts"] + split["test_prompts"] == 23
 
 
-def test_read_bench_pool_needs_gold_for_every_response(tmp_path):
+def test_read_bench_pool_keeps_a_response_without_gold_and_counts_it(tmp_path):
+    """As the main command under the replay oracle: the response stays (never chosen, never
+    scored); a pool with no gold at all is refused."""
+    from aeuf.bench.data import without_gold
+
     df = _long()
     df.loc[4, "score"] = None
     df.to_parquet(tmp_path / "g.parquet")
-    with pytest.raises(InputError, match="response 'p2:mid' has no gold score"):
-        read_bench_pool(str(tmp_path / "g.parquet"))
+    pool = read_bench_pool(str(tmp_path / "g.parquet"))
+    assert without_gold(pool) == 1 and "p2:mid" in pool.response_ids
+    df["score"] = None
+    df.to_parquet(tmp_path / "none.parquet")
+    with pytest.raises(InputError, match="needs gold scores"):
+        read_bench_pool(str(tmp_path / "none.parquet"))
 
 
 # --- the dev pool rebuilt from AlpacaEval's public results (scripts/fetch_dev_pool.py) ---

@@ -196,13 +196,15 @@ def test_duplicate_prompts_name_both_rows(tmp_path):
     assert "row 3" in msg and "row 1" in msg and "'prompt'" in msg
 
 
-def test_empty_csv_cell_is_no_response_and_its_prompt_is_skipped(tmp_path):
-    path = tmp_path / "e.csv"  # pandas reads an empty CSV cell as missing: no response
+def test_empty_csv_cell_is_an_empty_response_and_its_prompt_is_kept(tmp_path):
+    """A CSV cannot tell an empty cell from an empty string: an empty response cell is an
+    empty answer (judged, and it loses), as "" is in JSON lines (issue 24)."""
+    path = tmp_path / "e.csv"
     pd.DataFrame({"prompt": ["a", "b", "c"], "r1": ["x", "y", "z"], "r2": ["y", "", "w"]}).to_csv(
         path, index=False)
     pool = read_pool(InputConfig(path=str(path)))
-    assert pool.shape == (2, 2) and pool.prompts.tolist() == ["a", "c"]
-    assert pool.skipped == (hashlib.sha256(b"b").hexdigest()[:16],)
+    assert pool.shape == (3, 2) and pool.skipped == ()
+    assert pool.responses.tolist() == [["x", "y"], ["y", ""], ["z", "w"]]
 
 
 def test_non_text_response_names_row_and_column(tmp_path):

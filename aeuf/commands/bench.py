@@ -15,7 +15,7 @@ README's main command), the exported pairs are scored on gold, beside no-call ba
 Writes to --output_dir: summary.json (flat rows, every field described in its "fields"),
 report.md, learning_curves_<mode>.png (budget) or dataset_quality_<mode>.png (once), and
 choices/<mode>_<head>_<rule>_<seed>.json (what each round chose, by prompt and response
-id). Features come from the aeuf feature cache (--features_cache).
+id). Features come from the feature cache every aeuf run shares (--features_cache).
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pool", help="pool with gold scores (long table with a score column, "
                                      "or gold columns)")
     add_flags(parser, flags, cls())
-    parser.add_argument("--features_cache", default=None,
-                        help="feature cache folder (default: OUTPUT_DIR/cache)")
     parser.add_argument("--output_dir", default="bench_out",
                         help="where summary.json, report.md and the PNGs go (default: bench_out)")
     parser.add_argument("--no_progress", action="store_true", help="no progress lines")
@@ -98,12 +96,15 @@ def ceiling_sets(bench) -> tuple[str, ...]:
 
 def load_data(pool_path: str, bench, cache: Path, progress: bool):
     """Read the pool, split it and build (or load from the cache) every feature set."""
-    from aeuf.bench.data import read_bench_pool, select_responses
+    from aeuf.bench.data import read_bench_pool, select_responses, without_gold
     from aeuf.bench.runner import BenchData
     from aeuf.bench.simulate import split_prompts
     from aeuf.run import featurize
 
     pool = select_responses(read_bench_pool(pool_path), bench.models, bench.num_responses)
+    if (n := without_gold(pool)) and progress:
+        print(f"aeuf bench: {n} responses of {pool_path} have no gold score; they are left out "
+              "(never chosen for the oracle, never scored)", file=sys.stderr)
     split = split_prompts(pool.shape[0], bench.test_fraction, bench.split_seed)
 
     def build_set(feat):
@@ -157,13 +158,14 @@ def write_choices(results, pool, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aeuf.bench.data import without_gold
     from aeuf.bench.report import summarise, write_report
     from aeuf.bench.runner import run_benchmark
     from aeuf.config import to_dict
 
     bench = config_of(args)
     out = Path(args.output_dir)
-    cache = Path(args.features_cache) if args.features_cache else out / "cache"
+    cache = None  # the shared feature cache (--features_cache, else the user's cache folder)
     progress = not args.no_progress
     t0 = time.perf_counter()
     data, info = load_data(args.pool, bench, cache, progress)
@@ -173,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
               "models": sorted({str(m) for m in data.pool.models.ravel()}),
               "responses_per_prompt": int(data.pool.shape[1]),
               "skipped_prompts": len(data.pool.skipped),
+              "responses_without_gold": without_gold(data.pool),
               "newly_embedded": info.encoded, "features_s": round(t1 - t0, 1),
               "benchmark_s": round(time.perf_counter() - t1, 1), "cpu_count": os.cpu_count(),
               "load_average": [round(x, 2) for x in os.getloadavg()]}

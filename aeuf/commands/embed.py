@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(args.prompts)
     pool = io.read_pool(cfg.input)
-    features, info = featurize.build_features(pool, cfg.features, out, progress=not args.no_progress)
+    features, info = featurize.build_features(pool, cfg.features, progress=not args.no_progress)
     flat = features.reshape(-1, features.shape[-1])
     path = io.write_precomputed_features(out, flat, [str(i) for i in pool.response_ids.reshape(-1)])
     print(f"aeuf: {flat.shape[0]} responses x {flat.shape[1]} features ({info.dims}); "

@@ -58,6 +58,10 @@ class FeatureConfig:
                                         "ids, parquet or save_to_disk folder)")
     batch_size: int = opt(32, "texts per encoder batch", flag="embed_batch_size")
     max_length: int = opt(256, "encoder tokens per text", flag="embed_max_length")
+    cache: str | None = opt(None, "feature cache folder, shared by every run (content-keyed: "
+                                  "a text is embedded once per encoder; default: "
+                                  "$XDG_CACHE_HOME/aeuf/features or ~/.cache/aeuf/features)",
+                            flag="features_cache")
     dtype: str = opt("auto", "how the composed features are held in memory: float32, float16 "
                              "(half the memory; heads still compute in float32) or auto "
                              "(float16 from 2^30 values, about 4 GB in float32)",

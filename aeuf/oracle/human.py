@@ -49,11 +49,19 @@ def human_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# invisible format characters that can reorder or hide text on screen: bidi embeddings,
+# overrides and isolates, zero-width spaces and joiners, word joiner, BOM, soft hyphen, ...
+_INVISIBLE = re.compile("[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
+                        "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+                        "\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
-    """Untrusted text without control characters (no terminal escape sequences)."""
-    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+    """Untrusted text as the person should see it: control characters (terminal escape
+    sequences) replaced, invisible format characters (bidi overrides, zero-width
+    characters, lone surrogates) shown as <U+XXXX>, so no text is hidden or reordered."""
+    text = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
 
 
 def show(task: JudgeTask, slots: tuple[int, ...], n: int, total: int,

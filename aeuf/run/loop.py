@@ -82,6 +82,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
         pool = read_input(cfg, out)
     engine.validate(cfg, pool.shape[1])
     _check_oracle(cfg, pool)
+    featurize.check_precomputed(pool, cfg.features)
     if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
         print(costplan.render(costplan.plan(cfg, pool)))
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
@@ -94,7 +95,8 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
         with io.RunDir(out) as rd:
             with watch("store pool"):
                 pool = rd.check_input(pool, cfg.input.path)
-                rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
+                rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool),
+                                 "oracle_used": oracle.name})
                 rd.store_pool(pool)
             return _run_rounds(cfg, rd, pool, oracle, progress, cheap, watch, tally)
     finally:
@@ -133,9 +135,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 watch: Stopwatch | None = None, tally: dict | None = None) -> RunSummary:
     watch = watch or Stopwatch()
     with watch("features"):
-        features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
-        pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features,
-                                          progress=progress)
+        features, _ = featurize.build_features(pool, cfg.features, progress=progress)
+        pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
     usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
     ctx = engine.make_context(cfg, features, pfeat, usable=usable)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
@@ -145,16 +146,18 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         return _annotate(ctx, rd, pool, ledger, oracle)
     asked = report.AskedKeys(ledger)  # what each round asked for: its cost in the report
     judge = _judge_through(asked, oracle, cfg, progress, cheap)
-    saved = rd.load_head()
+    saved = _usable_head(ctx, rd.load_head(), rd.path)
     state, labelled, rows, why = engine.initial_state(pool.shape[0]), [], [], ""
     sizes = engine.sizes_of(ctx)
+    left = sum(sizes)  # prompts the budget still allows: a recorded round may hold more
     k = cfg.acquire.num_annotations
     if tally is not None:
         tally.update(ledger=ledger, name=oracle.name, planned=sum(sizes) * k * (k - 1) // 2)
     bar = progress and oracle.name != "human"  # the human oracle owns the terminal
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
         rec = rd.round_record(t)
-        if rec is None and ledger.exhausted:
+        size = min(size, left)
+        if rec is None and (ledger.exhausted or size <= 0):
             break
         with watch("choose"):
             plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
@@ -164,6 +167,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
             state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name,
                                                plan=plan)
         labelled += outcome.labelled
+        left -= len(plan.prompts)
         rows.append({**records.progress_row(plan, outcome), "keys": set(asked.keys)})
         asked.keys.clear()
         with watch("fit"):
@@ -229,6 +233,22 @@ def _fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,
     return state
 
 
+def _usable_head(ctx: Context, saved: tuple[list, dict] | None, out: Path):
+    """The saved head when its leaves have this head's shapes and dtypes, else None (with a
+    note): a damaged or foreign head/state.npz is refit, with the same result."""
+    if saved is None:
+        return None
+    template = jax.tree_util.tree_leaves(ctx.head.init(ctx.features.shape[-1],
+                                                       key=ctx.keys.init()))
+    same = len(template) == len(saved[0]) and all(
+        np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
+        for a, b in zip(template, saved[0]))
+    if not same:
+        print(f"aeuf: {out / 'head' / 'state.npz'} does not fit this head (wrong shapes); "
+              "the head is refit", file=sys.stderr)
+    return saved if same else None
+
+
 def _unflatten(ctx: Context, leaves: list):
     template = ctx.head.init(ctx.features.shape[-1], key=ctx.keys.init())
     treedef = jax.tree_util.tree_structure(template)
@@ -255,7 +275,11 @@ def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, o
     facts = report.facts(cfg, rd.path, pool, list(ledger.answers.values()), summary, labelled,
                          ties_kept=frame.attrs.get("ties_kept", 0))
     card = render_card(report.card_facts(cfg, pool, summary, facts, frame))
-    files = io.write_preferences(frame, rd.path, cfg.export, card) if len(frame) else {}
+    if len(frame):
+        files = io.write_preferences(frame, rd.path, cfg.export, card)
+    else:  # an export is the run's own or absent: never an earlier run's beside this report
+        io.remove_preferences(rd.path)
+        files = {}
     files["report"] = report.write(rd.path, facts, labelled)
     if summary.labelled == 0 and not summary.stopped_by_budget:
         raise NothingLabelled(_nothing_reason(facts, rd.path))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from aeuf import io
+from aeuf.card.words import esc
 from aeuf.config import RunConfig
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
 from aeuf.run.checks import JUDGES
@@ -99,10 +100,10 @@ def _tie_rows(f: dict) -> str:
 
 def render(f: dict) -> str:
     """The markdown report from the facts dict (keys as `aeuf.run.loop` fills them)."""
-    lines = [f"# aeuf run: {f['name']}", "",
+    lines = [f"# aeuf run: {esc(f['name'])}", "",
              f"{f['rows']} preference rows from {f['prompts']} prompts x {f['responses']} "
-             f"responses ({f['input']}), labelled by the **{f['oracle']}** oracle"
-             f"{' (' + f['judge'] + ')' if f.get('judge') else ''}.", "",
+             f"responses ({esc(f['input'])}), labelled by the **{f['oracle']}** oracle"
+             f"{' (' + esc(f['judge']) + ')' if f.get('judge') else ''}.", "",
              "| | |", "|---|---|",
              f"| rows exported | {f['rows']} (`preferences.jsonl`, `preferences.parquet`, `hf/`)"
              f"{_tie_rows(f)} |",
