@@ -154,9 +154,10 @@ class LoopConfig:
                                                   "off by default")
     self_label_delta: float = opt(0.05, "self-labelling: the bound may fail with at most this "
                                         "probability (one-sided Clopper-Pearson level)")
-    check_fraction: float = opt(0.1, "share of each round's pairs, drawn at random, sent to "
-                                     "the (strong) judge whatever the head or the cheap "
-                                     "judge think: keeps checking both")
+    check_fraction: float = opt(0.1, "share of each round's pairs the head would label "
+                                     "(of all its pairs in a cascade), rounded up and drawn "
+                                     "at random, sent to the (strong) judge whatever the "
+                                     "head or the cheap judge think: keeps checking both")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +171,8 @@ class EndpointConfig:
     concurrency: int = opt(4, "requests in flight")
     requests_per_minute: float | None = opt(None, "requests-per-minute cap", flag="rpm")
     tokens_per_minute: float | None = opt(None, "tokens-per-minute cap", flag="tpm")
-    timeout: float = opt(60.0, "seconds per request")
+    timeout: float = opt(60.0, "seconds per request, in all (connecting, sending, the whole "
+                               "reply): a server that trickles its reply is cut off")
     retries: int = opt(5, "retries per request (transport faults, 429, 5xx)")
     send_key_to_local: bool = opt(False, "also send the API key to a server on this machine "
                                          "(127.0.0.1, localhost, ::1); by default such a "
@@ -187,8 +189,14 @@ class OracleConfig:
     temperature: float = opt(0.0, "judge sampling temperature", flag="judge_temperature")
     max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
     context_tokens: int = opt(8192, "the judge model's context length in tokens: longer "
-                                    "responses are cut in the middle (with a visible marker) "
-                                    "so the rubric always fits", flag="judge_context")
+                                    "texts do not fit whole (see --judge_overlong)",
+                              flag="judge_context")
+    overlong: str = opt("loss", "a response too long for the judge's context: loss (not sent; "
+                                "it loses to every response read whole), skip (not sent; no "
+                                "score), or cut (sent with its middle cut out, which the "
+                                "judge is told); each is marked in the ledger and the rows' "
+                                "`cut` column", flag="judge_overlong",
+                        choices=("loss", "skip", "cut"))
     answer_format: str = opt("auto", "how the judge answers: json_schema (structured output), "
                                      "json_object (llama-cpp-python's JSON mode), lines (the "
                                      "template's first line, 'Rating: 4'), or auto (the first "

@@ -2,7 +2,8 @@
 
 Answers go to the same append-only log a run uses (through the ledger: never paid twice),
 so rerunning the main command with the same judge reuses every one. judged.jsonl gets one
-line per prompt: ratings, pairs, chosen / rejected response ids.
+line per prompt: ratings, pairs, the ids of responses too long to show whole (`cut`,
+--judge_overlong), chosen / rejected response ids.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from aeuf.errors import ConfigError
 from aeuf.oracle import make_oracle
 from aeuf.run.ledger import Ledger
 from aeuf.types import Judgement
+
+
+class JudgePlan(NamedTuple):
+    """What `aeuf judge --dry_run` would do: requests still unanswered and their cost cap."""
+
+    prompts: int
+    requests: int
+    answered: int
+    cost: float | None
+    oracle: str
 
 
 class JudgeSummary(NamedTuple):
@@ -40,8 +51,33 @@ def judged_line(j: Judgement) -> dict:
     return {"prompt_id": j.task.prompt_id, "response_ids": list(j.task.response_ids),
             "ratings": [float(r) if math.isfinite(r) else None for r in j.ratings],
             "pairs": [[i, k, p] for i, k, p in j.pairs],
+            "cut": [j.task.response_ids[c] for c in j.cut],
             "chosen_id": j.task.response_ids[best] if decided else None,
             "rejected_id": j.task.response_ids[worst] if decided else None}
+
+
+def _check_named(oracle) -> None:
+    if oracle.name == "none":
+        raise ConfigError("nothing to judge with: pass --judge_base_url URL --judge_model NAME, "
+                          "--oracle local or --oracle human")
+
+
+def plan_file(cfg: OracleConfig, path: str, out: Path | None) -> JudgePlan:
+    """The dry run of judge_file: what it would send, read from the input and any existing
+    judgements.jsonl; nothing is sent, nothing is written (no folder, no lock)."""
+    tasks, has_gold = io.read_judge_tasks(path)
+    out = Path(out) if out else Path(path).resolve().parent
+    oracle = make_oracle(cfg, has_gold=has_gold, workdir=None)
+    try:
+        _check_named(oracle)
+        ledger = Ledger(io.JudgementLog(out / "judgements.jsonl"))
+        ledger.answers = ledger.log.load()
+        requests = [r for t in tasks for r in oracle.plan(t)]
+        todo = ledger.pending(requests)
+        cost = None if oracle.estimate is None else sum(oracle.estimate(r) for r in todo)
+    finally:
+        oracle.close()
+    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo), cost, oracle.name)
 
 
 def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
@@ -50,9 +86,7 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
     oracle = make_oracle(cfg, has_gold=has_gold, workdir=out)
-    if oracle.name == "none":
-        raise ConfigError("nothing to judge with: pass --judge_base_url URL --judge_model NAME, "
-                          "--oracle local or --oracle human")
+    _check_named(oracle)
     try:
         with io.RunDir(out) as rd:
             ledger = Ledger.open(rd.judgements, max_requests=cfg.max_requests,

@@ -15,7 +15,7 @@ from aeuf import io
 from aeuf.config import RunConfig
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
 from aeuf.run.plots import plot_progress, plot_ratings
-from aeuf.types import JudgeAnswer, Labelled, ResponsePool
+from aeuf.types import SELF_LABEL, JudgeAnswer, Labelled, ResponsePool
 
 
 def failure_kinds(answers: list[JudgeAnswer]) -> dict[str, int]:
@@ -74,6 +74,8 @@ def render(f: dict) -> str:
              f"| prompts labelled | {f['labelled']} of {f['prompts']} |",
              f"| ties (not exported) | {f['ties']} |",
              f"| prompts without a usable label | {f['unanswered']} |",
+             f"| labelled prompts with a response too long for the judge | {f.get('cut', 0)} "
+             f"(`cut` column; --judge_overlong {f.get('overlong', 'loss')}) |",
              f"| prompts skipped while reading | {f['skipped']} (fewer responses than the rest) |",
              f"| oracle requests | {f['requests']} ({f['sent_now']} sent by this run) |",
              f"| cost | ${f['cost']:.4f} |",
@@ -110,6 +112,7 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
+            "cut": sum(1 for x in labelled if x.cut), "overlong": cfg.oracle.overlong,
             "tokens": int(sum(a.tokens for a in answers)),
             **_hygiene(s.oracle, answers, pool),
             "rounds": [{k: v for k, v in r.items() if k != "prompt_ids"} | {"cost": c}
@@ -130,7 +133,7 @@ def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
     plots = {}
     if f["rounds"]:
         plots["progress"] = plot_progress(f["rounds"], out / "progress.png").name
-    decided = [x for x in labelled if not x.tie]
+    decided = [x for x in labelled if not x.tie and x.judge != SELF_LABEL]  # oracle scores
     if decided:
         plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
                                         [float(x.scores[x.rejected]) for x in decided],
