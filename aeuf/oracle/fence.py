@@ -43,7 +43,7 @@ strike nobr marquee math svg""".split())
 _CONTROL = re.compile(
     r"<</?SYS>>"  # Llama-2 system block
     r"|<[|｜]"  # <|im_start|>, <|eot_id|>, <|START_OF_TURN_TOKEN|>, DeepSeek's <｜...｜>
-    r"|</?(?P<tag>[A-Za-z0-9][\w.:▁-]*)>"  # a bare tag: kept when its name is HTML's
+    r"|</?(?P<tag>[A-Za-z0-9][\w.:|▁-]*)>"  # a bare tag: kept when its name is HTML's
     r"|\[/?[A-Za-z_]*[A-Z]{2}[A-Za-z_]*\]")  # [INST], [/INST], [gMASK], [TOOL_CALLS]
 MARKER = "\n[... aeuf cut {n} characters here {tag} ...]\n"
 
