@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from pools import synthetic_pool
 
+from aeuf import dataset
 from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
 from aeuf.cli import main
-from aeuf import dataset
 from aeuf.config import ExportConfig, HeadConfig, LoopConfig, RunConfig
 from aeuf.errors import ConfigError
 from aeuf.run import engine, selflabel
