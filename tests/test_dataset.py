@@ -133,7 +133,7 @@ def test_judgement_comparisons_map_slots_to_pool_indices():
 def test_a_response_the_judge_could_not_read_whole_is_marked_in_its_rows():
     """Issue 24.2: Judgement.cut -> Labelled.cut -> the `cut` column and count; kto marks
     the completion."""
-    from aeuf.run.absorbing import labelled
+    from aeuf.run.round.absorbing import labelled
 
     task = JudgeTask("p0", "q0", ("p0:0", "p0:1"), ("r00", "r01"))
     judged = Judgement(task, np.array([4.0, 1.0]), [(0, 1, 1.0)], cut=(1,))

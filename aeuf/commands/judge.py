@@ -34,7 +34,7 @@ def oracle_config(args: argparse.Namespace) -> OracleConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeuf.run.judging import judge_file, plan_file
+    from aeuf.run.jobs.judging import judge_file, plan_file
 
     if args.dry_run:
         p = plan_file(oracle_config(args), args.input, args.output_dir)
