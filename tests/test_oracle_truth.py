@@ -174,3 +174,28 @@ def test_ctrl_c_keeps_the_answers_in_flight_and_a_rerun_pays_for_nothing_twice(
     assert proxy.n == len(kept)  # every request the server got (and answered) is logged
     assert aeuf(*args).returncode == 0
     assert len(log_lines(log)) == 24 and proxy.n == 24  # the rest, each once
+
+
+def test_the_main_command_marks_the_cut_in_rows_report_and_card(honest_judge, tmp_path):
+    import pandas as pd
+
+    from aeuf.cli import main
+
+    words = ["good", "poor", "fair", "excellent", "terrible", "good"]
+    rows = [{"instruction": f"Question {p}?", "response_0": f"{words[p]} answer {p}.",
+             "response_1": HUGE if p == 0 else f"{words[-1 - p]} reply {p}."} for p in range(6)]
+    pd.DataFrame(rows).to_csv(tmp_path / "pool.csv", index=False)
+    judge, out = honest_judge(context=4096), tmp_path / "run"
+    code = main([str(tmp_path / "pool.csv"), "--num_responses", "2", "--num_annotations", "2",
+                 "--oracle", "judge", "--judge_base_url", judge.base_url, "--judge_model",
+                 "honest", "--judge_context", "4096", "--judge_max_tokens", "64",
+                 "--output_dir", str(out), "--features", "stats", "--members", "4",
+                 "--hidden", "16,16", "--epochs", "3", "--batch_size", "6", "--no_progress"])
+    assert code == 0
+    exported = [json.loads(x) for x in (out / "preferences.jsonl").read_text().splitlines()]
+    huge = [r for r in exported if r["rejected"] == HUGE or r["chosen"] == HUGE]
+    assert len(huge) == 1 and huge[0]["rejected"] == HUGE and huge[0]["cut"] == "rejected"
+    assert all(r["cut"] == "" for r in exported if r is not huge[0])
+    assert "too long for the judge | 1 " in (out / "report.md").read_text()
+    assert "too long for the judge to read whole (`cut`) | 1 |" in \
+        (out / "hf" / "README.md").read_text()

@@ -16,9 +16,13 @@ from aeuf import io
 from aeuf.config import OracleConfig
 from aeuf.dataset import judgement_scores
 from aeuf.errors import ConfigError
-from aeuf.oracle import make_oracle
+from aeuf.oracle import auto_name, make_oracle
+from aeuf.oracle.judge import estimate_cost, make_spec, plan_requests
+from aeuf.oracle.local import local_model_name
 from aeuf.run.ledger import Ledger
 from aeuf.types import Judgement
+
+LLM_ORACLES = ("judge", "batch", "local")
 
 
 class JudgePlan(NamedTuple):
@@ -64,20 +68,33 @@ def _check_named(oracle) -> None:
 
 def plan_file(cfg: OracleConfig, path: str, out: Path | None) -> JudgePlan:
     """The dry run of judge_file: what it would send, read from the input and any existing
-    judgements.jsonl; nothing is sent, nothing is written (no folder, no lock)."""
+    judgements.jsonl; nothing is sent, nothing is written (no folder, no lock), no key or
+    model is needed."""
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
+    name, plan, estimate = _planner(cfg, has_gold)
+    ledger = Ledger(io.JudgementLog(out / "judgements.jsonl"))
+    ledger.answers = ledger.log.load()
+    requests = [r for t in tasks for r in plan(t)]
+    todo = ledger.pending(requests)
+    cost = None if estimate is None else sum(estimate(r) for r in todo)
+    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo), cost, name)
+
+
+def _planner(cfg: OracleConfig, has_gold: bool):
+    """(oracle name, plan(task), estimate(request) or None) without opening the oracle: an
+    LLM judge's requests from its spec (no API key, no server, no model loaded)."""
+    name = auto_name(cfg, has_gold=has_gold)
+    if name in LLM_ORACLES:
+        spec = make_spec(cfg, local_model_name(cfg) if name == "local" else None)
+        estimate = None if name == "local" else (lambda r: estimate_cost(spec, r))
+        return name, (lambda task: plan_requests(spec, task)), estimate
     oracle = make_oracle(cfg, has_gold=has_gold, workdir=None)
     try:
         _check_named(oracle)
-        ledger = Ledger(io.JudgementLog(out / "judgements.jsonl"))
-        ledger.answers = ledger.log.load()
-        requests = [r for t in tasks for r in oracle.plan(t)]
-        todo = ledger.pending(requests)
-        cost = None if oracle.estimate is None else sum(oracle.estimate(r) for r in todo)
+        return name, oracle.plan, oracle.estimate
     finally:
         oracle.close()
-    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo), cost, oracle.name)
 
 
 def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
