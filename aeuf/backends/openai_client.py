@@ -189,8 +189,8 @@ def _complete(http: Any, openai: Any, limiter: _Limiter, settings: ClientSetting
                                 completion_tokens=billed[1], attempts=attempt + 1,
                                 seconds=time.monotonic() - t0)
         failure = out
-        if not out.retryable or attempt == settings.retries:
-            break
+        if not out.retryable or attempt == settings.retries or STOPPING.is_set():
+            break  # (a run that is stopping retries nothing: a rerun asks again)
         delay = backoff_delay(attempt, base=settings.backoff_base, cap=settings.backoff_max,
                               retry_after=out.retry_after, u=rng.random())
         if out.retry_after is not None:
