@@ -46,6 +46,8 @@ _CONTROL = re.compile(
     r"|</?(?P<tag>[A-Za-z0-9][\w.:|▁-]*)>"  # a bare tag: kept when its name is HTML's
     r"|\[/?[A-Za-z_]*[A-Z]{2}[A-Za-z_]*\]")  # [INST], [/INST], [gMASK], [TOOL_CALLS]
 MARKER = "\n[... aeuf cut {n} characters here {tag} ...]\n"
+# the same for a reader that is not instructed, so has no use for the nonce (a reward model)
+PLAIN_MARKER = "\n[... aeuf cut {n} characters here to fit the judge's context ...]\n"
 
 
 def _break(m: re.Match) -> str:
