@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from pools import synthetic_pool
 
+from aeuf import dataset
 from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
 from aeuf.cli import main
-from aeuf.config import HeadConfig, LoopConfig, RunConfig
+from aeuf.config import ExportConfig, HeadConfig, LoopConfig, RunConfig
 from aeuf.errors import ConfigError
 from aeuf.run.round import engine, selflabel
 from aeuf.run.round.selflabel import Calibration, lower_bound, min_pairs, threshold
@@ -257,3 +258,31 @@ def test_stop_when_agreement_ends_the_run(tmp_path):
     stop = next(i for i, a in enumerate(agree) if a is not None and a >= 0.8)
     assert len(s.progress) == stop + 1 < N // 16
     assert s.labelled < N and all("self_label_share" in r for r in s.progress)
+
+
+def test_every_round_checks_a_fixed_share_of_the_pairs_the_head_would_label(played):
+    """Issue 24.28: not a coin flip per pair (rounds with every confident pair self-labelled
+    and none checked), but ceil(check_fraction x the confident pairs), every round."""
+    _, plans, _, _, _ = played
+    fraction, rounds = engine_cfg().loop.check_fraction, 0
+    for plan in plans:
+        if plan.threshold is None:
+            continue
+        sure = selflabel.confidence(plan.head_p) >= plan.threshold
+        if sure.any():
+            rounds += 1
+            assert int(np.sum(plan.check)) == math.ceil(fraction * sure.sum() - 1e-9), plan.t
+            assert not np.any(plan.check & ~sure)  # the check is on the pairs it is for
+    assert rounds >= 3
+
+
+def test_self_labelled_rows_carry_no_oracle_score_and_no_margin(played):
+    """Issue 24.7: the head's P is not on the oracle's scale: a self-labelled row has null
+    scores and margin 0 (its P is its confidence); judge rows keep score differences."""
+    pool, _, labelled, _, _ = played
+    rows = dataset.build_rows(pool, labelled, ExportConfig())
+    mine = rows[rows["judge"] == selflabel.HEAD]
+    theirs = rows[rows["judge"] != selflabel.HEAD]
+    assert len(mine) and mine["chosen_score"].isna().all() and mine["rejected_score"].isna().all()
+    assert (mine["margin"] == 0.0).all() and (mine["confidence"] > 0.5).all()
+    assert np.allclose(theirs["margin"], theirs["chosen_score"] - theirs["rejected_score"])

@@ -171,9 +171,10 @@ class LoopConfig:
                                                   "off by default")
     self_label_delta: float = opt(0.05, "self-labelling: the bound may fail with at most this "
                                         "probability (one-sided Clopper-Pearson level)")
-    check_fraction: float = opt(0.1, "share of each round's pairs, drawn at random, sent to "
-                                     "the (strong) judge whatever the head or the cheap "
-                                     "judge think: keeps checking both")
+    check_fraction: float = opt(0.1, "share of each round's pairs the head would label "
+                                     "(of all its pairs in a cascade), rounded up and drawn "
+                                     "at random, sent to the (strong) judge whatever the "
+                                     "head or the cheap judge think: keeps checking both")
     stop_when_agreement: float | None = opt(None, "end the run after a round in which the "
                                                   "head, before labelling, agreed with the "
                                                   "oracle on at least this share of the pairs")

@@ -29,6 +29,7 @@ from aeuf.oracle.judge import (
     chat_body,
     estimate_cost,
     format_rejected,
+    hold_back,
     make_spec,
     needs_retry,
     plan_requests,
@@ -103,6 +104,8 @@ def batch_oracle(cfg: OracleConfig, *, workdir: Path | None = None, store=None, 
     state: dict = {"api": api} if api is not None else {}
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+        held, requests = hold_back(spec, requests)
+        yield from held
         if not requests:
             return
         if "api" not in state:

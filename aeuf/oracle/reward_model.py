@@ -26,7 +26,7 @@ import numpy as np
 from aeuf.config import OracleConfig, RewardModelConfig
 from aeuf.errors import ConfigError
 from aeuf.oracle.base import ORACLES, Oracle
-from aeuf.oracle.fence import MARKER, neutralise
+from aeuf.oracle.fence import PLAIN_MARKER, neutralise
 from aeuf.oracle.replay import LABEL_MODES
 from aeuf.oracle.resolve import pointwise
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
@@ -72,7 +72,8 @@ def local_scorer(rm: RewardModelConfig) -> Scorer:
 
     def score(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         return reward_model.run(prompts, responses, rm.model, conv=conv, batch_size=rm.batch_size,
-                                max_length=rm.max_length, marker=MARKER)
+                                max_length=rm.max_length,
+                                marker=PLAIN_MARKER)
 
     return Scorer(score, reward_model.aspects(rm.model), ident, hf_models.device(), lambda: None)
 

@@ -17,7 +17,7 @@ from aeuf.config import RunConfig
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
 from aeuf.run.checks import JUDGES
 from aeuf.run.plots import has_progress, plot_progress, plot_ratings
-from aeuf.types import JudgeAnswer, Labelled, ResponsePool
+from aeuf.types import SELF_LABEL, JudgeAnswer, Labelled, ResponsePool
 
 
 def failure_kinds(answers: list[JudgeAnswer]) -> dict[str, int]:
@@ -111,6 +111,8 @@ def render(f: dict) -> str:
              f"{f['labelled']} decided, {f['ties']} tied |",
              f"| ties | {_ties(f)} |",
              f"| prompts without a usable label | {f['unanswered']} |",
+             f"| labelled prompts with a response too long for the judge | {f.get('cut', 0)} "
+             f"(`cut` column; --judge_overlong {f.get('overlong', 'loss')}) |",
              f"| prompts skipped while reading | {f['skipped']} (fewer responses than the rest) |",
              f"| oracle requests | {f['requests']} ({f['sent_now']} sent by this run) |",
              f"| cost | ${f['cost']:.4f} |",
@@ -158,6 +160,7 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
+            "cut": sum(1 for x in labelled if x.cut), "overlong": cfg.oracle.overlong,
             "tokens": int(sum(a.tokens for a in answers)),
             **_hygiene(s.oracle, answers, pool),
             "rounds": [{k: v for k, v in r.items() if k != "keys"} | {"cost": c}
@@ -202,7 +205,7 @@ def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
         plots["progress"] = plot_progress(f["rounds"], out / "progress.png").name
     else:  # e.g. one model-free round: nothing to draw, and no stale picture left
         (out / "progress.png").unlink(missing_ok=True)
-    decided = [x for x in labelled if not x.tie]
+    decided = [x for x in labelled if not x.tie and x.judge != SELF_LABEL]  # oracle scores
     if decided:
         plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
                                         [float(x.scores[x.rejected]) for x in decided],

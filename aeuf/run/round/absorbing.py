@@ -27,7 +27,8 @@ def labelled(plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
     tie = bool(finite.max() == finite.min())
     win, lose = (0, 1) if tie else acquire.pick_pair(scores, pairing, key=seed)
     return Labelled(p, slots, scores, int(win), int(lose), plan.rule, plan.t,
-                    float(plan.uncertainty[i]), float(plan.score[i]), judge, tie)
+                    float(plan.uncertainty[i]), float(plan.score[i]), judge, tie,
+                    cut=tuple(int(c) for c in j.cut))
 
 
 def agreement(plan, labelled: list[Labelled]) -> float | None:

@@ -85,10 +85,11 @@ def route(cfg: RunConfig, plan, state, key):
     rows (none unless --self_label_accuracy)."""
     loop = cfg.loop
     head_p = selflabel.pair_prob(state.belief, plan.prompts, plan.slots)
-    check = numpy_rng(key).random(len(plan.prompts)) < loop.check_fraction
     cut = None
     if loop.self_label_accuracy is not None and head_p is not None:
         cut = selflabel.threshold(state.calib, loop.self_label_accuracy, loop.self_label_delta)
+    check = selflabel.check_slice(numpy_rng(key), len(plan.prompts), head_p, cut,
+                                  loop.check_fraction)
     return plan._replace(head_p=head_p, check=check, threshold=cut,
                          self_labelled=selflabel.decide(head_p, check, cut))
 
