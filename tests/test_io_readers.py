@@ -291,3 +291,18 @@ def test_hub_unreachable_is_a_quick_clear_error(monkeypatch):
         read_table("someone/some-dataset:train")
     msg = str(e.value)
     assert "someone/some-dataset" in msg and "\n" not in msg
+
+
+def test_empty_csv_cell_with_no_model_named_is_no_response(tmp_path):
+    """A ragged CSV: where the `<column>_model` cell is empty too, no model wrote anything and
+    the prompt simply has fewer responses; an empty cell whose model is named is an empty
+    response (judged, and it loses)."""
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"prompt": ["a", "b", "c"], "r1": ["x", "y", "z"], "r2": ["y", "", "w"],
+                  "r3": ["q", "", ""], "r1_model": ["m1"] * 3, "r2_model": ["m2"] * 3,
+                  "r3_model": ["m3", "", "m3"]}).to_csv(path, index=False)
+    pool = read_pool(InputConfig(path=str(path), num_responses=3))
+    assert pool.prompts.tolist() == ["a", "c"] and len(pool.skipped) == 1
+    assert pool.responses.tolist() == [["x", "y", "q"], ["z", "w", ""]]
+    two = read_pool(InputConfig(path=str(path), num_responses=2))
+    assert two.responses.tolist() == [["x", "y"], ["y", ""], ["z", "w"]]

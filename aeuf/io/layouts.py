@@ -17,6 +17,7 @@ from aeuf.errors import InputError
 from aeuf.io import cells, chat
 from aeuf.io.cells import where
 from aeuf.io.ragged import CONVENTIONS, Cand, Convention, Rows, head, wide_prompts
+from aeuf.io.tables import EMPTY_IS_TEXT
 
 META_COLUMNS = frozenset({
     "prompt_id", "id", "idx", "index", "uid", "dataset", "source", "split", "subset",
@@ -55,7 +56,9 @@ def _build_columns(df: pd.DataFrame, source: str, cfg: InputConfig) -> Rows:
     _not_text_columns(df, wide.column, cols, source)
     _too_few_columns(source, cols, cfg.num_responses)
     per_col = [_column_cands(df, c, source) for c in cols]
-    cands = [[c for col in per_col if (c := col[p]) is not None] for p in range(len(df))]
+    gaps = _ragged_gaps(df, cols)
+    cands = [[c for j, col in enumerate(per_col) if (c := col[p]) is not None and not gaps[p, j]]
+             for p in range(len(df))]
     has_gold = any(f"{c}_score" in df.columns or f"score_{c}" in df.columns for c in cols)
     return Rows(wide.ids, wide.texts, wide.messages, cands, "score" if has_gold else None)
 
@@ -92,6 +95,21 @@ def _too_few_columns(source: str, cols: list[str], num: int | None) -> None:
     if len(cols) < 2:
         raise InputError(f"{source}: has {what}, at least 2 are needed to compare; add "
                          "responses (or create them with `aeuf generate`)")
+
+
+def _ragged_gaps(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """bool [rows, cols]: CSV cells that are no response at all. A CSV cannot tell an empty
+    response from none, so an empty cell is an empty response, except where the table has a
+    `<column>_model` column and that cell is empty too: no model wrote anything there, the row
+    simply has fewer responses (a ragged pool)."""
+    out = np.zeros((len(df), len(cols)), bool)
+    if not df.attrs.get(EMPTY_IS_TEXT):
+        return out
+    for j, c in enumerate(cols):
+        if f"{c}_model" in df.columns:
+            unnamed = np.array([m is None for m in _models_of(df, f"{c}_model")], bool)
+            out[:, j] = df[c].isna().to_numpy() & unnamed
+    return out
 
 
 def _column_cands(df: pd.DataFrame, column: str, source: str) -> list[Cand | None]:
