@@ -146,7 +146,3 @@ class Ledger:
         requests = [r for t in tasks for r in oracle.plan(t)]
         self.ask(oracle, requests, chunk=chunk, progress=progress)
         return [oracle.resolve(t, self.answers) for t in tasks]
-
-    def failed(self, keys: Sequence[str]) -> int:
-        """How many of these keys have an answer without a value."""
-        return sum(1 for k in keys if k in self.answers and self.answers[k].value is None)
