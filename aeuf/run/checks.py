@@ -1,7 +1,8 @@
 """Every explicit setting that cannot take effect is an error, not a silence (pure).
 
-`ineffective(cfg, oracle)` names the first setting that differs from its default but would
-change nothing with the oracle the run will use (e.g. judge flags under the replay oracle,
+`ineffective(cfg, name, caps)` names the first setting that differs from its default but would
+change nothing with the oracle the run will use (decided by its capabilities; the name only
+words the message) (e.g. judge flags under the replay oracle,
 a spending cap with zero prices, a precomputed-features file without the 'file' part).
 """
 
@@ -11,8 +12,8 @@ import dataclasses
 
 from aeuf.config import EndpointConfig, FeatureConfig, OracleConfig, RunConfig
 from aeuf.embed import parse_parts
+from aeuf.oracle import Capabilities
 
-JUDGES = ("judge", "batch", "local")
 JUDGE_ONLY = ("template", "temperature", "max_tokens", "context_tokens", "answer_format",
               "price_per_million_input", "price_per_million_output", "local_model",
               "batch_shard_size", "batch_poll_seconds")
@@ -24,19 +25,20 @@ def _changed(cfg, default, names, prefix: str = "") -> list[str]:
     return [prefix + flag[n] for n in names if getattr(cfg, n) != getattr(default, n)]
 
 
-def ineffective(cfg: RunConfig, oracle: str) -> str | None:
-    """One line naming a setting that has no effect with `oracle`, or None."""
+def ineffective(cfg: RunConfig, oracle: str, caps: Capabilities) -> str | None:
+    """One line naming a setting that has no effect with the oracle `oracle` (which can do
+    `caps`), or None."""
     o, base = cfg.oracle, OracleConfig()
-    if oracle not in JUDGES:
+    if not caps.llm_judge:
         flags = (_changed(o.judge, EndpointConfig(), ("base_url", "model"), "judge_")
                  + _changed(o, base, JUDGE_ONLY))
         if flags:
             return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
                     "--oracle judge (or local, batch) to use it")
-    if oracle != "replay" and o.label_mode != base.label_mode:
+    if not caps.uses_gold and o.label_mode != base.label_mode:
         return f"--label_mode has no effect with the {oracle} oracle (it is for --oracle replay)"
     free = o.price_per_million_input == 0 and o.price_per_million_output == 0
-    if o.max_cost is not None and oracle in JUDGES and free:
+    if o.max_cost is not None and caps.llm_judge and free:
         return ("--max_cost has no effect while the judge's prices are 0: set --price_in and "
                 "--price_out (USD per 1M tokens), or use --max_requests")
     return _feature_check(cfg.features)

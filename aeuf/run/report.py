@@ -13,6 +13,7 @@ import numpy as np
 
 from aeuf import io
 from aeuf.config import RunConfig
+from aeuf.oracle import capabilities
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
 from aeuf.run.plots import plot_progress, plot_ratings
 from aeuf.types import JudgeAnswer, Labelled, ResponsePool
@@ -102,23 +103,24 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
     s: the run's RunSummary."""
     costs = cost_per_round(s.progress, [r["prompt_ids"] for r in s.progress], answers)
     judge = cfg.oracle.judge.model and f"{cfg.oracle.judge.model}, template {cfg.oracle.template}"
+    llm = capabilities(cfg.oracle, has_gold=pool.gold is not None).llm_judge
     return {"name": out.name, "input": cfg.input.path, "prompts": s.prompts,
             "responses": pool.shape[1], "oracle": s.oracle,
-            "judge": judge if s.oracle in ("judge", "batch", "local") else None,
+            "judge": judge if llm else None,
             "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "unanswered": s.failed,
             "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
             "tokens": int(sum(a.tokens for a in answers)),
-            **_hygiene(s.oracle, answers, pool),
+            **_hygiene(llm, answers, pool),
             "rounds": [{k: v for k, v in r.items() if k != "prompt_ids"} | {"cost": c}
                        for r, c in zip(s.progress, costs)]}
 
 
-def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
-    """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
-    if oracle not in ("judge", "batch", "local") or not answers:
+def _hygiene(llm_judge: bool, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
+    """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for LLM judges only."""
+    if not llm_judge or not answers:
         return {"hygiene": {}, "hygiene_lines": []}
     texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
     report = judge_hygiene(answers, texts)

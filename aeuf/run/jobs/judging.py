@@ -49,8 +49,8 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
     """Judge every task of `path` into `out` (default: the file's folder)."""
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
-    oracle = make_oracle(cfg, has_gold=has_gold, workdir=out)
-    if oracle.name == "none":
+    oracle = make_oracle(cfg, has_gold=has_gold, store=io.BatchStore(out / "batches"))
+    if not oracle.caps.labels:
         raise ConfigError("nothing to judge with: pass --judge_base_url URL --judge_model NAME, "
                           "--oracle local or --oracle human")
     try:
@@ -58,7 +58,7 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
             ledger = Ledger.open(rd.judgements, max_requests=cfg.max_requests,
                                  max_cost=cfg.max_cost, retry_unparsable=cfg.retry_unparsable)
             judgements = ledger.judge(oracle, tasks, chunk=oracle.chunk or max(4 * cfg.judge.concurrency, 16),
-                                      progress=progress and oracle.name != "human")
+                                      progress=progress and not oracle.caps.interactive)
             lines = [judged_line(j) for j in judgements]
             io.atomic_write_text(out / "judged.jsonl",
                                  "".join(io.strict_json(x) + "\n" for x in lines))
