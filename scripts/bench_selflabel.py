@@ -46,8 +46,8 @@ from aeuf.config import FeatureConfig
 from aeuf.io.pool import pool_from_long
 from aeuf.oracle.cheap import simulated_judge
 from aeuf.run import featurize
-from aeuf.run.round import engine
 from aeuf.run.cascade import cascade_judge
+from aeuf.run.round import engine
 from aeuf.run.round.selflabel import HEAD
 
 STRONG = "strong"
