@@ -114,10 +114,6 @@ class Lazy(Generic[T]):
                 self._client = self._open()
             return self._client
 
-    @property
-    def opened(self) -> bool:
-        return self._client is not None
-
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
