@@ -184,7 +184,8 @@ def _settings(d) -> str:
 def _oracle_words(facts: dict) -> str:
     o = facts.get("oracle") or {}
     text = ORACLE_WORDS.get(o.get("name"), esc(o.get("name") or "an unknown oracle"))
-    extra = [f"{key} {esc(o[key])}" for key in ("model", "template", "label_mode") if o.get(key)]
+    extra = [f"{key} {esc(o[key])}" for key in ("reward_model", "model", "template", "label_mode")
+             if o.get(key)]
     text += f" ({', '.join(extra)})" if extra else ""
     if not o.get("cheap_model"):
         return text

@@ -7,7 +7,8 @@
 
 Oracles (ORACLES registry of OracleKind: capabilities and factory): replay (gold columns),
 judge (an OpenAI-compatible LLM judge), batch (the same judge through the OpenAI Batch API),
-local (the judge on a llama.cpp server started here on the packaged SmolLM2), human (the
+local (the judge on a llama.cpp server started here on the packaged SmolLM2), reward_model (a
+sequence-classification reward model, local or served: AEPO's annotator), human (the
 terminal) and none (export for annotation). Callers decide by capabilities, never by name.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 
 from aeuf.config import OracleConfig
-from aeuf.oracle import batch, human, judge, local, replay  # noqa: F401  (registration)
+from aeuf.oracle import batch, human, judge, local, replay, reward_model  # noqa: F401
 from aeuf.oracle.base import ORACLES, Capabilities, Lazy, Oracle, OracleKind, is_final
 
 __all__ = ["ORACLES", "Capabilities", "Lazy", "Oracle", "OracleKind", "is_final",

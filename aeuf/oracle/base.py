@@ -36,6 +36,10 @@ class Capabilities(NamedTuple):
     batchable:   its requests go through the Batch API in shards of --batch_shard_size
     per_pair:    one request per pair of shown responses (else one per response, or per
                  template and response for an LLM judge)
+    utilities:   answers are per-response utilities, paired by --label_mode (replay, a
+                 reward model)
+    model_judge: a model judges (an LLM or a reward model): its hygiene is reported
+    reward_model: a reward model scores the responses (--reward_model names it)
     """
 
     labels: bool = True
@@ -46,6 +50,9 @@ class Capabilities(NamedTuple):
     paid: bool = False
     batchable: bool = False
     per_pair: bool = False
+    utilities: bool = False
+    model_judge: bool = False
+    reward_model: bool = False
 
 
 class PlanFn(Protocol):

@@ -84,7 +84,8 @@ def _send(spec, batches: Batches, requests: Sequence[JudgeRequest]) -> Iterator[
         yield answer_from(spec, request, results)
 
 
-BATCH = Capabilities(llm_judge=True, remote=True, paid=True, batchable=True)
+BATCH = Capabilities(llm_judge=True, remote=True, paid=True, batchable=True,
+                     model_judge=True)
 
 
 @register("batch", BATCH)

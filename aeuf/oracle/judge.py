@@ -249,7 +249,7 @@ def settings_for(cfg: OracleConfig, base_url: str | None):
     return endpoint_settings(cfg.judge, base_url)
 
 
-JUDGE = Capabilities(llm_judge=True, remote=True, paid=True)
+JUDGE = Capabilities(llm_judge=True, remote=True, paid=True, model_judge=True)
 
 
 @register("judge", JUDGE)

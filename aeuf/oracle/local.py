@@ -26,7 +26,7 @@ def local_model_name(cfg: OracleConfig) -> str:
     return cfg.judge.model or Path(cfg.local_model or PACKAGED_GGUF).stem
 
 
-LOCAL = Capabilities(llm_judge=True)  # free: no prices, no endpoint of the user's
+LOCAL = Capabilities(llm_judge=True, model_judge=True)  # free: no prices, no endpoint of the user's
 
 
 @register("local", LOCAL, model=local_model_name)

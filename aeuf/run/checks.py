@@ -1,18 +1,24 @@
 """Every explicit setting that cannot take effect is an error, not a silence (pure).
 
-`ineffective(cfg, name, caps)` names the first setting that differs from its default but would
-change nothing with the oracle the run will use (decided by its capabilities; the name only
-words the message) (e.g. judge flags under the replay oracle,
-a spending cap with zero prices, a precomputed-features file without the 'file' part).
+`ineffective(cfg, name)` names the first setting that differs from its default but would
+change nothing with the oracle the run will use, e.g. judge flags under the replay oracle, a
+spending cap with zero prices, a precomputed-features file without the 'file' part. What an
+oracle can do is read from its registered capabilities; its name only words the message.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from aeuf.config import EndpointConfig, FeatureConfig, OracleConfig, RunConfig
+from aeuf.config import (
+    EndpointConfig,
+    FeatureConfig,
+    OracleConfig,
+    RewardModelConfig,
+    RunConfig,
+)
 from aeuf.embed import parse_parts
-from aeuf.oracle import Capabilities
+from aeuf.oracle import ORACLES, Capabilities
 
 JUDGE_ONLY = ("template", "temperature", "max_tokens", "context_tokens", "answer_format",
               "price_per_million_input", "price_per_million_output", "local_model",
@@ -25,23 +31,43 @@ def _changed(cfg, default, names, prefix: str = "") -> list[str]:
     return [prefix + flag[n] for n in names if getattr(cfg, n) != getattr(default, n)]
 
 
-def ineffective(cfg: RunConfig, oracle: str, caps: Capabilities) -> str | None:
-    """One line naming a setting that has no effect with the oracle `oracle` (which can do
-    `caps`), or None."""
-    o, base = cfg.oracle, OracleConfig()
+def ineffective(cfg: RunConfig, oracle: str) -> str | None:
+    """One line naming a setting that has no effect with the oracle `oracle` (decided by
+    what it can do: its registered capabilities), or None."""
+    o, base, caps = cfg.oracle, OracleConfig(), ORACLES.get(oracle).caps
     if not caps.llm_judge:
         flags = (_changed(o.judge, EndpointConfig(), ("base_url", "model"), "judge_")
                  + _changed(o, base, JUDGE_ONLY))
         if flags:
             return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
                     "--oracle judge (or local, batch) to use it")
-    if not caps.uses_gold and o.label_mode != base.label_mode:
-        return f"--label_mode has no effect with the {oracle} oracle (it is for --oracle replay)"
+    if not caps.utilities and o.label_mode != base.label_mode:
+        return (f"--label_mode has no effect with the {oracle} oracle (it is for --oracle "
+                "replay and reward_model)")
+    problem = _reward_model_check(cfg, oracle, caps)
+    if problem:
+        return problem
     free = o.price_per_million_input == 0 and o.price_per_million_output == 0
     if o.max_cost is not None and caps.llm_judge and free:
         return ("--max_cost has no effect while the judge's prices are 0: set --price_in and "
                 "--price_out (USD per 1M tokens), or use --max_requests")
     return _feature_check(cfg.features)
+
+
+def _reward_model_check(cfg: RunConfig, oracle: str, caps: Capabilities) -> str | None:
+    """Reward-model flags without a reward-model oracle (or, for --reward_model alone, the
+    'rm' feature part) change nothing."""
+    rm, uses_rm_part = cfg.oracle.rm, "rm" in parse_parts(cfg.features.features)
+    if caps.reward_model:
+        return None if rm.model else ("--oracle reward_model needs --reward_model NAME_OR_PATH")
+    names = ("convention", "batch_size", "max_length", "aspect", "base_url", "endpoint",
+             "timeout", "retries")
+    flags = _changed(rm, RewardModelConfig(), names) + (
+        [] if uses_rm_part else _changed(rm, RewardModelConfig(), ("model",)))
+    if flags:
+        return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
+                "--oracle reward_model (--reward_model also feeds --features rm)")
+    return None
 
 
 def _feature_check(f: FeatureConfig) -> str | None:

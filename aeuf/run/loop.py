@@ -24,7 +24,7 @@ from aeuf import dataset, io
 from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
-from aeuf.oracle import Oracle, auto_name, capabilities, is_final, judge_over_gold, make_oracle
+from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
@@ -71,6 +71,9 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     """Run (or resume) the whole pipeline for one config; returns what it did."""
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
+    if cfg.oracle.rm.model and not cfg.features.rm_encoder:  # --features rm reads --reward_model
+        cfg = dataclasses.replace(cfg, features=dataclasses.replace(
+            cfg.features, rm_encoder=cfg.oracle.rm.model))
     watch = Stopwatch()
     with watch("read input"):
         pool = read_input(cfg, out)
@@ -101,8 +104,7 @@ def _check_oracle(cfg: RunConfig, pool: ResponsePool) -> None:
     """ConfigError for a setting that cannot take effect; a note when a named judge is used
     although the input has gold scores."""
     has_gold = pool.gold is not None
-    caps = capabilities(cfg.oracle, has_gold=has_gold)
-    problem = checks.ineffective(cfg, auto_name(cfg.oracle, has_gold=has_gold), caps)
+    problem = checks.ineffective(cfg, auto_name(cfg.oracle, has_gold=has_gold))
     if problem:
         raise ConfigError(problem)
     if judge_over_gold(cfg.oracle, has_gold=has_gold):

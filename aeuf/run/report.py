@@ -159,7 +159,7 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
             "tokens": int(sum(a.tokens for a in answers)),
-            **_hygiene(caps.llm_judge, answers, pool),
+            **_hygiene(caps.model_judge, answers, pool),
             "rounds": [{k: v for k, v in r.items() if k != "keys"} | {"cost": c}
                        for r, c in zip(s.progress, costs)],
             "cost_elsewhere": max(s.cost - sum(costs), 0.0)}
@@ -187,9 +187,9 @@ def _stopped(s) -> str:
     return ""
 
 
-def _hygiene(llm_judge: bool, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
-    """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for LLM judges only."""
-    if not llm_judge or not answers:
+def _hygiene(model_judge: bool, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
+    """A model judge's hygiene figures (aeuf.oracle.hygiene): LLM judges, reward models."""
+    if not model_judge or not answers:
         return {"hygiene": {}, "hygiene_lines": []}
     texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
     report = judge_hygiene(answers, texts)
@@ -270,8 +270,10 @@ def _oracle(cfg: RunConfig, name: str, caps: Capabilities, rounds: list[dict]) -
     o = {"name": name}
     if caps.llm_judge:
         o |= {"model": cfg.oracle.judge.model, "template": cfg.oracle.template}
-    if caps.uses_gold:
+    if caps.utilities:
         o["label_mode"] = cfg.oracle.label_mode
+    if caps.reward_model:
+        o["reward_model"] = cfg.oracle.rm.model
     if cfg.oracle.cheap_judge.model and caps.llm_judge:
         o["cheap_model"] = cfg.oracle.cheap_judge.model
         o["cheap_rows"] = int(sum(r.get("cheap_only", 0) for r in rounds))
