@@ -25,7 +25,7 @@ import numpy as np
 
 from aeuf.config import OracleConfig
 from aeuf.errors import Stopped
-from aeuf.oracle.base import ORACLES, RETRACTED, Oracle, nothing, request_key
+from aeuf.oracle.base import RETRACTED, Capabilities, Oracle, nothing, register, request_key
 from aeuf.oracle.resolve import value_of
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
@@ -112,8 +112,11 @@ def retraction(request: JudgeRequest) -> JudgeAnswer:
 STOPS = {"quit": "stopped at your request", EOF_: "end of input (nothing more to read)"}
 
 
-@ORACLES.register("human")
-def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None,
+HUMAN = Capabilities(interactive=True, per_pair=True)
+
+
+@register("human", HUMAN)
+def human_oracle(cfg: OracleConfig, *, stdin: TextIO | None = None,
                  stdout: TextIO | None = None,
                  tally: Callable[[], tuple[int, int] | None] | None = None, **_) -> Oracle:
     """Pairwise labels typed by a person; `stdin`/`stdout` default to the terminal;
@@ -154,4 +157,4 @@ def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None
                 pairs.append((i, j, p) if i < j else (j, i, 1.0 - p))
         return Judgement(task, np.full(len(task.responses), np.nan), pairs)
 
-    return Oracle("human", plan, send, resolve, nothing, chunk=10**9)
+    return Oracle("human", plan, send, resolve, nothing, chunk=10**9, caps=HUMAN)

@@ -23,7 +23,7 @@ import numpy as np
 
 from aeuf.config import OracleConfig
 from aeuf.oracle import overlong
-from aeuf.oracle.base import ORACLES, Oracle
+from aeuf.oracle.base import Capabilities, Lazy, Oracle, register
 from aeuf.oracle.fence import cost, new_nonce
 from aeuf.oracle.judge_plan import (  # noqa: F401  (re-exported: the judge's plan)
     CHAT_OVERHEAD,
@@ -228,40 +228,38 @@ def settings_for(cfg: OracleConfig, base_url: str | None):
     return endpoint_settings(cfg.judge, base_url)
 
 
-@ORACLES.register("judge")
-def judge_oracle(cfg: OracleConfig, *, workdir=None, name: str = "judge",
+JUDGE = Capabilities(llm_judge=True, remote=True, paid=True, model_judge=True)
+
+
+@register("judge", JUDGE)
+def judge_oracle(cfg: OracleConfig, *, name: str = "judge",
                  connect: Callable[[], str | None] | None = None, model: str | None = None,
-                 on_close: Callable[[], None] | None = None, **_) -> Oracle:
+                 on_close: Callable[[], None] | None = None, caps: Capabilities = JUDGE,
+                 **_) -> Oracle:
     """LLM judge at cfg.judge.base_url (or at `connect()`, called on the first send)."""
     from aeuf.backends import openai_client as oc
 
     spec, formats = make_spec(cfg, model), Formats(FORMATS[cfg.answer_format])
     if connect is None:
         oc.api_key(settings_for(cfg, cfg.judge.base_url))  # fail fast without a key
-    state: dict = {}
-
-    def client():
-        if "client" not in state:
-            url = connect() if connect is not None else cfg.judge.base_url
-            state["client"] = oc.open_client(settings_for(cfg, url))
-        return state["client"]
+    url = connect if connect is not None else lambda: cfg.judge.base_url
+    client = Lazy(lambda: oc.open_client(settings_for(cfg, url())))
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
         held, requests = hold_back(spec, requests)
         yield from held
         if not requests:
             return
-        complete = client().complete
+        complete = client.get().complete
         for _, answer in oc.map_unordered(lambda r: judge_one(spec, complete, r, formats),
                                           requests, cfg.judge.concurrency):
             yield answer
 
     def close() -> None:
-        if "client" in state:
-            state.pop("client").close()
+        client.close()
         if on_close is not None:
             on_close()
 
     return Oracle(name, lambda task: plan_requests(spec, task), send,
                   lambda task, answers: resolve_answers(spec, task, answers), close,
-                  estimate=lambda request: estimate_cost(spec, request))
+                  estimate=lambda request: estimate_cost(spec, request), caps=caps)

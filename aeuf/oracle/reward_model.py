@@ -25,7 +25,7 @@ import numpy as np
 
 from aeuf.config import OracleConfig, RewardModelConfig
 from aeuf.errors import ConfigError
-from aeuf.oracle.base import ORACLES, Oracle
+from aeuf.oracle.base import Capabilities, Oracle, register
 from aeuf.oracle.fence import PLAIN_MARKER, neutralise
 from aeuf.oracle.replay import LABEL_MODES
 from aeuf.oracle.resolve import pointwise
@@ -138,9 +138,11 @@ def _failed(request: JudgeRequest, scorer: Scorer, error: str) -> JudgeAnswer:
                        None, "", "reward_model", error=error)
 
 
-@ORACLES.register("reward_model")
-def reward_model_oracle(cfg: OracleConfig, *, workdir=None, scorer: Scorer | None = None,
-                        **_) -> Oracle:
+REWARD_MODEL = Capabilities(utilities=True, model_judge=True, reward_model=True)
+
+
+@register("reward_model", REWARD_MODEL)
+def reward_model_oracle(cfg: OracleConfig, *, scorer: Scorer | None = None, **_) -> Oracle:
     """Scores from a reward model: free per call, reproducible, local or served."""
     scorer = scorer or scorer_for(cfg.rm)
     mode = LABEL_MODES.get(cfg.label_mode)
@@ -160,4 +162,4 @@ def reward_model_oracle(cfg: OracleConfig, *, workdir=None, scorer: Scorer | Non
 
     # free per call: chunks of batches, each chunk logged with one fsync
     return Oracle("reward_model", plan, send, resolve, scorer.close,
-                  chunk=max(64, 8 * cfg.rm.batch_size), durable=False)
+                  chunk=max(64, 8 * cfg.rm.batch_size), durable=False, caps=REWARD_MODEL)

@@ -163,10 +163,6 @@ class Ledger:
         self.ask(oracle, requests, chunk=chunk, progress=progress)
         return [oracle.resolve(t, self.answers) for t in tasks]
 
-    def failed(self, keys: Sequence[str]) -> int:
-        """How many of these keys have an answer without a value."""
-        return sum(1 for k in keys if k in self.answers and self.answers[k].value is None)
-
 
 def held(answer: JudgeAnswer) -> bool:
     """True for the answer of a request that was never sent (--judge_overlong loss/skip)."""

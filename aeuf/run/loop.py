@@ -24,14 +24,14 @@ from aeuf import dataset, io
 from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
-from aeuf.oracle import Oracle, auto_name, is_final, make_oracle
+from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
 from aeuf.run.ledger import Ledger
 from aeuf.run.preflight import preflight
 from aeuf.run.round import engine
-from aeuf.run.round.engine import Context, State
+from aeuf.run.round.types import Context, State
 from aeuf.run.timing import Stopwatch
 from aeuf.types import ResponsePool
 
@@ -88,7 +88,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
                           None, False, "dry run (nothing sent)", [])
     tally: dict = {}  # filled once the ledger is open: the human oracle's overall progress
-    oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out,
+    oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, store=io.BatchStore(out / "batches"),
                          tally=lambda: _tally(tally))
     cheap = cheap_judge_oracle(cfg.oracle)  # the cascade's cheap judge, or None
     try:
@@ -108,11 +108,11 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
 def _check_oracle(cfg: RunConfig, pool: ResponsePool) -> None:
     """ConfigError for a setting that cannot take effect; a note when a named judge is used
     although the input has gold scores."""
-    name = auto_name(cfg.oracle, has_gold=pool.gold is not None)
-    problem = checks.ineffective(cfg, name)
+    has_gold = pool.gold is not None
+    problem = checks.ineffective(cfg, auto_name(cfg.oracle, has_gold=has_gold))
     if problem:
         raise ConfigError(problem)
-    if name in checks.JUDGES and pool.gold is not None and cfg.oracle.name == "auto":
+    if judge_over_gold(cfg.oracle, has_gold=has_gold):
         print(f"aeuf: {cfg.input.path} has gold scores, but a judge was named: judging with "
               f"it (pass --oracle replay to use the gold scores instead)", file=sys.stderr)
 
@@ -137,12 +137,12 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
     with watch("features"):
         features, _ = featurize.build_features(pool, cfg.features, progress=progress)
         pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
-    usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
+    usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
     ctx = engine.make_context(cfg, features, pfeat, usable=usable)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
                          max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.oracle.retry_unparsable)
-    if oracle.name == "none":
+    if not oracle.caps.labels:
         return _annotate(ctx, rd, pool, ledger, oracle)
     asked = report.AskedKeys(ledger)  # what each round asked for: its cost in the report
     judge = _judge_through(asked, oracle, cfg, progress, cheap)
@@ -153,7 +153,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
     k = cfg.acquire.num_annotations
     if tally is not None:
         tally.update(ledger=ledger, name=oracle.name, planned=sum(sizes) * k * (k - 1) // 2)
-    bar = progress and oracle.name != "human"  # the human oracle owns the terminal
+    bar = progress and not oracle.caps.interactive  # a person at the terminal owns it
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
         rec = rd.round_record(t)
         size = min(size, left)
@@ -201,14 +201,14 @@ def _stop_reason(cfg: RunConfig, outcome, t: int, sizes: list[int]) -> str:
 
 def _where(cfg: RunConfig, oracle: Oracle) -> str:
     """How the 'cannot be reached' message names the oracle."""
-    url = cfg.oracle.judge.base_url if oracle.name in ("judge", "batch") else None
+    url = cfg.oracle.judge.base_url if oracle.caps.remote else None
     return f"the {oracle.name} oracle" + (f" at {url}" if url else "")
 
 
 def _judge_through(ledger: report.AskedKeys, oracle: Oracle, cfg: RunConfig, progress: bool,
                    cheap: Oracle | None = None):
     chunk = oracle.chunk or max(4 * cfg.oracle.judge.concurrency, 16)
-    show = progress and oracle.name != "human"
+    show = progress and not oracle.caps.interactive
     strong = lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)  # noqa: E731
     return cascade.through_ledger(strong, ledger, cheap, cfg, chunk=chunk, progress=show,
                                   strong_name=oracle.name)

@@ -14,8 +14,8 @@ import numpy as np
 from aeuf import io
 from aeuf.card.words import esc
 from aeuf.config import RunConfig
+from aeuf.oracle import Capabilities, capabilities
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
-from aeuf.run.checks import JUDGES
 from aeuf.run.plots import has_progress, plot_progress, plot_ratings
 from aeuf.types import SELF_LABEL, JudgeAnswer, Labelled, ResponsePool
 
@@ -151,9 +151,10 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
     s: the run's RunSummary; ties_kept: tied prompts exported as rows (--keep_ties)."""
     costs = cost_per_round([r["keys"] for r in s.progress], answers)
     judge = cfg.oracle.judge.model and f"{cfg.oracle.judge.model}, template {cfg.oracle.template}"
+    caps = capabilities(cfg.oracle, has_gold=pool.gold is not None)
     return {"name": out.name, "input": cfg.input.path, "prompts": s.prompts,
             "responses": pool.shape[1], "oracle": s.oracle,
-            "judge": _judge_words(cfg, s.oracle, judge, s.progress),
+            "judge": _judge_words(cfg, s.oracle, caps, judge, s.progress),
             "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "ties_kept": ties_kept,
             "unanswered": s.failed, "stopped": _stopped(s),
             "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
@@ -162,17 +163,18 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
             "cut": sum(1 for x in labelled if x.cut), "overlong": cfg.oracle.overlong,
             "tokens": int(sum(a.tokens for a in answers)),
-            **_hygiene(s.oracle, answers, pool),
+            **_hygiene(caps.model_judge, answers, pool),
             "rounds": [{k: v for k, v in r.items() if k != "keys"} | {"cost": c}
                        for r, c in zip(s.progress, costs)],
             "cost_elsewhere": max(s.cost - sum(costs), 0.0)}
 
 
-def _judge_words(cfg: RunConfig, oracle: str, judge: str | None, rounds: list[dict]) -> str | None:
+def _judge_words(cfg: RunConfig, oracle: str, caps: Capabilities, judge: str | None,
+                 rounds: list[dict]) -> str | None:
     """The judge's model and template, and a cascade's cheap judge with its share of rows."""
-    if oracle not in JUDGES:
+    if not caps.llm_judge:
         return None
-    o = _oracle(cfg, oracle, rounds)
+    o = _oracle(cfg, oracle, caps, rounds)
     if "cheap_model" not in o:
         return judge
     return (f"{judge}; cheap judge {o['cheap_model']} first: {o['cheap_rows']} pairs labelled "
@@ -189,9 +191,9 @@ def _stopped(s) -> str:
     return ""
 
 
-def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
-    """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
-    if oracle not in ("judge", "batch", "local", "reward_model") or not answers:
+def _hygiene(model_judge: bool, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
+    """A model judge's hygiene figures (aeuf.oracle.hygiene): LLM judges, reward models."""
+    if not model_judge or not answers:
         return {"hygiene": {}, "hygiene_lines": []}
     texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
     report = judge_hygiene(answers, texts)
@@ -246,7 +248,8 @@ def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
             "head": {"name": cfg.head.name, "members": cfg.head.members},
             "rules": list(dict.fromkeys([cfg.loop.initial_rule, cfg.acquire.rule])),
             "num_annotations": cfg.acquire.num_annotations,
-            "oracle": _oracle(cfg, s.oracle, f["rounds"]),
+            "oracle": _oracle(cfg, s.oracle, capabilities(cfg.oracle, has_gold=pool.gold is not None),
+                              f["rounds"]),
             "rounds": len(f["rounds"]), "budget": cfg.loop.budget or "every prompt once",
             "seed": cfg.loop.seed,
             "counts": {**frame.attrs, "failed": s.failed},
@@ -265,17 +268,17 @@ HYGIENE_NOTES = {
 }
 
 
-def _oracle(cfg: RunConfig, name: str, rounds: list[dict]) -> dict:
+def _oracle(cfg: RunConfig, name: str, caps: Capabilities, rounds: list[dict]) -> dict:
     """The card's oracle: the judge's model and template for LLM judges only, the label mode
-    for replay only, and a cascade's cheap judge with the rows each judge labelled."""
+    for gold replay only, and a cascade's cheap judge with the rows each judge labelled."""
     o = {"name": name}
-    if name in JUDGES:
+    if caps.llm_judge:
         o |= {"model": cfg.oracle.judge.model, "template": cfg.oracle.template}
-    if name in ("replay", "reward_model"):
+    if caps.utilities:
         o["label_mode"] = cfg.oracle.label_mode
-    if name == "reward_model":
+    if caps.reward_model:
         o["reward_model"] = cfg.oracle.rm.model
-    if cfg.oracle.cheap_judge.model and name in JUDGES:
+    if cfg.oracle.cheap_judge.model and caps.llm_judge:
         o["cheap_model"] = cfg.oracle.cheap_judge.model
         o["cheap_rows"] = int(sum(r.get("cheap_only", 0) for r in rounds))
         o["strong_rows"] = int(sum(r.get("strong", 0) for r in rounds))

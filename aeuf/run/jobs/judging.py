@@ -16,14 +16,10 @@ from aeuf import io
 from aeuf.config import OracleConfig
 from aeuf.dataset import judgement_scores
 from aeuf.errors import ConfigError
-from aeuf.oracle import auto_name, make_oracle
+from aeuf.oracle import ORACLES, auto_name, make_oracle
 from aeuf.oracle.judge import estimate_cost, make_spec, plan_requests
-from aeuf.oracle.local import local_model_name
 from aeuf.run.ledger import Ledger
 from aeuf.types import Judgement
-
-LLM_ORACLES = ("judge", "batch", "local")
-
 
 class JudgePlan(NamedTuple):
     """What `aeuf judge --dry_run` would do: requests still unanswered and their cost cap."""
@@ -60,8 +56,8 @@ def judged_line(j: Judgement) -> dict:
             "rejected_id": j.task.response_ids[worst] if decided else None}
 
 
-def _check_named(oracle) -> None:
-    if oracle.name == "none":
+def _check_labels(oracle) -> None:
+    if not oracle.caps.labels:
         raise ConfigError("nothing to judge with: pass --judge_base_url URL --judge_model NAME, "
                           "--oracle local or --oracle human")
 
@@ -85,13 +81,14 @@ def _planner(cfg: OracleConfig, has_gold: bool):
     """(oracle name, plan(task), estimate(request) or None) without opening the oracle: an
     LLM judge's requests from its spec (no API key, no server, no model loaded)."""
     name = auto_name(cfg, has_gold=has_gold)
-    if name in LLM_ORACLES:
-        spec = make_spec(cfg, local_model_name(cfg) if name == "local" else None)
-        estimate = None if name == "local" else (lambda r: estimate_cost(spec, r))
+    kind = ORACLES.get(name)
+    if kind.caps.llm_judge:
+        spec = make_spec(cfg, kind.model(cfg) if kind.model is not None else None)
+        estimate = (lambda r: estimate_cost(spec, r)) if kind.caps.paid else None
         return name, (lambda task: plan_requests(spec, task)), estimate
-    oracle = make_oracle(cfg, has_gold=has_gold, workdir=None)
+    oracle = make_oracle(cfg, has_gold=has_gold)
     try:
-        _check_named(oracle)
+        _check_labels(oracle)
         return name, oracle.plan, oracle.estimate
     finally:
         oracle.close()
@@ -102,14 +99,14 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
     """Judge every task of `path` into `out` (default: the file's folder)."""
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
-    oracle = make_oracle(cfg, has_gold=has_gold, workdir=out)
-    _check_named(oracle)
+    oracle = make_oracle(cfg, has_gold=has_gold, store=io.BatchStore(out / "batches"))
+    _check_labels(oracle)
     try:
         with io.RunDir(out) as rd:
             ledger = Ledger.open(rd.judgements, max_requests=cfg.max_requests,
                                  max_cost=cfg.max_cost, retry_unparsable=cfg.retry_unparsable)
             judgements = ledger.judge(oracle, tasks, chunk=oracle.chunk or max(4 * cfg.judge.concurrency, 16),
-                                      progress=progress and oracle.name != "human")
+                                      progress=progress and not oracle.caps.interactive)
             lines = [judged_line(j) for j in judgements]
             io.atomic_write_text(out / "judged.jsonl",
                                  "".join(io.strict_json(x) + "\n" for x in lines))

@@ -43,36 +43,16 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
 
 import numpy as np
 from jaxtyping import Bool, Float
 from scipy.stats import beta
 
+from aeuf.run.round.types import Calibration
 from aeuf.types import SELF_LABEL, Belief, Judgement, JudgeTask
 
 HEAD = SELF_LABEL  # Labelled.judge of a self-labelled pair
 GRID = 1.0 / (1.0 + np.exp(-np.linspace(12.0, 0.0, 1201)))  # thresholds, most confident first
-
-
-class Calibration(NamedTuple):
-    """C oracle-labelled pairs: the head's confidence c [C] before the label, and whether
-    the oracle strictly preferred the head's favourite [C]."""
-
-    conf: Float[np.ndarray, " C"]
-    correct: Bool[np.ndarray, " C"]
-
-    @staticmethod
-    def empty() -> Calibration:
-        return Calibration(np.zeros(0, np.float64), np.zeros(0, bool))
-
-    def add(self, conf, correct) -> Calibration:
-        return Calibration(np.concatenate([self.conf, np.asarray(conf, np.float64)]),
-                           np.concatenate([self.correct, np.asarray(correct, bool)]))
-
-    @property
-    def size(self) -> int:
-        return int(self.conf.shape[0])
 
 
 @functools.lru_cache(maxsize=65536)
