@@ -8,6 +8,7 @@ runs one stage. Errors the user can fix become one red line and exit code 1, nev
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import re
@@ -134,6 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted; rerun the same command to resume where it stopped")
         return 130
+    except OSError as err:  # a read-only folder, a full disk, ...: one line, not a traceback
+        _error(disk_error(err))
+        return 1
+
+
+_DISK_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space and rerun the same command (it resumes)",
+    errno.EDQUOT: "the disk quota is used up: free some space and rerun the same command",
+    errno.EACCES: "no permission to write there: choose another --output_dir or fix the "
+                  "folder's permissions",
+    errno.EPERM: "no permission to write there: choose another --output_dir or fix the "
+                 "folder's permissions",
+    errno.EROFS: "the file system is read-only: choose another --output_dir",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: choose another --output_dir",
+}
+
+
+def disk_error(err: OSError) -> str:
+    """One line for an OSError: the file, what the system said and what to do."""
+    where = f"{err.filename}: " if err.filename else ""
+    what = err.strerror or str(err).splitlines()[0] if str(err) else type(err).__name__
+    hint = _DISK_HINTS.get(err.errno, "check the path and rerun the same command")
+    return f"{where}{what}; {hint}"
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ Formats (`ExportConfig.format`, registry FORMATS):
 
 Pair rows carry provenance (prompt and response ids, models, oracle scores, the rule, the
 head's uncertainty, the round, who labelled it and how confident), `margin` = chosen_score -
-rejected_score (TRL's RewardTrainer reads it; 0 for a tie) and `tie`. With k > 2 responses
+rejected_score in the oracle's own units (TRL's RewardTrainer reads it; 0 for a tie, and for
+a self-labelled row, whose scores are null: the head's P(chosen beats rejected) is not on
+the oracle's scale, it is the row's `confidence`), `tie` and `cut` (which response of
+the pair the judge could not read whole, aeuf.oracle.overlong: "", "chosen", "rejected" or
+"both"; kto: a boolean per completion). With k > 2 responses
 judged per prompt the ranking is kept as `pref_1..pref_k` (best first, as AEPO writes it);
 `all_pairs` emits one row per strictly ordered pair instead.
 
@@ -34,12 +38,14 @@ import pandas as pd
 from aeuf.config import ExportConfig
 from aeuf.errors import ConfigError
 from aeuf.registry import Registry
-from aeuf.types import Judgement, Labelled, ResponsePool
+from aeuf.types import SELF_LABEL, Judgement, Labelled, ResponsePool
 
 # build_rows(...).attrs: format, rows, prompts (labelled prompts with a row), ties (tied
 # labelled prompts, kept or not), ties_kept (of those, exported), and for kto desirable /
-# undesirable (rows with label True / False)
-COUNT_KEYS = ("format", "rows", "prompts", "ties", "ties_kept", "desirable", "undesirable")
+# undesirable (rows with label True / False); cut (rows with a response the judge could not
+# read whole)
+COUNT_KEYS = ("format", "rows", "prompts", "ties", "ties_kept", "desirable", "undesirable",
+              "cut")
 
 
 class Format(NamedTuple):
@@ -93,7 +99,8 @@ def _counts(name: str, frame: pd.DataFrame, per_prompt: list[tuple[Labelled, lis
             "prompts": sum(1 for _, rows in per_prompt if rows),
             "ties": sum(1 for lab, _ in per_prompt if lab.tie),
             "ties_kept": sum(1 for lab, rows in per_prompt if lab.tie and rows),
-            "desirable": int(labels.sum()), "undesirable": int((~labels.astype(bool)).sum())}
+            "desirable": int(labels.sum()), "undesirable": int((~labels.astype(bool)).sum()),
+            "cut": int(frame["cut"].astype(bool).sum()) if "cut" in frame else 0}
 
 
 # --- standard ------------------------------------------------------------------------------
@@ -101,12 +108,13 @@ def _counts(name: str, frame: pd.DataFrame, per_prompt: list[tuple[Labelled, lis
 def pair_row(pool: ResponsePool, lab: Labelled, win: int, lose: int) -> dict:
     """One (prompt, chosen, rejected) row with provenance; win, lose: positions in lab.slots."""
     p, (c, r) = lab.prompt, (lab.slots[win], lab.slots[lose])
-    chosen_score, rejected_score = float(lab.scores[win]), float(lab.scores[lose])
+    chosen_score, rejected_score = oracle_score(lab, win), oracle_score(lab, lose)
+    honest = not lab.tie and np.isfinite(chosen_score) and np.isfinite(rejected_score)
     return {
         "prompt": str(pool.prompts[p]),
         "chosen": str(pool.responses[p, c]),
         "rejected": str(pool.responses[p, r]),
-        "margin": 0.0 if lab.tie else chosen_score - rejected_score,
+        "margin": chosen_score - rejected_score if honest else 0.0,
         "tie": bool(lab.tie),
         "prompt_id": str(pool.prompt_ids[p]),
         "chosen_id": str(pool.response_ids[p, c]),
@@ -121,7 +129,24 @@ def pair_row(pool: ResponsePool, lab: Labelled, win: int, lose: int) -> dict:
         "acquisition_score": float(lab.acquisition_score),
         "judge": lab.judge,
         "confidence": float(lab.confidence),
+        "cut": cut_label(lab, win, lose),
     }
+
+
+CUT_LABELS = {(False, False): "", (True, False): "chosen", (False, True): "rejected",
+              (True, True): "both"}
+
+
+def cut_label(lab: Labelled, win: int, lose: int) -> str:
+    """Which of the pair the judge could not read whole (--judge_overlong): "", "chosen",
+    "rejected" or "both"."""
+    return CUT_LABELS[win in lab.cut, lose in lab.cut]
+
+
+def oracle_score(lab: Labelled, i: int) -> float:
+    """The oracle's score of position i; NaN for a self-labelled pair (the head's P is not
+    on the oracle's scale: it is in `confidence`)."""
+    return float("nan") if lab.judge == SELF_LABEL else float(lab.scores[i])
 
 
 def _model(pool: ResponsePool, p: int, r: int) -> str | None:
@@ -213,13 +238,14 @@ def _kto_row(pool: ResponsePool, lab: Labelled, i: int, median: float) -> dict:
         "prompt_id": str(pool.prompt_ids[p]),
         "completion_id": str(pool.response_ids[p, r]),
         "completion_model": _model(pool, p, r),
-        "score": float(lab.scores[i]),
-        "median_score": median,
+        "score": oracle_score(lab, i),
+        "median_score": float("nan") if lab.judge == SELF_LABEL else median,
         "rule": lab.rule,
         "round": int(lab.round),
         "uncertainty": float(lab.uncertainty),
         "acquisition_score": float(lab.acquisition_score),
         "judge": lab.judge,
+        "cut": i in lab.cut,
     }
 
 

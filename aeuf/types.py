@@ -160,6 +160,7 @@ class JudgeAnswer(NamedTuple):
     cost: float = 0.0
     tokens: int = 0
     error: str | None = None
+    cut: tuple[str, ...] = ()  # ids of the responses the judge could not be shown whole
 
 
 class Judgement(NamedTuple):
@@ -167,11 +168,16 @@ class Judgement(NamedTuple):
 
     ratings: [k] float64, NaN where the oracle gave none (absolute judges; NaN for pairwise)
     pairs:   list of (i, j, p) with i, j slots of the task and p = P(i beats j)
+    cut:     slots too long for the judge's context (aeuf.oracle.overlong)
     """
 
     task: JudgeTask
     ratings: Float[np.ndarray, " k"]
     pairs: list[tuple[int, int, float]]
+    cut: tuple[int, ...] = ()  # slots the judge could not read whole (--judge_overlong)
+
+
+SELF_LABEL = "head"  # Labelled.judge of a pair the reward head labelled itself
 
 
 class Labelled(NamedTuple):
@@ -185,6 +191,7 @@ class Labelled(NamedTuple):
     judge:   who labelled it (the oracle's name, or "head" for a self-labelled pair)
     tie:     the judged responses tied (or too few had a score): exported only on request
     confidence: the labeller's confidence in the chosen > rejected order (NaN if none)
+    cut:     positions in `slots` the judge could not read whole (aeuf.oracle.overlong)
     """
 
     prompt: int
@@ -199,6 +206,7 @@ class Labelled(NamedTuple):
     judge: str
     tie: bool = False
     confidence: float = float("nan")
+    cut: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import jax
@@ -27,20 +26,14 @@ import numpy as np
 from scipy.special import digamma
 
 from aeuf.acquire import RULES, knn_graph, make_rule, select_prompts
+from aeuf.bench.measure import machine_line, matmul_peak, median_time
 from aeuf.config import AcquireConfig
 from aeuf.types import Belief
 
 
 def timed(fn, repeats: int, warm: bool = True) -> float:
     """Median wall time of fn() over `repeats` calls (after one warm-up call if `warm`)."""
-    if warm:
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_time(fn, repeats, warm)
 
 
 def belief_stats(samples: np.ndarray) -> Belief:
@@ -153,7 +146,7 @@ def main() -> None:
     key = jax.random.PRNGKey(0)
     keys = jax.random.split(key, P)
     print(
-        f"P={P} R={R} K={K} D={a.dim} cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f} "
+        f"P={P} R={R} K={K} D={a.dim} {machine_line()} "
         f"jax={jax.__version__} backend={jax.default_backend()} numpy={np.__version__} "
         f"OMP/OPENBLAS threads={os.environ.get('OMP_NUM_THREADS', '-')}/"
         f"{os.environ.get('OPENBLAS_NUM_THREADS', '-')}"
@@ -193,8 +186,7 @@ def main() -> None:
     same = np.array_equal(
         select_prompts(score, x, acq, a.select, cfg), direct_balpm(score, x, acq, a.select, cfg)
     )
-    m = rng.normal(size=(2048, 2048)).astype(np.float32)
-    peak = 2 * 2048**3 / timed(lambda: m @ m, 3) / 1e9
+    peak = matmul_peak("numpy", n=2048)
     knn = 2 * P * P * a.dim / t_graph / 1e9
     print(f"\nBAL-PM greedy, {a.select} of {P} prompts, D={a.dim}, k={cfg.knn_k}:")
     print(

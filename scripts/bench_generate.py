@@ -26,7 +26,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from aeuf.backends import hf_models, hidden_states  # noqa: E402
+from aeuf.bench.measure import machine_line, seconds  # noqa: E402
 from aeuf.config import EndpointConfig, GenerateConfig  # noqa: E402
 from aeuf.generate import ModelSpec, plan  # noqa: E402
 from aeuf.run.jobs.gen_run import run_generation  # noqa: E402
@@ -112,9 +112,9 @@ def aeuf_generate(texts: list[str], max_tokens: int, batch_size: int, temperatur
 
 
 def timed(fn, *args) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    n = fn(*args)
-    return time.perf_counter() - t0, n
+    """(wall seconds, tokens or texts made) of fn(*args)."""
+    out = []
+    return seconds(lambda: out.append(fn(*args))), out[0]
 
 
 def alternate(a, b, repeats: int) -> tuple[list, list]:
@@ -189,8 +189,7 @@ def main() -> int:
     aeuf_runs, direct_runs = alternate((aeuf_generate, texts, *gen), (direct_generate, texts, *gen), args.repeats)
     hot = (*gen, args.temperature)
     aeuf_hot, direct_hot = alternate((aeuf_generate, texts, *hot), (direct_generate, texts, *hot), args.repeats)
-    load = os.getloadavg()[0]
-    print(f"| threads {args.threads}, load avg {load:.1f}, {args.prompts} prompts x {args.max_tokens} new tokens, batch {args.batch_size} | | |")
+    print(f"| threads {args.threads}, {machine_line()}, {args.prompts} prompts x {args.max_tokens} new tokens, batch {args.batch_size} | | |")
     print("|---|---|---|")
     print(_row("generation, transformers back-end, greedy (tokens/s)", per_second(aeuf_runs), per_second(direct_runs)))
     print(_row(f"generation, sampled T={args.temperature}: per-row seeds vs one seed per batch (tokens/s)",

@@ -40,11 +40,21 @@ import time
 
 import numpy as np
 
+from aeuf.bench.measure import (
+    block,
+    floor_seconds,
+    machine,
+    matmul_peak,
+    mlp_flops,
+    seconds,
+    wall_and_cpu,
+)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def env_info() -> dict:
-    """Cores, BLAS/torch threads and load."""
+    """Cores, load, thread settings (aeuf.bench.measure.machine), BLAS and torch threads."""
     try:
         from threadpoolctl import threadpool_info  # comes with scikit-learn; optional here
     except ImportError:
@@ -54,41 +64,15 @@ def env_info() -> dict:
     ]
     import torch
 
-    return {
-        "cpus": len(os.sched_getaffinity(0)),
-        "blas": blas,
-        "torch_threads": torch.get_num_threads(),
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-        "load": os.getloadavg(),
-    }
+    return {**machine(), "blas": blas, "torch_threads": torch.get_num_threads()}
 
 
-def matmul_peak(lib: str = "numpy") -> float:
-    """GFLOP/s of a float32 4096 x 4096 matmul in numpy, torch or jax, best of 3."""
-    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
-    if lib == "torch":
-        import torch
+def torch_peak() -> float:
+    """torch's float32 4096^2 matmul GFLOP/s (aeuf.bench may not import torch)."""
+    import torch
 
-        t = torch.from_numpy(a)
-        fn = lambda: t @ t  # noqa: E731
-    elif lib == "jax":
-        import jax
-
-        j = jax.device_put(a)
-        mm = jax.jit(lambda u: u @ u)
-        fn = lambda: mm(j)  # noqa: E731
-    else:
-        fn = lambda: a @ a  # noqa: E731
-    fn()
-    return 2 * 4096**3 / min(timed(fn) for _ in range(3)) / 1e9
-
-
-def timed_both(fn) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of fn(). CPU time counts the work done
-    and not the time spent waiting for a core, so its ratios hold up on a shared machine."""
-    w, c = time.perf_counter(), time.process_time()
-    _block(fn())
-    return time.perf_counter() - w, time.process_time() - c
+    t = torch.from_numpy(np.random.default_rng(0).random((4096, 4096), dtype=np.float32))
+    return matmul_peak(matmul=lambda: t @ t)
 
 
 def jax_peak_both() -> tuple[float, float]:
@@ -99,16 +83,9 @@ def jax_peak_both() -> tuple[float, float]:
     a = jax.device_put(np.random.default_rng(0).random((2048, 2048), dtype=np.float32))
     mm = jax.jit(lambda u: u @ u)
     mm(a).block_until_ready()
-    ts = [timed_both(lambda: [mm(a) for _ in range(4)][-1]) for _ in range(3)]
+    ts = [wall_and_cpu(lambda: [mm(a) for _ in range(4)][-1]) for _ in range(3)]
     flop = 4 * 2 * 2048**3 / 1e9
     return flop / min(t[0] for t in ts), flop / min(t[1] for t in ts)
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    out = fn()
-    _block(out)
-    return time.perf_counter() - t
 
 
 def compile_seconds(fn) -> float:
@@ -123,16 +100,10 @@ def compile_seconds(fn) -> float:
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     try:
-        _block(fn())
+        block(fn())
     finally:
         jax.monitoring.unregister_event_duration_listener(listen)
     return sum(spent)
-
-
-def _block(out):
-    import jax
-
-    return jax.block_until_ready(out) if out is not None and not hasattr(out, "numpy") else out
 
 
 def import_time(module: str) -> float:
@@ -140,13 +111,6 @@ def import_time(module: str) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
-
-
-def mlp_flops(dim: int, hidden: tuple[int, ...]) -> int:
-    """Training FLOPs of one response through one member (see the module docstring)."""
-    sizes = (dim, *hidden, 1)
-    layers = [i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
-    return 2 * (2 * sum(layers) + sum(layers[1:]))
 
 
 def synthetic(num_p: int, num_r: int, dim: int, m: int, seed: int = 0):
@@ -180,19 +144,19 @@ def bench_ensemble(args, x, comps, batch: int, peak: float) -> dict:
     cfg = HeadConfig(members=args.members, hidden=args.hidden, epochs=args.epochs,
                      min_steps=0, batch_size=batch)
     xd = jax.device_put(x)  # the loop passes the same device array every round
-    fit_flop = mlp_flops(args.dim, args.hidden) * 2 * args.labels * args.members * args.epochs
-    design_flop = fwd_flops(args.dim, args.hidden) * 2 * args.labels * args.members
-    out = {"auto_group": member_group(cfg, args.dim, batch), "floor_s": fit_flop / peak / 1e9,
-           "floor_with_design_s": (fit_flop + design_flop) / peak / 1e9}
+    fit_flop = mlp_flops(args.dim, args.hidden)[1] * 2 * args.labels * args.members * args.epochs
+    design_flop = (mlp_flops(args.dim, args.hidden)[0] - 2 * args.hidden[-1]) * 2 * args.labels * args.members
+    out = {"auto_group": member_group(cfg, args.dim, batch), "floor_s": floor_seconds(fit_flop, peak),
+           "floor_with_design_s": floor_seconds(fit_flop + design_flop, peak)}
     for g in args.groups:
         group = None if g == "auto" else int(g)
         head = make_ensemble(cfg, group=group)
         state = head.init(x.shape[2], key=jax.random.key(0))
-        first = timed(lambda: head.fit(state, xd, comps, key=jax.random.key(1)))  # noqa: B023
+        first = seconds(lambda: head.fit(state, xd, comps, key=jax.random.key(1)))  # noqa: B023
         runs = []
         for _ in range(args.repeats):  # each run beside its own peak (the load changes)
             wall_peak, cpu_peak = jax_peak_both()
-            wall, cpu = timed_both(lambda: head.fit(state, xd, comps, key=jax.random.key(1)))  # noqa: B023
+            wall, cpu = wall_and_cpu(lambda: head.fit(state, xd, comps, key=jax.random.key(1)))  # noqa: B023
             runs.append((wall, wall * wall_peak * 1e9 / fit_flop, cpu * cpu_peak * 1e9 / fit_flop,
                          cpu))
         best = min(runs)
@@ -206,7 +170,7 @@ def bench_ensemble(args, x, comps, batch: int, peak: float) -> dict:
     zero = make_ensemble(dataclasses.replace(cfg, epochs=0), group=None)
     state = zero.init(x.shape[2], key=jax.random.key(0))
     zero.fit(state, xd, comps, key=jax.random.key(1))
-    out["design_s"] = timed(lambda: zero.fit(state, xd, comps, key=jax.random.key(1)))
+    out["design_s"] = seconds(lambda: zero.fit(state, xd, comps, key=jax.random.key(1)))
     auto = out["group_auto"] if "group_auto" in out else out[f"group_{args.groups[0]}"]
     out["fit_warm_s"] = auto["fit_warm_s"]
     out["fit_warm_cpu_s"] = auto["fit_warm_cpu_s"]
@@ -219,14 +183,8 @@ def bench_ensemble(args, x, comps, batch: int, peak: float) -> dict:
         head = make_ensemble(cfg)
         fitted = head.fit(state, xd, comps, key=jax.random.key(1))
         head.belief(fitted, x[:16], key=None)
-        out["belief_warm_s"] = timed(lambda: head.belief(fitted, xd, key=None) and None)
+        out["belief_warm_s"] = seconds(lambda: head.belief(fitted, xd, key=None) and None)
     return out
-
-
-def fwd_flops(dim: int, hidden: tuple[int, ...]) -> int:
-    """Forward FLOPs of one response through one member's hidden layers."""
-    sizes = (dim, *hidden)
-    return 2 * sum(i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 def bench_torch(args, x, comps, batch: int) -> tuple[float, float]:
@@ -272,14 +230,14 @@ def bench_bll(dim: int, num_p: int, m: int) -> dict:
     x, comps = synthetic(num_p, 8, dim, m, seed=1)
     head = make_head(HeadConfig(name="bll"))
     state = head.init(dim, key=jax.random.key(0))
-    first = timed(lambda: head.fit(state, x, comps, key=None))
-    warm = timed(lambda: head.fit(state, x, comps, key=None))
+    first = seconds(lambda: head.fit(state, x, comps, key=None))
+    warm = seconds(lambda: head.fit(state, x, comps, key=None))
     compile_s = compile_seconds(
         lambda: make_head(HeadConfig(name="bll")).fit(state, x, comps, key=None)
     )
     fitted = head.fit(state, x, comps, key=None)
     head.belief(fitted, x, key=jax.random.key(0))
-    bel = timed(lambda: head.belief(fitted, x, key=jax.random.key(0)) and None)
+    bel = seconds(lambda: head.belief(fitted, x, key=jax.random.key(0)) and None)
     return {
         "dim": dim,
         "responses": num_p * 8,
@@ -318,10 +276,10 @@ def main(argv=None) -> dict:
     res["import_aeuf_head_s"] = import_time("aeuf.head")
     res["import_aeuf_head_ensemble_s"] = import_time("aeuf.head.ensemble")
     res["peak_gflops"] = matmul_peak()
-    res["peak_gflops_torch"] = matmul_peak("torch")
+    res["peak_gflops_torch"] = torch_peak()
     res["peak_gflops_jax"] = matmul_peak("jax")
     x, comps = synthetic(10000, 8, args.dim, args.labels)
-    gflop = mlp_flops(args.dim, args.hidden) * 2 * args.labels * args.members * args.epochs / 1e9
+    gflop = mlp_flops(args.dim, args.hidden)[1] * 2 * args.labels * args.members * args.epochs / 1e9
     res["train_gflop"] = gflop
     for batch in (args.batch, args.small_batch):
         e = bench_ensemble(args, x, comps, batch, res["peak_gflops_jax"])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import random
 import statistics
 import threading
@@ -32,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aeuf.backends import llama_server
 from aeuf.backends.openai_client import ClientSettings, open_client
+from aeuf.bench.measure import machine_line
 from aeuf.config import EndpointConfig, OracleConfig
 from aeuf.oracle import make_oracle
 from aeuf.oracle.judge import answer_from, chat_body, make_spec, plan_requests
@@ -189,7 +189,7 @@ def main() -> None:
         rows = [throughput(server.base_url, cfg, c, args.requests) for c in (1, 4, 16)]
     finally:
         server.stop()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+    print(f"{machine_line()}; "
           f"max_tokens {args.max_tokens}; llama.cpp threads {args.threads or 'default'}\n")
     cpu = (o["plan_us"] + o["body_us"] + o["parse_us"]) * 1e-6
     print(f"| per request | seconds (median of {args.pairs}) |")

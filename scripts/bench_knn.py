@@ -2,7 +2,7 @@
 
     python scripts/bench_knn.py [--prompts 100000] [--dim 384] [--k 13]
                                 [--data clustered|gaussian] [--libs faiss_ivf,faiss_hnsw,...]
-                                [--cache /tmp/aeuf_knn]
+                                [--cache bench_out/knn_cache]
 
 For P prompt-feature vectors of dimension D, times aeuf's exact kNN graph (chunked numpy,
 aeuf.acquire.prompts.knn_graph with the approximate path switched off) and each approximate
@@ -24,13 +24,13 @@ noise in all D dims, closer to sentence embeddings.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from aeuf.acquire.prompts import knn_graph
+from aeuf.bench.measure import machine_line
 
 
 def gaussian(P: int, D: int, seed: int = 0) -> np.ndarray:
@@ -179,13 +179,13 @@ def main() -> None:
     ap.add_argument("--data", default="clustered", choices=("clustered", "gaussian"))
     ap.add_argument("--libs", default=",".join(k for k in LIBS if not k.startswith("aeuf_ann")))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--cache", default="/tmp/aeuf_knn")
+    ap.add_argument("--cache", default="bench_out/knn_cache")
     ap.add_argument("--twice", action=argparse.BooleanOptionalAction, default=True,
                     help="build each index twice to check the graph is reproducible")
     a = ap.parse_args()
     x = (clustered if a.data == "clustered" else gaussian)(a.prompts, a.dim)
     print(f"P={a.prompts} D={a.dim} k={a.k} data={a.data} threads={a.threads} "
-          f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}", flush=True)
+          f"{machine_line()}", flush=True)
     true_ids, true_radius, t_exact = exact(x, a.k, Path(a.cache), a.data)
     print(f"exact (aeuf chunked numpy): {t_exact:.1f} s", flush=True)
     print("\n| index | build (s) | query (s) | CPU s (build + query) | total / exact | recall@k "

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Reproduces every number and plot of BENCHMARKS.md's "Label efficiency" section.
+# Reproduces every number and plot of the "Label efficiency" section of benchmarks/history.md
+# (measured before the round engine and the head changes of issue 11; kept for the record).
 #
 #   bash scripts/bench_label_efficiency.sh [POOL] [OUT]
 #
-# POOL defaults to ../shared/data/alpacaeval_dev.parquet (16 models x 805 AlpacaEval prompts
+# POOL defaults to $AEUF_DEV_POOL, else bench_out/alpacaeval_dev.parquet (scripts/fetch_dev_pool.py;
+# 16 models x 805 AlpacaEval prompts
 # with strong-judge scores). Features are cached in bench_out/cache (MiniLM of 12,880
 # responses takes 15+ minutes once on a 2-core CPU; later runs embed nothing).
 # Runs: random, dts, deltaucb, infomax x heads ensemble, bll x 5 seeds x deterministic and
@@ -12,7 +14,7 @@
 # curves to benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-POOL=${1:-../shared/data/alpacaeval_dev.parquet}
+POOL=${1:-${AEUF_DEV_POOL:-bench_out/alpacaeval_dev.parquet}}
 OUT=${2:-bench_out/label_efficiency}
 CACHE=${CACHE:-bench_out/cache}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false

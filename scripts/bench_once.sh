@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 source scripts/bench_models.sh
 HALF=${1:-A}
 OUT=${2:-bench_out/once_$HALF${TAG:-}}
-POOL=${POOL:-../shared/data/alpacaeval_dev.parquet}
+POOL=${POOL:-${AEUF_DEV_POOL:-bench_out/alpacaeval_dev.parquet}}
 CACHE=${CACHE:-bench_out/cache}
 PY=${PY:-.venv/bin/python}
 MODELS=$([ "$HALF" = A ] && echo "$HALF_A" || echo "$HALF_B")

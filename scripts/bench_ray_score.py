@@ -13,11 +13,9 @@ from the rows/s. Prints a Markdown table for docs/cluster.md.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,6 +25,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from aeuf.backends import ray_runner  # noqa: E402
+from aeuf.bench.measure import machine_line, seconds  # noqa: E402
+from aeuf.bench.output import markdown_table  # noqa: E402
 from aeuf.head import mlp  # noqa: E402
 
 
@@ -45,9 +45,9 @@ def in_process(paths, params, chunk_rows: int) -> np.ndarray:
 
 
 def timed(fn, *args, **kw):
-    t0 = time.perf_counter()
-    out = fn(*args, **kw)
-    return time.perf_counter() - t0, out
+    """(wall seconds, result) of fn(*args, **kw)."""
+    out = []
+    return seconds(lambda: out.append(fn(*args, **kw))), out[0]
 
 
 def main() -> int:
@@ -81,14 +81,14 @@ def main() -> int:
                                         workers=args.workers)[0] for _ in range(args.repeats))
     t_local = statistics.median(t for t, _ in local)
     t_ray = statistics.median(t for t, _ in runs)
-    print(f"| {args.shards} shards x {args.rows} rows x D {args.dim}, K {args.members}, "
-          f"{os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f} | seconds | rows/s |")
-    print("|---|---|---|")
-    print(f"| in one process (memory-mapped chunks of {args.chunk_rows}) | {t_local:.2f} | {n / t_local:,.0f} |")
-    print(f"| Ray Data, {args.workers} workers, whole call | {t_ray:.2f} | {n / t_ray:,.0f} |")
-    print(f"| Ray Data, fixed cost per call (1 row: actors start, import JAX) | {fixed:.2f} | |")
-    print(f"| Ray start (`ray.init`, once per process) | {t_init:.2f} | |")
-    print(f"| ratio Ray / one process, whole call | {t_ray / t_local:.2f} | |")
+    print(markdown_table(
+        (f"{args.shards} shards x {args.rows} rows x D {args.dim}, K {args.members}, "
+         f"{machine_line()}", "seconds", "rows/s"),
+        [(f"in one process (memory-mapped chunks of {args.chunk_rows})", t_local, n / t_local),
+         (f"Ray Data, {args.workers} workers, whole call", t_ray, n / t_ray),
+         ("Ray Data, fixed cost per call (1 row: actors start, import JAX)", fixed, None),
+         ("Ray start (`ray.init`, once per process)", t_init, None),
+         ("ratio Ray / one process, whole call", t_ray / t_local, None)]))
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 import transformers
 
 from aeuf.backends import hf_models, reward_model
+from aeuf.bench.measure import machine_line, seconds
 
 
 def build(folder: Path) -> str:
@@ -64,9 +64,8 @@ def bare(loaded, prompts, responses, batch: int, max_length: int) -> np.ndarray:
 
 
 def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    """Wall seconds of one call (aeuf.bench.measure.seconds)."""
+    return seconds(fn)
 
 
 def main() -> None:
@@ -91,7 +90,7 @@ def main() -> None:
                                                          max_length=args.max_length)))
     b, a = min(t_bare), min(t_aeuf)
     print(f"texts {args.n}, batch {args.batch}, max_length {args.max_length}, "
-          f"threads {torch.get_num_threads()}, device {hf_models.device()}")
+          f"threads {torch.get_num_threads()}, device {hf_models.device()}, {machine_line()}")
     print(f"bare transformers: {args.n / b:.1f} texts/s ({b:.2f} s)")
     print(f"aeuf reward_model: {args.n / a:.1f} texts/s ({a:.2f} s)")
     print(f"aeuf / bare: {b / a:.2f}x")

@@ -1,6 +1,6 @@
 """How aeuf's cost grows with the pool: the main command and one round at P prompts x R.
 
-    python scripts/bench_scale.py --prompts 10000,100000,1000000 --out /tmp/aeuf_scale \
+    python scripts/bench_scale.py --prompts 10000,100000,1000000 --out bench_out/scale \
         [--responses 8] [--dim 384] [--main-flags "--epochs 2"] [--skip-main] [--skip-round]
 
 Per P it makes (once, cached in OUT/data_P) a synthetic pool: a parquet with short response
@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from aeuf.bench.measure import block, floor_seconds, machine, matmul_peak, mlp_flops
+from aeuf.bench.output import plot_lines
 
 ROWS = 1 << 18  # rows generated / written per step
 
@@ -152,43 +155,11 @@ def run_round(folder: Path, num_p: int, num_r: int, dim: int, max_labels: int) -
 
 
 def timed(record: dict, name: str, fn):
-    """fn() with its wall seconds stored under record[name] (JAX results waited for: JAX
-    dispatches asynchronously, so a fit would otherwise be billed to the next stage)."""
-    import jax
-
+    """fn() with its wall seconds (JAX results waited for) stored under record[name]."""
     start = time.perf_counter()
-    out = jax.block_until_ready(fn())
+    out = block(fn())
     record[name] = round(time.perf_counter() - start, 3)
     return out
-
-
-def matmul_peak(lib: str) -> float:
-    """GFLOP/s of a float32 4096^2 matmul in numpy or JAX, best of 3 (this process)."""
-    a = np.random.default_rng(0).random((4096, 4096), dtype=np.float32)
-    if lib == "jax":
-        import jax
-
-        j, mm = jax.device_put(a), jax.jit(lambda u: u @ u)
-        fn = lambda: mm(j).block_until_ready()  # noqa: E731
-    else:
-        fn = lambda: a @ a  # noqa: E731
-    fn()
-    return 2 * 4096**3 / min(_time(fn) for _ in range(3)) / 1e9
-
-
-def _time(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def layer_flops(dim: int, hidden: tuple[int, ...]) -> tuple[int, int]:
-    """(forward, training) FLOPs of one response through one member: forward 2 sum(in*out);
-    training adds the weight gradients (same again) and the input gradients of all layers
-    but the first."""
-    sizes = (dim, *hidden, 1)
-    layers = [i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
-    return 2 * sum(layers), 2 * (2 * sum(layers) + sum(layers[1:]))
 
 
 def round_here(folder: str, num_p: int, num_r: int, dim: int, max_labels: int) -> dict:
@@ -229,43 +200,32 @@ def round_here(folder: str, num_p: int, num_r: int, dim: int, max_labels: int) -
     timed(t, "bal_pm", lambda: select_prompts(np.asarray(choice.score), pfeat,
                                               np.zeros(num_p, bool), num_p // 4, acfg,
                                               graph=graph))
-    fwd, train = layer_flops(dim, tuple(hcfg.hidden))
+    fwd, train = mlp_flops(dim, tuple(hcfg.hidden))
     epochs = schedule(m, hcfg, pow2_steps)[3]
     fit_flop = (train * epochs + fwd) * 2 * m * hcfg.members  # + the design pass
-    floors = {"fit": fit_flop / peak["jax"] / 1e9,
-              "belief": fwd * num_p * num_r * hcfg.members / peak["jax"] / 1e9,
-              "knn_graph": 2.0 * num_p**2 * dim / peak["numpy"] / 1e9}
+    floors = {"fit": floor_seconds(fit_flop, peak["jax"]),
+              "belief": floor_seconds(fwd * num_p * num_r * hcfg.members, peak["jax"]),
+              "knn_graph": floor_seconds(2.0 * num_p**2 * dim, peak["numpy"])}
     return {"P": num_p, "labels": m, "epochs": epochs, "dtype": np.dtype(dtype).name,
             "exact_graph": num_p <= (acfg.knn_exact_max or num_p), "peak_gflops": peak,
             "seconds": t, "floor_s": {k: round(v, 3) for k, v in floors.items()},
             "x_floor": {k: round(t[k] / v, 2) for k, v in floors.items()},
-            "load": os.getloadavg()}
+            "machine": machine()}
 
 
 def plot(results: list[dict], path: Path) -> None:
     """Time and memory of the main command and the round against P, log axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    time_panel, memory = {}, {}
     for kind in ("main", "round"):
         rows = [r for r in results if kind in r]
         ps = [r["P"] for r in rows]
-        ax1.loglog(ps, [r[kind]["wall_s"] for r in rows], "o-", label=kind)
-        ax2.loglog(ps, [r[kind]["peak_rss_gb"] for r in rows], "o-", label=f"{kind}, peak RSS")
+        time_panel[kind] = (ps, [r[kind]["wall_s"] for r in rows])
+        memory[f"{kind}, peak RSS"] = (ps, [r[kind]["peak_rss_gb"] for r in rows])
         anon = [(r["P"], r[kind]["peak_anon_gb"]) for r in rows if "peak_anon_gb" in r[kind]]
         if anon:
-            ax2.loglog(*zip(*anon), "s--", label=f"{kind}, peak anonymous (owned) memory")
-    ax1.set(xlabel="prompts P (x 8 responses)", ylabel="wall seconds", title="time")
-    ax2.set(xlabel="prompts P (x 8 responses)", ylabel="peak resident GB", title="memory")
-    ax2.axhline(24, color="grey", ls=":", label="24 GB machine")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+            memory[f"{kind}, peak owned (anonymous) memory"] = tuple(zip(*anon))
+    plot_lines(path, {"wall seconds": time_panel, "peak resident GB": memory},
+               "prompts P (x 8 responses)", log=True)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 measured on replay pools in the benchmark's every-prompt regime (`once`).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_selflabel.py \
-        ../shared/data/alpacaeval_dev.parquet --seeds 5 --out bench_out/selflabel
+        [POOL] --seeds 5 --out bench_out/selflabel
 
 Pools: the AlpacaEval dev pool (805 prompts x 16 models) is split, by a seeded draw, into
 two halves of its models: "dev" = every prompt x models A (where settings such as the cheap
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,8 @@ import jax
 import numpy as np
 import pandas as pd
 
+from aeuf.bench.devpool import dev_pool_path
+from aeuf.bench.measure import machine_line
 from aeuf.bench.quality import dataset_quality
 from aeuf.bench.simulate import BenchConfig, Task, oracle_judge, replay_judge, run_config
 from aeuf.config import FeatureConfig
@@ -203,7 +204,8 @@ HEADER = ["| pool | config | strong pairs / prompt | cheap pairs / prompt | stro
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("pool")
+    ap.add_argument("pool", nargs="?", default=None,
+                    help="the dev pool (default: $AEUF_DEV_POOL, else bench_out/alpacaeval_dev.parquet)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--split_seed", type=int, default=0)
     ap.add_argument("--batch_size", type=int, default=50)
@@ -222,7 +224,7 @@ def main(argv=None) -> int:
     specs = CONFIGS + cascades([float(x) for x in args.noise.split(",")], args.margin)
     if args.configs != "all":
         specs = [specs[int(i)] for i in args.configs.split(",")]
-    pools = split_pools(args.pool, args.split_seed)
+    pools = split_pools(str(dev_pool_path(args.pool)), args.split_seed)
     rows = []
     with open(out / "runs.jsonl", "a") as log:
         for name in args.pools.split(","):
@@ -237,7 +239,7 @@ def main(argv=None) -> int:
                           f"/prompt, acc {r['accuracy']:.3f}, self {r['self_labelled']:.2f} "
                           f"({r['seconds']}s)", file=sys.stderr, flush=True)
     lines = HEADER + [x for name in args.pools.split(",") for x in table(rows, name)]
-    info = (f"load average {os.getloadavg()[0]:.1f}; pools: "
+    info = (f"{machine_line()}; pools: "
             + ", ".join(f"{k} {v.shape[0]}x{v.shape[1]}" for k, v in pools.items()))
     (out / "report.md").write_text("\n".join(lines + ["", info]) + "\n")
     print("\n".join(lines + ["", info]))

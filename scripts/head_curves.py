@@ -1,6 +1,6 @@
 """Learning curves of the reward heads on random pairs of a pool with gold scores.
 
-    python scripts/head_curves.py [POOL] [--features stats+model] [--cache /tmp/aeuf_cache]
+    python scripts/head_curves.py [POOL] [--features stats+model] [--cache bench_out/cache]
         [--heads "ensemble;bll"] [--seeds 3] [--labels 50,100,...,400] [--mode deterministic]
         [--cold] [--json OUT.json]
 
@@ -31,7 +31,6 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-POOL = "/work/shared/data/alpacaeval_dev.parquet"
 METRICS = ("acc", "ll", "ece", "brier", "cover", "cover_s", "width")
 
 
@@ -60,11 +59,11 @@ def parse_head(spec: str):
 
 def load(path: str, features: str, cache: str):
     """(features f32[P, R, D], gold f64[P, R]) of the whole pool."""
-    from aeuf.bench.data import read_bench_pool
+    from aeuf.bench.devpool import load_pool
     from aeuf.config import FeatureConfig
     from aeuf.run.featurize import build_features
 
-    pool = read_bench_pool(path)
+    pool = load_pool(path)
     x, _ = build_features(pool, FeatureConfig(features=features), Path(cache), progress=False)
     return x, np.asarray(pool.gold, np.float64)
 
@@ -142,9 +141,10 @@ def summarise(name, counts, runs) -> list[str]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("pool", nargs="?", default=POOL)
+    ap.add_argument("pool", nargs="?", default=None,
+                    help="the dev pool (default: $AEUF_DEV_POOL, else bench_out/alpacaeval_dev.parquet)")
     ap.add_argument("--features", default="stats+model")
-    ap.add_argument("--cache", default="/tmp/aeuf_cache")
+    ap.add_argument("--cache", default="bench_out/cache")
     ap.add_argument("--heads", default="ensemble;bll", help="';'-separated head specs")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--labels", default="50,100,150,200,250,300,350,400")

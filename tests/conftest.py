@@ -5,11 +5,22 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the model caches stay where they are; XDG_CACHE_HOME (the shared feature cache) is per test
+_CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+os.environ.setdefault("HF_HOME", os.path.join(_CACHE, "huggingface"))
+os.environ.setdefault("TORCH_HOME", os.path.join(_CACHE, "torch"))
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True)
+def _own_feature_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own feature cache (aeuf's default is the user's cache folder,
+    shared by every run): no test sees what another embedded, none writes to ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
 
 
 def _has_cuda() -> bool:

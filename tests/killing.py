@@ -1,5 +1,5 @@
 """Kill a run mid-way, as a crash would: start it, wait until its judgement log holds a few
-complete answers, SIGKILL it."""
+complete answers, SIGKILL it (or send another signal: SIGINT is a Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,17 @@ def log_lines(path: Path) -> list[dict]:
 
 
 def kill_after_lines(cmd: list[str], log: Path, *, lines: int = 3, env: dict | None = None,
-                     timeout: float = 900, poll: float = 0.2) -> None:
-    """Run cmd and SIGKILL it once `log` holds `lines` complete records (fails the test if it
-    ends first or takes longer than `timeout` seconds)."""
+                     timeout: float = 900, poll: float = 0.2, sig: int = signal.SIGKILL,
+                     expect: int | None = None) -> None:
+    """Run cmd and send it `sig` (SIGKILL) once `log` holds `lines` complete records (fails
+    the test if it ends first or takes longer than `timeout` seconds); `expect`: the exit
+    code it must then end with."""
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while len(log_lines(log)) < lines:
         assert child.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(poll)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    child.send_signal(sig)
+    code = child.wait(timeout=timeout)
+    assert expect is None or code == expect, code

@@ -10,7 +10,7 @@ from aeuf.config import AcquireConfig
 
 
 def reference(score, x, acquired, batch, k, beta):
-    """Straight from ALGORITHMS.md: recompute every distance and count at every step."""
+    """Straight from docs/algorithms.md: recompute every distance and count at every step."""
     acquired = acquired.copy()
     d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
     np.fill_diagonal(d, np.inf)

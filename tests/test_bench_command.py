@@ -32,6 +32,7 @@ def _bench(path, out, *extra):
                  "--batch_size", "6", "--ceiling_pairs", "200", "--no_progress", *extra])
 
 
+@pytest.mark.slow  # a whole `aeuf bench` run (86-230 s at load 30)
 def test_budget_regime_flat_rows_above_the_pool_tables_and_plots(pool_path, tmp_path):
     rc = _bench(pool_path, tmp_path, "--features", "stats+model", "--heads", "bll",
                 "--rules", "infomax,random", "--label_mode", "deterministic,bernoulli",
@@ -66,6 +67,7 @@ def test_budget_regime_flat_rows_above_the_pool_tables_and_plots(pool_path, tmp_
     assert "labels saved [95% band]" in report and "| infomax |" in report
 
 
+@pytest.mark.slow  # a whole `aeuf bench` run (86-230 s at load 30)
 def test_once_regime_every_field_present_and_sane(pool_path, tmp_path):
     rc = _bench(pool_path, tmp_path, "--regime", "once", "--features", "stats+model",
                 "--heads", "bll", "--rules", "dts,aepo,ultrafeedback", "--label_mode",
@@ -110,6 +112,7 @@ def test_once_regime_every_field_present_and_sane(pool_path, tmp_path):
     assert "length-controlled gold" in report and report.count("| delta (no call) |") == 2
 
 
+@pytest.mark.slow  # a whole `aeuf bench` run (86-230 s at load 30)
 def test_second_run_embeds_nothing(pool_path, tmp_path):
     args = ("--features", "minilm+model", "--heads", "bll", "--rules", "random",
             "--label_mode", "deterministic", "--ceiling_features", "minilm+model",
@@ -128,6 +131,7 @@ def test_unknown_rule_is_one_line_error(pool_path, tmp_path, capsys):
     assert len(err) == 1 and "unknown acquisition rule 'nope'" in err[0] and "infomax" in err[0]
 
 
+@pytest.mark.slow  # a whole `aeuf bench` run
 def test_one_seed_prints_no_error_band(pool_path, tmp_path):
     assert _bench(pool_path, tmp_path, "--seeds", "1", "--features", "stats", "--heads", "bll",
                   "--rules", "infomax,random", "--label_mode", "deterministic") == 0

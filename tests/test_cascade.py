@@ -83,8 +83,8 @@ def test_the_strong_judge_sees_only_unsure_disagreeing_or_checked_pairs(played):
         for i, pid in enumerate(ids):
             r = cheap[plan.t][pid].ratings
             unsure = not np.all(np.isfinite(r)) or abs(r[0] - r[1]) < MARGIN
-            disagree = plan.head_p is not None and (plan.head_p[i] >= 0.5) != (r[0] > r[1])
-            why = "unsure" if unsure else "disagree" if disagree else "check" if plan.check[i] else None
+            disagree = plan.routing.head_p is not None and (plan.routing.head_p[i] >= 0.5) != (r[0] > r[1])
+            why = "unsure" if unsure else "disagree" if disagree else "check" if plan.routing.check[i] else None
             assert (pid in strong.get(plan.t, set())) == (why is not None), (plan.t, pid)
             routed[why] += 1
         judges = Counter(x.judge for x in outcome.labelled)
@@ -101,8 +101,8 @@ def test_cheap_labels_are_softened_by_the_flip_rate_of_checked_pairs(played):
             r = cheap[plan.t, str(pool.prompt_ids[p])].ratings
             g = pool.gold[p, plan.slots[i]]
             alone = np.all(np.isfinite(r)) and abs(r[0] - r[1]) >= MARGIN and (
-                plan.head_p is None or (plan.head_p[i] >= 0.5) == (r[0] > r[1]))
-            if alone and plan.check[i] and g[0] != g[1]:  # a strong tie says nothing
+                plan.routing.head_p is None or (plan.routing.head_p[i] >= 0.5) == (r[0] > r[1]))
+            if alone and plan.routing.check[i] and g[0] != g[1]:  # a strong tie says nothing
                 noise = (noise[0] + 1, noise[1] + int((r[0] > r[1]) != (g[0] > g[1])))
         assert state_noise == noise
         eps = flip_rate(noise)

@@ -16,7 +16,8 @@ from aeuf.config import EndpointConfig, InputConfig, LoopConfig, OracleConfig, R
 from aeuf.io import read_pool
 from aeuf.oracle.cheap import price_per_token
 from aeuf.run.jobs import costplan
-from aeuf.run.round.engine import Plan, tasks_of
+from aeuf.run.round.engine import tasks_of
+from aeuf.run.round.types import Plan
 from aeuf.types import JudgeTask, ResponsePool
 
 pytest_plugins = ["servers"]

@@ -128,3 +128,21 @@ def test_judgement_comparisons_map_slots_to_pool_indices():
     task = JudgeTask("p0", "q0", ("a", "b"), ("x", "y"))
     j = Judgement(task, np.array([1.0, 2.0]), [(0, 1, 0.2)])
     assert dataset.judgement_comparisons(j, 5, (3, 1)) == [(5, 3, 1, 0.2)]
+
+
+def test_a_response_the_judge_could_not_read_whole_is_marked_in_its_rows():
+    """Issue 24.2: Judgement.cut -> Labelled.cut -> the `cut` column and count; kto marks
+    the completion."""
+    from aeuf.run.round.absorbing import labelled
+
+    task = JudgeTask("p0", "q0", ("p0:0", "p0:1"), ("r00", "r01"))
+    judged = Judgement(task, np.array([4.0, 1.0]), [(0, 1, 1.0)], cut=(1,))
+    from types import SimpleNamespace
+
+    plan = SimpleNamespace(rule="dts", t=0, uncertainty=np.zeros(1), score=np.zeros(1))
+    lab = labelled(plan, 0, 0, (0, 1), judged, "extremes", 0, "judge")
+    assert lab.cut == (1,)
+    df = dataset.build_rows(_pool(), [lab, _lab(1, [0, 1], [5.0, 2.0], 0, 1)], STANDARD)
+    assert df["cut"].tolist() == ["rejected", ""] and df.attrs["cut"] == 1
+    kto = dataset.build_rows(_pool(), [lab], _cfg(format="kto"))
+    assert kto.set_index("completion_id")["cut"].to_dict() == {"p0:0": False, "p0:1": True}

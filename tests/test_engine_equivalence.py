@@ -44,6 +44,7 @@ def bench_rounds(out: Path, rule: str, seed: int, head: str = "ensemble") -> lis
 
 
 @pytest.mark.parametrize("rule", ["dts"])
+@pytest.mark.slow  # `aeuf bench` plus a main-command run per seed
 def test_every_prompt_once_same_choices(pool_csv, tmp_path, rule):
     settings = [*HEAD, "--batch_size", "6", "--initial_rule", "aepo", "--no_progress"]
     assert main(["bench", str(pool_csv), "--regime", "once", "--rules", rule, "--heads",
@@ -60,6 +61,7 @@ def test_every_prompt_once_same_choices(pool_csv, tmp_path, rule):
 
 
 @pytest.mark.parametrize("budget, rounds", [(16, 4), (40, 11)])  # 40 > 18 prompts: 3 passes
+@pytest.mark.slow  # `aeuf bench` plus a main-command run per seed
 def test_budget_regime_same_choices_as_a_run_on_the_pool_prompts(pool_csv, tmp_path, budget, rounds):
     settings = [*HEAD, "--batch_size", "4", "--budget", str(budget), "--initial_rule", "random",
                 "--no_progress"]

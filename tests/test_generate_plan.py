@@ -126,7 +126,8 @@ def test_models_flag_expands_json_and_txt_files(tmp_path):
     import argparse
     import json
 
-    from aeuf.commands.generate import add_arguments, config_of, read_model_entries
+    from aeuf.commands.generate import add_arguments, config_of
+    from aeuf.run.jobs.gen_run import read_model_entries
 
     (tmp_path / "pool.json").write_text(json.dumps(["m1", {"name": "m2-cold", "path": "m2", "temperature": 0}]))
     (tmp_path / "pool.txt").write_text("# my pool\nm3\n\nm4  # small\n")

@@ -196,13 +196,15 @@ def test_duplicate_prompts_name_both_rows(tmp_path):
     assert "row 3" in msg and "row 1" in msg and "'prompt'" in msg
 
 
-def test_empty_csv_cell_is_no_response_and_its_prompt_is_skipped(tmp_path):
-    path = tmp_path / "e.csv"  # pandas reads an empty CSV cell as missing: no response
+def test_empty_csv_cell_is_an_empty_response_and_its_prompt_is_kept(tmp_path):
+    """A CSV cannot tell an empty cell from an empty string: an empty response cell is an
+    empty answer (judged, and it loses), as "" is in JSON lines (issue 24)."""
+    path = tmp_path / "e.csv"
     pd.DataFrame({"prompt": ["a", "b", "c"], "r1": ["x", "y", "z"], "r2": ["y", "", "w"]}).to_csv(
         path, index=False)
     pool = read_pool(InputConfig(path=str(path)))
-    assert pool.shape == (2, 2) and pool.prompts.tolist() == ["a", "c"]
-    assert pool.skipped == (hashlib.sha256(b"b").hexdigest()[:16],)
+    assert pool.shape == (3, 2) and pool.skipped == ()
+    assert pool.responses.tolist() == [["x", "y"], ["y", ""], ["z", "w"]]
 
 
 def test_non_text_response_names_row_and_column(tmp_path):
@@ -289,3 +291,18 @@ def test_hub_unreachable_is_a_quick_clear_error(monkeypatch):
         read_table("someone/some-dataset:train")
     msg = str(e.value)
     assert "someone/some-dataset" in msg and "\n" not in msg
+
+
+def test_empty_csv_cell_with_no_model_named_is_no_response(tmp_path):
+    """A ragged CSV: where the `<column>_model` cell is empty too, no model wrote anything and
+    the prompt simply has fewer responses; an empty cell whose model is named is an empty
+    response (judged, and it loses)."""
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"prompt": ["a", "b", "c"], "r1": ["x", "y", "z"], "r2": ["y", "", "w"],
+                  "r3": ["q", "", ""], "r1_model": ["m1"] * 3, "r2_model": ["m2"] * 3,
+                  "r3_model": ["m3", "", "m3"]}).to_csv(path, index=False)
+    pool = read_pool(InputConfig(path=str(path), num_responses=3))
+    assert pool.prompts.tolist() == ["a", "c"] and len(pool.skipped) == 1
+    assert pool.responses.tolist() == [["x", "y", "q"], ["z", "w", ""]]
+    two = read_pool(InputConfig(path=str(path), num_responses=2))
+    assert two.responses.tolist() == [["x", "y"], ["y", ""], ["z", "w"]]

@@ -24,7 +24,8 @@ RUNS = list(itertools.product(["overall", "ultrafeedback", "pairwise"],
 def oracle(url, template, fmt, logprobs):
     return make_oracle(oracle_config(name="judge", judge_base_url=url, judge_model="honest",
                                      template=template, answer_format=fmt, logprobs=logprobs,
-                                     context_tokens=CONTEXT, max_tokens=64, concurrency=4),
+                                     context_tokens=CONTEXT, max_tokens=64, concurrency=4,
+                                     overlong="cut"),  # the long cases are shown cut
                        has_gold=False)
 
 
@@ -90,7 +91,7 @@ SABOTAGE = {
     "neutralise": ("aeuf.oracle.prompts.neutralise", lambda text: text,
                    {"chatml_turns", "llama3_turns", "mistral_turns", "gemma_turns", "phi_turns",
                     "hostile_prompt_turns"}),
-    "cut": ("aeuf.oracle.prompts.cut_middle", lambda text, tokens: text,
+    "cut": ("aeuf.oracle.prompts.cut_middle", lambda text, tokens, tag="": text,
             {"long_tail_forgery", "long_many_lines", "long_non_ascii", "long_emoji",
              "hostile_prompt_long"}),
     "nonce": ("aeuf.oracle.judge.new_nonce", lambda: "0" * 32, {"hostile_prompt_guess"}),

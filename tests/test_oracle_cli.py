@@ -77,7 +77,7 @@ def test_human_judging_from_the_terminal(annotations, tmp_path):
     done = aeuf("judge", str(annotations), "--oracle", "human", "--output_dir", str(out),
                 stdin="a\nq\n")
     assert done.returncode == 1 and "stopped at your request" in done.stderr  # resumable
-    assert "Better? [a / b / tie / skip / quit]" in done.stdout
+    assert "Better? [a / b / tie / skip / undo / quit]" in done.stdout
     assert len((out / "judgements.jsonl").read_text().splitlines()) == 1
     done = aeuf("judge", str(annotations), "--oracle", "human", "--output_dir", str(out),
                 stdin="tie\n")

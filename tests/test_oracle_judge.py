@@ -59,7 +59,7 @@ def test_payloads_hold_no_body_and_bodies_get_a_fresh_nonce_each():
     oracle, spec = judge(template="pairwise"), make_spec(oracle_config(**config(
         template="pairwise")))
     (request, *_) = oracle.plan(TASKS[0])
-    assert request.payload == {"template": 0}  # bodies (and nonces) are made when sent
+    assert request.payload == {"template": 0, "cut": ()}  # bodies (and nonces) are made when sent
     bodies = [chat_body(spec, request) for _ in range(3)]
     texts = [b["messages"][1]["content"] for b in bodies]
     nonces = [t.split("[[BEGIN INSTRUCTION ")[1][:32] for t in texts]

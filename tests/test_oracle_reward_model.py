@@ -20,7 +20,7 @@ from aeuf.backends import reward_model
 from aeuf.config import OracleConfig, RewardModelConfig
 from aeuf.errors import ConfigError
 from aeuf.oracle import make_oracle
-from aeuf.oracle.fence import MARKER
+from aeuf.oracle.fence import PLAIN_MARKER as MARKER
 from aeuf.oracle.reward_model import head_index
 from aeuf.types import JudgeTask
 

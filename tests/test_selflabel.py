@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 from pools import synthetic_pool
 
+from aeuf import dataset
 from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
 from aeuf.cli import main
-from aeuf.config import HeadConfig, LoopConfig, RunConfig
+from aeuf.config import ExportConfig, HeadConfig, LoopConfig, RunConfig
 from aeuf.errors import ConfigError
 from aeuf.run.round import engine, selflabel
 from aeuf.run.round.selflabel import Calibration, lower_bound, min_pairs, threshold
+from aeuf.types import Belief
 
 
 def cp_by_hand(k: int, n: int, delta: float) -> float:
@@ -97,7 +99,7 @@ def test_decide_keeps_the_check_slice_and_pair_prob_reads_the_samples():
     assert selflabel.decide(head_p, check, 0.9).tolist() == [True, True, False, False]
     assert selflabel.decide(head_p, check, None).tolist() == [False] * 4
     samples = np.array([[[0.0, 2.0, 5.0]], [[1.0, 1.0, 5.0]]])  # K=2, P=1, R=3
-    belief = engine.Belief(samples.mean(0), samples.std(0), samples, None)
+    belief = Belief(samples.mean(0), samples.std(0), samples, None)
     p = selflabel.pair_prob(belief, np.array([0]), np.array([[2, 0]]))
     want = np.mean([1 / (1 + math.exp(-5.0)), 1 / (1 + math.exp(-4.0))])
     assert p == pytest.approx([want])
@@ -154,24 +156,24 @@ def test_nothing_above_the_threshold_is_sent_except_the_check_slice(played):
         ids = [str(pool.prompt_ids[p]) for p in plan.prompts]
         got = set(asked.get(plan.t, []))
         for i, pid in enumerate(ids):
-            sure = plan.threshold is not None and selflabel.confidence(plan.head_p[i]) >= plan.threshold
-            assert (pid in got) == (not sure or bool(plan.check[i])), (plan.t, pid)
-            above_sent += bool(sure and plan.check[i])
-        assert len(got) == len(ids) - int(np.sum(plan.self_labelled))
-    assert sum(int(np.sum(p.self_labelled)) for p in plans) >= 20  # the head did label
+            sure = plan.routing.threshold is not None and selflabel.confidence(plan.routing.head_p[i]) >= plan.routing.threshold
+            assert (pid in got) == (not sure or bool(plan.routing.check[i])), (plan.t, pid)
+            above_sent += bool(sure and plan.routing.check[i])
+        assert len(got) == len(ids) - int(np.sum(plan.routing.self_labelled))
+    assert sum(int(np.sum(p.routing.self_labelled)) for p in plans) >= 20  # the head did label
     assert above_sent >= 1  # and the check slice above the threshold was still sent
-    assert all(p.threshold is None for p in plans[:2])  # nothing to calibrate on before
+    assert all(p.routing.threshold is None for p in plans[:2])  # nothing to calibrate on before
 
 
 def test_self_labelled_rows_are_marked_and_the_head_does_not_train_on_them(played):
     pool, plans, labelled, sent, state = played
     mine = [x for x in labelled if x.judge == selflabel.HEAD]
-    cut = {p.t: p.threshold for p in plans}
+    cut = {p.t: p.routing.threshold for p in plans}
     assert mine and all(x.confidence >= cut[x.round] for x in mine)
     for x in mine:  # the exported order is the head's favourite, with its confidence
         plan = plans[x.round]
         row = int(np.flatnonzero(plan.prompts == x.prompt)[0])
-        p = plan.head_p[row]
+        p = plan.routing.head_p[row]
         assert x.confidence == pytest.approx(max(p, 1 - p))
         assert x.slots[x.chosen] == plan.slots[row, 0 if p >= 0.5 else 1]
     assert all(math.isnan(x.confidence) for x in labelled if x.judge == "replay")
@@ -184,7 +186,7 @@ def test_self_labelled_rows_are_marked_and_the_head_does_not_train_on_them(playe
 
 def test_self_labelling_is_off_by_default_and_checked():
     _, plans, labelled, _, _ = play_all(engine_cfg(target=None))
-    assert all(p.threshold is None and not p.self_labelled.any() for p in plans)
+    assert all(p.routing.threshold is None and not p.routing.self_labelled.any() for p in plans)
     assert not any(x.judge == selflabel.HEAD for x in labelled)
     for bad in (1.0, 0.4):
         with pytest.raises(ConfigError, match="self_label_accuracy"):
@@ -257,3 +259,31 @@ def test_stop_when_agreement_ends_the_run(tmp_path):
     stop = next(i for i, a in enumerate(agree) if a is not None and a >= 0.8)
     assert len(s.progress) == stop + 1 < N // 16
     assert s.labelled < N and all("self_label_share" in r for r in s.progress)
+
+
+def test_every_round_checks_a_fixed_share_of_the_pairs_the_head_would_label(played):
+    """Issue 24.28: not a coin flip per pair (rounds with every confident pair self-labelled
+    and none checked), but ceil(check_fraction x the confident pairs), every round."""
+    _, plans, _, _, _ = played
+    fraction, rounds = engine_cfg().loop.check_fraction, 0
+    for plan in plans:
+        if plan.threshold is None:
+            continue
+        sure = selflabel.confidence(plan.head_p) >= plan.threshold
+        if sure.any():
+            rounds += 1
+            assert int(np.sum(plan.check)) == math.ceil(fraction * sure.sum() - 1e-9), plan.t
+            assert not np.any(plan.check & ~sure)  # the check is on the pairs it is for
+    assert rounds >= 3
+
+
+def test_self_labelled_rows_carry_no_oracle_score_and_no_margin(played):
+    """Issue 24.7: the head's P is not on the oracle's scale: a self-labelled row has null
+    scores and margin 0 (its P is its confidence); judge rows keep score differences."""
+    pool, _, labelled, _, _ = played
+    rows = dataset.build_rows(pool, labelled, ExportConfig())
+    mine = rows[rows["judge"] == selflabel.HEAD]
+    theirs = rows[rows["judge"] != selflabel.HEAD]
+    assert len(mine) and mine["chosen_score"].isna().all() and mine["rejected_score"].isna().all()
+    assert (mine["margin"] == 0.0).all() and (mine["confidence"] > 0.5).all()
+    assert np.allclose(theirs["margin"], theirs["chosen_score"] - theirs["rejected_score"])

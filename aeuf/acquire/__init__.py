@@ -15,7 +15,7 @@
     doptimal_batch(embed f32[P,R,H], ainv f64[H,H], batch, *, key) -> DesignBatch
         (the greedy within-batch D-optimal choice, for an engine that knows its batch size)
 
-Rules (RULES registry, formulas in ALGORITHMS.md and each rule's docstring):
+Rules (RULES registry, formulas in docs/algorithms.md and each rule's docstring):
     model-free: random, ultrafeedback, west_of_n, aepo
     joint Thompson draws: dts, drts, infogain (Thompson first arm, max Var[r_i - r_j] second)
     mean / std / pair variance: deltaucb, deltaquantile (the highest-UCB first arm in a rank

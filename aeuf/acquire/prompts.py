@@ -5,8 +5,8 @@
 d_k(x): Euclidean distance from x to its k-th nearest other prompt in the pool (k = knn_k);
 n(x): acquired prompts within that radius, i.e. among x's k nearest neighbours (ties at the
 radius are not counted). Greedy within the batch: take the argmax, count it as acquired for
-every prompt that has it among its neighbours, repeat. Numpy (PERFORMANCE.md: the JAX version
-of this greedy is ~3x slower on CPU).
+every prompt that has it among its neighbours, repeat. Numpy (a JAX version of this greedy
+measured ~3x slower on CPU; formulas in docs/algorithms.md).
 """
 
 from __future__ import annotations

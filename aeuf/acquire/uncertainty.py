@@ -1,5 +1,5 @@
 """Belief-based pair rules on mean / std / pair variance: `deltaucb`, `deltaquantile`,
-`maxminlcb`, `infomax`, `infomax_bald` (formulas in ALGORITHMS.md). Numpy, vectorised over
+`maxminlcb`, `infomax`, `infomax_bald` (formulas in docs/algorithms.md). Numpy, vectorised over
 prompts. Each honours a `valid` pair mask (base.pair_mask) for its first pair.
 
 For k > 2 each rule grows its best pair greedily by a symmetric pairwise gain (the sum of the
@@ -225,7 +225,7 @@ def make_deltaquantile(cfg: AcquireConfig) -> Rule:
 def make_maxminlcb(cfg: AcquireConfig) -> Rule:
     """Leader i = argmax_i min_{j != i} LCB(i, j); challenger j = argmin_j LCB(i, j).
 
-    LCB(i, j) = mu_i - mu_j - beta (sigma_i + sigma_j) as in ALGORITHMS.md (sigma_i + sigma_j
+    LCB(i, j) = mu_i - mu_j - beta (sigma_i + sigma_j) as in docs/algorithms.md (sigma_i + sigma_j
     bounds sqrt(Var[r_i - r_j]) from above, so this is the conservative form).
     """
     return Rule(_maxmin_select(cfg.beta), True, "extremes", shown_k)

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from aeuf.config import GenerateConfig
-from aeuf.errors import ConfigError
 from aeuf.registry import Registry
 from aeuf.types import Generation, GenRequest
 
@@ -56,11 +55,3 @@ BACKENDS.register("vllm")(_lazy("aeuf.backends.gen_vllm", "VLLMBackend"))
 def make_backend(cfg: GenerateConfig) -> GenerationBackend:
     """The back-end named by cfg.backend (ConfigError listing the names if unknown)."""
     return BACKENDS.get(cfg.backend)(cfg)
-
-
-def check_one_model(requests: Sequence[GenRequest]) -> str:
-    """The common `path` of `requests`; ConfigError if they name several models."""
-    paths = {r.path for r in requests}
-    if len(paths) != 1:
-        raise ConfigError(f"a back-end call takes one model at a time, got {sorted(paths)}")
-    return paths.pop()

@@ -5,7 +5,8 @@ sends chat-completion bodies (dicts: model, messages, temperature, max_tokens, l
 and returns `ChatResult`s (text, first-choice log-probs, token usage); `map_unordered` runs
 any per-item function on a bounded thread pool and yields results as they complete.
 
-Faults handled per request: 429 (waits Retry-After / retry-after-ms, finite and capped at
+Each attempt is bounded in total by `timeout` seconds (a reply trickled a byte at a time
+too: `bounded`). Faults handled per request: 429 (waits Retry-After / retry-after-ms, finite and capped at
 `max_retry_after`, and pauses every worker), 408/409/5xx, timeouts, dropped connections,
 truncated or non-JSON bodies, a 200 body whose fields have the wrong types, an empty choice
 list, empty content and refusals: retried with jittered exponential backoff up to `retries`
@@ -48,6 +49,9 @@ from aeuf.errors import ConfigError, MissingExtra
 T = TypeVar("T")
 U = TypeVar("U")
 PLACEHOLDER_KEY = "sk-no-key-needed"
+# Set while a run is stopping (aeuf.run.ledger: the first Ctrl-C): map_unordered starts
+# nothing new and yields what is in flight (paid) so that it is logged before the exit.
+STOPPING = threading.Event()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,14 +128,44 @@ def _classify(exc: Exception, openai: Any, cap: float) -> Failure:
     return Failure(f"{type(exc).__name__}: {exc}", False)
 
 
+def bounded(call: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
+    """(True, call()) when `call` returns within `seconds`, else (False, None); its exception,
+    if it raises in time, propagates. The call runs in a daemon thread that is left behind
+    when time is up (it ends with its connection, and never holds up the process's exit):
+    httpx's timeouts bound each read, not a reply trickled a byte at a time."""
+    box: dict = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["out"] = call()
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller)
+            box["exc"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="aeuf-request").start()
+    if not done.wait(seconds):
+        return False, None
+    if "exc" in box:
+        raise box["exc"]
+    return True, box["out"]
+
+
 def _attempt(http: Any, openai: Any, body: dict, settings: ClientSettings
              ) -> ChatResult | Failure:
     rest = {k: v for k, v in body.items() if k not in ("model", "messages")}
-    try:
-        raw = http.chat.completions.with_raw_response.create(
+
+    def call() -> str:
+        return http.chat.completions.with_raw_response.create(
             model=body["model"], messages=body["messages"], extra_body=rest,
-            timeout=settings.timeout)
-        return parse_completion(raw.text)
+            timeout=settings.timeout).text
+
+    try:
+        in_time, text = bounded(call, settings.timeout)
+        if not in_time:
+            return Failure(f"timeout (no whole reply within {settings.timeout:g} s)", True)
+        return parse_completion(text)
     except openai.OpenAIError as exc:
         return _classify(exc, openai, settings.max_retry_after)
     except UnicodeDecodeError:
@@ -155,8 +189,8 @@ def _complete(http: Any, openai: Any, limiter: _Limiter, settings: ClientSetting
                                 completion_tokens=billed[1], attempts=attempt + 1,
                                 seconds=time.monotonic() - t0)
         failure = out
-        if not out.retryable or attempt == settings.retries:
-            break
+        if not out.retryable or attempt == settings.retries or STOPPING.is_set():
+            break  # (a run that is stopping retries nothing: a rerun asks again)
         delay = backoff_delay(attempt, base=settings.backoff_base, cap=settings.backoff_max,
                               retry_after=out.retry_after, u=rng.random())
         if out.retry_after is not None:
@@ -235,14 +269,15 @@ def map_unordered(fn: Callable[[T], U], items: Iterable[T], concurrency: int
     """Yield (item, fn(item)) as each call completes, at most `concurrency` in flight.
 
     Items are pulled lazily, so closing the iterator early leaves only the calls already
-    in flight to finish (their results are dropped). `fn` should not raise; if it does,
-    the exception propagates here.
+    in flight to finish (their results are dropped); once STOPPING is set nothing new starts
+    and the calls in flight are still yielded. `fn` should not raise; if it does, the
+    exception propagates here.
     """
     source, pending = iter(items), {}
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
         while True:
-            while len(pending) < max(1, concurrency):
+            while len(pending) < max(1, concurrency) and not STOPPING.is_set():
                 item = next(source, _END)
                 if item is _END:
                     break

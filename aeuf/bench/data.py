@@ -17,24 +17,24 @@ from aeuf.io.pool import CLIP, is_long, pool_from_long, read_pool, score_to_util
 from aeuf.types import ResponsePool
 
 __all__ = ["CLIP", "is_long", "pool_from_long", "read_bench_pool", "score_to_utility",
-           "select_responses"]
+           "select_responses", "without_gold"]
 
 
 def read_bench_pool(path: str, num_responses: int | None = None) -> ResponsePool:
-    """The pool at `path` (any layout aeuf.io.read_pool reads), which must carry a gold
-    utility for every response it keeps. Raises InputError naming the first response
-    without one."""
+    """The pool at `path` (any layout aeuf.io.read_pool reads), which must carry gold
+    utilities (InputError otherwise). A response without one stays in the pool as the main
+    command keeps it under the replay oracle: never chosen for the oracle, never scored
+    (count them with `without_gold`)."""
     pool = read_pool(InputConfig(path=str(path), num_responses=num_responses))
-    if pool.gold is None:
+    if pool.gold is None or not np.isfinite(pool.gold).any():
         raise InputError(f"{path}: the benchmark needs gold scores per response (a 'score' "
                          "column or gold columns)")
-    missing = np.argwhere(~np.isfinite(pool.gold))
-    if missing.size:
-        p, r = missing[0]
-        raise InputError(f"{path}: response '{pool.response_ids[p, r]}' has no gold score; "
-                         "the benchmark needs one for every response (fill it in or remove "
-                         "that response)")
     return pool
+
+
+def without_gold(pool: ResponsePool) -> int:
+    """How many responses of the pool have no gold score (left out of choices and scores)."""
+    return int((~np.isfinite(pool.gold)).sum()) if pool.gold is not None else 0
 
 
 def select_responses(pool: ResponsePool, models: tuple[str, ...] = (),

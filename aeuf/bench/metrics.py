@@ -84,12 +84,17 @@ def log_likelihood(prob, y) -> float:
 
 def best_of_n_regret(scores, gold) -> float:
     """Mean over prompts of max(gold) - gold of the response ranked first by `scores`; ties
-    for first place count as a uniformly random pick among them (their mean gold).
+    for first place count as a uniformly random pick among them (their mean gold). Responses
+    without gold (NaN) are not candidates; prompts with none are left out.
     scores, gold: float [T, R] -> float (in gold's units)."""
     s, g = np.asarray(scores, np.float64), np.asarray(gold, np.float64)
-    top = s >= s.max(axis=1, keepdims=True)
+    known = np.isfinite(g)
+    rows = known.any(axis=1)
+    s, g, known = np.where(known, s, -np.inf)[rows], np.where(known, g, 0.0)[rows], known[rows]
+    top = (s >= s.max(axis=1, keepdims=True)) & known
     picked = (g * top).sum(axis=1) / top.sum(axis=1)
-    return float(np.mean(g.max(axis=1) - picked))
+    best = np.where(known, g, -np.inf).max(axis=1)
+    return float(np.mean(best - picked))
 
 
 def area_under_curve(x, y) -> float:

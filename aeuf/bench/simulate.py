@@ -37,7 +37,7 @@ from aeuf.config import (
 from aeuf.errors import ConfigError
 from aeuf.oracle import make_oracle
 from aeuf.run.round import engine
-from aeuf.run.round.engine import Plan
+from aeuf.run.round.types import Context, Keys, Plan, Purpose, State
 from aeuf.types import Comparisons, ResponsePool
 
 LABEL_MODES = ("deterministic", "bernoulli", "soft")
@@ -215,9 +215,9 @@ def judge_tokens(pool: ResponsePool, plans: list[Plan]) -> float:
     return chars / 4.0
 
 
-def evaluate_state(ctx: engine.Context, state: engine.State, task: Task, t: int) -> Evaluation:
+def evaluate_state(ctx: Context, state: State, task: Task, t: int) -> Evaluation:
     """Held-out metrics of the head after round t."""
-    b = ctx.head.belief(state.head_state, task.test_features, key=ctx.keys.round(t, 5),
+    b = ctx.head.belief(state.head_state, task.test_features, key=ctx.keys.round(t, Purpose.TEST_BELIEF),
                         num_samples=ctx.cfg.head.members)
     labels = task.pairs.y if ctx.cfg.oracle.label_mode == "deterministic" else task.pairs.q
     return evaluate(b.mean, b.samples, task.pairs, task.test_gold, labels)
@@ -254,8 +254,8 @@ def fit_and_score(task: Task, cfg: RunConfig, comps: Comparisons, seed: int, lab
     from aeuf.head import make_head
 
     head = make_head(cfg.head)
-    keys = engine.Keys.of(seed)
+    keys = Keys.of(seed)
     state = head.init(task.features.shape[-1], key=keys.init())
-    state = head.fit(state, task.features, comps, key=keys.round(0, 1))
-    b = head.belief(state, task.test_features, key=keys.round(0, 5), num_samples=cfg.head.members)
+    state = head.fit(state, task.features, comps, key=keys.round(0, Purpose.FIT))
+    b = head.belief(state, task.test_features, key=keys.round(0, Purpose.TEST_BELIEF), num_samples=cfg.head.members)
     return evaluate(b.mean, b.samples, task.pairs, task.test_gold, labels)

@@ -44,7 +44,8 @@ COUNT_WORDS = {"rows": "rows", "prompts": "labelled prompts with a row",
                "ties_kept": "tied prompts kept as rows (--keep_ties)",
                "desirable": "rows with label True", "undesirable": "rows with label False",
                "failed": "judged prompts without a usable answer",
-               "self_labelled": "pairs labelled by the reward head, not the oracle"}
+               "self_labelled": "pairs labelled by the reward head, not the oracle",
+               "cut": "rows with a response too long for the judge to read whole (`cut`)"}
 
 LIMITS = {
     "replay": "The labels replay gold scores that came with the input: they are only as good "

@@ -24,16 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeuf import io
-    from aeuf.run import featurize
+    from aeuf.run.jobs.embedding import embed_pool
     from aeuf.run.loop import default_output_dir
 
     cfg = config_from_args(args)
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(args.prompts)
-    pool = io.read_pool(cfg.input)
-    features, info = featurize.build_features(pool, cfg.features, out, progress=not args.no_progress)
-    flat = features.reshape(-1, features.shape[-1])
-    path = io.write_precomputed_features(out, flat, [str(i) for i in pool.response_ids.reshape(-1)])
-    print(f"aeuf: {flat.shape[0]} responses x {flat.shape[1]} features ({info.dims}); "
-          f"newly embedded {info.encoded}; wrote {path}", file=sys.stderr)
+    s = embed_pool(cfg, out, progress=not args.no_progress)
+    print(f"aeuf: {s.responses} responses x {s.dims} features ({s.parts}); "
+          f"newly embedded {s.encoded}; wrote {s.path}", file=sys.stderr)
     return 0

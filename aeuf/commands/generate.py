@@ -12,7 +12,6 @@ files: .json (a list of names or {name, path, temperature, top_p, max_tokens} re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -20,8 +19,6 @@ from pathlib import Path
 
 from aeuf.commands.flags import add_flags, build, flags_of
 from aeuf.config import GenerateConfig
-from aeuf.errors import ConfigError, InputError
-from aeuf.generate import ModelSpec, parse_models
 
 GEN_FLAGS = list(flags_of(GenerateConfig))
 
@@ -40,28 +37,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output_dir", default=None, help="run directory (default: runs/<name>-gen)")
 
 
-def read_model_entries(tokens: list[str]) -> list:
-    """--models tokens -> entries for parse_models; files are expanded in place."""
-    out: list = []
-    for token in (t for raw in tokens for t in raw.split(",") if t):
-        path = Path(token)
-        out += _read_model_file(path) if path.suffix in (".json", ".txt") and path.is_file() else [token]
-    return out
-
-
-def _read_model_file(path: Path) -> list:
-    if path.suffix == ".txt":
-        lines = (ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines())
-        return [ln for ln in lines if ln]
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of model names or records")
-    return data
-
-
 def config_of(args: argparse.Namespace) -> GenerateConfig:
     """GenerateConfig from the parsed flags (unset flags keep the config defaults)."""
     return build(GenerateConfig, args, GEN_FLAGS, fixed={
@@ -74,17 +49,14 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeuf.io import read_prompts
-    from aeuf.run.jobs.gen_run import run_generation
+    from aeuf.run.jobs.gen_run import generate_file
 
     cfg = config_of(args)
-    specs: list[ModelSpec] = parse_models(read_model_entries(args.models))
-    if not specs:
-        raise ConfigError("--models: no model given")
-    ids, prompts = read_prompts(args.prompts, args.prompt_column, args.num_instructions)
     out = output_dir(args)
     with Progress(cfg.progress_every) as progress:
-        summary = run_generation(ids, prompts, specs, cfg, out, progress=progress)
+        summary = generate_file(args.prompts, args.models, cfg, out, progress=progress,
+                                prompt_column=args.prompt_column,
+                                num_instructions=args.num_instructions)
     print(f"\r{summary.generated} generated, {summary.reused} reused, {summary.failed} failed "
           f"({summary.completion_tokens} new tokens, {summary.seconds:.0f} s)", file=sys.stderr)
     for message in summary.errors:

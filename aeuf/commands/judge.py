@@ -39,8 +39,15 @@ def oracle_config(args: argparse.Namespace) -> OracleConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeuf.run.jobs.judging import judge_file
+    from aeuf.run.jobs.judging import judge_file, plan_file
 
+    if args.dry_run:
+        p = plan_file(oracle_config(args), args.input, args.output_dir)
+        cost = "free" if p.cost is None else f"at most ${p.cost:.4f}"
+        print(f"aeuf judge --dry_run: {p.prompts} prompts, {p.requests} requests to the "
+              f"{p.oracle} oracle ({p.answered} already answered), {cost}; nothing was sent "
+              "or written")
+        return 0
     s = judge_file(oracle_config(args), args.input, args.output_dir,
                    progress=not args.no_progress)
     print(f"aeuf judge: {s.decided} of {s.prompts} prompts decided by the {s.oracle} oracle; "

@@ -63,6 +63,10 @@ class FeatureConfig:
                                         "ids, parquet or save_to_disk folder)")
     batch_size: int = opt(32, "texts per encoder batch", flag="embed_batch_size")
     max_length: int = opt(256, "encoder tokens per text", flag="embed_max_length")
+    cache: str | None = opt(None, "feature cache folder, shared by every run (content-keyed: "
+                                  "a text is embedded once per encoder; default: "
+                                  "$XDG_CACHE_HOME/aeuf/features or ~/.cache/aeuf/features)",
+                            flag="features_cache")
     dtype: str = opt("auto", "how the composed features are held in memory: float32, float16 "
                              "(half the memory; heads still compute in float32) or auto "
                              "(float16 from 2^30 values, about 4 GB in float32)",
@@ -172,9 +176,10 @@ class LoopConfig:
                                                   "off by default")
     self_label_delta: float = opt(0.05, "self-labelling: the bound may fail with at most this "
                                         "probability (one-sided Clopper-Pearson level)")
-    check_fraction: float = opt(0.1, "share of each round's pairs, drawn at random, sent to "
-                                     "the (strong) judge whatever the head or the cheap "
-                                     "judge think: keeps checking both")
+    check_fraction: float = opt(0.1, "share of each round's pairs the head would label "
+                                     "(of all its pairs in a cascade), rounded up and drawn "
+                                     "at random, sent to the (strong) judge whatever the "
+                                     "head or the cheap judge think: keeps checking both")
     stop_when_agreement: float | None = opt(None, "end the run after a round in which the "
                                                   "head, before labelling, agreed with the "
                                                   "oracle on at least this share of the pairs")

@@ -21,7 +21,8 @@ class EndpointConfig:
     concurrency: int = opt(4, "requests in flight")
     requests_per_minute: float | None = opt(None, "requests-per-minute cap", flag="rpm")
     tokens_per_minute: float | None = opt(None, "tokens-per-minute cap", flag="tpm")
-    timeout: float = opt(60.0, "seconds per request")
+    timeout: float = opt(60.0, "seconds per request, in all (connecting, sending, the whole "
+                               "reply): a server that trickles its reply is cut off")
     retries: int = opt(5, "retries per request (transport faults, 429, 5xx)")
     price_in: float = opt(0.0, "USD per 1M prompt tokens")
     price_out: float = opt(0.0, "USD per 1M completion tokens")
@@ -103,8 +104,14 @@ class OracleConfig:
     temperature: float = opt(0.0, "judge sampling temperature", flag="judge_temperature")
     max_tokens: int = opt(256, "judge reply length cap", flag="judge_max_tokens")
     context_tokens: int = opt(8192, "the judge model's context length in tokens: longer "
-                                    "responses are cut in the middle (with a visible marker) "
-                                    "so the rubric always fits", flag="judge_context")
+                                    "texts do not fit whole (see --judge_overlong)",
+                              flag="judge_context")
+    overlong: str = opt("loss", "a response too long for the judge's context: loss (not sent; "
+                                "it loses to every response read whole), skip (not sent; no "
+                                "score), or cut (sent with its middle cut out, which the "
+                                "judge is told); each is marked in the ledger and the rows' "
+                                "`cut` column", flag="judge_overlong",
+                        choices=("loss", "skip", "cut"))
     answer_format: str = opt("auto", "how the judge answers: json_schema (structured output), "
                                      "json_object (llama-cpp-python's JSON mode), lines (the "
                                      "template's first line, 'Rating: 4'), or auto (the first "

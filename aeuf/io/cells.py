@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from aeuf.errors import InputError
+from aeuf.io.tables import EMPTY_IS_TEXT
 
 PROMPT_COLUMNS = ("prompt", "instruction")
 CONVERSATION_COLUMNS = ("messages", "conversations", "conversation")  # OpenAI or ShareGPT turns
@@ -38,6 +39,14 @@ def describe(value: Any) -> str:
 def is_text(value: Any) -> bool:
     """A non-empty (not only whitespace) string: what a prompt must be."""
     return isinstance(value, str) and bool(value.strip())
+
+
+def response_texts(df: pd.DataFrame, column: str, source: str) -> list[str | None]:
+    """[rows] the column's responses (response_text of each cell); in a CSV/TSV table
+    (df.attrs flag) an empty cell is an empty response, not a missing one."""
+    empty = "" if df.attrs.get(EMPTY_IS_TEXT) else None
+    return [empty if empty is not None and is_missing(v) else response_text(v, source, n, column)
+            for n, v in enumerate(df[column].tolist(), 1)]
 
 
 def response_text(value: Any, source: str, row: int, column: str) -> str | None:

@@ -36,6 +36,7 @@ def write_preferences(df: pd.DataFrame, output_dir: Path, cfg: ExportConfig,
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_exports(out)
     df = df.reset_index(drop=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".export{TMP_MARK}"))
     try:
@@ -52,6 +53,28 @@ def write_preferences(df: pd.DataFrame, output_dir: Path, cfg: ExportConfig,
     if cfg.push_to_hub:
         push(paths["hf"], cfg.push_to_hub)
     return paths
+
+
+def remove_stale_exports(out: Path) -> None:
+    """Delete what a killed export left in `out` (.export.tmp-* folders, .hf.tmp-old). Call
+    only while holding the run's lock: then no other export is writing there."""
+    for path in Path(out).glob(f".*{TMP_MARK}*"):
+        if path.name.startswith((".export", f".{EXPORT_NAMES['hf']}")) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_preferences(out: Path) -> None:
+    """Delete an earlier export (preferences.*, hf/) and stale temp folders, so a run that
+    exports nothing leaves no dataset of another run beside its report."""
+    out = Path(out)
+    remove_stale_exports(out)
+    for kind, name in EXPORT_NAMES.items():
+        path = out / name
+        if kind == "hf" and path.is_dir():
+            shutil.rmtree(path)
+        elif path.is_file():
+            path.unlink()
+    fsync_dir(out)
 
 
 def _write_all(df: pd.DataFrame, folder: Path, card: str | None) -> None:

@@ -1,10 +1,12 @@
 """The one-row-per-prompt pool conventions: columns (AEPO), pair (chosen/rejected) and
 completions (ActiveUltraFeedback). Each reads every prompt's responses, any number of them
-(missing cells are no response, "" is an empty one); ragged.square makes them [P, R].
+(missing cells are no response, "" is an empty one; in a CSV/TSV, which cannot tell them
+apart, an empty response cell is an empty response); ragged.square makes them [P, R].
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,9 @@ import pandas as pd
 from aeuf.config import InputConfig
 from aeuf.errors import InputError
 from aeuf.io import cells, chat
+from aeuf.io.cells import where
 from aeuf.io.ragged import CONVENTIONS, Cand, Convention, Rows, head, wide_prompts
+from aeuf.io.tables import EMPTY_IS_TEXT
 
 META_COLUMNS = frozenset({
     "prompt_id", "id", "idx", "index", "uid", "dataset", "source", "split", "subset",
@@ -49,11 +53,38 @@ def _build_columns(df: pd.DataFrame, source: str, cfg: InputConfig) -> Rows:
     df = head(df, cfg.num_instructions)
     wide = wide_prompts(df, source, cells.find_prompt_column(df, source, cfg.prompt_column))
     cols = response_columns(df, wide.column)
+    _not_text_columns(df, wide.column, cols, source)
     _too_few_columns(source, cols, cfg.num_responses)
     per_col = [_column_cands(df, c, source) for c in cols]
-    cands = [[c for col in per_col if (c := col[p]) is not None] for p in range(len(df))]
+    gaps = _ragged_gaps(df, cols)
+    cands = [[c for j, col in enumerate(per_col) if (c := col[p]) is not None and not gaps[p, j]]
+             for p in range(len(df))]
     has_gold = any(f"{c}_score" in df.columns or f"score_{c}" in df.columns for c in cols)
     return Rows(wide.ids, wide.texts, wide.messages, cands, "score" if has_gold else None)
+
+
+def _not_text_columns(df: pd.DataFrame, prompt_column: str, cols: list[str],
+                      source: str) -> None:
+    """A column with <name>_model or <name>_score beside it is a response column even when it
+    holds no text: all empty (no responses from it: a note, then left out like any empty
+    cell) or numbers (InputError: the text they stood for is unknown)."""
+    for c in df.columns:
+        beside = _companions(df, c)
+        if c == prompt_column or c in cols or is_meta_column(c) or not beside:
+            continue
+        if df[c].isna().all():
+            print(f"aeuf: {source}: column '{c}' is empty in every row: no responses from it "
+                  f"(its {beside} column is left out too)", file=sys.stderr)
+            continue
+        raise InputError(f"{where(source, None, c)}: holds {df[c].dtype} values, not response "
+                         f"text, beside its {beside} column; store the responses as text "
+                         f"(quoted) or remove '{c}' and {beside}")
+
+
+def _companions(df: pd.DataFrame, column: Any) -> str:
+    """The <column>_model / _score columns present, as one phrase ('' when none)."""
+    names = (f"{column}_model", f"{column}_score", f"score_{column}")
+    return "/".join(f"'{n}'" for n in names if n in df.columns)
 
 
 def _too_few_columns(source: str, cols: list[str], num: int | None) -> None:
@@ -66,12 +97,26 @@ def _too_few_columns(source: str, cols: list[str], num: int | None) -> None:
                          "responses (or create them with `aeuf generate`)")
 
 
+def _ragged_gaps(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """bool [rows, cols]: CSV cells that are no response at all. A CSV cannot tell an empty
+    response from none, so an empty cell is an empty response, except where the table has a
+    `<column>_model` column and that cell is empty too: no model wrote anything there, the row
+    simply has fewer responses (a ragged pool)."""
+    out = np.zeros((len(df), len(cols)), bool)
+    if not df.attrs.get(EMPTY_IS_TEXT):
+        return out
+    for j, c in enumerate(cols):
+        if f"{c}_model" in df.columns:
+            unnamed = np.array([m is None for m in _models_of(df, f"{c}_model")], bool)
+            out[:, j] = df[c].isna().to_numpy() & unnamed
+    return out
+
+
 def _column_cands(df: pd.DataFrame, column: str, source: str) -> list[Cand | None]:
     """[rows] the column's candidates; None where the cell is missing."""
     models = _models_of(df, f"{column}_model")
     gold = _score_of(df, column, source)
-    texts = [cells.response_text(v, source, n, column)
-             for n, v in enumerate(df[column].tolist(), 1)]
+    texts = cells.response_texts(df, column, source)
     return [None if t is None else Cand(t, m, str(column), g)
             for t, m, g in zip(texts, models, gold)]
 

@@ -82,8 +82,7 @@ def _responses(df: pd.DataFrame, source: str, side: chat.Prompts) -> list[str | 
     assistant turn of the row's conversation."""
     if "response" not in df.columns:
         return side.answers
-    return [cells.response_text(v, source, n, "response")
-            for n, v in enumerate(df["response"].tolist(), 1)]
+    return cells.response_texts(df, "response", source)
 
 
 def _models(df: pd.DataFrame) -> list[str | None] | None:

@@ -24,7 +24,8 @@ Missing vs empty responses: an empty response ("" or only whitespace) is a legit
 candidate and is kept. A missing one (null, NaN, an absent JSON key, a completions record
 with a null response) is no response: its prompt simply has fewer. CSV/TSV cannot tell the
 two apart (pandas reads an empty cell, quoted or not, as missing), so an empty CSV cell is
-no response; write "" in JSON/JSONL/parquet for an empty one. A response that is not text
+an empty response, unless its `<column>_model` cell is empty too (no model wrote anything:
+the prompt has fewer responses). A response that is not text
 (a number, a list, a record) is malformed: one line naming file, row and column.
 
 Ragged pools: R = --num_responses, else the most common number of responses per prompt

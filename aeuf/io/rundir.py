@@ -4,7 +4,6 @@
       .lock               advisory lock: one process writes a run at a time
       config.json         the run's identity: resolved configuration + the input's digest
       responses.parquet   the pool as first read (a resume reads this, never the input again)
-      features/           the content-hash feature cache (aeuf.io.store)
       judgements.jsonl    every oracle answer, appended and fsync'd (aeuf.io.runlog)
       rounds/<t>.json     what round t chose and why, written before it is judged
       head/state.npz      the head after the latest fit, with the round and the digest of the
@@ -18,6 +17,8 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +31,29 @@ from aeuf.types import ResponsePool
 
 # config keys that may change between runs in one directory: they change neither what is
 # selected nor what is judged (paths, rate limits, spending caps, export layout). The input
-# is identified by its content digest, so its path may change too.
+# is identified by its content digest, so its path may change too; a judge's address,
+# key variable and limits may change (a server moved to another port).
 HARMLESS_KEYS = frozenset({
     "input.path", "output_dir", "push_to_hub", "west_of_n", "all_pairs", "format", "keep_ties",
-    "max_cost", "max_requests", "retry_unparsable", "price_in",
-    "price_out", "send_key_to_local", "features.batch_size",
-    "batch_shard_size", "batch_poll_seconds",
-    # the judge may change between runs (e.g. `aeuf judge` on the annotation file of a run
-    # that had no oracle): judgement keys name the judge and the texts, so nothing mixes
-    "oracle.name", "oracle.judge", "template", "temperature", "max_tokens", "logprobs",
-    "context_tokens", "answer_format",
-    "local_model",
+    "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
+    "send_key_to_local", "features.batch_size", "features.cache",
+    "batch_shard_size", "batch_poll_seconds", "oracle.name",
+    *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
+                                    "requests_per_minute", "tokens_per_minute", "timeout",
+                                    "retries")),
     # the cheap judge's endpoint, transport and prices may change as the judge's may (its
-    # model and margin may not: they decide which labels the run keeps; its prices are price_in/out)
-    "oracle.cheap_judge.base_url", "oracle.cheap_judge.api_key_env",
-    "oracle.cheap_judge.concurrency", "oracle.cheap_judge.requests_per_minute",
-    "oracle.cheap_judge.tokens_per_minute", "oracle.cheap_judge.timeout",
-    "oracle.cheap_judge.retries",
+    # model and margin may not: they decide which labels the run keeps)
+    *(f"oracle.cheap_judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
+                                          "requests_per_minute", "tokens_per_minute",
+                                          "timeout", "retries")),
+})
+# the judge that labels a run ("oracle_used": the resolved oracle) may be chosen after a run
+# without one (`aeuf judge` on its annotations.jsonl, then the same command with the judge);
+# once a run has an oracle, another judge, model or template is a different run
+JUDGE_KEYS = frozenset({
+    "oracle_used", "oracle.judge.model", "oracle.template", "oracle.temperature",
+    "oracle.max_tokens", "oracle.logprobs", "oracle.context_tokens", "oracle.answer_format",
+    "oracle.local_model",
 })
 _MISSING = "<not set>"
 
@@ -98,11 +105,14 @@ class RunDir:
 
     def check_config(self, config: dict) -> None:
         """Write config.json, unless the folder holds a different run (InputError naming the
-        first key that differs; HARMLESS_KEYS may differ)."""
+        first key that differs; HARMLESS_KEYS may differ, and JUDGE_KEYS while the stored run
+        had no oracle)."""
         path = self.path / "config.json"
         if path.is_file():
             old = _read_json(path)
-            key = first_difference(old, json.loads(strict_json(config)))
+            free = HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" \
+                else HARMLESS_KEYS
+            key = first_difference(old, json.loads(strict_json(config)), harmless=free)
             if key is not None:
                 raise InputError(
                     f"{path}: this folder holds a different run ({key}: {_get(old, key)!r} "
@@ -151,13 +161,21 @@ class RunDir:
         atomic_write(self.path / "head" / "state.npz", lambda tmp: _savez(tmp, arrays))
 
     def load_head(self) -> tuple[list, dict] | None:
-        """(leaves, meta) of the saved head, or None."""
+        """(leaves, meta) of the saved head, or None: also when the file is damaged
+        (truncated, not an npz, no meta), with a note on stderr; the loop then refits."""
         path = self.path / "head" / "state.npz"
         if not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            leaves = [z[f"leaf_{i}"] for i in range(len(z.files) - 1)]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                leaves = [z[f"leaf_{i}"] for i in range(len(z.files) - 1)]
+            if not isinstance(meta, dict) or not {"round", "comparisons"} <= set(meta):
+                raise ValueError("no round or comparisons in its meta")
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            print(f"aeuf: {path} is damaged ({type(e).__name__}); the head is refit",
+                  file=sys.stderr)
+            return None
         return leaves, meta
 
     # --- no oracle -------------------------------------------------------------------------
@@ -181,15 +199,17 @@ def _read_json(path: Path) -> Any:
                          "--output_dir") from None
 
 
-def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
-    """The first dotted key (sorted order) whose value differs, harmless keys skipped."""
+def first_difference(old: dict, new: dict, prefix: str = "", *,
+                     harmless: frozenset = HARMLESS_KEYS) -> str | None:
+    """The first dotted key (sorted order) whose value differs, harmless keys skipped (by
+    dotted path or by bare name)."""
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
-        if path in HARMLESS_KEYS or str(key) in HARMLESS_KEYS:
+        if path in harmless or str(key) in harmless:
             continue
         a, b = old.get(key, _MISSING), new.get(key, _MISSING)
         if isinstance(a, dict) and isinstance(b, dict):
-            sub = first_difference(a, b, f"{path}.")
+            sub = first_difference(a, b, f"{path}.", harmless=harmless)
             if sub is not None:
                 return sub
         elif a != b:

@@ -105,6 +105,10 @@ def _parse_generation(line: bytes) -> dict | None:
 def _answer_line(a: JudgeAnswer) -> str:
     rec = a._asdict()
     rec["response_ids"] = list(a.response_ids)
+    if a.cut:
+        rec["cut"] = list(a.cut)
+    else:
+        rec.pop("cut", None)
     return strict_json(rec)  # NaN/inf -> null: None means "no answer" (types.JudgeAnswer)
 
 
@@ -115,6 +119,7 @@ def _parse_answer(line: bytes) -> JudgeAnswer | None:
         return None
     fields = {k: rec[k] for k in JudgeAnswer._fields if k in rec}
     fields["response_ids"] = tuple(rec["response_ids"])
+    fields["cut"] = tuple(str(x) for x in rec.get("cut") or ())
     fields.setdefault("value", None)
     fields.setdefault("raw", "")
     fields.setdefault("judge", "")

@@ -1,17 +1,27 @@
-"""The feature cache of a run: root/<encoder-hash>/ holds values.npy + ids.parquet (the
-compacted base) and chunk-*.npz files (one per `add`, each written atomically).
+"""The feature cache every run shares (feature_cache_dir(): --features_cache, else
+$XDG_CACHE_HOME/aeuf/features or ~/.cache/aeuf/features): root/<encoder-hash>/ holds
+values.npy + ids.parquet (the compacted base) and chunk-*.npz files (one per `add`, each
+written atomically). Keys are content hashes, so a text is embedded once per encoder, by
+whichever run meets it first.
 
 Crash safety: a chunk appears whole or not at all (temp file + rename); compaction writes
 the new base as "old base rows first, then chunk rows" and deletes chunks only afterwards,
 so if it dies between replacing values.npy and ids.parquet the shorter of the two is still
 a correct prefix of the other. Temp files and unreadable chunks are ignored (temp) or
-removed (chunks; those texts are simply embedded again). Several processes may add chunks at once; compaction assumes
-one writer (a lost race costs re-embedding, never a wrong vector).
+removed (chunks; those texts are simply embedded again). Concurrent runs: any number may
+add chunks at once (unique names, atomic renames); one compacts at a time (.compact.lock,
+never waited for); a reader racing a compaction sees the old or the new base, each a
+prefix of the other, and at worst misses chunks just merged (re-embedding, never a wrong
+vector).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import io
+import os
 import time
 import uuid
 import warnings
@@ -25,6 +35,16 @@ import pandas as pd
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_parquet, is_temp_name
 
+
+def feature_cache_dir(folder: str | os.PathLike | None = None) -> Path:
+    """The feature cache every run shares: `folder` (--features_cache), else
+    $XDG_CACHE_HOME/aeuf/features, else ~/.cache/aeuf/features."""
+    if folder:
+        return Path(folder).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "aeuf" / "features"
+
+
 MAX_CHUNKS = 256  # compact when there are more chunks than this ...
 MIN_CHUNKS = 8  # ... or at least this many holding as many rows as the base
 
@@ -32,7 +52,7 @@ MIN_CHUNKS = 8  # ... or at least this many holding as many rows as the base
 class FeatureStore:
     """Vectors f32[D] keyed by content hash, for one encoder.
 
-    root: the run's features folder (run_dir/"features"); encoder_id: names the encoder
+    root: the feature cache (feature_cache_dir(), shared by every run); encoder_id: names the encoder
     (a new id gets a new sub-folder); dim: expected D, checked against stored vectors.
     """
 
@@ -78,15 +98,23 @@ class FeatureStore:
             self.compact()
 
     def compact(self) -> None:
-        """Merge the base and all chunks into a new values.npy + ids.parquet."""
-        self._load()
-        keys = sorted(self._index, key=self._index.__getitem__)
-        values = self._gather(np.array([self._index[k] for k in keys], dtype=np.int64))
-        atomic_write(self.dir / "values.npy", lambda tmp: _save_npy(tmp, values))
-        atomic_write_parquet(self.dir / "ids.parquet", pd.DataFrame({"key": keys}))
-        for chunk in self._chunks:
-            chunk.unlink(missing_ok=True)
-        self._loaded = False
+        """Merge the base and all chunks into a new values.npy + ids.parquet (base rows
+        first). One process compacts a folder at a time: it holds .compact.lock and reads
+        the folder afresh under it; a process that finds the lock taken leaves its chunks
+        for a later compaction (two compactions at once could pair one's values.npy with
+        the other's ids.parquet)."""
+        with _exclusive(self.dir / ".compact.lock") as held:
+            if not held:
+                return
+            self._loaded = False
+            self._load()
+            keys = sorted(self._index, key=self._index.__getitem__)
+            values = self._gather(np.array([self._index[k] for k in keys], dtype=np.int64))
+            atomic_write(self.dir / "values.npy", lambda tmp: _save_npy(tmp, values))
+            atomic_write_parquet(self.dir / "ids.parquet", pd.DataFrame({"key": keys}))
+            for chunk in self._chunks:
+                chunk.unlink(missing_ok=True)
+            self._loaded = False
 
     def __len__(self) -> int:
         self._load()
@@ -156,6 +184,26 @@ class FeatureStore:
         return n > MAX_CHUNKS or (n >= MIN_CHUNKS and chunk_rows >= self._base_rows)
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Yields True while holding an exclusive lock on `path`, False when another process
+    holds it (never waits)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def _save_chunk(tmp: Path, keys: list[str], values: np.ndarray) -> None:
     with open(tmp, "wb") as f:
         np.savez(f, keys=np.asarray(keys, dtype=str), values=values)
@@ -174,6 +222,8 @@ def _read_chunk(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
             keys, values = z["keys"], np.asarray(z["values"], dtype=np.float32)
         if values.ndim != 2 or len(keys) != len(values):
             raise ValueError(f"{len(keys)} keys for values of shape {values.shape}")
+    except FileNotFoundError:  # merged into the base by another process's compaction
+        return None
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as e:
         warnings.warn(f"{path}: unreadable feature chunk removed ({type(e).__name__}); its "
                       "texts will be embedded again", stacklevel=3)
@@ -187,8 +237,26 @@ def _read_base(folder: Path) -> tuple[list[str], np.ndarray] | None:
     vpath, ipath = folder / "values.npy", folder / "ids.parquet"
     if not (vpath.is_file() and ipath.is_file()):
         return None
-    values = np.load(vpath, mmap_mode="r", allow_pickle=False)
-    keys = pd.read_parquet(ipath)["key"].tolist()
+    try:  # each file opened once: a compaction may replace it while it is read
+        values = _map_npy(vpath)
+        keys = pd.read_parquet(io.BytesIO(ipath.read_bytes()))["key"].tolist()
+    except FileNotFoundError:
+        return None
     n = min(len(keys), len(values))
     return keys[:n], values[:n]
+
+
+def _map_npy(path: Path) -> np.ndarray:
+    """A read-only memory map of a .npy whose header and data come from one open file
+    (np.load with mmap_mode opens the path twice, and a rename in between mixes files)."""
+    with open(path, "rb") as f:
+        fmt = np.lib.format
+        read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) \
+            else fmt.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        offset = f.tell()
+        if int(np.prod(shape)) == 0:
+            return np.zeros(shape, dtype)
+        return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape,
+                         order="F" if fortran else "C")
 

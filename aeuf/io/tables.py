@@ -67,10 +67,18 @@ def decode_text(p: Path) -> str:
             "re-save the file as UTF-8") from None
 
 
+EMPTY_IS_TEXT = "empty_cells_are_text"  # df.attrs flag: an empty response cell is ""
+
+
 def _read_delimited(p: Path, sep: str) -> pd.DataFrame:
-    try:  # only empty cells are missing: "NA", "None" or "null" are text
-        return pd.read_csv(p, sep=sep, encoding="utf-8-sig", keep_default_na=False,
-                           na_values=[""], dtype=dict.fromkeys(ID_COLUMNS, str))
+    """A CSV/TSV table. Only empty cells are missing ("NA", "None" or "null" are text); a
+    CSV cannot tell an empty cell from an empty string, so the readers of response columns
+    take an empty cell as an empty response (a real, bad answer), flagged in df.attrs."""
+    try:
+        df = pd.read_csv(p, sep=sep, encoding="utf-8-sig", keep_default_na=False,
+                         na_values=[""], dtype=dict.fromkeys(ID_COLUMNS, str))
+        df.attrs[EMPTY_IS_TEXT] = True
+        return df
     except UnicodeDecodeError:
         decode_text(p)  # raises the InputError naming the line
         raise
@@ -110,6 +118,9 @@ def _read_json(p: Path) -> pd.DataFrame:
         obj = next(iter(obj.values()))  # {"data": [records]}
     if not isinstance(obj, list):
         raise InputError(f"{p}: expected a JSON list of records, got a {type(obj).__name__}")
+    if _SURROGATE_ESCAPE.search(text):
+        for n, row in enumerate(obj, 1):
+            _check_unicode(row, f"{p}: record {n}")
     return _records_frame(p, obj)
 
 
@@ -134,7 +145,31 @@ def _parse_lines(p: Path, text: str) -> list:
         except json.JSONDecodeError as e:
             raise InputError(f"{p}: line {n} is not valid JSON ({e.msg}); fix or delete "
                              "that line") from None
+        if _SURROGATE_ESCAPE.search(line):
+            _check_unicode(rows[-1], f"{p}: line {n}")
     return rows
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a UTF-16 surrogate
+
+
+def _check_unicode(obj, where: str, key: str | None = None) -> None:
+    """InputError when a string in `obj` holds a lone surrogate (a JSON "\\ud800" without
+    its pair decodes to text no file format can store)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_unicode(v, where, str(k))
+    elif isinstance(obj, list):
+        for v in obj:
+            _check_unicode(v, where, key)
+    elif isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError as e:
+            column = f", column '{key}'" if key is not None else ""
+            raise InputError(f"{where}{column}: holds a lone surrogate "
+                             f"(\\u{ord(obj[e.start]):04x}), which is not text; remove it or "
+                             "write the character it stands for") from None
 
 
 def _records_frame(p: Path, rows: list) -> pd.DataFrame:

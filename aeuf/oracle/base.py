@@ -1,18 +1,70 @@
 """The oracle contract shared by every oracle module (no logic beyond keys and finality).
 
-An oracle is a NamedTuple of functions (see `Oracle`); factories registered in `ORACLES`
-take `(cfg: OracleConfig, *, workdir: Path | None, **options)` and return one.
+An oracle is a typed NamedTuple of functions (`Oracle`) with its `Capabilities`: what the
+loop, the cost plan and the checks ask of it (never its name). Each kind is registered in
+`ORACLES` as an `OracleKind`: its capabilities (known before anything is built, e.g. for
+--dry_run) and its factory `(cfg: OracleConfig, *, store=None, **options) -> Oracle`.
+A client the oracle opens (an HTTP client, a server, the Batch API) lives in a `Lazy`
+object: opened on first use, closed by close(), the oracle's only mutable state.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from typing import NamedTuple
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
+from aeuf.config import OracleConfig
 from aeuf.registry import Registry
-from aeuf.types import JudgeAnswer
+from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
+
+T = TypeVar("T")
+
+
+class Capabilities(NamedTuple):
+    """What an oracle can do; every decision about an oracle reads these, never its name.
+
+    labels:      it answers (False: no oracle: the chosen pairs are exported for annotation)
+    interactive: a person at this terminal answers (it owns the terminal: no progress bars)
+    uses_gold:   answers come from the data's gold scores (a response without one is never
+                 shown to it; --label_mode applies)
+    llm_judge:   an LLM judge: templates, judge flags, tokens and prices apply
+    remote:      it asks the endpoint at --judge_base_url (named when it cannot be reached)
+    paid:        its answers are paid for at the configured prices
+    batchable:   its requests go through the Batch API in shards of --batch_shard_size
+    per_pair:    one request per pair of shown responses (else one per response, or per
+                 template and response for an LLM judge)
+    utilities:   answers are per-response utilities, paired by --label_mode (replay, a
+                 reward model)
+    model_judge: a model judges (an LLM or a reward model): its hygiene is reported
+    reward_model: a reward model scores the responses (--reward_model names it)
+    """
+
+    labels: bool = True
+    interactive: bool = False
+    uses_gold: bool = False
+    llm_judge: bool = False
+    remote: bool = False
+    paid: bool = False
+    batchable: bool = False
+    per_pair: bool = False
+    utilities: bool = False
+    model_judge: bool = False
+    reward_model: bool = False
+
+
+class PlanFn(Protocol):
+    def __call__(self, task: JudgeTask) -> list[JudgeRequest]: ...
+
+
+class SendFn(Protocol):
+    def __call__(self, requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]: ...
+
+
+class ResolveFn(Protocol):
+    def __call__(self, task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement: ...
 
 
 class Oracle(NamedTuple):
@@ -28,19 +80,70 @@ class Oracle(NamedTuple):
     number of requests in flight; None for free oracles.
     durable: True when each answer must be on disk (fsync'd) before the next one is used,
     because it was paid for; False for answers that cost nothing to make again (replay):
-    the caller then logs a whole chunk with one fsync."""
+    the caller then logs a whole chunk with one fsync.
+    caps: what it can do (see Capabilities)."""
 
     name: str
-    plan: Callable
-    send: Callable
-    resolve: Callable
-    close: Callable
+    plan: PlanFn
+    send: SendFn
+    resolve: ResolveFn
+    close: Callable[[], None]
     chunk: int | None = None
-    estimate: Callable | None = None
+    estimate: Callable[[JudgeRequest], float] | None = None
     durable: bool = True
+    caps: Capabilities = Capabilities()
 
 
-ORACLES: Registry[Callable[..., Oracle]] = Registry("oracle")
+class OracleFactory(Protocol):
+    def __call__(self, cfg: OracleConfig, **options) -> Oracle: ...
+
+
+class OracleKind(NamedTuple):
+    """A registered kind of oracle: its capabilities, its factory, the judge model its
+    request keys name when that is not --judge_model (None: --judge_model), and `needs`:
+    what it needs from this machine, checked before anything is read or written (raises
+    ConfigError or MissingExtra in one line; None: nothing)."""
+
+    caps: Capabilities
+    make: OracleFactory
+    model: Callable[[OracleConfig], str] | None = None
+    needs: Callable[[OracleConfig], None] | None = None
+
+
+class Lazy(Generic[T]):
+    """A client opened on first use (`get`) and closed by `close` (then opened again on the
+    next `get`): an oracle's connection, server or API handle, and nothing else."""
+
+    def __init__(self, open_: Callable[[], T], close: Callable[[T], None] = lambda c: c.close()):
+        self._open, self._close, self._lock = open_, close, threading.Lock()
+        self._client: T | None = None
+
+    def get(self) -> T:
+        with self._lock:
+            if self._client is None:
+                self._client = self._open()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            self._close(client)
+
+
+ORACLES: Registry[OracleKind] = Registry("oracle")
+
+
+def register(name: str, caps: Capabilities, *, model: Callable[[OracleConfig], str] | None = None,
+             needs: Callable[[OracleConfig], None] | None = None):
+    """Decorator: register an oracle factory under `name` with its capabilities."""
+
+    def add(make: OracleFactory) -> OracleFactory:
+        ORACLES.register(name)(OracleKind(caps, make, model, needs))
+        return make
+
+    return add
+
 
 TRANSPORT = "transport:"
 RETRACTED = "retracted:"  # a human's undo: the earlier answer is taken back, ask again

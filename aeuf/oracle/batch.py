@@ -2,7 +2,8 @@
 
 The oracle asks for every pending request of a round in one send() (Oracle.chunk), cuts
 them into shards of cfg.batch_shard_size, and has one batch per shard in flight together.
-Each shard is recorded in the store passed in (aeuf.io.BatchStore) before its batch is
+Each shard is recorded in the store the run layer passes in (aeuf.io.BatchStore, under the
+run directory) before its batch is
 created and again with the batch id, so a killed process resumes by polling the recorded
 batches: a request that belongs to a recorded batch (still running, or finished with an
 answer for it) is never submitted again. A batch is polled every cfg.batch_poll_seconds; its
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
-from aeuf.oracle.base import ORACLES, Oracle
+from aeuf.oracle.base import Capabilities, Lazy, Oracle, register
 from aeuf.oracle.batch_poll import Batches, live_keys, read_output, shard_id  # noqa: F401
 from aeuf.oracle.judge import (
     FORMATS,
@@ -29,6 +29,7 @@ from aeuf.oracle.judge import (
     chat_body,
     estimate_cost,
     format_rejected,
+    hold_back,
     make_spec,
     needs_retry,
     plan_requests,
@@ -84,37 +85,39 @@ def _send(spec, batches: Batches, requests: Sequence[JudgeRequest]) -> Iterator[
         yield answer_from(spec, request, results)
 
 
-@ORACLES.register("batch")
-def batch_oracle(cfg: OracleConfig, *, workdir: Path | None = None, store=None, api=None,
-                 **_) -> Oracle:
+BATCH = Capabilities(llm_judge=True, remote=True, paid=True, batchable=True,
+                     model_judge=True)
+
+
+@register("batch", BATCH)
+def batch_oracle(cfg: OracleConfig, *, store=None, api=None, **_) -> Oracle:
     """The judge (same keys, templates and parsers) through the Batch API. store: where
-    the batches are recorded (an aeuf.io.BatchStore; default <workdir>/batches); api: a
-    BatchAPI (default: opened on cfg.judge on the first send)."""
+    the batches are recorded (the run layer passes an aeuf.io.BatchStore under the run
+    directory); api: a BatchAPI (default: opened on cfg.judge on the first send)."""
     from aeuf.backends import openai_client as oc
 
-    if store is None and workdir is None:
-        raise ConfigError("the batch oracle needs a run directory to record its batches")
     if store is None:
-        from aeuf.io import BatchStore
-
-        store = BatchStore(Path(workdir) / "batches")
+        raise ConfigError("the batch oracle needs a run directory to record its batches")
     spec, settings = make_spec(cfg), settings_for(cfg, cfg.judge.base_url)
     oc.api_key(settings)
-    state: dict = {"api": api} if api is not None else {}
+
+    def open_api():
+        from aeuf.backends.openai_batch import open_batch_api
+
+        return open_batch_api(settings) if api is None else api
+
+    client = Lazy(open_api)
+    if api is not None:
+        client.get()  # a given API is this oracle's to close, as one it opens
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+        held, requests = hold_back(spec, requests)
+        yield from held
         if not requests:
             return
-        if "api" not in state:
-            from aeuf.backends.openai_batch import open_batch_api
-
-            state["api"] = open_batch_api(settings)
-        yield from _send(spec, Batches(state["api"], store, cfg), requests)
-
-    def close() -> None:
-        if "api" in state:
-            state.pop("api").close()
+        yield from _send(spec, Batches(client.get(), store, cfg), requests)
 
     return Oracle("batch", lambda task: plan_requests(spec, task), send,
-                  lambda task, answers: resolve_answers(spec, task, answers), close,
-                  chunk=ALL_AT_ONCE, estimate=lambda request: estimate_cost(spec, request))
+                  lambda task, answers: resolve_answers(spec, task, answers), client.close,
+                  chunk=ALL_AT_ONCE, estimate=lambda request: estimate_cost(spec, request),
+                  caps=BATCH)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from aeuf.config import OracleConfig
-from aeuf.oracle.base import Oracle, nothing, request_key
+from aeuf.oracle.base import Capabilities, Oracle, nothing, request_key
 from aeuf.oracle.resolve import rating_pairs, value_of
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
@@ -74,4 +74,4 @@ def simulated_judge(scale: float, seed: int = 0, name: str = "simulated") -> Ora
                      dtype=np.float64)
         return Judgement(task, u, rating_pairs(u))
 
-    return Oracle(name, plan, send, resolve, nothing)
+    return Oracle(name, plan, send, resolve, nothing, caps=Capabilities(uses_gold=True))

@@ -25,7 +25,7 @@ import numpy as np
 
 from aeuf.config import OracleConfig
 from aeuf.errors import Stopped
-from aeuf.oracle.base import ORACLES, RETRACTED, Oracle, nothing, request_key
+from aeuf.oracle.base import RETRACTED, Capabilities, Oracle, nothing, register, request_key
 from aeuf.oracle.resolve import value_of
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
@@ -49,11 +49,19 @@ def human_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# invisible format characters that can reorder or hide text on screen: bidi embeddings,
+# overrides and isolates, zero-width spaces and joiners, word joiner, BOM, soft hyphen, ...
+_INVISIBLE = re.compile("[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
+                        "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+                        "\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
-    """Untrusted text without control characters (no terminal escape sequences)."""
-    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+    """Untrusted text as the person should see it: control characters (terminal escape
+    sequences) replaced, invisible format characters (bidi overrides, zero-width
+    characters, lone surrogates) shown as <U+XXXX>, so no text is hidden or reordered."""
+    text = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
 
 
 def show(task: JudgeTask, slots: tuple[int, ...], n: int, total: int,
@@ -104,8 +112,11 @@ def retraction(request: JudgeRequest) -> JudgeAnswer:
 STOPS = {"quit": "stopped at your request", EOF_: "end of input (nothing more to read)"}
 
 
-@ORACLES.register("human")
-def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None,
+HUMAN = Capabilities(interactive=True, per_pair=True)
+
+
+@register("human", HUMAN)
+def human_oracle(cfg: OracleConfig, *, stdin: TextIO | None = None,
                  stdout: TextIO | None = None,
                  tally: Callable[[], tuple[int, int] | None] | None = None, **_) -> Oracle:
     """Pairwise labels typed by a person; `stdin`/`stdout` default to the terminal;
@@ -146,4 +157,4 @@ def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None
                 pairs.append((i, j, p) if i < j else (j, i, 1.0 - p))
         return Judgement(task, np.full(len(task.responses), np.nan), pairs)
 
-    return Oracle("human", plan, send, resolve, nothing, chunk=10**9)
+    return Oracle("human", plan, send, resolve, nothing, chunk=10**9, caps=HUMAN)

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from aeuf.oracle.overlong import OVERLONG
 from aeuf.types import JudgeAnswer, JudgeTask
 
 EPS = 1e-9
@@ -158,10 +159,13 @@ def judge_hygiene(answers: Iterable[JudgeAnswer], texts: Mapping[str, str]
     """{judge: Hygiene} from answers in log order (a key answered again counts once, its
     last answer; cost and tokens count every answer). texts: {response id: text}, for the
     length statistics. Answers whose judge is not an LLM judge's "model/template@digest"
-    count all the same, under their own judge name."""
+    count all the same, under their own judge name. Requests --judge_overlong kept from the
+    judge are left out."""
     latest: dict[str, dict[str, JudgeAnswer]] = defaultdict(dict)
     spent: dict[str, list[JudgeAnswer]] = defaultdict(list)
     for a in answers:
+        if (a.error or "").startswith(OVERLONG):  # never sent: not the judge's doing
+            continue
         latest[a.judge][a.key] = a
         spent[a.judge].append(a)
     return {j: _one(j, list(latest[j].values()), spent[j], texts) for j in sorted(latest)}

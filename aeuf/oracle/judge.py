@@ -16,18 +16,31 @@ json_schema, then json_object, then lines, and keeps the first one the server ac
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from aeuf.config import OracleConfig
-from aeuf.errors import ConfigError
-from aeuf.oracle.base import ORACLES, Oracle, request_key
+from aeuf.oracle import overlong
+from aeuf.oracle.base import Capabilities, Lazy, Oracle, register
 from aeuf.oracle.fence import cost, new_nonce
+from aeuf.oracle.judge_plan import (  # noqa: F401  (re-exported: the judge's plan)
+    CHAT_OVERHEAD,
+    CONTEXT_USE,
+    MIN_TEXT_TOKENS,
+    JudgeSpec,
+    cut_slots,
+    judge_key,
+    make_request,
+    make_spec,
+    plan_requests,
+    shown,
+    slot_groups,
+    text_tokens,
+)
 from aeuf.oracle.parsers import PARSERS, read_answer
-from aeuf.oracle.prompts import Template, load_templates, render, template_cost
+from aeuf.oracle.prompts import Template, render, template_cost
 from aeuf.oracle.resolve import both_orders, rating_pairs, value_of, whole_ratings
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
@@ -35,65 +48,6 @@ RETRY_TEMPERATURE = 0.7
 TOP_LOGPROBS = 5
 FORMATS = {"auto": ("json_schema", "json_object", "lines"), "json_schema": ("json_schema",),
            "json_object": ("json_object",), "lines": ("lines",)}
-CONTEXT_USE = 0.9  # share of the context the estimate may fill (token estimates are rough)
-CHAT_OVERHEAD = 64  # tokens of the chat template's own markup
-MIN_TEXT_TOKENS = 128
-
-
-@dataclasses.dataclass(frozen=True)
-class JudgeSpec:
-    """What defines a judge's answers (and so its keys): model, templates, sampling."""
-
-    model: str
-    templates: tuple[Template, ...]
-    cfg: OracleConfig
-
-    @property
-    def kind(self) -> str:
-        return self.templates[0].kind
-
-
-def text_tokens(cfg: OracleConfig, template: Template) -> float:
-    """Token budget of the untrusted texts of one request: the judge's context less the
-    reply, the template and the chat markup."""
-    return (CONTEXT_USE * cfg.context_tokens - cfg.max_tokens - template_cost(template)
-            - CHAT_OVERHEAD)
-
-
-def make_spec(cfg: OracleConfig, model: str | None = None) -> JudgeSpec:
-    """JudgeSpec from the config; ConfigError when no model is named or the context leaves
-    no room for the texts."""
-    model = model or cfg.judge.model
-    if not model:
-        raise ConfigError("the LLM judge needs a model: pass --judge_model NAME")
-    spec = JudgeSpec(model, load_templates(cfg.template), cfg)
-    for t in spec.templates:
-        if text_tokens(cfg, t) < MIN_TEXT_TOKENS:
-            raise ConfigError(f"--judge_context {cfg.context_tokens} leaves no room for the "
-                              f"texts after judge template {t.name} and --judge_max_tokens "
-                              f"{cfg.max_tokens}; raise --judge_context")
-    return spec
-
-
-def shown(task: JudgeTask, slots: tuple[int, ...]) -> tuple[str, ...]:
-    """The untrusted texts a request shows: the prompt, then the responses in slot order."""
-    return (task.prompt, *(task.responses[s] for s in slots))
-
-
-def judge_key(spec: JudgeSpec, t: int, task: JudgeTask, slots: tuple[int, ...]) -> str:
-    """hash(judge model, template digest, prompt id, response ids in the order shown, and a
-    hash of the texts shown): an edited text is a new request."""
-    rids = [task.response_ids[s] for s in slots]
-    texts = request_key("texts", list(shown(task, slots)))
-    return request_key("judge", spec.model, spec.templates[t].digest, task.prompt_id, rids,
-                       texts)
-
-
-def slot_groups(kind: str, k: int) -> list[tuple[int, ...]]:
-    """Rating: (i,) for each response; pairwise: (i, j) and (j, i) for each i < j."""
-    if kind == "rating":
-        return [(i,) for i in range(k)]
-    return [o for i in range(k) for j in range(i + 1, k) for o in ((i, j), (j, i))]
 
 
 def response_format(kind: str, fmt: str) -> dict | None:
@@ -123,34 +77,32 @@ def chat_body(spec: JudgeSpec, request: JudgeRequest, fmt: str = "lines", *,
     return body if rf is None else body | {"response_format": rf}
 
 
-def plan_requests(spec: JudgeSpec, task: JudgeTask) -> list[JudgeRequest]:
-    """Every request a task needs, in a stable order: templates x slot groups (pure: the
-    bodies are built when sent)."""
-    return [JudgeRequest(judge_key(spec, t, task, slots), task, slots, {"template": t})
-            for t in range(len(spec.templates))
-            for slots in slot_groups(spec.kind, len(task.responses))]
-
-
 def resolve_answers(spec: JudgeSpec, task: JudgeTask,
                     answers: Mapping[str, JudgeAnswer]) -> Judgement:
     """Ratings [k] (mean over aspects, NaN unless every aspect is in) and pairs, or pairs from
-    both orders (pairwise, each order whole over its templates)."""
-    k = len(task.responses)
+    both orders (pairwise, each order whole over its templates); a cut response as the
+    --judge_overlong policy says (aeuf.oracle.overlong)."""
+    k, nt, policy = len(task.responses), len(spec.templates), spec.cfg.overlong
+    req = {(r.payload["template"], r.slots): r for r in plan_requests(spec, task)}
+    cut = sorted({s for r in req.values() for s in r.payload["cut"]})
     if spec.kind == "rating":
-        table = np.array([[value_of(answers, judge_key(spec, t, task, (i,))) for i in range(k)]
-                          for t in range(len(spec.templates))], dtype=np.float64)
+        table = np.array([[value_of(answers, req[t, (i,)].key) for i in range(k)]
+                          for t in range(nt)], dtype=np.float64)
         ratings = whole_ratings(table)
-        return Judgement(task, ratings, rating_pairs(ratings))
+        for i in cut:
+            ratings[i] = overlong.rating_of(policy, ratings[i])
+        return Judgement(task, ratings, rating_pairs(ratings), tuple(cut))
     pairs = []
     for i in range(k):
         for j in range(i + 1, k):
-            ps = [whole_ratings([[_nan(value_of(answers, judge_key(spec, t, task, o)))]
-                                 for t in range(len(spec.templates))])[0]
+            ps = [whole_ratings([[_nan(value_of(answers, req[t, o].key))] for t in range(nt)])[0]
                   for o in ((i, j), (j, i))]
             p = both_orders(*(None if np.isnan(x) else float(x) for x in ps))
+            shown_cut = {s for t in range(nt) for s in req[t, (i, j)].payload["cut"]}
+            p = overlong.pair_of(policy, i in shown_cut, j in shown_cut, p)
             if p is not None:
                 pairs.append((i, j, p))
-    return Judgement(task, np.full(k, np.nan), pairs)
+    return Judgement(task, np.full(k, np.nan), pairs, tuple(cut))
 
 
 def estimate_cost(spec: JudgeSpec, request: JudgeRequest) -> float:
@@ -158,6 +110,8 @@ def estimate_cost(spec: JudgeSpec, request: JudgeRequest) -> float:
     text no longer than its cut) and a full reply of --judge_max_tokens, twice (the one
     retry of an unparsable reply)."""
     cfg, template = spec.cfg, spec.templates[request.payload["template"]]
+    if overlong.held_back(cfg.overlong, request.payload.get("cut", ())):
+        return 0.0  # answered without being sent
     texts = min(sum(cost(t) for t in shown(request.task, request.slots)), text_tokens(cfg, template))
     tokens_in = template_cost(template) + CHAT_OVERHEAD + max(texts, 0.0)
     usd = tokens_in * cfg.judge.price_in + cfg.max_tokens * cfg.judge.price_out
@@ -188,8 +142,33 @@ def answer_from(spec: JudgeSpec, request: JudgeRequest, results: Sequence) -> Ju
         error = f"unparsable: first reply had no answer, its retry failed ({last.error})"
     rids = tuple(request.task.response_ids[s] for s in request.slots)
     return JudgeAnswer(request.key, request.task.prompt_id, rids, value, raw,
-                       f"{spec.model}/{template.name}@{template.digest[:8]}",
-                       price(spec.cfg, results), tokens, error)
+                       judge_name(spec, template), price(spec.cfg, results), tokens, error,
+                       cut_ids(request))
+
+
+def judge_name(spec: JudgeSpec, template: Template) -> str:
+    return f"{spec.model}/{template.name}@{template.digest[:8]}"
+
+
+def cut_ids(request: JudgeRequest) -> tuple[str, ...]:
+    return tuple(request.task.response_ids[s] for s in request.payload.get("cut", ()))
+
+
+def hold_back(spec: JudgeSpec, requests: Sequence[JudgeRequest]
+              ) -> tuple[list[JudgeAnswer], list[JudgeRequest]]:
+    """(the free, final answers of the requests --judge_overlong keeps from the judge, the
+    requests to send)."""
+    held, rest = [], []
+    for r in requests:
+        if overlong.held_back(spec.cfg.overlong, r.payload.get("cut", ())):
+            ids = cut_ids(r)
+            held.append(JudgeAnswer(
+                r.key, r.task.prompt_id, tuple(r.task.response_ids[s] for s in r.slots),
+                None, "", judge_name(spec, spec.templates[r.payload["template"]]),
+                error=overlong.reason(spec.cfg.overlong, ids), cut=ids))
+        else:
+            rest.append(r)
+    return held, rest
 
 
 def needs_retry(spec: JudgeSpec, request: JudgeRequest, result) -> bool:
@@ -249,38 +228,38 @@ def settings_for(cfg: OracleConfig, base_url: str | None):
     return endpoint_settings(cfg.judge, base_url)
 
 
-@ORACLES.register("judge")
-def judge_oracle(cfg: OracleConfig, *, workdir=None, name: str = "judge",
+JUDGE = Capabilities(llm_judge=True, remote=True, paid=True, model_judge=True)
+
+
+@register("judge", JUDGE)
+def judge_oracle(cfg: OracleConfig, *, name: str = "judge",
                  connect: Callable[[], str | None] | None = None, model: str | None = None,
-                 on_close: Callable[[], None] | None = None, **_) -> Oracle:
+                 on_close: Callable[[], None] | None = None, caps: Capabilities = JUDGE,
+                 **_) -> Oracle:
     """LLM judge at cfg.judge.base_url (or at `connect()`, called on the first send)."""
     from aeuf.backends import openai_client as oc
 
     spec, formats = make_spec(cfg, model), Formats(FORMATS[cfg.answer_format])
     if connect is None:
         oc.api_key(settings_for(cfg, cfg.judge.base_url))  # fail fast without a key
-    state: dict = {}
-
-    def client():
-        if "client" not in state:
-            url = connect() if connect is not None else cfg.judge.base_url
-            state["client"] = oc.open_client(settings_for(cfg, url))
-        return state["client"]
+    url = connect if connect is not None else lambda: cfg.judge.base_url
+    client = Lazy(lambda: oc.open_client(settings_for(cfg, url())))
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+        held, requests = hold_back(spec, requests)
+        yield from held
         if not requests:
             return
-        complete = client().complete
+        complete = client.get().complete
         for _, answer in oc.map_unordered(lambda r: judge_one(spec, complete, r, formats),
                                           requests, cfg.judge.concurrency):
             yield answer
 
     def close() -> None:
-        if "client" in state:
-            state.pop("client").close()
+        client.close()
         if on_close is not None:
             on_close()
 
     return Oracle(name, lambda task: plan_requests(spec, task), send,
                   lambda task, answers: resolve_answers(spec, task, answers), close,
-                  estimate=lambda request: estimate_cost(spec, request))
+                  estimate=lambda request: estimate_cost(spec, request), caps=caps)

@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from aeuf.config import OracleConfig
-from aeuf.oracle.base import ORACLES, Oracle
+from aeuf.oracle.base import Capabilities, Lazy, Oracle, register
 from aeuf.oracle.judge import judge_oracle
 
 LOCAL_CONTEXT = 8192  # SmolLM2's training context
@@ -26,26 +26,30 @@ def local_model_name(cfg: OracleConfig) -> str:
     return cfg.judge.model or Path(cfg.local_model or PACKAGED_GGUF).stem
 
 
-@ORACLES.register("local")
-def local_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
+LOCAL = Capabilities(llm_judge=True, model_judge=True)  # free: no prices, no endpoint of the user's
+
+
+def local_needs(cfg: OracleConfig) -> None:
+    """llama-cpp-python and the GGUF, before any work (MissingExtra / ConfigError)."""
+    from aeuf.backends import llama_server
+
+    llama_server.require(cfg.local_model)
+
+
+@register("local", LOCAL, model=local_model_name, needs=local_needs)
+def local_oracle(cfg: OracleConfig, **_) -> Oracle:
     """The judge oracle on a local llama.cpp server (started lazily, stopped by close)."""
     model = local_model_name(cfg)
     fmt = "json_object" if cfg.answer_format == "auto" else cfg.answer_format
     cfg = dataclasses.replace(cfg, answer_format=fmt,
                               context_tokens=min(cfg.context_tokens, LOCAL_CONTEXT),
                               judge=dataclasses.replace(cfg.judge, send_key_to_local=False))
-    state: dict = {}
 
-    def connect() -> str:
+    def start():
         from aeuf.backends import llama_server
 
-        server = llama_server.start(cfg.local_model, alias=model, n_ctx=cfg.context_tokens)
-        state["server"] = server
-        return server.base_url
+        return llama_server.start(cfg.local_model, alias=model, n_ctx=cfg.context_tokens)
 
-    def stop() -> None:
-        if "server" in state:
-            state.pop("server").stop()
-
-    return judge_oracle(cfg, workdir=workdir, name="local", connect=connect, model=model,
-                        on_close=stop)
+    server = Lazy(start, close=lambda s: s.stop())
+    return judge_oracle(cfg, name="local", connect=lambda: server.get().base_url, model=model,
+                        on_close=server.close, caps=LOCAL)

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from aeuf.errors import ConfigError
-from aeuf.oracle.fence import NONCE_BYTES, budgets, cost, cut_middle, neutralise
+from aeuf.oracle.fence import NONCE_BYTES, budgets, cost, cut_middle, is_cut, neutralise
 
 KINDS = ("rating", "pairwise")
 # builtin name -> template files under aeuf/oracle/templates/
@@ -99,13 +99,21 @@ def template_cost(template: Template) -> float:
     return sum(cost(text.replace("{{tag}}", tag)) for text in (template.system, template.user))
 
 
-def shown_texts(texts: tuple[str, ...], tokens: float | None) -> list[str]:
+def shown_texts(texts: tuple[str, ...], tokens: float | None, tag: str = "") -> list[str]:
     """The untrusted texts as the judge sees them: control tokens neutralised, then cut in
-    the middle so that together they fit in `tokens` (None: no limit)."""
+    the middle so that together they fit in `tokens` (None: no limit); `tag` marks the cuts."""
     safe = [neutralise(t) for t in texts]
     if tokens is None:
         return safe
-    return [cut_middle(t, b) for t, b in zip(safe, budgets([cost(t) for t in safe], tokens))]
+    return [cut_middle(t, b, tag) for t, b in zip(safe, budgets([cost(t) for t in safe], tokens))]
+
+
+def cut_flags(texts: tuple[str, ...], tokens: float | None) -> list[bool]:
+    """Which of the untrusted texts shown_texts would cut (the judge would not see whole)."""
+    if tokens is None:
+        return [False] * len(texts)
+    safe = [neutralise(t) for t in texts]
+    return [is_cut(t, b) for t, b in zip(safe, budgets([cost(t) for t in safe], tokens))]
 
 
 def render(template: Template, prompt: str, responses: tuple[str, ...], *, nonce: str,
@@ -113,7 +121,7 @@ def render(template: Template, prompt: str, responses: tuple[str, ...], *, nonce
     """Chat messages for one request: responses = (r,) for rating, (a, b) for pairwise;
     nonce: the fence tag (fence.new_nonce(), fresh per request); tokens: the budget of the
     untrusted texts together."""
-    texts = shown_texts((prompt, *responses), tokens)
+    texts = shown_texts((prompt, *responses), tokens, nonce)
     names = ("response",) if template.kind == "rating" else ("response_a", "response_b")
     values = {"prompt": texts[0], "tag": nonce} | dict(zip(names, texts[1:]))
 

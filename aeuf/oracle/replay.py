@@ -17,7 +17,7 @@ import numpy as np
 
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
-from aeuf.oracle.base import ORACLES, Oracle, nothing
+from aeuf.oracle.base import Capabilities, Oracle, nothing, register
 from aeuf.oracle.resolve import pointwise, sigmoid
 from aeuf.registry import Registry
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
@@ -55,9 +55,12 @@ def _answer(request: JudgeRequest) -> JudgeAnswer:
                        error=None if ok else "missing: no gold value for this response")
 
 
-@ORACLES.register("replay")
-def replay_oracle(cfg: OracleConfig, *, workdir=None, has_gold: bool | None = None,
-                  **_) -> Oracle:
+REPLAY = Capabilities(uses_gold=True, utilities=True)
+NONE = Capabilities(labels=False)
+
+
+@register("replay", REPLAY)
+def replay_oracle(cfg: OracleConfig, *, has_gold: bool | None = None, **_) -> Oracle:
     """Gold labels from the data; free, instant, deterministic given the label mode."""
     mode = LABEL_MODES.get(cfg.label_mode)
     if has_gold is False:
@@ -79,14 +82,15 @@ def replay_oracle(cfg: OracleConfig, *, workdir=None, has_gold: bool | None = No
         return pointwise(task, keys, answers, mode)
 
     # free and deterministic: chunks of 4096 requests, each logged with one fsync
-    return Oracle("replay", plan, send, resolve, nothing, chunk=4096, durable=False)
+    return Oracle("replay", plan, send, resolve, nothing, chunk=4096, durable=False, caps=REPLAY)
 
 
-@ORACLES.register("none")
-def no_oracle(cfg: OracleConfig, *, workdir=None, **_) -> Oracle:
+@register("none", NONE)
+def no_oracle(cfg: OracleConfig, **_) -> Oracle:
     """No labels: plan nothing, resolve to NaN ratings (the loop writes an annotation file)."""
 
     def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
         return Judgement(task, np.full(len(task.responses), np.nan), [])
 
-    return Oracle("none", lambda task: [], lambda requests: iter(()), resolve, nothing)
+    return Oracle("none", lambda task: [], lambda requests: iter(()), resolve, nothing,
+                  caps=NONE)

@@ -25,8 +25,8 @@ import numpy as np
 
 from aeuf.config import OracleConfig, RewardModelConfig
 from aeuf.errors import ConfigError
-from aeuf.oracle.base import ORACLES, Oracle
-from aeuf.oracle.fence import MARKER, neutralise
+from aeuf.oracle.base import Capabilities, Oracle, register
+from aeuf.oracle.fence import PLAIN_MARKER, neutralise
 from aeuf.oracle.replay import LABEL_MODES
 from aeuf.oracle.resolve import pointwise
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
@@ -72,7 +72,8 @@ def local_scorer(rm: RewardModelConfig) -> Scorer:
 
     def score(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         return reward_model.run(prompts, responses, rm.model, conv=conv, batch_size=rm.batch_size,
-                                max_length=rm.max_length, marker=MARKER)
+                                max_length=rm.max_length,
+                                marker=PLAIN_MARKER)
 
     return Scorer(score, reward_model.aspects(rm.model), ident, hf_models.device(), lambda: None)
 
@@ -137,9 +138,11 @@ def _failed(request: JudgeRequest, scorer: Scorer, error: str) -> JudgeAnswer:
                        None, "", "reward_model", error=error)
 
 
-@ORACLES.register("reward_model")
-def reward_model_oracle(cfg: OracleConfig, *, workdir=None, scorer: Scorer | None = None,
-                        **_) -> Oracle:
+REWARD_MODEL = Capabilities(utilities=True, model_judge=True, reward_model=True)
+
+
+@register("reward_model", REWARD_MODEL)
+def reward_model_oracle(cfg: OracleConfig, *, scorer: Scorer | None = None, **_) -> Oracle:
     """Scores from a reward model: free per call, reproducible, local or served."""
     scorer = scorer or scorer_for(cfg.rm)
     mode = LABEL_MODES.get(cfg.label_mode)
@@ -159,4 +162,4 @@ def reward_model_oracle(cfg: OracleConfig, *, workdir=None, scorer: Scorer | Non
 
     # free per call: chunks of batches, each chunk logged with one fsync
     return Oracle("reward_model", plan, send, resolve, scorer.close,
-                  chunk=max(64, 8 * cfg.rm.batch_size), durable=False)
+                  chunk=max(64, 8 * cfg.rm.batch_size), durable=False, caps=REWARD_MODEL)

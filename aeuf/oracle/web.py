@@ -26,7 +26,7 @@ import numpy as np
 
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
-from aeuf.oracle.base import ORACLES, Oracle, request_key
+from aeuf.oracle.base import Capabilities, Oracle, register, request_key
 from aeuf.oracle.human import pair_order
 from aeuf.oracle.resolve import value_of
 from aeuf.oracle.web_board import Board, left_first, majority
@@ -122,7 +122,10 @@ def links(url: str, desk: _Desk) -> list[str]:
     return [f"{name}: {url}/?token={token}" for token, name in desk.tokens.items()]
 
 
-@ORACLES.register("web")
+WEB = Capabilities(per_pair=True)
+
+
+@register("web", WEB)
 def web_oracle(cfg: OracleConfig, *, workdir=None, stdout: TextIO | None = None,
                tally: Callable[[], tuple[int, int] | None] | None = None, **_) -> Oracle:
     """Pairwise labels from people at a page; prints one link per annotator."""
@@ -189,4 +192,4 @@ def web_oracle(cfg: OracleConfig, *, workdir=None, stdout: TextIO | None = None,
             desk.drain()
         server.stop()
 
-    return Oracle("web", plan, send, resolve, close, chunk=10**9)
+    return Oracle("web", plan, send, resolve, close, chunk=10**9, caps=WEB)

@@ -22,7 +22,8 @@ from typing import NamedTuple
 from aeuf import dataset
 from aeuf.config import RunConfig
 from aeuf.oracle import Oracle
-from aeuf.run.round.routes import Verdicts, take
+from aeuf.run.round.routes import take
+from aeuf.run.round.types import Plan, Verdicts
 from aeuf.types import JudgeAnswer, Judgement
 
 Judge = Callable  # (plan, tasks) -> list[Judgement]
@@ -54,11 +55,12 @@ def favourite(j: Judgement) -> int:
     return 0 if a > b else 1
 
 
-def alone(plan, i: int, j: Judgement, margin: float) -> bool:
+def alone(plan: Plan, i: int, j: Judgement, margin: float) -> bool:
     """The cheap judge may label row i alone: sure, and the head (if any) agrees."""
     if not sure(j, margin):
         return False
-    p = None if plan.head_p is None else float(plan.head_p[i])
+    head_p = plan.routing.head_p
+    p = None if head_p is None else float(head_p[i])
     return p is None or not math.isfinite(p) or (0 if p >= 0.5 else 1) == favourite(j)
 
 
@@ -66,10 +68,11 @@ def cascade_judge(cheap: Judge, strong: Judge, margin: float, names: tuple[str, 
     """An engine judge: cheap first, then strong on the rows that need it -> Verdicts.
     names: (cheap judge's name, strong judge's name) for the exported rows."""
 
-    def judge(plan, tasks):
+    def judge(plan: Plan, tasks):
         first = list(cheap(plan, tasks))
         ok = [alone(plan, i, j, margin) for i, j in enumerate(first)]
-        check = [False] * len(tasks) if plan.check is None else [bool(c) for c in plan.check]
+        drawn = plan.routing.check
+        check = [False] * len(tasks) if drawn is None else [bool(c) for c in drawn]
         need = [i for i in range(len(tasks)) if not ok[i] or check[i]]
         second = list(strong(take(plan, need), [tasks[i] for i in need])) if need else []
         return combine(first, ok, dict(zip(need, second)), names)

@@ -1,8 +1,9 @@
 """Every explicit setting that cannot take effect is an error, not a silence (pure).
 
-`ineffective(cfg, oracle)` names the first setting that differs from its default but would
-change nothing with the oracle the run will use (e.g. judge flags under the replay oracle,
-a spending cap with zero prices, a precomputed-features file without the 'file' part).
+`ineffective(cfg, name)` names the first setting that differs from its default but would
+change nothing with the oracle the run will use, e.g. judge flags under the replay oracle, a
+spending cap with zero prices, a precomputed-features file without the 'file' part. What an
+oracle can do is read from its registered capabilities; its name only words the message.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from aeuf.config import (
     RunConfig,
 )
 from aeuf.embed import parse_parts
+from aeuf.oracle import ORACLES, Capabilities
 
-JUDGES = ("judge", "batch", "local")
 JUDGE_ONLY = ("template", "temperature", "max_tokens", "context_tokens", "answer_format",
               "local_model", "batch_shard_size", "batch_poll_seconds")
 
@@ -31,33 +32,34 @@ def _changed(cfg, default, names, prefix: str = "") -> list[str]:
 
 
 def ineffective(cfg: RunConfig, oracle: str) -> str | None:
-    """One line naming a setting that has no effect with `oracle`, or None."""
-    o, base = cfg.oracle, OracleConfig()
-    if oracle not in JUDGES:
+    """One line naming a setting that has no effect with the oracle `oracle` (decided by
+    what it can do: its registered capabilities), or None."""
+    o, base, caps = cfg.oracle, OracleConfig(), ORACLES.get(oracle).caps
+    if not caps.llm_judge:
         flags = (_changed(o.judge, EndpointConfig(), ("base_url", "model", "price_in", "price_out"),
                           "judge_")
                  + _changed(o, base, JUDGE_ONLY))
         if flags:
             return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
                     "--oracle judge (or local, batch) to use it")
-    if oracle not in ("replay", "reward_model") and o.label_mode != base.label_mode:
+    if not caps.utilities and o.label_mode != base.label_mode:
         return (f"--label_mode has no effect with the {oracle} oracle (it is for --oracle "
                 "replay and reward_model)")
-    problem = _reward_model_check(cfg, oracle)
+    problem = _reward_model_check(cfg, oracle, caps)
     if problem:
         return problem
     free = o.judge.price_in == 0 and o.judge.price_out == 0
-    if o.max_cost is not None and oracle in JUDGES and free:
+    if o.max_cost is not None and caps.llm_judge and free:
         return ("--max_cost has no effect while the judge's prices are 0: set --judge_price_in "
                 "and --judge_price_out (USD per 1M tokens), or use --max_requests")
     return _feature_check(cfg.features) or _west_check(cfg)
 
 
-def _reward_model_check(cfg: RunConfig, oracle: str) -> str | None:
-    """Reward-model flags without the reward-model oracle (or, for --reward_model alone, the
+def _reward_model_check(cfg: RunConfig, oracle: str, caps: Capabilities) -> str | None:
+    """Reward-model flags without a reward-model oracle (or, for --reward_model alone, the
     'rm' feature part) change nothing."""
     rm, uses_rm_part = cfg.oracle.rm, "rm" in parse_parts(cfg.features.features)
-    if oracle == "reward_model":
+    if caps.reward_model:
         return None if rm.model else ("--oracle reward_model needs --reward_model NAME_OR_PATH")
     names = ("convention", "batch_size", "max_length", "aspect", "base_url", "endpoint",
              "timeout", "retries")

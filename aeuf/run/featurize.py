@@ -1,8 +1,9 @@
-"""Features for a pool through the run's content-hash cache (touches disk: loop level).
+"""Features for a pool through the content-hash cache every run shares (touches disk: loop
+level; aeuf.io.store.feature_cache_dir: --features_cache, else the user's cache folder).
 
-Encoder parts are looked up by sha256(encoder id + text); only texts never seen before are
-embedded, in length-sorted chunks that are written to the cache as they finish, so a killed
-run keeps what it embedded.
+Encoder parts are looked up by sha256(encoder id + text); only texts never seen before (by
+any run) are embedded, in length-sorted chunks that are written to the cache as they
+finish, so a killed run keeps what it embedded.
 """
 
 from __future__ import annotations
@@ -86,12 +87,24 @@ def precomputed_block(pool: ResponsePool, cfg: FeatureConfig) -> np.ndarray:
     return io.align_features(ids, values, wanted, source=cfg.precomputed)
 
 
+def cache_root(cfg: FeatureConfig, cache: Path | None = None) -> Path:
+    """The cache folder: `cache` when given, else cfg.cache, else the user's cache folder."""
+    return Path(cache) if cache is not None else io.feature_cache_dir(cfg.cache)
+
+
+def check_precomputed(pool: ResponsePool, cfg: FeatureConfig) -> None:
+    """InputError when the 'file' part's features lack an id of the pool: called before a
+    run writes anything, so a refused run leaves no config.json or responses.parquet."""
+    if "file" in embed.parse_parts(cfg.features):
+        precomputed_block(pool, cfg)
+
+
 def build_features(
-    pool: ResponsePool, cfg: FeatureConfig, run_dir: Path, *, progress: bool = True,
-    fit_prompts: np.ndarray | None = None,
+    pool: ResponsePool, cfg: FeatureConfig, cache: Path | None = None, *,
+    progress: bool = True, fit_prompts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FeatureInfo]:
     """Composed, standardised features: pool [P, R] -> ([P, R, D], FeatureInfo), float32 or
-    float16 (FeatureConfig.dtype).
+    float16 (FeatureConfig.dtype). cache: the feature cache folder (default: cache_root).
 
     fit_prompts: prompt indices whose responses set the standardisation (default: all), so
     held-out prompts are scaled like the pool a run would see."""
@@ -108,7 +121,7 @@ def build_features(
             if part.texts is None and texts is None:
                 texts = embed.pool_texts(pool)
             block, encoded[name] = cached_encode(
-                part.texts(pool) if part.texts else texts, part, cfg, run_dir / "features",
+                part.texts(pool) if part.texts else texts, part, cfg, cache_root(cfg, cache),
                 desc=f"embed {name}", progress=progress)
         else:
             block = part.compute(pool, cfg)
@@ -128,7 +141,8 @@ def feature_dtype(name: str, values: int) -> type:
 
 
 def prompt_features(
-    pool: ResponsePool, features: np.ndarray, cfg: FeatureConfig, run_dir: Path, *, progress: bool = True
+    pool: ResponsePool, features: np.ndarray, cfg: FeatureConfig, cache: Path | None = None, *,
+    progress: bool = True
 ) -> np.ndarray:
     """Features of the prompts alone for diversity across prompts: -> f32[P, d].
 
@@ -138,6 +152,6 @@ def prompt_features(
     if "minilm" not in embed.parse_parts(cfg.features):
         return features.mean(axis=1, dtype=np.float32)
     part = embed.PARTS.get("minilm")
-    vecs, _ = cached_encode(list(pool.prompts), part, cfg, run_dir / "features",
+    vecs, _ = cached_encode(list(pool.prompts), part, cfg, cache_root(cfg, cache),
                             desc="embed prompts", progress=progress)
     return embed.standardise(vecs)

@@ -4,22 +4,30 @@ Every request has a key; an answer is appended (fsync'd) to the run's judgement 
 it arrives, before anything else is sent. A rerun reads the log and sends only keys that have
 no final answer. Budgets stop sending cleanly: --max_requests counts paid requests, and
 --max_cost reserves each request's estimated upper cost before it is sent.
+Ctrl-C while a paid oracle is asked: nothing new is sent, the answers of the requests in flight
+(paid) are logged as they arrive, then the run stops (exit 130); a second Ctrl-C stops at once.
 An oracle that cannot be reached (a run of transport failures with no answer between them)
 stops the run with one line naming where it was asked and the last error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from aeuf import io
+from aeuf.backends.openai_client import STOPPING
 from aeuf.errors import OracleUnreachable
 from aeuf.oracle import Oracle, is_final
 from aeuf.oracle.base import TRANSPORT
+from aeuf.oracle.overlong import OVERLONG
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
 
@@ -59,8 +67,9 @@ class Ledger:
 
     @property
     def paid_requests(self) -> int:
-        """Requests in the whole log with a final answer (this run and earlier ones)."""
-        return sum(1 for a in self.answers.values() if is_final(a))
+        """Requests in the whole log with a final answer (this run and earlier ones); the
+        answers of requests --judge_overlong kept from the judge were not requests."""
+        return sum(1 for a in self.answers.values() if is_final(a) and not held(a))
 
     @property
     def total_cost(self) -> float:
@@ -99,8 +108,13 @@ class Ledger:
         todo = self.pending(requests)
         bar = tqdm(total=len(todo), desc=f"judge ({oracle.name})", unit="req",
                    disable=not progress or not todo)
+        drain = oracle.estimate is not None and oracle.chunk is None  # paid, answered at once
+        with finish_in_flight(drain and bool(todo)):
+            self._ask(oracle, todo, chunk, bar)
+
+    def _ask(self, oracle: Oracle, todo: list[JudgeRequest], chunk: int, bar) -> None:
         try:
-            while todo:
+            while todo and not STOPPING.is_set():
                 batch = self.affordable(oracle, todo[:chunk])
                 if not batch:
                     self.exhausted = True
@@ -130,6 +144,8 @@ class Ledger:
     def _count(self, answer: JudgeAnswer) -> None:
         """Take a logged answer into account; stop on a run of transport faults."""
         self.answers[answer.key] = answer
+        if held(answer):  # recorded, never sent
+            return
         self.sent += 1
         self.cost += answer.cost
         transport = (answer.error or "").startswith(TRANSPORT)
@@ -147,6 +163,35 @@ class Ledger:
         self.ask(oracle, requests, chunk=chunk, progress=progress)
         return [oracle.resolve(t, self.answers) for t in tasks]
 
-    def failed(self, keys: Sequence[str]) -> int:
-        """How many of these keys have an answer without a value."""
-        return sum(1 for k in keys if k in self.answers and self.answers[k].value is None)
+
+def held(answer: JudgeAnswer) -> bool:
+    """True for the answer of a request that was never sent (--judge_overlong loss/skip)."""
+    return (answer.error or "").startswith(OVERLONG)
+
+
+@contextmanager
+def finish_in_flight(enabled: bool) -> Iterator[None]:
+    """While the body runs, the first Ctrl-C (SIGINT) sets STOPPING instead of raising: the
+    body sends nothing new and logs what is in flight; KeyboardInterrupt comes after it. A
+    second Ctrl-C raises at once. Only in the main thread (signals are delivered there)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum, frame) -> None:
+        if STOPPING.is_set():
+            raise KeyboardInterrupt
+        STOPPING.set()
+        print("\naeuf: stopping; logging the answers in flight (Ctrl-C again to quit now)",
+              file=sys.stderr)
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stopped = STOPPING.is_set()
+        STOPPING.clear()
+    if stopped:
+        raise KeyboardInterrupt

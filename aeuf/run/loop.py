@@ -24,14 +24,14 @@ from aeuf import dataset, io
 from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
-from aeuf.oracle import Oracle, auto_name, is_final, make_oracle
+from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
 from aeuf.run.ledger import Ledger
 from aeuf.run.preflight import preflight
 from aeuf.run.round import engine
-from aeuf.run.round.engine import Context, State
+from aeuf.run.round.types import Context, State
 from aeuf.run.timing import Stopwatch
 from aeuf.types import ResponsePool
 
@@ -82,19 +82,21 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
         pool = read_input(cfg, out)
     engine.validate(cfg, pool.shape[1])
     _check_oracle(cfg, pool)
+    featurize.check_precomputed(pool, cfg.features)
     if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
         print(costplan.render(costplan.plan(cfg, pool)))
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
                           None, False, "dry run (nothing sent)", [])
     tally: dict = {}  # filled once the ledger is open: the human oracle's overall progress
-    oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out,
+    oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, store=io.BatchStore(out / "batches"),
                          tally=lambda: _tally(tally))
     cheap = cheap_judge_oracle(cfg.oracle)  # the cascade's cheap judge, or None
     try:
         with io.RunDir(out) as rd:
             with watch("store pool"):
                 pool = rd.check_input(pool, cfg.input.path)
-                rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
+                rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool),
+                                 "oracle_used": oracle.name})
                 rd.store_pool(pool)
             return _run_rounds(cfg, rd, pool, oracle, progress, cheap, watch, tally)
     finally:
@@ -106,11 +108,11 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
 def _check_oracle(cfg: RunConfig, pool: ResponsePool) -> None:
     """ConfigError for a setting that cannot take effect; a note when a named judge is used
     although the input has gold scores."""
-    name = auto_name(cfg.oracle, has_gold=pool.gold is not None)
-    problem = checks.ineffective(cfg, name)
+    has_gold = pool.gold is not None
+    problem = checks.ineffective(cfg, auto_name(cfg.oracle, has_gold=has_gold))
     if problem:
         raise ConfigError(problem)
-    if name in checks.JUDGES and pool.gold is not None and cfg.oracle.name == "auto":
+    if judge_over_gold(cfg.oracle, has_gold=has_gold):
         print(f"aeuf: {cfg.input.path} has gold scores, but a judge was named: judging with "
               f"it (pass --oracle replay to use the gold scores instead)", file=sys.stderr)
 
@@ -133,30 +135,31 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 watch: Stopwatch | None = None, tally: dict | None = None) -> RunSummary:
     watch = watch or Stopwatch()
     with watch("features"):
-        features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
-        pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features,
-                                          progress=progress)
-    usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
+        features, _ = featurize.build_features(pool, cfg.features, progress=progress)
+        pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
+    usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
     ctx = engine.make_context(cfg, features, pfeat, usable=usable)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
                          max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.oracle.retry_unparsable)
-    if oracle.name == "none":
+    if not oracle.caps.labels:
         return _annotate(ctx, rd, pool, ledger, oracle)
     asked = report.AskedKeys(ledger)  # what each round asked for: its cost in the report
     judge = _judge_through(asked, oracle, cfg, progress, cheap)
-    saved = rd.load_head()
+    saved = _usable_head(ctx, rd.load_head(), rd.path)
     state, labelled, rows, why = engine.initial_state(pool.shape[0]), [], [], ""
     sizes = engine.sizes_of(ctx)
+    left = sum(sizes)  # prompts the budget still allows: a recorded round may hold more
     k = cfg.acquire.num_annotations
     if tally is not None:
-        votes = cfg.oracle.web.votes_per_pair if oracle.name == "web" else 1
+        votes = cfg.oracle.web.votes_per_pair if oracle.name == "web" else 1  # vote slots
         tally.update(ledger=ledger, name=oracle.name,
                      planned=sum(sizes) * k * (k - 1) // 2 * votes)
-    bar = progress and oracle.name != "human"  # the human oracle owns the terminal
+    bar = progress and not oracle.caps.interactive  # a person at the terminal owns it
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
         rec = rd.round_record(t)
-        if rec is None and ledger.exhausted:
+        size = min(size, left)
+        if rec is None and (ledger.exhausted or size <= 0):
             break
         with watch("choose"):
             plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
@@ -166,6 +169,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
             state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name,
                                                plan=plan)
         labelled += outcome.labelled
+        left -= len(plan.prompts)
         rows.append({**records.progress_row(plan, outcome), "keys": set(asked.keys)})
         asked.keys.clear()
         with watch("fit"):
@@ -200,14 +204,14 @@ def _stop_reason(cfg: RunConfig, outcome, t: int, sizes: list[int]) -> str:
 
 def _where(cfg: RunConfig, oracle: Oracle) -> str:
     """How the 'cannot be reached' message names the oracle."""
-    url = cfg.oracle.judge.base_url if oracle.name in ("judge", "batch") else None
+    url = cfg.oracle.judge.base_url if oracle.caps.remote else None
     return f"the {oracle.name} oracle" + (f" at {url}" if url else "")
 
 
 def _judge_through(ledger: report.AskedKeys, oracle: Oracle, cfg: RunConfig, progress: bool,
                    cheap: Oracle | None = None):
     chunk = oracle.chunk or max(4 * cfg.oracle.judge.concurrency, 16)
-    show = progress and oracle.name != "human"
+    show = progress and not oracle.caps.interactive
     strong = lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)  # noqa: E731
     return cascade.through_ledger(strong, ledger, cheap, cfg, chunk=chunk, progress=show,
                                   strong_name=oracle.name)
@@ -230,6 +234,22 @@ def _fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.head_state)]
     rd.save_head(leaves, {"round": t, "comparisons": digest, "M": state.comps.size})
     return state
+
+
+def _usable_head(ctx: Context, saved: tuple[list, dict] | None, out: Path):
+    """The saved head when its leaves have this head's shapes and dtypes, else None (with a
+    note): a damaged or foreign head/state.npz is refit, with the same result."""
+    if saved is None:
+        return None
+    template = jax.tree_util.tree_leaves(ctx.head.init(ctx.features.shape[-1],
+                                                       key=ctx.keys.init()))
+    same = len(template) == len(saved[0]) and all(
+        np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
+        for a, b in zip(template, saved[0]))
+    if not same:
+        print(f"aeuf: {out / 'head' / 'state.npz'} does not fit this head (wrong shapes); "
+              "the head is refit", file=sys.stderr)
+    return saved if same else None
 
 
 def _unflatten(ctx: Context, leaves: list):
@@ -258,7 +278,11 @@ def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, o
     facts = report.facts(cfg, rd.path, pool, list(ledger.answers.values()), summary, labelled,
                          ties_kept=frame.attrs.get("ties_kept", 0))
     card = render_card(report.card_facts(cfg, pool, summary, facts, frame))
-    files = io.write_preferences(frame, rd.path, cfg.export, card) if len(frame) else {}
+    if len(frame):
+        files = io.write_preferences(frame, rd.path, cfg.export, card)
+    else:  # an export is the run's own or absent: never an earlier run's beside this report
+        io.remove_preferences(rd.path)
+        files = {}
     files["report"] = report.write(rd.path, facts, labelled)
     if summary.labelled == 0 and not summary.stopped_by_budget:
         raise NothingLabelled(_nothing_reason(facts, rd.path))

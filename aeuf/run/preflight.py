@@ -7,14 +7,14 @@ from __future__ import annotations
 from aeuf import io
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
+from aeuf.oracle import ORACLES
 
 
 def preflight(cfg: RunConfig) -> None:
     """ConfigError (or MissingExtra) for a run that cannot finish on this machine."""
-    if cfg.oracle.name == "local":
-        from aeuf.backends import llama_server
-
-        llama_server.require(cfg.oracle.local_model)
+    kind = ORACLES.get(cfg.oracle.name) if cfg.oracle.name != "auto" else None
+    if kind is not None and kind.needs is not None:
+        kind.needs(cfg.oracle)
     repo = cfg.export.push_to_hub
     if repo and io.hub_offline():
         raise ConfigError(f"--push_to_hub {repo}: the hub is off (HF_HUB_OFFLINE=1); drop "

@@ -1,6 +1,6 @@
 """What the loop writes about its rounds, as plain JSON-ready dicts (and back).
 
-rounds/<t>.json holds a Plan (aeuf.run.round.engine) with the prompt and response ids it names,
+rounds/<t>.json holds a Plan (aeuf.run.round.types) with the prompt and response ids it names,
 the acquisition score, the pair uncertainty and the head's mean/std of each shown prompt's
 responses when it chose; `plan_from` reads it back exactly.
 """
@@ -12,7 +12,7 @@ import hashlib
 import numpy as np
 
 from aeuf.run.round import routes
-from aeuf.run.round.engine import Outcome, Plan
+from aeuf.run.round.types import Outcome, Plan
 from aeuf.types import Comparisons, ResponsePool
 
 
@@ -43,7 +43,7 @@ def plan_from(rec: dict) -> Plan:
     return Plan(int(rec["round"]), str(rec["rule"]), np.asarray(rec["prompts"], np.int64),
                 np.asarray(rec["slots"], np.int64).reshape(len(rec["prompts"]), -1),
                 floats(rec["acquisition_score"]), floats(rec["uncertainty"]),
-                None if mean is None else np.asarray(mean, np.float32), **routes.extras_from(rec))
+                None if mean is None else np.asarray(mean, np.float32), routes.extras_from(rec))
 
 
 def progress_row(plan: Plan, outcome: Outcome) -> dict:

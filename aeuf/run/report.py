@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from aeuf import io
+from aeuf.card.words import esc
 from aeuf.config import RunConfig
+from aeuf.oracle import Capabilities, capabilities
 from aeuf.oracle.agreement import agreement, agreement_line
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
-from aeuf.run.checks import JUDGES
 from aeuf.run.plots import has_progress, plot_progress, plot_ratings
-from aeuf.types import JudgeAnswer, Labelled, ResponsePool
+from aeuf.types import SELF_LABEL, JudgeAnswer, Labelled, ResponsePool
 
 
 def failure_kinds(answers: list[JudgeAnswer]) -> dict[str, int]:
@@ -100,10 +101,10 @@ def _tie_rows(f: dict) -> str:
 
 def render(f: dict) -> str:
     """The markdown report from the facts dict (keys as `aeuf.run.loop` fills them)."""
-    lines = [f"# aeuf run: {f['name']}", "",
+    lines = [f"# aeuf run: {esc(f['name'])}", "",
              f"{f['rows']} preference rows from {f['prompts']} prompts x {f['responses']} "
-             f"responses ({f['input']}), labelled by the **{f['oracle']}** oracle"
-             f"{' (' + f['judge'] + ')' if f.get('judge') else ''}.", "",
+             f"responses ({esc(f['input'])}), labelled by the **{f['oracle']}** oracle"
+             f"{' (' + esc(f['judge']) + ')' if f.get('judge') else ''}.", "",
              "| | |", "|---|---|",
              f"| rows exported | {f['rows']} (`preferences.jsonl`, `preferences.parquet`, `hf/`)"
              f"{_tie_rows(f)} |",
@@ -111,6 +112,8 @@ def render(f: dict) -> str:
              f"{f['labelled']} decided, {f['ties']} tied |",
              f"| ties | {_ties(f)} |",
              f"| prompts without a usable label | {f['unanswered']} |",
+             f"| labelled prompts with a response too long for the judge | {f.get('cut', 0)} "
+             f"(`cut` column; --judge_overlong {f.get('overlong', 'loss')}) |",
              f"| prompts skipped while reading | {f['skipped']} (fewer responses than the rest) |",
              f"| oracle requests | {f['requests']} ({f['sent_now']} sent by this run) |",
              f"| cost | ${f['cost']:.4f} |",
@@ -149,27 +152,30 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
     s: the run's RunSummary; ties_kept: tied prompts exported as rows (--keep_ties)."""
     costs = cost_per_round([r["keys"] for r in s.progress], answers)
     judge = cfg.oracle.judge.model and f"{cfg.oracle.judge.model}, template {cfg.oracle.template}"
+    caps = capabilities(cfg.oracle, has_gold=pool.gold is not None)
     return {"name": out.name, "input": cfg.input.path, "prompts": s.prompts,
             "responses": pool.shape[1], "oracle": s.oracle,
-            "judge": _judge_words(cfg, s.oracle, judge, s.progress),
+            "judge": _judge_words(cfg, s.oracle, caps, judge, s.progress),
             "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "ties_kept": ties_kept,
             "unanswered": s.failed, "stopped": _stopped(s),
             "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
+            "cut": sum(1 for x in labelled if x.cut), "overlong": cfg.oracle.overlong,
             "tokens": int(sum(a.tokens for a in answers)),
-            **_hygiene(s.oracle, answers, pool),
+            **_hygiene(caps.model_judge, answers, pool),
             "rounds": [{k: v for k, v in r.items() if k != "keys"} | {"cost": c}
                        for r, c in zip(s.progress, costs)],
             "cost_elsewhere": max(s.cost - sum(costs), 0.0)}
 
 
-def _judge_words(cfg: RunConfig, oracle: str, judge: str | None, rounds: list[dict]) -> str | None:
+def _judge_words(cfg: RunConfig, oracle: str, caps: Capabilities, judge: str | None,
+                 rounds: list[dict]) -> str | None:
     """The judge's model and template, and a cascade's cheap judge with its share of rows."""
-    if oracle not in JUDGES:
+    if not caps.llm_judge:
         return None
-    o = _oracle(cfg, oracle, rounds)
+    o = _oracle(cfg, oracle, caps, rounds)
     if "cheap_model" not in o:
         return judge
     return (f"{judge}; cheap judge {o['cheap_model']} first: {o['cheap_rows']} pairs labelled "
@@ -186,15 +192,17 @@ def _stopped(s) -> str:
     return ""
 
 
-def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
-    """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
-    if oracle not in ("judge", "batch", "local", "reward_model", "web") or not answers:
-        return {"hygiene": {}, "hygiene_lines": []}
-    texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
-    report = judge_hygiene(answers, texts)
-    out = {"hygiene": hygiene_json(report), "hygiene_lines": hygiene_lines(report)}
-    if oracle == "web":  # people: how much they agree (Fleiss' kappa, each vs the majority)
-        agree = agreement(answers)
+def _hygiene(model_judge: bool, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
+    """A model judge's hygiene figures (aeuf.oracle.hygiene): LLM judges, reward models; and
+    when several people voted on pairs (web oracle), how much they agree."""
+    out: dict = {"hygiene": {}, "hygiene_lines": []}
+    if model_judge and answers:
+        texts = dict(zip(pool.response_ids.reshape(-1).tolist(),
+                         pool.responses.reshape(-1).tolist()))
+        report = judge_hygiene(answers, texts)
+        out = {"hygiene": hygiene_json(report), "hygiene_lines": hygiene_lines(report)}
+    agree = agreement(answers)  # Fleiss' kappa, each annotator vs the majority
+    if agree["annotators"]:
         out["hygiene"]["agreement"] = agree
         out["hygiene_lines"].append(agreement_line(agree))
     return out
@@ -207,7 +215,7 @@ def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
         plots["progress"] = plot_progress(f["rounds"], out / "progress.png").name
     else:  # e.g. one model-free round: nothing to draw, and no stale picture left
         (out / "progress.png").unlink(missing_ok=True)
-    decided = [x for x in labelled if not x.tie]
+    decided = [x for x in labelled if not x.tie and x.judge != SELF_LABEL]  # oracle scores
     if decided:
         plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
                                         [float(x.scores[x.rejected]) for x in decided],
@@ -254,7 +262,8 @@ def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
             "head": {"name": cfg.head.name, "members": cfg.head.members},
             "rules": list(dict.fromkeys([cfg.loop.initial_rule, cfg.acquire.rule])),
             "num_annotations": cfg.acquire.num_annotations,
-            "oracle": _oracle(cfg, s.oracle, f["rounds"]),
+            "oracle": _oracle(cfg, s.oracle, capabilities(cfg.oracle, has_gold=pool.gold is not None),
+                              f["rounds"]),
             "rounds": len(f["rounds"]), "budget": cfg.loop.budget or "every prompt once",
             "seed": cfg.loop.seed,
             "counts": {**frame.attrs, "failed": s.failed},
@@ -273,17 +282,17 @@ HYGIENE_NOTES = {
 }
 
 
-def _oracle(cfg: RunConfig, name: str, rounds: list[dict]) -> dict:
+def _oracle(cfg: RunConfig, name: str, caps: Capabilities, rounds: list[dict]) -> dict:
     """The card's oracle: the judge's model and template for LLM judges only, the label mode
-    for replay only, and a cascade's cheap judge with the rows each judge labelled."""
+    for gold replay only, and a cascade's cheap judge with the rows each judge labelled."""
     o = {"name": name}
-    if name in JUDGES:
+    if caps.llm_judge:
         o |= {"model": cfg.oracle.judge.model, "template": cfg.oracle.template}
-    if name in ("replay", "reward_model"):
+    if caps.utilities:
         o["label_mode"] = cfg.oracle.label_mode
-    if name == "reward_model":
+    if caps.reward_model:
         o["reward_model"] = cfg.oracle.rm.model
-    if cfg.oracle.cheap_judge.model and name in JUDGES:
+    if cfg.oracle.cheap_judge.model and caps.llm_judge:
         o["cheap_model"] = cfg.oracle.cheap_judge.model
         o["cheap_rows"] = int(sum(r.get("cheap_only", 0) for r in rounds))
         o["strong_rows"] = int(sum(r.get("strong", 0) for r in rounds))

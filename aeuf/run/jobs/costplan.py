@@ -23,14 +23,14 @@ from typing import NamedTuple
 import numpy as np
 
 from aeuf.config import OracleConfig, RunConfig
-from aeuf.oracle import auto_name
+from aeuf.oracle import OracleKind, auto_name, kind_of
 from aeuf.oracle.cheap import cheap_config, price_per_token
+from aeuf.oracle.judge import JUDGE
 from aeuf.run.round import engine
 from aeuf.types import JudgeTask, ResponsePool
 
 EXPECTED_REPLY = 40  # tokens of a typical reply: "Rating: 4" and a one-sentence rationale
 MAX_PROMPTS = 2000  # prompts rendered for the token estimate (a seeded sample above this)
-LLM_ORACLES = ("judge", "local", "batch")
 
 
 class JudgeLine(NamedTuple):
@@ -95,21 +95,21 @@ def requests_per_prompt(kind: str, templates: int, shown: int) -> int:
     return templates * (shown if kind == "rating" else shown * (shown - 1))
 
 
-def judge_line(role: str, name: str, ocfg: OracleConfig, pool: ResponsePool, sizes, shown,
-               sample) -> JudgeLine:
-    """The plan of one LLM judge over the rounds."""
+def judge_line(role: str, name: str, kind: OracleKind, ocfg: OracleConfig, pool: ResponsePool,
+               sizes, shown, sample) -> JudgeLine:
+    """The plan of one LLM judge (`name`, of `kind`) over the rounds."""
     from aeuf.oracle.judge import make_spec
-    from aeuf.oracle.local import local_model_name
 
-    spec = make_spec(ocfg, local_model_name(ocfg) if name == "local" else None)
+    caps = kind.caps
+    spec = make_spec(ocfg, kind.model(ocfg) if kind.model is not None else None)
     per = [requests_per_prompt(spec.kind, len(spec.templates), k) for k in shown]
     req = [n * s for n, s in zip(sizes, per)]
     tokens = per_request_tokens(spec, pool, sample) / len(spec.templates) * sum(req)
     out_exp = sum(req) * min(EXPECTED_REPLY, ocfg.max_tokens)
     out_max = 2 * sum(req) * ocfg.max_tokens
-    pin, pout = (0.0, 0.0) if name == "local" else price_per_token(ocfg)
+    pin, pout = price_per_token(ocfg) if caps.paid else (0.0, 0.0)
     cost = (tokens * pin + out_exp * pout, 2 * tokens * pin + out_max * pout)
-    shards = sum(math.ceil(r / ocfg.batch_shard_size) for r in req) if name == "batch" else None
+    shards = sum(math.ceil(r / ocfg.batch_shard_size) for r in req) if caps.batchable else None
     return JudgeLine(role, name, spec.model, sum(req), tokens, (out_exp, out_max), cost, shards)
 
 
@@ -122,17 +122,18 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
     shown = [rules[cfg.loop.initial_rule].num_shown(k, R)] + \
         [rules[cfg.acquire.rule].num_shown(k, R)] * (len(sizes) - 1)
     name = auto_name(cfg.oracle, has_gold=pool.gold is not None)
+    kind = kind_of(cfg.oracle, has_gold=pool.gold is not None)
     sample = np.arange(P) if P <= MAX_PROMPTS else np.sort(
         np.random.default_rng(0).choice(P, MAX_PROMPTS, replace=False))
     lines, notes = [], []
-    if name in LLM_ORACLES:
-        lines.append(judge_line("judge", name, cfg.oracle, pool, sizes, shown, sample))
+    if kind.caps.llm_judge:
+        lines.append(judge_line("judge", name, kind, cfg.oracle, pool, sizes, shown, sample))
     else:
-        lines.append(JudgeLine("judge", name, name, _other_requests(name, sizes, shown), 0.0,
+        lines.append(JudgeLine("judge", name, name, _other_requests(kind, sizes, shown), 0.0,
                                (0.0, 0.0), (0.0, 0.0), None))
     if cfg.oracle.cheap_judge.model:
-        lines.append(judge_line("cheap judge", "judge", cheap_config(cfg.oracle), pool, sizes,
-                                shown, sample))
+        lines.append(judge_line("cheap judge", "judge", OracleKind(JUDGE, None),
+                                cheap_config(cfg.oracle), pool, sizes, shown, sample))
         notes.append("the cascade sends every pair to the cheap judge first: the judge above "
                      "gets at most its line")
     if cfg.loop.self_label_accuracy is not None:
@@ -144,11 +145,12 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
     return CostPlan(P, sizes, shown, lines, notes)
 
 
-def _other_requests(name: str, sizes, shown) -> int:
-    """Requests of the replay oracle (one per response shown), human (one per pair), none."""
-    if name == "none":
+def _other_requests(kind: OracleKind, sizes, shown) -> int:
+    """Requests of an oracle that is no LLM judge: none without labels, one per pair (a
+    person), else one per response shown (replay)."""
+    if not kind.caps.labels:
         return 0
-    if name in ("human", "web"):  # web: times --votes_per_pair, told in the plan's notes
+    if kind.caps.per_pair:
         return sum(n * k * (k - 1) // 2 for n, k in zip(sizes, shown))
     return sum(n * k for n, k in zip(sizes, shown))
 

@@ -17,6 +17,7 @@ misspelt or unavailable model is one ConfigError line and an untouched run direc
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -26,8 +27,9 @@ from typing import NamedTuple
 import pandas as pd
 
 from aeuf.config import GenerateConfig, to_dict
-from aeuf.generate import ModelSpec, by_model, filter_pool, plan
-from aeuf.io import GenLog, atomic_write_json, atomic_write_parquet
+from aeuf.errors import ConfigError, InputError
+from aeuf.generate import ModelSpec, by_model, filter_pool, parse_models, plan
+from aeuf.io import GenLog, atomic_write_json, atomic_write_parquet, read_prompts
 from aeuf.types import Generation, GenRequest
 
 LOG_NAME, OUT_NAME, CONFIG_NAME = "generations.jsonl", "generated.parquet", "generate_config.json"
@@ -94,6 +96,41 @@ def checked_runner(cfg: GenerateConfig, specs: Sequence[ModelSpec]):
         runner.close()
         raise
     return runner
+
+
+def read_model_entries(tokens: list[str]) -> list:
+    """--models tokens -> entries for parse_models; files are expanded in place."""
+    out: list = []
+    for token in (t for raw in tokens for t in raw.split(",") if t):
+        path = Path(token)
+        out += _read_model_file(path) if path.suffix in (".json", ".txt") and path.is_file() else [token]
+    return out
+
+
+def _read_model_file(path: Path) -> list:
+    if path.suffix == ".txt":
+        lines = (ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines())
+        return [ln for ln in lines if ln]
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of model names or records")
+    return data
+
+
+def generate_file(prompts_path: str, models: Sequence[str], cfg: GenerateConfig,
+                  run_dir: str | os.PathLike, *, prompt_column: str | None = None,
+                  num_instructions: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> GenSummary:
+    """`aeuf generate`: the prompts of a file, the models named by --models tokens (names,
+    paths, .json/.txt lists), then run_generation."""
+    specs = parse_models(read_model_entries(list(models)))
+    if not specs:
+        raise ConfigError("--models: no model given")
+    ids, prompts = read_prompts(prompts_path, prompt_column, num_instructions)
+    return run_generation(ids, prompts, specs, cfg, run_dir, progress=progress)
 
 
 def run_generation(prompt_ids: Sequence[str], prompts: Sequence[str], specs: Sequence[ModelSpec],

@@ -2,7 +2,8 @@
 
 Answers go to the same append-only log a run uses (through the ledger: never paid twice),
 so rerunning the main command with the same judge reuses every one. judged.jsonl gets one
-line per prompt: ratings, pairs, chosen / rejected response ids.
+line per prompt: ratings, pairs, the ids of responses too long to show whole (`cut`,
+--judge_overlong), chosen / rejected response ids.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ from aeuf import io
 from aeuf.config import OracleConfig
 from aeuf.dataset import judgement_scores
 from aeuf.errors import ConfigError
-from aeuf.oracle import make_oracle
+from aeuf.oracle import ORACLES, auto_name, make_oracle
+from aeuf.oracle.judge import estimate_cost, make_spec, plan_requests
 from aeuf.run.ledger import Ledger
 from aeuf.types import Judgement
+
+class JudgePlan(NamedTuple):
+    """What `aeuf judge --dry_run` would do: requests still unanswered and their cost cap."""
+
+    prompts: int
+    requests: int
+    answered: int
+    cost: float | None
+    oracle: str
 
 
 class JudgeSummary(NamedTuple):
@@ -40,8 +51,47 @@ def judged_line(j: Judgement) -> dict:
     return {"prompt_id": j.task.prompt_id, "response_ids": list(j.task.response_ids),
             "ratings": [float(r) if math.isfinite(r) else None for r in j.ratings],
             "pairs": [[i, k, p] for i, k, p in j.pairs],
+            "cut": [j.task.response_ids[c] for c in j.cut],
             "chosen_id": j.task.response_ids[best] if decided else None,
             "rejected_id": j.task.response_ids[worst] if decided else None}
+
+
+def _check_labels(oracle) -> None:
+    if not oracle.caps.labels:
+        raise ConfigError("nothing to judge with: pass --judge_base_url URL --judge_model NAME, "
+                          "--oracle local or --oracle human")
+
+
+def plan_file(cfg: OracleConfig, path: str, out: Path | None) -> JudgePlan:
+    """The dry run of judge_file: what it would send, read from the input and any existing
+    judgements.jsonl; nothing is sent, nothing is written (no folder, no lock), no key or
+    model is needed."""
+    tasks, has_gold = io.read_judge_tasks(path)
+    out = Path(out) if out else Path(path).resolve().parent
+    name, plan, estimate = _planner(cfg, has_gold)
+    ledger = Ledger(io.JudgementLog(out / "judgements.jsonl"))
+    ledger.answers = ledger.log.load()
+    requests = [r for t in tasks for r in plan(t)]
+    todo = ledger.pending(requests)
+    cost = None if estimate is None else sum(estimate(r) for r in todo)
+    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo), cost, name)
+
+
+def _planner(cfg: OracleConfig, has_gold: bool):
+    """(oracle name, plan(task), estimate(request) or None) without opening the oracle: an
+    LLM judge's requests from its spec (no API key, no server, no model loaded)."""
+    name = auto_name(cfg, has_gold=has_gold)
+    kind = ORACLES.get(name)
+    if kind.caps.llm_judge:
+        spec = make_spec(cfg, kind.model(cfg) if kind.model is not None else None)
+        estimate = (lambda r: estimate_cost(spec, r)) if kind.caps.paid else None
+        return name, (lambda task: plan_requests(spec, task)), estimate
+    oracle = make_oracle(cfg, has_gold=has_gold)
+    try:
+        _check_labels(oracle)
+        return name, oracle.plan, oracle.estimate
+    finally:
+        oracle.close()
 
 
 def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
@@ -49,16 +99,14 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
     """Judge every task of `path` into `out` (default: the file's folder)."""
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
-    oracle = make_oracle(cfg, has_gold=has_gold, workdir=out)
-    if oracle.name == "none":
-        raise ConfigError("nothing to judge with: pass --judge_base_url URL --judge_model NAME, "
-                          "--oracle local or --oracle human")
+    oracle = make_oracle(cfg, has_gold=has_gold, store=io.BatchStore(out / "batches"))
+    _check_labels(oracle)
     try:
         with io.RunDir(out) as rd:
             ledger = Ledger.open(rd.judgements, max_requests=cfg.max_requests,
                                  max_cost=cfg.max_cost, retry_unparsable=cfg.retry_unparsable)
             judgements = ledger.judge(oracle, tasks, chunk=oracle.chunk or max(4 * cfg.judge.concurrency, 16),
-                                      progress=progress and oracle.name != "human")
+                                      progress=progress and not oracle.caps.interactive)
             lines = [judged_line(j) for j in judgements]
             io.atomic_write_text(out / "judged.jsonl",
                                  "".join(io.strict_json(x) + "\n" for x in lines))

@@ -1,5 +1,7 @@
 """The round step: one pure step that `aeuf` and `aeuf bench` both call, and its helpers.
 
+    types      the records every helper types against: Keys (Purpose), Context, Plan (Routing),
+               State, Verdicts, Routes, Outcome
     engine     the round engine: choose (rule, prompts, pairs, routes) and absorb (labels, tallies)
     choosing   the choose half's helpers: rule of a round, eligible and picked prompts, usable responses
     absorbing  the absorb half's helpers: the Labelled record of a judged prompt, agreement

@@ -1,8 +1,7 @@
 """The absorb half of a round (aeuf.run.round.engine.absorb): the Labelled record of a judged prompt,
 the comparisons appended for the head, and how often the head agreed with the oracle.
 
-Pure. `plan` is the round's engine Plan; it is taken as it comes (as aeuf.run.round.routes takes
-it), so this module does not import the engine.
+Pure. Typed against the round's records (aeuf.run.round.types).
 
 Shape letters: b prompts in a round, R responses per prompt.
 """
@@ -13,10 +12,11 @@ import numpy as np
 
 from aeuf import acquire, dataset
 from aeuf.run.round.selflabel import HEAD
+from aeuf.run.round.types import Plan
 from aeuf.types import Comparisons, Judgement, Labelled
 
 
-def labelled(plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
+def labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
              judge: str) -> Labelled | None:
     """The Labelled record of one judged prompt (row i of the plan); None when fewer than two
     responses got a score; a tie when every score is equal."""
@@ -27,10 +27,11 @@ def labelled(plan, i: int, p: int, slots, j: Judgement, pairing: str, seed: int,
     tie = bool(finite.max() == finite.min())
     win, lose = (0, 1) if tie else acquire.pick_pair(scores, pairing, key=seed)
     return Labelled(p, slots, scores, int(win), int(lose), plan.rule, plan.t,
-                    float(plan.uncertainty[i]), float(plan.score[i]), judge, tie)
+                    float(plan.uncertainty[i]), float(plan.score[i]), judge, tie,
+                    cut=tuple(int(c) for c in j.cut))
 
 
-def agreement(plan, labelled: list[Labelled]) -> float | None:
+def agreement(plan: Plan, labelled: list[Labelled]) -> float | None:
     """Share of decided prompts labelled by a judge (self-labels left out) where the head,
     when it chose (before the label), ranked chosen above rejected (None without a head or
     a decided prompt)."""

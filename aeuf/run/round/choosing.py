@@ -1,8 +1,7 @@
 """The choose half of a round (aeuf.run.round.engine.choose): which rule plays, which prompts can be
 and are picked, the shown responses made judgeable, and the uncertainty of the pairs shown.
 
-Pure. `ctx` is the run's engine Context and `state` its State; they are taken as they come
-(as aeuf.run.round.routes takes a plan), so this module does not import the engine.
+Pure. Typed against the round's records (aeuf.run.round.types).
 
 Shape letters: P prompts, R responses per prompt, b prompts in a round, k responses shown
 per prompt.
@@ -15,24 +14,26 @@ from jaxtyping import Bool, Float, Int
 
 from aeuf import acquire
 from aeuf.acquire.base import numpy_rng
+from aeuf.run.round.types import Context, Purpose, State
 from aeuf.types import Belief
 
 
-def eligible(ctx) -> Bool[np.ndarray, " P"]:
+def eligible(ctx: Context) -> Bool[np.ndarray, " P"]:
     """Prompts with at least two responses the oracle can judge."""
     if ctx.usable is None:
         return np.ones(ctx.features.shape[0], bool)
     return ctx.usable.sum(axis=1) >= 2
 
 
-def rule_of(ctx, state) -> str:
+def rule_of(ctx: Context, state: State) -> str:
     """The rule of the next round: the run's rule, or the initial (model-free) rule while a
     rule that needs a head has none yet."""
     name = ctx.cfg.acquire.rule
     return ctx.cfg.loop.initial_rule if state.belief is None and ctx.rules[name].needs_belief else name
 
 
-def pick_prompts(ctx, acquired, t: int, size: int, score, needs_belief: bool):
+def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,
+                 score: Float[np.ndarray, " P"], needs_belief: bool) -> Int[np.ndarray, " b"]:
     """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
     `acquired` (bool [P])."""
     mode = ctx.cfg.acquire.prompt_selection
@@ -40,7 +41,7 @@ def pick_prompts(ctx, acquired, t: int, size: int, score, needs_belief: bool):
     if size >= free.size:
         return free
     if mode == "random" or (mode == "auto" and not needs_belief):
-        rng = numpy_rng(ctx.keys.round(t, 4))
+        rng = numpy_rng(ctx.keys.round(t, Purpose.PROMPTS))
         return np.sort(rng.choice(free, size, replace=False))
     if not ctx.graph:
         acq = ctx.cfg.acquire

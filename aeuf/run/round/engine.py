@@ -16,8 +16,9 @@ once every prompt is labelled a new pass starts, and a later pass never shows th
 pair it already judged. A model-free rule (random, aepo, ultrafeedback, west_of_n) runs from
 the first round; only a rule that needs a head starts with the initial rule.
 
-Every random key derives from the seed with fold_in (`Keys`), so the same seed, pool and
-settings give the same choices in `aeuf`, in a resumed `aeuf` and in `aeuf bench`.
+Every random key derives from the seed with fold_in (`Keys`, one `Purpose` per use), so the
+same seed, pool and settings give the same choices in `aeuf`, in a resumed `aeuf` and in
+`aeuf bench`. The records (Context, Plan, State, Outcome, ...) live in aeuf.run.round.types.
 
 The helpers of each half live beside it: aeuf.run.round.choosing (the rule of a round, eligible
 and picked prompts, usable responses, pair uncertainty) and aeuf.run.round.absorbing (the Labelled
@@ -30,112 +31,27 @@ b prompts in a round, k responses shown per prompt.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
 
-import jax
 import numpy as np
-from jaxtyping import Bool, Float, Int
 
 from aeuf import acquire
 from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
-from aeuf.head import Head, make_head
+from aeuf.head import make_head
 from aeuf.run.round import absorbing, choosing, passes, routes
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
-from aeuf.run.round.routes import Routes, Verdicts
-from aeuf.run.round.selflabel import Calibration
-from aeuf.types import Belief, Comparisons, Judgement, JudgeTask, Labelled, ResponsePool
-
-
-class Keys(NamedTuple):
-    """Every random key of a run, derived from its seed with fold_in."""
-
-    base: Any
-
-    @staticmethod
-    def of(seed: int) -> Keys:
-        return Keys(jax.random.key(seed))
-
-    def round(self, t: int, purpose: int):
-        """Round t's key for one purpose: 0 choose, 1 fit, 2 belief, 3 pairing, 4 prompts,
-        6 unusable responses swapped out, 7 a later pass's replacement of repeated pairs,
-        8 check draws (self-labelling)."""
-        return jax.random.fold_in(jax.random.fold_in(self.base, t), purpose)
-
-    def init(self):
-        """The head's initialisation key."""
-        return jax.random.fold_in(self.base, 1_000_003)
-
-
-class Context(NamedTuple):
-    """What every round of a run shares (built once; pure data and functions).
-
-    features: f32[P, R, D]; prompt_features: f32[P, d]; graph: the prompts' kNN graph, built
-    on first use (a one-element list so the context stays immutable); rules: name -> Rule;
-    usable: bool[P, R] responses the oracle can judge (None: all; the replay oracle cannot
-    judge a response without gold, so such responses are never shown to it).
-    """
-
-    cfg: RunConfig
-    features: Float[np.ndarray, "P R D"]
-    prompt_features: Float[np.ndarray, "P d"]
-    head: Head
-    rules: dict
-    keys: Keys
-    graph: list
-    usable: Bool[np.ndarray, "P R"] | None = None
-
-
-class Plan(NamedTuple):
-    """What round t chose: prompts [b] and the responses shown [b, k], with why; mean [b, R]
-    is the head's mean reward of every response of those prompts when it chose (None before
-    the first fit). Who labels each row (aeuf.run.round.routes): head_p [b] the head's
-    P(slot 0 beats slot 1) when it chose (None before the first fit or unless k = 2),
-    check [b] drawn for the check slice (always sent), self_labelled [b] labelled by the
-    head and never sent, threshold the round's self-label confidence threshold."""
-
-    t: int
-    rule: str
-    prompts: Int[np.ndarray, " b"]
-    slots: Int[np.ndarray, "b k"]
-    score: Float[np.ndarray, " b"]
-    uncertainty: Float[np.ndarray, " b"]
-    mean: Float[np.ndarray, "b R"] | None = None
-    head_p: Float[np.ndarray, " b"] | None = None
-    check: Bool[np.ndarray, " b"] | None = None
-    self_labelled: Bool[np.ndarray, " b"] | None = None
-    threshold: float | None = None
-
-
-class State(NamedTuple):
-    """Between rounds: the comparisons so far, the head (None before the first fit), its
-    belief, which prompts were labelled in the current pass, after how many rounds the head
-    was fit, how many passes over the pool were completed; calib: the head's confidence vs
-    the oracle on judged pairs (self-labelling); noise: (checked, flipped) of the cheap judge
-    against the strong one (the cascade)."""
-
-    comps: Comparisons
-    head_state: Any
-    belief: Belief | None
-    acquired: Bool[np.ndarray, " P"]
-    fitted_round: int = -1
-    passes: int = 0
-    calib: Calibration = Calibration.empty()
-    noise: tuple[int, int] = (0, 0)
-
-
-class Outcome(NamedTuple):
-    """What one round produced: labelled prompts (ties included, `tie=True`), prompts the
-    oracle gave no usable answer for, the head's pre-label agreement with the oracle (on
-    the rows a judge labelled), who labelled the rows, and the self-label threshold."""
-
-    labelled: list[Labelled]
-    unanswered: int
-    agreement: float | None
-    uncertainty: float | None
-    routes: Routes = Routes()
-    threshold: float | None = None
+from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
+    Context,
+    Keys,
+    Outcome,
+    Plan,
+    Purpose,
+    Routing,
+    State,
+    Verdicts,
+)
+from aeuf.types import Comparisons, Judgement, JudgeTask, ResponsePool
 
 
 def validate(cfg: RunConfig, R: int) -> dict:
@@ -202,20 +118,21 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
-    choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, 0),
+    choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, Purpose.CHOOSE),
                          k=ctx.cfg.acquire.num_annotations, valid=valid)
     idx, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     if blocked is not None:
         idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
-                                          numpy_rng(ctx.keys.round(t, 7)))
+                                          numpy_rng(ctx.keys.round(t, Purpose.REPEATS)))
     prompts = choosing.pick_prompts(ctx, acquired, t, size, score, rule.needs_belief)
     slots = idx[prompts]
     if ctx.usable is not None:
-        slots = choosing.usable_slots(slots, ctx.usable[prompts], numpy_rng(ctx.keys.round(t, 6)))
+        rng = numpy_rng(ctx.keys.round(t, Purpose.SWAP))
+        slots = choosing.usable_slots(slots, ctx.usable[prompts], rng)
     mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
     plan = Plan(t, name, prompts, slots, score[prompts],
                 choosing.pair_uncertainty(state.belief, prompts, slots), mean)
-    return routes.route(ctx.cfg, plan, state, ctx.keys.round(t, 8))
+    return routes.route(ctx.cfg, plan, state, ctx.keys.round(t, Purpose.CHECK))
 
 
 # --- judge, absorb, refit ---------------------------------------------------------------------
@@ -239,7 +156,7 @@ def absorb(ctx: Context, state: State, plan: Plan,
     how often the head agreed with the oracle beforehand."""
     v = routes.as_verdicts(judgements, judge)
     pairing = "extremes" if ctx.cfg.export.west_of_n else ctx.rules[plan.rule].pairing
-    rng = numpy_rng(ctx.keys.round(plan.t, 3))
+    rng = numpy_rng(ctx.keys.round(plan.t, Purpose.PAIRING))
     seeds = rng.integers(2**31, size=len(plan.prompts))
     noise = routes.update_noise(state.noise, v)
     eps = routes.flip_rate(noise)
@@ -262,7 +179,7 @@ def absorb(ctx: Context, state: State, plan: Plan,
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
     return new, Outcome(labelled, unanswered, absorbing.agreement(plan, labelled),
                         float(unc.mean()) if unc.size else None, routes.routes_of(plan, v),
-                        plan.threshold)
+                        plan.routing.threshold)
 
 
 def refit(ctx: Context, state: State, t: int) -> State:
@@ -271,13 +188,13 @@ def refit(ctx: Context, state: State, t: int) -> State:
         return state
     warm = state.head_state is not None and ctx.cfg.head.warm_start
     start = state.head_state if warm else ctx.head.init(ctx.features.shape[-1], key=ctx.keys.init())
-    head_state = ctx.head.fit(start, ctx.features, state.comps, key=ctx.keys.round(t, 1))
+    head_state = ctx.head.fit(start, ctx.features, state.comps, key=ctx.keys.round(t, Purpose.FIT))
     return restore(ctx, state, head_state, t)
 
 
 def restore(ctx: Context, state: State, head_state, t: int) -> State:
     """The state with a head fit after round t (fresh or read back from disk) and its belief."""
-    belief = ctx.head.belief(head_state, ctx.features, key=ctx.keys.round(t, 2),
+    belief = ctx.head.belief(head_state, ctx.features, key=ctx.keys.round(t, Purpose.BELIEF),
                              num_samples=ctx.cfg.head.members,
                              embed=ctx.rules[ctx.cfg.acquire.rule].needs_embed)
     return state._replace(head_state=head_state, belief=belief, fitted_round=t)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
@@ -24,33 +23,8 @@ from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.run.round import selflabel
 from aeuf.run.round.selflabel import HEAD
-from aeuf.types import Judgement, JudgeTask, Labelled
-
-
-class Verdicts(NamedTuple):
-    """A round's answers, one per plan row [b].
-
-    judgements: the Judgement of each row; judges: who labelled it (a judge's name, or
-    "head"); noisy: a cheap judge's label alone (the head learns it softened by the cheap
-    judge's flip rate); checked: on a check row the cheap judge decided alone and the strong
-    judge decided too, whether they agreed (None elsewhere).
-    """
-
-    judgements: list[Judgement]
-    judges: list[str]
-    noisy: list[bool]
-    checked: list[bool | None]
-
-
-class Routes(NamedTuple):
-    """A round's rows by labeller: asked (all rows), head (self-labelled, never sent), cheap
-    (the cheap judge alone), strong (labelled by the judge proper), checked (check slice)."""
-
-    asked: int = 0
-    head: int = 0
-    cheap: int = 0
-    strong: int = 0
-    checked: int = 0
+from aeuf.run.round.types import Calibration, Outcome, Plan, Routes, Routing, State, Verdicts
+from aeuf.types import JudgeTask, Labelled
 
 
 def validate(cfg: RunConfig, rules: dict, R: int) -> None:
@@ -80,27 +54,28 @@ def validate(cfg: RunConfig, rules: dict, R: int) -> None:
                               "use --num_annotations 2 and a pair rule")
 
 
-def route(cfg: RunConfig, plan, state, key):
-    """The plan with head_p, the check draw, the round's threshold and the self-labelled
-    rows (none unless --self_label_accuracy)."""
+def route(cfg: RunConfig, plan: Plan, state: State, key) -> Plan:
+    """The plan with its Routing: head_p, the check draw, the round's threshold and the
+    self-labelled rows (none unless --self_label_accuracy)."""
     loop = cfg.loop
     head_p = selflabel.pair_prob(state.belief, plan.prompts, plan.slots)
-    check = numpy_rng(key).random(len(plan.prompts)) < loop.check_fraction
     cut = None
     if loop.self_label_accuracy is not None and head_p is not None:
         cut = selflabel.threshold(state.calib, loop.self_label_accuracy, loop.self_label_delta)
-    return plan._replace(head_p=head_p, check=check, threshold=cut,
-                         self_labelled=selflabel.decide(head_p, check, cut))
+    check = selflabel.check_slice(numpy_rng(key), len(plan.prompts), head_p, cut,
+                                  loop.check_fraction)
+    return plan._replace(routing=Routing(head_p, check, selflabel.decide(head_p, check, cut),
+                                         cut))
 
 
-def take(plan, idx):
-    """The plan restricted to rows idx (in that order)."""
+def take(plan: Plan, idx) -> Plan:
+    """The plan restricted to rows idx (in that order): every per-row field, the routing's
+    included."""
     idx = np.asarray(idx, np.int64)
-    pick = lambda a: None if a is None else np.asarray(a)[idx]  # noqa: E731
+    pick = lambda a: a if a is None or np.ndim(a) == 0 else np.asarray(a)[idx]  # noqa: E731
     return plan._replace(prompts=plan.prompts[idx], slots=plan.slots[idx],
                          score=plan.score[idx], uncertainty=plan.uncertainty[idx],
-                         mean=pick(plan.mean), head_p=pick(plan.head_p),
-                         check=pick(plan.check), self_labelled=pick(plan.self_labelled))
+                         mean=pick(plan.mean), routing=Routing(*map(pick, plan.routing)))
 
 
 def as_verdicts(judgements, judge: str) -> Verdicts:
@@ -111,14 +86,14 @@ def as_verdicts(judgements, judge: str) -> Verdicts:
     return Verdicts(list(judgements), [judge] * n, [False] * n, [None] * n)
 
 
-def self_labelled(plan) -> np.ndarray:
+def self_labelled(plan: Plan) -> np.ndarray:
     """bool [b]: rows the head labels."""
-    if plan.self_labelled is None:
+    if plan.routing.self_labelled is None:
         return np.zeros(len(plan.prompts), bool)
-    return np.asarray(plan.self_labelled, bool)
+    return np.asarray(plan.routing.self_labelled, bool)
 
 
-def judge_rows(plan, tasks: list[JudgeTask], judge: Callable, name: str) -> Verdicts:
+def judge_rows(plan: Plan, tasks: list[JudgeTask], judge: Callable, name: str) -> Verdicts:
     """Send the rows the head does not label to `judge(plan, tasks)`; the head's verdict
     on the others. -> Verdicts for every row."""
     mine = self_labelled(plan)
@@ -127,8 +102,9 @@ def judge_rows(plan, tasks: list[JudgeTask], judge: Callable, name: str) -> Verd
     got = as_verdicts(judge(sub, [tasks[i] for i in sent]) if sent.size else [], name)
     out = Verdicts([], [], [], [])
     it = iter(zip(*got))
+    head_p = plan.routing.head_p
     for i, task in enumerate(tasks):
-        row = (selflabel.head_judgement(task, plan.head_p[i]), HEAD, False, None) if mine[i] \
+        row = (selflabel.head_judgement(task, head_p[i]), HEAD, False, None) if mine[i] \
             else next(it)
         for column, value in zip(out, row):
             column.append(value)
@@ -159,58 +135,62 @@ def row_comparisons(v: Verdicts, i: int, prompt: int, slots, eps: float) -> list
     return [(p, a, b, eps + (1.0 - 2.0 * eps) * q) for p, a, b, q in rows]
 
 
-def row_confidence(lab: Labelled, plan, i: int, v: Verdicts, eps: float) -> Labelled:
+def row_confidence(lab: Labelled, plan: Plan, i: int, v: Verdicts, eps: float) -> Labelled:
     """The head's confidence on a self-label; 1 - flip rate on a cheap judge's label."""
     if v.judges[i] == HEAD:
-        return lab._replace(confidence=float(selflabel.confidence(plan.head_p[i])))
+        return lab._replace(confidence=float(selflabel.confidence(plan.routing.head_p[i])))
     if v.noisy[i]:
         return lab._replace(confidence=1.0 - eps)
     return lab
 
 
-def calibrate(state_calib, plan, rows: list[tuple[int, Labelled]], v: Verdicts):
+def calibrate(state_calib: Calibration, plan: Plan, rows: list[tuple[int, Labelled]],
+              v: Verdicts) -> Calibration:
     """The calibration set plus this round's rows labelled by a judge (not the head)."""
-    if plan.head_p is None:
+    if plan.routing.head_p is None:
         return state_calib
     judged = [(i, lab) for i, lab in rows if v.judges[i] != HEAD]
-    return state_calib.add(*selflabel.calibration_points(plan.head_p, judged))
+    return state_calib.add(*selflabel.calibration_points(plan.routing.head_p, judged))
 
 
-def routes_of(plan, v: Verdicts) -> Routes:
+def routes_of(plan: Plan, v: Verdicts) -> Routes:
     head = sum(j == HEAD for j in v.judges)
     cheap = sum(v.noisy)
-    checked = 0 if plan.check is None else int(np.sum(plan.check))
+    check = plan.routing.check
+    checked = 0 if check is None else int(np.sum(check))
     return Routes(len(v.judges), head, cheap, len(v.judges) - head - cheap, checked)
 
 
 # --- the round record ------------------------------------------------------------------------
 
-def extras(plan) -> dict:
+RECORD_NAMES = {"threshold": "self_label_threshold"}  # Routing field -> round record key
+RECORD_TYPES = {"head_p": np.float64, "check": bool, "self_labelled": bool}  # per-row fields
+
+
+def extras(plan: Plan) -> dict:
     """The routing fields of a plan for rounds/<t>.json (absent fields left out)."""
     out = {}
-    if plan.head_p is not None:
-        out["head_p"] = [float(x) for x in plan.head_p]
-    for name in ("check", "self_labelled"):
-        if getattr(plan, name) is not None:
-            out[name] = [bool(x) for x in getattr(plan, name)]
-    if plan.threshold is not None:
-        out["self_label_threshold"] = float(plan.threshold)
+    for name, value in plan.routing._asdict().items():
+        if value is None:
+            continue
+        kind = RECORD_TYPES.get(name)
+        out[RECORD_NAMES.get(name, name)] = float(value) if kind is None else \
+            np.asarray(value, kind).tolist()
     return out
 
 
-def extras_from(rec: dict) -> dict:
-    """The Plan fields `extras` wrote (None where absent)."""
-    def arr(name, dtype):
-        return None if rec.get(name) is None else np.asarray(
-            [math.nan if x is None else x for x in rec[name]], dtype)
+def extras_from(rec: dict) -> Routing:
+    """The Routing `extras` wrote (None where absent)."""
+    def field(name):
+        value, kind = rec.get(RECORD_NAMES.get(name, name)), RECORD_TYPES.get(name)
+        if value is None or kind is None:
+            return None if value is None else float(value)
+        return np.asarray([math.nan if x is None else x for x in value], kind)
 
-    cut = rec.get("self_label_threshold")
-    return {"head_p": arr("head_p", np.float64), "check": arr("check", bool),
-            "self_labelled": arr("self_labelled", bool),
-            "threshold": None if cut is None else float(cut)}
+    return Routing(*map(field, Routing._fields))
 
 
-def progress_fields(outcome) -> dict:
+def progress_fields(outcome: Outcome) -> dict:
     """Who labelled a round's rows, for the progress rows of the summary."""
     r = outcome.routes
     return {"self_labelled": r.head, "self_label_share": r.head / r.asked if r.asked else 0.0,

@@ -25,10 +25,12 @@ level 1 - delta/J (Bonferroni), walk j skipping every set smaller than the fewes
 which TOLERANCES[j] wrong labels can still certify the target; the threshold is the lowest
 any walk accepts. Which sets each walk tests depends on the confidences only, never the
 labels, so with probability at least 1 - delta every accepted threshold (of every walk) has
-accuracy >= target on pairs distributed like the calibration pairs. Pairs of later rounds at or above the threshold are labelled by the
-head and never sent, except a random `check_fraction` slice that is still sent: those keep
-the calibration set fresh above the threshold (below it every pair is sent anyway, so the
-set over-represents the less confident pairs: the bound errs on the safe side).
+accuracy >= target on pairs distributed like the calibration pairs. Pairs of later rounds
+at or above the threshold are labelled by the head and never sent, except a `check_fraction`
+share of them (rounded up, drawn at random each round: check_slice) that is still sent:
+those keep the calibration set fresh above the threshold (below it every pair is sent
+anyway, so the set over-represents the less confident pairs: the bound errs on the safe
+side).
 
 The head does not train on its own labels: a self-label carries no information the head did
 not already have, and fitting it would only shrink the head's uncertainty without evidence,
@@ -41,36 +43,16 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
 
 import numpy as np
 from jaxtyping import Bool, Float
 from scipy.stats import beta
 
-from aeuf.types import Belief, Judgement, JudgeTask
+from aeuf.run.round.types import Calibration
+from aeuf.types import SELF_LABEL, Belief, Judgement, JudgeTask
 
-HEAD = "head"  # Labelled.judge of a self-labelled pair
+HEAD = SELF_LABEL  # Labelled.judge of a self-labelled pair
 GRID = 1.0 / (1.0 + np.exp(-np.linspace(12.0, 0.0, 1201)))  # thresholds, most confident first
-
-
-class Calibration(NamedTuple):
-    """C oracle-labelled pairs: the head's confidence c [C] before the label, and whether
-    the oracle strictly preferred the head's favourite [C]."""
-
-    conf: Float[np.ndarray, " C"]
-    correct: Bool[np.ndarray, " C"]
-
-    @staticmethod
-    def empty() -> Calibration:
-        return Calibration(np.zeros(0, np.float64), np.zeros(0, bool))
-
-    def add(self, conf, correct) -> Calibration:
-        return Calibration(np.concatenate([self.conf, np.asarray(conf, np.float64)]),
-                           np.concatenate([self.correct, np.asarray(correct, bool)]))
-
-    @property
-    def size(self) -> int:
-        return int(self.conf.shape[0])
 
 
 @functools.lru_cache(maxsize=65536)
@@ -150,6 +132,19 @@ def confidence(p) -> np.ndarray:
     """max(P, 1 - P): the head's confidence in its favourite."""
     p = np.asarray(p, np.float64)
     return np.maximum(p, 1.0 - p)
+
+
+def check_slice(rng: np.random.Generator, b: int, head_p, cut: float | None,
+                fraction: float) -> Bool[np.ndarray, " b"]:
+    """The round's check rows [b]: a fixed share, ceil(fraction x n), drawn at random among
+    the n rows the head would label (among all b rows when it labels none: the cascade's
+    check), so that no round self-labels without its check."""
+    sure = (np.zeros(b, bool) if cut is None or head_p is None
+            else confidence(head_p) >= cut)
+    rows = np.flatnonzero(sure) if sure.any() else np.arange(b)
+    out = np.zeros(b, bool)
+    out[rng.permutation(rows)[:math.ceil(fraction * len(rows) - 1e-9)]] = True
+    return out
 
 
 def decide(head_p, check, cut: float | None) -> Bool[np.ndarray, " b"]:
