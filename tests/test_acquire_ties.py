@@ -136,3 +136,58 @@ def test_protocol_annotations_resolve():
     hints = typing.get_type_hints(SelectFn.__call__, vars(base))
     assert set(hints) == {"belief", "features", "key", "k", "valid", "return"}
     assert typing.get_type_hints(base.Rule)["select"] is SelectFn
+
+
+def test_calibrated_step_matches_the_observed_tie_rate_and_grows_with_it():
+    from aeuf.acquire import calibrated_step
+    from aeuf.acquire.ties import tie_probability_of
+
+    rng = np.random.default_rng(4)
+    b = belief_from_samples(rng.normal(size=(16, 200, 5)) + 3 * rng.normal(size=(200, 5)))
+    prompt = np.arange(200)
+    a, c = np.zeros(200, int), np.ones(200, int)
+    steps = []
+    for share in (0.05, 0.2, 0.4):
+        tied = np.arange(200) < int(share * 200)
+        s = calibrated_step(b.mean, b.pair_var, prompt, a, c, tied)
+        m, v = b.mean[prompt, a] - b.mean[prompt, c], b.pair_var[prompt, a, c]
+        want = (tied.sum() + 0.5) / 201
+        assert tie_probability_of(m, v, s).mean() == pytest.approx(want, rel=1e-4)
+        steps.append(s)
+    assert steps[0] < steps[1] < steps[2]
+    # no tie yet: still a (small) positive step; no usable belief: NaN
+    assert 0 < calibrated_step(b.mean, b.pair_var, prompt, a, c, np.zeros(200, bool)) < steps[0]
+    nan = np.full_like(b.mean, np.nan)
+    assert np.isnan(calibrated_step(nan, b.pair_var, prompt, a, c, np.zeros(200, bool)))
+
+
+def test_a_run_with_the_step_read_off_the_labels_pays_for_fewer_ties():
+    """Through the round engine: three of five responses per prompt are equally good (same
+    features, same gold), so a rule after the best pays for ties; with --tie_margin and no
+    --rating_step the engine calibrates the step on the ties it saw and avoids them."""
+    import dataclasses
+
+    from pools import synthetic_pool
+
+    from aeuf.bench.metrics import held_out_pairs
+    from aeuf.bench.simulate import BenchConfig, Task, run_config, simulate, split_prompts
+    from aeuf.config import HeadConfig, LoopConfig
+
+    rng = np.random.default_rng(0)
+    n, r = 80, 5
+    x = rng.normal(size=(n, r, 4)).astype(np.float32)
+    x[:, 1] = x[:, 2] = x[:, 0] = x[:, 0] + np.array([3.0, 0, 0, 0], np.float32)
+    gold = np.round(x[..., 0].astype(np.float64))
+    pool, test = split_prompts(n, 0.25, 0)
+    task = Task(synthetic_pool(gold).take(pool), x[pool], x[pool].mean(1), x[test],
+                gold[test], held_out_pairs(gold[test]))
+    bench = BenchConfig(seeds=1, head=HeadConfig(), regime="once",
+                        loop=LoopConfig(batch_size=15, initial_rule="random"))
+
+    def ties(**acq):
+        b = dataclasses.replace(bench, acquire=AcquireConfig(**acq))
+        c = simulate(task, run_config(b, "dts", "bll", 0, "deterministic"), curve=False)
+        return sum(x.tie for x in c.labelled if x.round > 0)
+
+    plain, aware = ties(), ties(tie_margin=0.5, rating_step=None)
+    assert plain >= 10 and aware <= plain / 3

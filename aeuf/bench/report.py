@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aeuf.bench import plots
+from aeuf.bench import agreement, plots
 from aeuf.bench.summary import summarise
 
 __all__ = ["markdown", "summarise", "write_report"]
@@ -99,6 +99,7 @@ def markdown(summary: dict) -> str:
         lines += ["", f"**{mode} labels, head `{head}`**, {rows[0]['seeds']} seeds, {what}", "",
                   ONCE_HEADER if once else BUDGET_HEADER]
         lines += [_once_row(r) if once else _budget_row(r) for r in rows]
+    lines += agreement.markdown_lines(summary)
     return "\n".join(lines) + "\n"
 
 

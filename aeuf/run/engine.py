@@ -43,6 +43,7 @@ from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import Head, make_head
 from aeuf.run import absorbing, choosing, passes, routes
+from aeuf.run import signals as signals_
 from aeuf.run.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.routes import Routes, Verdicts
 from aeuf.run.selflabel import Calibration
@@ -75,7 +76,8 @@ class Context(NamedTuple):
     features: f32[P, R, D]; prompt_features: f32[P, d]; graph: the prompts' kNN graph, built
     on first use (a one-element list so the context stays immutable); rules: name -> Rule;
     usable: bool[P, R] responses the oracle can judge (None: all; the replay oracle cannot
-    judge a response without gold, so such responses are never shown to it).
+    judge a response without gold, so such responses are never shown to it); signals: the
+    cheap signals the head's agreement is compared with (aeuf.run.signals; None: none).
     """
 
     cfg: RunConfig
@@ -86,6 +88,7 @@ class Context(NamedTuple):
     keys: Keys
     graph: list
     usable: Bool[np.ndarray, "P R"] | None = None
+    signals: signals_.Signals | None = None
 
 
 class Plan(NamedTuple):
@@ -137,6 +140,7 @@ class Outcome(NamedTuple):
     uncertainty: float | None
     routes: Routes = Routes()
     threshold: float | None = None
+    baselines: dict[str, float] | None = None
 
 
 def validate(cfg: RunConfig, R: int) -> dict:
@@ -163,17 +167,18 @@ def validate(cfg: RunConfig, R: int) -> dict:
 
 
 def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
-                 usable=None) -> Context:
+                 usable=None, signals=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
     already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
-    responses the oracle can judge (None: all)."""
+    responses the oracle can judge (None: all); signals: aeuf.run.signals.Signals (None: no
+    baselines beside the head's agreement)."""
     rules = validate(cfg, features.shape[1])
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     kept = isinstance(features, np.ndarray) and features.dtype in (np.float16, np.float32)
     return Context(cfg, features if kept else np.asarray(features, np.float32),
                    np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
-                   [] if graph is None else [graph], usable)
+                   [] if graph is None else [graph], usable, signals)
 
 
 def sizes_of(ctx: Context) -> list[int]:
@@ -196,7 +201,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     (aeuf.run.passes.avoid_repeats) and unusable responses are swapped out
     (choosing.usable_slots)."""
     name = choosing.rule_of(ctx, state)
-    rule = ctx.rules[name]
+    rule = choosing.round_rule(ctx, state, name)
     valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
     acquired, blocked = state.acquired, None
     if state.passes or (acquired | ~choosing.eligible(ctx)).all():  # a later pass
@@ -261,9 +266,11 @@ def absorb(ctx: Context, state: State, plan: Plan,
                          passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
     labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
+    base = None if plan.mean is None else signals_.agreements(
+        ctx.signals, state.comps, labelled, keep=absorbing.judged)
     return new, Outcome(labelled, unanswered, absorbing.agreement(plan, labelled),
                         float(unc.mean()) if unc.size else None, routes.routes_of(plan, v),
-                        plan.threshold)
+                        plan.threshold, base)
 
 
 def refit(ctx: Context, state: State, t: int) -> State:

@@ -26,7 +26,7 @@ from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
 from aeuf.oracle import Oracle, auto_name, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
-from aeuf.run import cascade, checks, costplan, engine, featurize, records, report
+from aeuf.run import cascade, checks, costplan, engine, featurize, records, report, signals
 from aeuf.run.engine import Context, State
 from aeuf.run.ledger import Ledger
 from aeuf.run.timing import Stopwatch
@@ -126,7 +126,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         pfeat = featurize.prompt_features(pool, features, cfg.features, rd.features,
                                           progress=progress)
     usable = np.isfinite(pool.gold) if oracle.name == "replay" and pool.gold is not None else None
-    ctx = engine.make_context(cfg, features, pfeat, usable=usable)
+    ctx = engine.make_context(cfg, features, pfeat, usable=usable,
+                              signals=signals.of_pool(pool, features))
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
                          max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.oracle.retry_unparsable)
