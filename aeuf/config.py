@@ -138,10 +138,11 @@ class AcquireConfig:
     tie_margin: float | None = opt(None, "tie-aware choice: skip pairs the head predicts to "
                                          "get the same rating with probability above this "
                                          "(e.g. 0.5); none: off")
-    rating_step: float | None = opt(1.0, "tie-aware choice: one step of the judge's rating "
-                                         "scale, in reward units; none: read off the labels "
-                                         "each round (the step at which the head's predicted "
-                                         "tie rate on the judged pairs matches the observed)")
+    rating_step: float | None = opt(None, "tie-aware choice: one step of the judge's rating "
+                                          "scale, in reward units (default: read off the "
+                                          "labels each round: the step at which the head's "
+                                          "predicted tie rate on the judged pairs matches the "
+                                          "observed one)")
     mix_random: float = opt(0.5, "rm_mix: share of prompts given a random pair (the rest get "
                                  "the pair the head is least sure how to order)")
     aepo_lambda: float = opt(1.0, "AEPO redundancy weight")

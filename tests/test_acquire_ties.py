@@ -57,7 +57,7 @@ def test_tie_aware_dts_does_not_pay_for_a_predicted_tie():
     b = belief_from_samples(np.repeat(hyp[:, None, :], 200, axis=1))
     plain = make_rule(AcquireConfig(rule="dts")).select(b, None, key=0, k=2)
     assert (np.sort(plain.idx, 1) == [0, 1]).all()
-    aware = make_rule(AcquireConfig(rule="dts", tie_margin=0.5)).select(b, None, key=0, k=2)
+    aware = make_rule(AcquireConfig(rule="dts", tie_margin=0.5, rating_step=1.0)).select(b, None, key=0, k=2)
     assert set(aware.idx[:, 0]) <= {0, 1} and (aware.idx[:, 1] == 2).all()
     assert (tie_probability_of(b.mean[:, 0] - b.mean[:, 1], b.pair_var[:, 0, 1], 1.0) > 0.5).all()
     # with a fine rating scale (step 0.01) 0 and 1 are no longer a predicted tie
@@ -72,7 +72,8 @@ def test_tie_aware_is_the_rule_with_the_tie_mask_and_a_discounted_score(name):
                             embed=rng.normal(size=(60, 6, 4)))
     T = tie_probability(b.mean, b.pair_var, 1.0)
     inner = make_rule(AcquireConfig(rule=name)).select(b, None, key=3, k=2, valid=T <= 0.4)
-    aware = make_rule(AcquireConfig(rule=name, tie_margin=0.4)).select(b, None, key=3, k=2)
+    aware = make_rule(AcquireConfig(rule=name, tie_margin=0.4, rating_step=1.0)).select(
+        b, None, key=3, k=2)
     np.testing.assert_array_equal(aware.idx, inner.idx)
     rows = np.arange(60)
     p = T[rows, inner.idx[:, 0], inner.idx[:, 1]]
@@ -82,6 +83,8 @@ def test_tie_aware_is_the_rule_with_the_tie_mask_and_a_discounted_score(name):
 def test_tie_aware_settings_are_checked_and_model_free_rules_are_left_alone():
     with pytest.raises(ConfigError, match="--tie_margin"):
         make_rule(AcquireConfig(rule="dts", tie_margin=1.5))
+    with pytest.raises(ConfigError, match="--tie_margin"):
+        make_rule(AcquireConfig(rule="dts", tie_margin=1.5, rating_step=1.0))
     with pytest.raises(ConfigError, match="--rating_step"):
         make_rule(AcquireConfig(rule="dts", tie_margin=0.5, rating_step=0.0))
     from aeuf.acquire import simple
@@ -120,7 +123,7 @@ def test_every_belief_rule_chooses_its_first_pair_among_the_allowed_ones(name, R
 
 @pytest.mark.parametrize("name", sorted(RULES.names()))
 def test_every_rule_has_the_select_protocol_signature(name):
-    rule = make_rule(AcquireConfig(rule=name, tie_margin=0.5))
+    rule = make_rule(AcquireConfig(rule=name, tie_margin=0.5, rating_step=1.0))
     want = inspect.signature(SelectFn.__call__).parameters
     got = inspect.signature(rule.select).parameters
     assert list(got) == [p for p in want if p != "self"]

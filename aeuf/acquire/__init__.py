@@ -31,7 +31,7 @@ Randomness comes only from `key` (a JAX PRNG key or an int): the same key gives 
 
 from __future__ import annotations
 
-from aeuf.acquire import aepo, design, goals, simple, thompson, uncertainty  # noqa: F401  (register)
+from aeuf.acquire import aepo, design, goals, simple, thompson, ties, uncertainty  # noqa: F401
 from aeuf.acquire.base import RULES, NumShownFn, Rule, RuleFactory, SelectFn
 from aeuf.acquire.design import DesignBatch, doptimal_batch
 from aeuf.acquire.pairing import PAIRINGS, pick_pair
@@ -64,5 +64,7 @@ def make_rule(cfg: AcquireConfig) -> Rule:
     when cfg.tie_margin is set and the rule uses a belief (with cfg.rating_step None, the
     step calibrated on the labels, the round engine wraps it each round instead)."""
     rule = RULES.get(cfg.rule)(cfg)
+    if cfg.tie_margin is not None:
+        ties.check(cfg)
     aware = cfg.tie_margin is not None and cfg.rating_step is not None and rule.needs_belief
     return tie_aware(rule, cfg) if aware else rule

@@ -72,13 +72,22 @@ def tie_mask(
     return tie_probability(mean, pair_var, step) <= margin
 
 
+def check(cfg: AcquireConfig) -> None:
+    """ConfigError unless --tie_margin is in [0, 1] and --rating_step is None or > 0."""
+    margin, step = cfg.tie_margin, cfg.rating_step
+    if margin is None or not 0.0 <= margin <= 1.0 or not (step is None or step > 0):
+        raise ConfigError(f"--tie_margin {margin} must be in [0, 1] and --rating_step {step} > 0")
+
+
 def tie_aware(rule: Rule, cfg: AcquireConfig) -> Rule:
     """`rule` choosing its first pair among pairs with P_tie <= cfg.tie_margin on a rating
     scale of step cfg.rating_step; score times 1 - P_tie of that pair. Without a belief (a
     model-free rule's first round) the rule runs unchanged."""
+    check(cfg)
     margin, step = cfg.tie_margin, cfg.rating_step
-    if margin is None or not 0.0 <= margin <= 1.0 or not step > 0:
-        raise ConfigError(f"--tie_margin {margin} must be in [0, 1] and --rating_step {step} > 0")
+    if step is None:
+        raise ConfigError("tie-aware choice needs a --rating_step (the round engine reads "
+                          "one off the labels when none is given)")
 
     def select(belief, features, *, key, k, valid=None) -> Choice:
         if belief is None:
