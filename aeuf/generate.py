@@ -1,7 +1,7 @@
 """Generation planning: which model answers which prompt, with which sampling parameters.
 
 Pure: no disk, no network, no model. The plan is a list of `GenRequest`s that a back-end in
-`aeuf.backends.generation` turns into `Generation`s; `aeuf.run.gen_run` stores them and resumes.
+`aeuf.backends.generation` turns into `Generation`s; `aeuf.run.jobs.gen_run` stores them and resumes.
 
 Sampling is keyed per prompt (seed, prompt_id), so a prompt's models and seeds do not change
 when prompts are added or removed: a rerun over a larger file reuses every stored response.

@@ -3,7 +3,7 @@
   python scripts/bench_generate.py [--prompts 32] [--max-tokens 48] [--repeats 3] [--threads 1]
                                    [--temperature 0.8] [--feature-texts 32] [--server]
 
-1. generation, transformers back-end, packaged SmolLM2-135M: `aeuf.run.gen_run.run_generation`
+1. generation, transformers back-end, packaged SmolLM2-135M: `aeuf.run.jobs.gen_run.run_generation`
    (plan, chat template, aeuf's KV-cached decoding loop that logs each response as its row
    finishes, fsync'd log, parquet) vs the same batches through `model.generate` directly.
    Greedy (both sides produce the same tokens) and sampled (--temperature, default 0.8: aeuf
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from aeuf.backends import hf_models, hidden_states  # noqa: E402
 from aeuf.config import EndpointConfig, GenerateConfig  # noqa: E402
 from aeuf.generate import ModelSpec, plan  # noqa: E402
-from aeuf.run.gen_run import run_generation  # noqa: E402
+from aeuf.run.jobs.gen_run import run_generation  # noqa: E402
 
 QUESTIONS = [
     "Explain why the sky is blue.", "Write a short poem about autumn.", "What is a prime number?",

@@ -7,7 +7,7 @@ measured on replay pools in the benchmark's every-prompt regime (`once`).
 Pools: the AlpacaEval dev pool (805 prompts x 16 models) is split, by a seeded draw, into
 two halves of its models: "dev" = every prompt x models A (where settings such as the cheap
 margin were chosen) and "unseen" = every prompt x models B (its responses were looked at
-only for the reported numbers). Every run is the main command's round engine (aeuf.run.engine) on
+only for the reported numbers). Every run is the main command's round engine (aeuf.run.round.engine) on
 --features stats+model with the ensemble head and the dts rule, every prompt labelled once
 in rounds of --batch_size; the strong judge is the replay oracle with deterministic gold
 labels (its own accuracy is 1 by construction); a cheap judge is simulated as gold plus
@@ -45,9 +45,10 @@ from aeuf.bench.simulate import BenchConfig, Task, oracle_judge, replay_judge, r
 from aeuf.config import FeatureConfig
 from aeuf.io.pool import pool_from_long
 from aeuf.oracle.cheap import simulated_judge
-from aeuf.run import engine, featurize
+from aeuf.run import featurize
 from aeuf.run.cascade import cascade_judge
-from aeuf.run.selflabel import HEAD
+from aeuf.run.round import engine
+from aeuf.run.round.selflabel import HEAD
 
 STRONG = "strong"
 CHEAP = "cheap"

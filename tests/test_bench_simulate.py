@@ -17,8 +17,8 @@ from aeuf.bench.simulate import (
 )
 from aeuf.config import HeadConfig, LoopConfig
 from aeuf.errors import ConfigError
-from aeuf.run import passes
-from aeuf.run.engine import schedule
+from aeuf.run.round import passes
+from aeuf.run.round.engine import schedule
 from aeuf.types import ResponsePool
 
 P, R, D = 48, 5, 6

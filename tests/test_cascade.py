@@ -22,8 +22,9 @@ from pools import synthetic_pool
 from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
 from aeuf.config import HeadConfig, LoopConfig, OracleConfig
 from aeuf.oracle.cheap import simulated_judge
-from aeuf.run import cascade, engine
-from aeuf.run.routes import flip_rate
+from aeuf.run import cascade
+from aeuf.run.round import engine
+from aeuf.run.round.routes import flip_rate
 
 pytest_plugins = ["servers"]
 P, R, D = 160, 4, 6

@@ -15,8 +15,8 @@ from aeuf.cli import main
 from aeuf.config import EndpointConfig, InputConfig, LoopConfig, OracleConfig, RunConfig
 from aeuf.io import read_pool
 from aeuf.oracle.cheap import price_per_token
-from aeuf.run import costplan
-from aeuf.run.engine import Plan, tasks_of
+from aeuf.run.jobs import costplan
+from aeuf.run.round.engine import Plan, tasks_of
 from aeuf.types import JudgeTask, ResponsePool
 
 pytest_plugins = ["servers"]

@@ -9,7 +9,7 @@ from aeuf.config import GenerateConfig
 from aeuf.errors import ConfigError
 from aeuf.generate import ModelSpec
 from aeuf.io import GenLog
-from aeuf.run.gen_run import LOG_NAME, OUT_NAME, run_generation
+from aeuf.run.jobs.gen_run import LOG_NAME, OUT_NAME, run_generation
 
 pytest_plugins = ["genmodels"]
 

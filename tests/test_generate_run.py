@@ -14,7 +14,7 @@ from aeuf.cli import main
 from aeuf.config import GenerateConfig, InputConfig
 from aeuf.generate import ModelSpec, plan
 from aeuf.io import GenLog, read_pool
-from aeuf.run.gen_run import LOG_NAME, OUT_NAME, completions_table, run_generation
+from aeuf.run.jobs.gen_run import LOG_NAME, OUT_NAME, completions_table, run_generation
 
 pytest_plugins = ["genmodels"]
 

@@ -121,7 +121,7 @@ def test_acquisition_on_shards_chooses_what_one_process_chooses(local_ray, tmp_p
     from aeuf.acquire import make_rule
     from aeuf.config import AcquireConfig
     from aeuf.head.ensemble import belief_from_samples
-    from aeuf.run.sharded import choose_on_shards
+    from aeuf.run.jobs.sharded import choose_on_shards
 
     dim, k, num_r = 16, 4, 4
     params = _members(dim, k)
@@ -144,7 +144,7 @@ def test_acquisition_on_shards_chooses_what_one_process_chooses(local_ray, tmp_p
 def test_acquisition_on_shards_refuses_a_shard_cut_inside_a_prompt(tmp_path):
     from aeuf.config import AcquireConfig
     from aeuf.errors import InputError
-    from aeuf.run.sharded import choose_on_shards
+    from aeuf.run.jobs.sharded import choose_on_shards
 
     np.save(tmp_path / "part-0.npy", np.zeros((10, 4), np.float32))
     with pytest.raises(InputError, match="part-0.npy: 10 rows is not a whole number of prompts"):

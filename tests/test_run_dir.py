@@ -13,7 +13,7 @@ import pytest
 
 from aeuf import io
 from aeuf.cli import main
-from aeuf.run import engine
+from aeuf.run.round import engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_loop import FAST, R, _write_pool  # noqa: E402

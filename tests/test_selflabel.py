@@ -16,8 +16,8 @@ from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
 from aeuf.cli import main
 from aeuf.config import HeadConfig, LoopConfig, RunConfig
 from aeuf.errors import ConfigError
-from aeuf.run import engine, selflabel
-from aeuf.run.selflabel import Calibration, lower_bound, min_pairs, threshold
+from aeuf.run.round import engine, selflabel
+from aeuf.run.round.selflabel import Calibration, lower_bound, min_pairs, threshold
 
 
 def cp_by_hand(k: int, n: int, delta: float) -> float:

@@ -1,4 +1,4 @@
-"""The head's agreement against the cheap signals the labels reveal (aeuf.run.signals), in
+"""The head's agreement against the cheap signals the labels reveal (aeuf.run.round.signals), in
 a run's report.md and in the benchmark's per-round record."""
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from aeuf.cli import main
-from aeuf.run import signals
+from aeuf.run.round import signals
 from aeuf.types import Comparisons, Labelled, ResponsePool
 
 P, R = 24, 4

@@ -4,7 +4,7 @@
 `ray_runner.fan_out` to actors that each hold one replica of the model (vllm / transformers /
 openai) and yields Generations on the driver as the replicas finish them (each response
 travels as its own block, at most one response behind its worker), so
-`aeuf.run.gen_run` writes the same run directory as without Ray. Models are checked in a
+`aeuf.run.jobs.gen_run` writes the same run directory as without Ray. Models are checked in a
 Ray task (where the replicas run: their hub cache, their GPUs), not on the driver.
 """
 

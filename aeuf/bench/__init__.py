@@ -1,5 +1,5 @@
 """The benchmark: simulated labelling on a pool with gold utilities, run by the main command's
-own round engine (aeuf.run.engine) with the replay oracle.
+own round engine (aeuf.run.round.engine) with the replay oracle.
 
 data (read_bench_pool, select_responses) -> runner.run_benchmark (simulate.simulate per rule,
 head, seed and label mode; `budget` regime: learning curves, no-learning baselines and

@@ -2,7 +2,7 @@
 
 Each round of a run records (aeuf.run.engine.Outcome) how often the head, before the labels,
 ranked the oracle's winner first, and how often each cheap signal the earlier labels reveal
-(length, generating model, centrality: aeuf.run.signals) did on the same pairs. Here these
+(length, generating model, centrality: aeuf.run.round.signals) did on the same pairs. Here these
 are averaged over seeds per round, for summary.json (`agreement_rounds`) and a table in
 report.md. Pure.
 """

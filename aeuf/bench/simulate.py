@@ -1,7 +1,7 @@
 """Simulated active learning through the product's own round engine (pure: no disk).
 
 One run = one (rule, head, seed, label mode): the RunConfig the main command would build
-from the same settings (`run_config`), played round by round by aeuf.run.engine with the
+from the same settings (`run_config`), played round by round by aeuf.run.round.engine with the
 replay oracle's pure path (plan -> send -> resolve, no ledger). In the `budget` regime the
 head is scored on held-out prompts after each round; in the `once` regime a fresh head is
 trained on the pairs the run exports and scored on them (`reward_model`). Same seed -> same
@@ -37,8 +37,8 @@ from aeuf.config import (
 )
 from aeuf.errors import ConfigError
 from aeuf.oracle import make_oracle
-from aeuf.run import engine, signals
-from aeuf.run.engine import Plan
+from aeuf.run.round import engine, signals
+from aeuf.run.round.engine import Plan
 from aeuf.types import Comparisons, ResponsePool
 
 LABEL_MODES = ("deterministic", "bernoulli", "soft")

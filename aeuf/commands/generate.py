@@ -75,7 +75,7 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from aeuf.io import read_prompts
-    from aeuf.run.gen_run import run_generation
+    from aeuf.run.jobs.gen_run import run_generation
 
     cfg = config_of(args)
     specs: list[ModelSpec] = parse_models(read_model_entries(args.models))

@@ -34,7 +34,7 @@ def oracle_config(args: argparse.Namespace) -> OracleConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeuf.run.judging import judge_file
+    from aeuf.run.jobs.judging import judge_file
 
     s = judge_file(oracle_config(args), args.input, args.output_dir,
                    progress=not args.no_progress)

@@ -88,7 +88,7 @@ class JudgementLog(JsonlLog[JudgeAnswer]):
 
 
 class GenLog(JsonlLog[dict]):
-    """generations.jsonl: one dict per finished response (aeuf.run.gen_run.record), each with
+    """generations.jsonl: one dict per finished response (aeuf.run.jobs.gen_run.record), each with
     at least "key" and "response"; load() -> {key: record}."""
 
     def __init__(self, path: Path) -> None:

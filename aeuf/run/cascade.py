@@ -6,7 +6,7 @@ units: rating points of the log-prob expected rating, or 2p - 1 for the pairwise
 template; no usable answer counts as unsure), when the cheap judge's favourite is not the
 head's, or when the pair was drawn for the check slice. The other pairs keep the cheap
 judge's label. On check pairs the cheap judge would have decided alone and the strong judge
-decides (not a tie), the strong judge's verdict measures the cheap judge's flip rate (aeuf.run.routes.flip_rate); the head learns a
+decides (not a tie), the strong judge's verdict measures the cheap judge's flip rate (aeuf.run.round.routes.flip_rate); the head learns a
 cheap label softened by it (p -> eps + (1 - 2 eps) p), a strong label as it is.
 
 Both judges go through the same ledger: a request's key names the judge's model, so the
@@ -22,7 +22,7 @@ from typing import NamedTuple
 from aeuf import dataset
 from aeuf.config import RunConfig
 from aeuf.oracle import Oracle
-from aeuf.run.routes import Verdicts, take
+from aeuf.run.round.routes import Verdicts, take
 from aeuf.types import JudgeAnswer, Judgement
 
 Judge = Callable  # (plan, tasks) -> list[Judgement]

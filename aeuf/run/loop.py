@@ -2,7 +2,7 @@
 
 Everything that can be checked is checked before anything is written: the input, every
 flag, the oracle. Then the run directory is locked, its identity (config + the input's
-digest) checked, and the rounds played by the round engine (aeuf.run.engine). Round t's
+digest) checked, and the rounds played by the round engine (aeuf.run.round.engine). Round t's
 plan is written to rounds/<t>.json before it is judged; judgements go through the ledger
 (never paid twice); the head is saved after each fit. A rerun of the same command replays
 the recorded plans, restores the saved head instead of refitting, and asks only for the
@@ -26,9 +26,11 @@ from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
 from aeuf.oracle import Oracle, auto_name, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
-from aeuf.run import cascade, checks, costplan, engine, featurize, records, report, signals
-from aeuf.run.engine import Context, State
+from aeuf.run import cascade, checks, featurize, records, report
+from aeuf.run.jobs import costplan
 from aeuf.run.ledger import Ledger
+from aeuf.run.round import engine, signals
+from aeuf.run.round.engine import Context, State
 from aeuf.run.timing import Stopwatch
 from aeuf.types import ResponsePool
 

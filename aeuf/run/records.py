@@ -1,6 +1,6 @@
 """What the loop writes about its rounds, as plain JSON-ready dicts (and back).
 
-rounds/<t>.json holds a Plan (aeuf.run.engine) with the prompt and response ids it names,
+rounds/<t>.json holds a Plan (aeuf.run.round.engine) with the prompt and response ids it names,
 the acquisition score, the pair uncertainty and the head's mean/std of each shown prompt's
 responses when it chose; `plan_from` reads it back exactly.
 """
@@ -11,8 +11,8 @@ import hashlib
 
 import numpy as np
 
-from aeuf.run import routes
-from aeuf.run.engine import Outcome, Plan
+from aeuf.run.round import routes
+from aeuf.run.round.engine import Outcome, Plan
 from aeuf.types import Comparisons, ResponsePool
 
 

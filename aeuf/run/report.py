@@ -14,8 +14,8 @@ import numpy as np
 from aeuf import io
 from aeuf.config import RunConfig
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
-from aeuf.run import signals
 from aeuf.run.plots import plot_progress, plot_ratings
+from aeuf.run.round import signals
 from aeuf.types import JudgeAnswer, Labelled, ResponsePool
 
 

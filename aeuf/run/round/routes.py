@@ -1,7 +1,7 @@
 """Who labels each pair of a round: the oracle, the head (self-labelling) or a cheap judge.
 
 The engine's choose() records, per prompt of a plan, the head's P(slot 0 beats slot 1), a
-random check draw and whether the head labels it (aeuf.run.selflabel); play() sends only
+random check draw and whether the head labels it (aeuf.run.round.selflabel); play() sends only
 the other prompts to the judge and merges the answers back (`judge_rows`). A judge returns
 one Judgement per task, or `Verdicts` when several labellers took part (the cascade,
 aeuf.run.cascade). All of it is pure; a resumed run reads the decisions back from the
@@ -22,8 +22,8 @@ from aeuf import dataset
 from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
-from aeuf.run import selflabel
-from aeuf.run.selflabel import HEAD
+from aeuf.run.round import selflabel
+from aeuf.run.round.selflabel import HEAD
 from aeuf.types import Judgement, JudgeTask, Labelled
 
 

@@ -1,8 +1,8 @@
-"""The choose half of a round (aeuf.run.engine.choose): which rule plays, which prompts can be
+"""The choose half of a round (aeuf.run.round.engine.choose): which rule plays, which prompts can be
 and are picked, the shown responses made judgeable, and the uncertainty of the pairs shown.
 
 Pure. `ctx` is the run's engine Context and `state` its State; they are taken as they come
-(as aeuf.run.routes takes a plan), so this module does not import the engine.
+(as aeuf.run.round.routes takes a plan), so this module does not import the engine.
 
 Shape letters: P prompts, R responses per prompt, b prompts in a round, k responses shown
 per prompt.

@@ -25,7 +25,7 @@ import numpy as np
 from aeuf.config import OracleConfig, RunConfig
 from aeuf.oracle import auto_name
 from aeuf.oracle.cheap import cheap_config, price_per_token
-from aeuf.run import engine
+from aeuf.run.round import engine
 from aeuf.types import JudgeTask, ResponsePool
 
 EXPECTED_REPLY = 40  # tokens of a typical reply: "Rating: 4" and a one-sentence rationale

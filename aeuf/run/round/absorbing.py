@@ -1,7 +1,7 @@
-"""The absorb half of a round (aeuf.run.engine.absorb): the Labelled record of a judged prompt,
+"""The absorb half of a round (aeuf.run.round.engine.absorb): the Labelled record of a judged prompt,
 the comparisons appended for the head, and how often the head agreed with the oracle.
 
-Pure. `plan` is the round's engine Plan; it is taken as it comes (as aeuf.run.routes takes
+Pure. `plan` is the round's engine Plan; it is taken as it comes (as aeuf.run.round.routes takes
 it), so this module does not import the engine.
 
 Shape letters: b prompts in a round, R responses per prompt.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from aeuf import acquire, dataset
-from aeuf.run.selflabel import HEAD
+from aeuf.run.round.selflabel import HEAD
 from aeuf.types import Comparisons, Judgement, Labelled
 
 

@@ -4,7 +4,7 @@ Every pair the oracle decides after the head's first fit is a calibration point:
 confidence before the label, c = max(P, 1 - P) with P = P(slot 0 beats slot 1) =
 mean_k sigmoid(r_0^k - r_1^k) over its K joint samples (its Bradley-Terry posterior
 predictive), and whether the oracle preferred the head's favourite. An oracle tie is left
-out, as in the head's agreement (aeuf.run.absorbing.agreement): the guarantee is on the pairs
+out, as in the head's agreement (aeuf.run.round.absorbing.agreement): the guarantee is on the pairs
 the oracle would have decided. On a pair the oracle would have called a tie the head still
 exports its favourite (a row a tie-dropping judge would not have exported); how often that
 happens is measured in scripts/bench_selflabel.py ("rows on gold ties"). Counting ties as

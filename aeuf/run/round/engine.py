@@ -11,7 +11,7 @@ A run is a list of rounds. Round t:
     absorb(ctx, state, plan, judgements) -> (State, Outcome)   comparisons and labelled rows
     refit(ctx, state, t)            -> State     the head refit (warm-started) and its belief
 
-A budget above the number of prompts takes several passes over the pool (aeuf.run.passes):
+A budget above the number of prompts takes several passes over the pool (aeuf.run.round.passes):
 once every prompt is labelled a new pass starts, and a later pass never shows the oracle a
 pair it already judged. A model-free rule (random, aepo, ultrafeedback, west_of_n) runs from
 the first round; only a rule that needs a head starts with the initial rule.
@@ -19,8 +19,8 @@ the first round; only a rule that needs a head starts with the initial rule.
 Every random key derives from the seed with fold_in (`Keys`), so the same seed, pool and
 settings give the same choices in `aeuf`, in a resumed `aeuf` and in `aeuf bench`.
 
-The helpers of each half live beside it: aeuf.run.choosing (the rule of a round, eligible
-and picked prompts, usable responses, pair uncertainty) and aeuf.run.absorbing (the Labelled
+The helpers of each half live beside it: aeuf.run.round.choosing (the rule of a round, eligible
+and picked prompts, usable responses, pair uncertainty) and aeuf.run.round.absorbing (the Labelled
 record of a judged prompt, the comparisons appended, the head's agreement).
 
 Shape letters: P prompts, R responses per prompt, D feature dim, d prompt-feature dim,
@@ -42,11 +42,11 @@ from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import Head, make_head
-from aeuf.run import absorbing, choosing, passes, routes
-from aeuf.run import signals as signals_
-from aeuf.run.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
-from aeuf.run.routes import Routes, Verdicts
-from aeuf.run.selflabel import Calibration
+from aeuf.run.round import absorbing, choosing, passes, routes
+from aeuf.run.round import signals as signals_
+from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
+from aeuf.run.round.routes import Routes, Verdicts
+from aeuf.run.round.selflabel import Calibration
 from aeuf.types import Belief, Comparisons, Judgement, JudgeTask, Labelled, ResponsePool
 
 
@@ -77,7 +77,7 @@ class Context(NamedTuple):
     on first use (a one-element list so the context stays immutable); rules: name -> Rule;
     usable: bool[P, R] responses the oracle can judge (None: all; the replay oracle cannot
     judge a response without gold, so such responses are never shown to it); signals: the
-    cheap signals the head's agreement is compared with (aeuf.run.signals; None: none).
+    cheap signals the head's agreement is compared with (aeuf.run.round.signals; None: none).
     """
 
     cfg: RunConfig
@@ -94,7 +94,7 @@ class Context(NamedTuple):
 class Plan(NamedTuple):
     """What round t chose: prompts [b] and the responses shown [b, k], with why; mean [b, R]
     is the head's mean reward of every response of those prompts when it chose (None before
-    the first fit). Who labels each row (aeuf.run.routes): head_p [b] the head's
+    the first fit). Who labels each row (aeuf.run.round.routes): head_p [b] the head's
     P(slot 0 beats slot 1) when it chose (None before the first fit or unless k = 2),
     check [b] drawn for the check slice (always sent), self_labelled [b] labelled by the
     head and never sent, threshold the round's self-label confidence threshold."""
@@ -170,7 +170,7 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
                  usable=None, signals=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
     already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
-    responses the oracle can judge (None: all); signals: aeuf.run.signals.Signals (None: no
+    responses the oracle can judge (None: all); signals: aeuf.run.round.signals.Signals (None: no
     baselines beside the head's agreement)."""
     rules = validate(cfg, features.shape[1])
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
@@ -198,7 +198,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     """Round t's plan: the rule's choice per prompt, then `size` prompts among those not
     labelled in this pass. Belief rules get the pairs they may choose (usable, and in a later
     pass not judged yet); a choice that still repeats a judged pair is replaced
-    (aeuf.run.passes.avoid_repeats) and unusable responses are swapped out
+    (aeuf.run.round.passes.avoid_repeats) and unusable responses are swapped out
     (choosing.usable_slots)."""
     name = choosing.rule_of(ctx, state)
     rule = choosing.round_rule(ctx, state, name)
