@@ -56,6 +56,9 @@ class FeatureConfig:
     encoder: str = opt("all-MiniLM-L6-v2", "sentence-transformers model name or path "
                                            "(default: the packaged MiniLM)")
     llm_encoder: str | None = opt(None, "causal LM for the 'llm' feature part (hidden states)")
+    rm_encoder: str | None = opt(None, "reward model for the 'rm' feature part: its last hidden "
+                                       "state, which its reward head reads (default: "
+                                       "--reward_model)")
     precomputed: str | None = opt(None, "precomputed features for the 'file' part (.npy with "
                                         "ids, parquet or save_to_disk folder)")
     batch_size: int = opt(32, "texts per encoder batch", flag="embed_batch_size")
@@ -201,8 +204,48 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RewardModelConfig:
+    """`--oracle reward_model`: a sequence-classification reward model as the oracle (AEPO's
+    annotator), local in transformers or served over HTTP; also the `rm` feature part."""
+
+    model: str | None = opt(None, "reward model: a transformers folder or hub id (local "
+                                  "scoring), or the served model's name with --rm_base_url",
+                            flag="reward_model")
+    convention: str = opt("auto", "input convention: chat (the conversation in the model's "
+                                  "chat template: Skywork-Reward, ArmoRM), pair (prompt and "
+                                  "response as a text pair: OpenAssistant DeBERTa) or auto "
+                                  "(chat when the tokenizer has a chat template)",
+                          flag="rm_convention", choices=("auto", "chat", "pair"))
+    batch_size: int = opt(16, "inputs per reward-model batch (batched by token length)",
+                          flag="rm_batch_size")
+    max_length: int = opt(2048, "reward-model tokens per input: a longer response loses its "
+                                "middle, with the judge's visible cut marker",
+                          flag="rm_max_length")
+    aspect: str = opt("mean", "multi-head reward models: the score is this head's output (a "
+                              "label name or index), or the mean of all heads",
+                      flag="rm_aspect")
+    base_url: str | None = opt(None, "a served reward model: the server's base URL (vLLM "
+                                     "pooling / score / classify endpoints)",
+                               flag="rm_base_url")
+    endpoint: str = opt("pooling", "served reward model: pooling (vLLM /pooling with chat "
+                                   "messages), score (/score: prompt and response as a text "
+                                   "pair) or classify (/classify on the chat text)",
+                        flag="rm_endpoint", choices=("pooling", "score", "classify"))
+    timeout: float = opt(60.0, "served reward model: seconds per request, in all",
+                         flag="rm_timeout")
+    retries: int = opt(4, "served reward model: retries of a failed request",
+                       flag="rm_retries")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_length < 16 or self.timeout <= 0 or self.retries < 0:
+            raise ConfigError("reward model: --rm_batch_size must be >= 1, --rm_max_length >= 16, "
+                              "--rm_timeout > 0 and --rm_retries >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
 class OracleConfig:
-    name: str = opt("auto", "auto, replay, judge, batch, local, human or none", flag="oracle")
+    name: str = opt("auto", "auto, replay, judge, batch, local, reward_model, human or none",
+                    flag="oracle")
     label_mode: str = opt("deterministic", "replay: deterministic, bernoulli or soft")
     judge: EndpointConfig = sub(EndpointConfig, "the LLM judge's endpoint", prefix="judge_")
     template: str = opt("overall", "overall, ultrafeedback, pairwise, an aspect, or template "
@@ -248,6 +291,8 @@ class OracleConfig:
     batch_poll_seconds: float = opt(30.0, "batch oracle: seconds between polls")
     local_model: str | None = opt(None, "local oracle: GGUF file (default: the packaged "
                                         "SmolLM2-135M)")
+    rm: RewardModelConfig = sub(RewardModelConfig, "the reward model "
+                                "(--oracle reward_model, --features rm)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,3 +388,4 @@ def base_type(tp: Any) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return args[0] if len(args) == 1 else tp
     return tp
+

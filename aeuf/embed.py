@@ -8,6 +8,7 @@ run's content-hash feature cache by the loop; pure parts are cheap and recompute
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import NamedTuple
@@ -26,11 +27,14 @@ class FeaturePart(NamedTuple):
     encoder_id: cfg -> the id its cached vectors are stored under (None for pure parts)
     encode:     (texts: list[str] of N, cfg) -> f32[N, d]; for encoder parts
     compute:    (pool, cfg) -> f32[N, d]; for pure parts
+    texts:      pool -> the N texts an encoder part encodes (and the cache keys); default
+                `pool_texts` (prompt, blank line, response)
     """
 
     encoder_id: Callable[[FeatureConfig], str] | None = None
     encode: Callable[[list[str], FeatureConfig], np.ndarray] | None = None
     compute: Callable[[ResponsePool, FeatureConfig], np.ndarray] | None = None
+    texts: Callable[[ResponsePool], list[str]] | None = None
 
 
 PARTS: Registry[FeaturePart] = Registry("feature part")
@@ -189,7 +193,37 @@ def _llm_id(cfg: FeatureConfig) -> str:
     return f"llm:{cfg.llm_encoder}:{cfg.max_length}"
 
 
+def _rm_model(cfg: FeatureConfig) -> str:
+    if not cfg.rm_encoder:
+        raise ConfigError("feature part 'rm' needs a reward model: --reward_model or --rm_encoder")
+    return cfg.rm_encoder
+
+
+def pool_pairs(pool: ResponsePool) -> list[str]:
+    """N = P*R texts, each the JSON list [prompt, response]: a reward model reads the two
+    apart (its chat template or text pair), and JSON keeps them apart whatever they hold."""
+    P, R = pool.shape
+    return [json.dumps([pool.prompts[p], pool.responses[p, r]]) for p in range(P)
+            for r in range(R)]
+
+
+def _rm_encode(texts: list[str], cfg: FeatureConfig) -> np.ndarray:
+    """f32[N, H]: the reward model's last hidden state where its reward head reads it."""
+    from aeuf.backends import reward_model
+
+    pairs = [json.loads(t) for t in texts]
+    return reward_model.run([p for p, _ in pairs], [r for _, r in pairs], _rm_model(cfg),
+                            batch_size=cfg.batch_size, max_length=cfg.max_length, hidden=True)
+
+
+def _rm_id(cfg: FeatureConfig) -> str:
+    from aeuf.backends import reward_model
+
+    return f"rm:{_rm_model(cfg)}:{reward_model.revision(_rm_model(cfg))}:{cfg.max_length}"
+
+
 PARTS.register("minilm")(FeaturePart(encoder_id=_minilm_id, encode=_minilm_encode))
+PARTS.register("rm")(FeaturePart(encoder_id=_rm_id, encode=_rm_encode, texts=pool_pairs))
 PARTS.register("llm")(FeaturePart(encoder_id=_llm_id, encode=_llm_encode))
 PARTS.register("stats")(FeaturePart(compute=response_stats))
 PARTS.register("model")(FeaturePart(compute=model_onehot))

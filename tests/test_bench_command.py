@@ -121,3 +121,17 @@ def test_unknown_rule_is_one_line_error(pool_path, tmp_path, capsys):
     assert _bench(pool_path, tmp_path, "--rules", "nope") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown acquisition rule 'nope'" in err[0] and "infomax" in err[0]
+
+
+def test_one_seed_prints_no_error_band(pool_path, tmp_path):
+    assert _bench(pool_path, tmp_path, "--seeds", "1", "--features", "stats", "--heads", "bll",
+                  "--rules", "infomax,random", "--label_mode", "deterministic") == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert all(r["seeds"] == 1 and r["final_accuracy"] is not None
+               and r["final_accuracy_se"] is None and r["d_final_accuracy_se"] is None
+               for r in s["rows"])
+    report = (tmp_path / "report.md").read_text()
+    rows = [x for x in report.splitlines()  # the rule rows (not the reference table's random)
+            if x.startswith(("| random |", "| infomax |")) and x.count("|") > 8]
+    assert len(rows) == 2 and not any("±" in x for x in rows)
+    assert "n = 1" in report and "Mean ± standard error" not in report

@@ -20,6 +20,8 @@ def _pm(row: dict, name: str, scale: float = 1.0, digits: int = 3, sign: bool = 
     if m is None:
         return "—"
     fmt = f"{{:{'+' if sign else ''}.{digits}f}}"
+    if se is None:  # one seed: no band to show
+        return fmt.format(m * scale)
     return f"{fmt.format(m * scale)} ± {se * scale:.{digits}f}"
 
 
@@ -83,12 +85,17 @@ def _reference(summary: dict) -> list[str]:
     return lines
 
 
+def _seeds(summary: dict) -> int:
+    return min((r["seeds"] for r in summary["rows"]), default=0)
+
+
 def markdown(summary: dict) -> str:
     """The tables of a summary: per label mode and head, one row per rule (and baseline)."""
     split = summary["split"]
     lines = [f"{split['pool_prompts']} pool prompts, {split['test_prompts']} held out "
-             f"({split['test_pairs']} gold-ordered held-out pairs). Mean ± standard error over "
-             "seeds."]
+             f"({split['test_pairs']} gold-ordered held-out pairs). "
+             + ("Mean ± standard error over seeds." if _seeds(summary) > 1 else
+                "One seed (n = 1): single values, no error band; pass more --seeds for one.")]
     once = summary["regime"] == "once"
     if not once:
         lines += [""] + _reference(summary)

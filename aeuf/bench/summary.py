@@ -3,9 +3,9 @@
 `summarise(results, config, bench)` -> {"regime", "config", "split", "fields", "rows",
 "reference"}. Every row holds ROW_KEYS plus the documented fields of its regime
 (ONCE_FIELDS or BUDGET_FIELDS); a field `x` is the mean over seeds and `x_se` its standard
-error (sample std / sqrt(seeds); 0 for one seed); a `d_` field is the paired difference
-against `random` at the same seeds; None where a number is undefined (e.g. nothing
-exported). `fields` in the file repeats these descriptions.
+error (sample std / sqrt(seeds); None for one seed, where a per-round curve's band is 0);
+a `d_` field is the paired difference against `random` at the same seeds; None where a
+number is undefined (e.g. nothing exported). `fields` in the file repeats these descriptions.
 """
 
 from __future__ import annotations
@@ -119,12 +119,13 @@ def fields_of(regime: str) -> dict:
 
 
 def _ms(values: list) -> tuple:
-    """(mean, se) of the defined values (None, None when none is)."""
+    """(mean, se) of the defined values (None, None when none is; se None from one value:
+    one seed has no spread to show)."""
     v = [x for x in values if x is not None and np.isfinite(x)]
     if not v:
         return None, None
     m, se = mean_se(v)
-    return round(float(m), 6), round(float(se), 6)
+    return round(float(m), 6), (round(float(se), 6) if len(v) > 1 else None)
 
 
 def _put(row: dict, name: str, values: list) -> None:
@@ -135,7 +136,7 @@ def _paired(row: dict, name: str, mine: list, ref: list | None) -> None:
     ok = ref is not None and all(x is not None for x in (*mine, *ref))
     m, se = paired_difference(mine, ref) if ok else (None, None)
     row[f"d_{name}"] = None if m is None else round(m, 6)
-    row[f"d_{name}_se"] = None if se is None else round(se, 6)
+    row[f"d_{name}_se"] = None if se is None or len(mine) < 2 else round(se, 6)
 
 
 def once_runs(curves: list, gold) -> list[dict]:

@@ -19,8 +19,10 @@ shown as "unknown" or its line left out). Keys:
     rules         list[str]  acquisition rules in order of first use (the initial rule first)
     num_annotations int  responses per prompt shown to the oracle (k)
     oracle        dict   name (replay/judge/batch/local/human), model (the judge's model),
-                         template, label_mode
-    rounds        int    rounds run;  budget: int prompts to label;  seed: int
+                         template, label_mode; a cascade adds cheap_model, cheap_rows (pairs
+                         the cheap judge labelled alone) and strong_rows
+    rounds        int    rounds run;  budget: int prompts to label (or words, e.g. "every
+                         prompt once");  seed: int
     counts        dict   rows, prompts, ties, ties_kept, desirable, undesirable (all of
                          dataset.build_rows(...).attrs), plus failed (judged prompts with no
                          usable answer) and self_labelled (pairs labelled by the head)
@@ -155,13 +157,20 @@ def _made(facts: dict) -> str:
         f"- **Acquisition**: {', '.join(esc(r) for r in facts.get('rules') or []) or 'unknown'}; "
         f"{num(facts.get('num_annotations'))} responses per prompt shown to the oracle",
         f"- **Oracle**: {_oracle_words(facts)}",
-        f"- **Rounds**: {num(facts.get('rounds'))}, budget {num(facts.get('budget'))} prompts, "
+        f"- **Rounds**: {num(facts.get('rounds'))}, budget {_budget(facts.get('budget'))}, "
         f"seed {num(facts.get('seed'))}",
     ]
     if facts.get("aeuf_version"):
         lines.append(f"- **aeuf**: {esc(facts['aeuf_version'])}")
     cmd = f"\n{code_block(facts['command'])}" if facts.get("command") else ""
     return "## How it was made\n\n" + "\n".join(lines) + "\n" + cmd
+
+
+def _budget(budget) -> str:
+    """'20 prompts', the budget's words when it is not a number, or 'unknown'."""
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        return f"{num(budget)} prompts"
+    return esc(budget) if budget else "unknown"
 
 
 def _settings(d) -> str:
@@ -175,8 +184,14 @@ def _settings(d) -> str:
 def _oracle_words(facts: dict) -> str:
     o = facts.get("oracle") or {}
     text = ORACLE_WORDS.get(o.get("name"), esc(o.get("name") or "an unknown oracle"))
-    extra = [f"{key} {esc(o[key])}" for key in ("model", "template", "label_mode") if o.get(key)]
-    return text + (f" ({', '.join(extra)})" if extra else "")
+    extra = [f"{key} {esc(o[key])}" for key in ("reward_model", "model", "template", "label_mode")
+             if o.get(key)]
+    text += f" ({', '.join(extra)})" if extra else ""
+    if not o.get("cheap_model"):
+        return text
+    return (f"a cascade: a cheap LLM judge (model {esc(o['cheap_model'])}) first, which "
+            f"labelled {num(o.get('cheap_rows'))} pairs alone, then {text}, which labelled "
+            f"{num(o.get('strong_rows'))} pairs")
 
 
 def _counts(facts: dict) -> str:
@@ -202,6 +217,9 @@ def _hygiene(facts: dict) -> str:
     figures = facts.get("hygiene") or {}
     if not figures:
         return ""
+    if not any(_note(v) for v in figures.values()):  # no meanings: no empty column
+        rows = [f"| {esc(k)} | {num(_value(v))} |" for k, v in figures.items()]
+        return "## Judge hygiene\n\n| figure | value |\n|---|---|\n" + "\n".join(rows) + "\n"
     rows = [f"| {esc(k)} | {num(_value(v))} | {esc(_note(v))} |" for k, v in figures.items()]
     return ("## Judge hygiene\n\n| figure | value | meaning |\n|---|---|---|\n"
             + "\n".join(rows) + "\n")

@@ -37,7 +37,8 @@ COLUMN_HELP = {
 
 ORACLE_WORDS = {"replay": "the gold scores of the input (replayed)", "human": "a person",
                 "local": "a local llama.cpp judge", "judge": "an LLM judge",
-                "batch": "an LLM judge (batch API)"}
+                "batch": "an LLM judge (batch API)",
+                "reward_model": "a reward model (sequence classifier)"}
 COUNT_WORDS = {"rows": "rows", "prompts": "labelled prompts with a row",
                "ties": "tied prompts (judged responses scored equal, or fewer than two scored)",
                "ties_kept": "tied prompts kept as rows (--keep_ties)",

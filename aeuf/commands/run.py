@@ -57,6 +57,8 @@ def print_summary(s) -> None:
         say(f"aeuf: {s.cost_line}")
     for line in s.judge_lines:
         say(f"aeuf: judge {line}")
+    if s.stopped_why:
+        say(f"aeuf: {s.stopped_why}.")
     if s.stopped_by_budget:
         say("aeuf: stopped at the --max_cost/--max_requests budget (each request's upper cost is "
             "reserved before it is sent); raise it and rerun the same command to continue.")

@@ -41,6 +41,12 @@ HARMLESS_KEYS = frozenset({
     "oracle.name", "oracle.judge", "template", "temperature", "max_tokens", "logprobs",
     "context_tokens", "answer_format",
     "local_model",
+    # the cheap judge's endpoint, transport and prices may change as the judge's may (its
+    # model and margin may not: they decide which labels the run keeps)
+    "cheap_price_in", "cheap_price_out", "oracle.cheap_judge.base_url", "oracle.cheap_judge.api_key_env",
+    "oracle.cheap_judge.concurrency", "oracle.cheap_judge.requests_per_minute",
+    "oracle.cheap_judge.tokens_per_minute", "oracle.cheap_judge.timeout",
+    "oracle.cheap_judge.retries",
 })
 _MISSING = "<not set>"
 

@@ -6,7 +6,8 @@
 
 Oracles (ORACLES registry): replay (gold columns), judge (an OpenAI-compatible LLM judge),
 batch (the same judge through the OpenAI Batch API), local (the judge on a llama.cpp server
-started here on the packaged SmolLM2), human (the terminal) and none (export for annotation).
+started here on the packaged SmolLM2), reward_model (a sequence-classification reward model,
+local or served: AEPO's annotator), human (the terminal) and none (export for annotation).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from pathlib import Path
 
 from aeuf.config import OracleConfig
-from aeuf.oracle import batch, human, judge, local, replay  # noqa: F401  (registration)
+from aeuf.oracle import batch, human, judge, local, replay, reward_model  # noqa: F401
 from aeuf.oracle.base import ORACLES, Oracle, is_final
 
 __all__ = ["ORACLES", "Oracle", "is_final", "make_oracle", "auto_name"]

@@ -43,13 +43,15 @@ class Oracle(NamedTuple):
 ORACLES: Registry[Callable[..., Oracle]] = Registry("oracle")
 
 TRANSPORT = "transport:"
+RETRACTED = "retracted:"  # a human's undo: the earlier answer is taken back, ask again
 
 
 def is_final(answer: JudgeAnswer) -> bool:
     """True if the answer must never be re-requested: a value, or a paid failure (an
     unparsable reply after its retry, a refusal, a human's skip). False for transport
-    failures (error starting with "transport:"), which a rerun may retry."""
-    return answer.error is None or not answer.error.startswith(TRANSPORT)
+    failures (error starting with "transport:"), which a rerun may retry, and for a
+    retraction (a human's undo, "retracted:"), which is asked again."""
+    return answer.error is None or not answer.error.startswith((TRANSPORT, RETRACTED))
 
 
 def request_key(prefix: str, *parts: object) -> str:

@@ -1,11 +1,15 @@
 """`--oracle human`: a person at the terminal picks the better of two responses.
 
 Each pair (i, j) of a task is one request; the two responses are shown in an order fixed
-by the request key (so neither slot is always first). Answers: a, b, tie (t), skip (s) or
-quit (q). Every answer is yielded the moment it is typed, so the loop logs it. quit or the
-end of input stops the whole run (aeuf.errors.Stopped: exit 1), Ctrl-C too (exit 130), and
-a rerun asks only the pairs not yet answered. A skip is final (recorded as missing, never
-asked again). A round's pairs come in one go, so the header counts through the round.
+by the request key (so neither slot is always first). Answers: a, b, tie (t), skip (s),
+undo (u) or quit (q). Every answer is yielded the moment it is typed, so the loop logs it.
+undo takes back the last answer of this round: a retraction (error "retracted: ...", not
+final) is yielded, so the log stays append-only and a rerun asks that pair again, and the
+pair is shown again at once. quit or the end of input stops the whole run
+(aeuf.errors.Stopped: exit 1), each with its own words, Ctrl-C too (exit 130), and a rerun
+asks only the pairs not yet answered. A skip is final (recorded as missing, never asked
+again). A round's pairs come in one go, so the header counts through the round, and, when
+the caller passes `tally() -> (answered, planned)`, through the whole run.
 """
 
 from __future__ import annotations
@@ -14,19 +18,21 @@ import hashlib
 import re
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TextIO
 
 import numpy as np
 
 from aeuf.config import OracleConfig
 from aeuf.errors import Stopped
-from aeuf.oracle.base import ORACLES, Oracle, nothing, request_key
+from aeuf.oracle.base import ORACLES, RETRACTED, Oracle, nothing, request_key
 from aeuf.oracle.resolve import value_of
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
 CHOICES = {"a": 1.0, "b": 0.0, "tie": 0.5, "t": 0.5, "skip": None, "s": None}
 QUIT = {"q", "quit", "exit"}
+UNDO = {"u", "undo"}
+EOF_ = "end of input"  # what ask() returns when the input ends
 
 
 def pair_order(task: JudgeTask, i: int, j: int) -> tuple[int, int]:
@@ -50,27 +56,35 @@ def printable(text: str) -> str:
     return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
 
 
-def show(task: JudgeTask, slots: tuple[int, ...], n: int, total: int) -> str:
-    """The text shown for one pair (control characters of the texts replaced)."""
+def show(task: JudgeTask, slots: tuple[int, ...], n: int, total: int,
+         overall: tuple[int, int] | None = None) -> str:
+    """The text shown for one pair (control characters of the texts replaced); overall:
+    (pairs answered, pairs the run plans at most) for the whole run."""
     block = lambda s: textwrap.indent(printable(s.strip()), "  |  ")  # noqa: E731
     a, b = (task.responses[s] for s in slots)
-    return (f"\n=== pair {n} of {total} in this round, prompt {printable(task.prompt_id)} ===\n"
-            f"{block(task.prompt)}\n"
+    run = f"; {overall[0]} of at most {overall[1]} answered in the whole run" if overall else ""
+    return (f"\n=== pair {n} of {total} in this round{run}; prompt "
+            f"{printable(task.prompt_id)} ===\n{block(task.prompt)}\n"
             f"--- Response A ---\n{block(a)}\n--- Response B ---\n{block(b)}\n")
 
 
-def ask(stdin: TextIO, stdout: TextIO) -> str | None:
-    """One valid choice from the stream (re-asks on anything else); None on quit or EOF."""
+def ask(stdin: TextIO, stdout: TextIO) -> str:
+    """One valid choice from the stream (re-asks on anything else): a key of CHOICES,
+    "undo", "quit", or EOF_ when the input ended."""
     while True:
-        stdout.write("Better? [a / b / tie / skip / quit]: ")
+        stdout.write("Better? [a / b / tie / skip / undo / quit]: ")
         stdout.flush()
         line = stdin.readline()
         choice = line.strip().lower()
-        if not line or choice in QUIT:
-            return None
+        if not line:
+            return EOF_
+        if choice in QUIT:
+            return "quit"
+        if choice in UNDO:
+            return "undo"
         if choice in CHOICES:
             return choice
-        stdout.write(f"  '{choice}' is not one of a, b, tie, skip, quit\n")
+        stdout.write(f"  '{printable(choice)}' is not one of a, b, tie, skip, undo, quit\n")
 
 
 def _answer(request: JudgeRequest, choice: str) -> JudgeAnswer:
@@ -80,10 +94,22 @@ def _answer(request: JudgeRequest, choice: str) -> JudgeAnswer:
                        error="skipped by the annotator" if value is None else None)
 
 
+def retraction(request: JudgeRequest) -> JudgeAnswer:
+    """The log line that takes back the answer to `request` (not final: asked again)."""
+    rids = tuple(request.task.response_ids[s] for s in request.slots)
+    return JudgeAnswer(request.key, request.task.prompt_id, rids, None, "undo", "human",
+                       error=f"{RETRACTED} undone by the annotator")
+
+
+STOPS = {"quit": "stopped at your request", EOF_: "end of input (nothing more to read)"}
+
+
 @ORACLES.register("human")
 def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None,
-                 stdout: TextIO | None = None, **_) -> Oracle:
-    """Pairwise labels typed by a person; `stdin`/`stdout` default to the terminal."""
+                 stdout: TextIO | None = None,
+                 tally: Callable[[], tuple[int, int] | None] | None = None, **_) -> Oracle:
+    """Pairwise labels typed by a person; `stdin`/`stdout` default to the terminal;
+    tally() -> (pairs answered, pairs planned) of the whole run, for the header."""
 
     def plan(task: JudgeTask) -> list[JudgeRequest]:
         k = len(task.responses)
@@ -92,13 +118,24 @@ def human_oracle(cfg: OracleConfig, *, workdir=None, stdin: TextIO | None = None
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
         inp, out = stdin or sys.stdin, stdout or sys.stdout
-        for n, request in enumerate(requests, 1):
-            out.write(show(request.task, request.slots, n, len(requests)))
+        n = 0
+        while n < len(requests):
+            request = requests[n]
+            out.write(show(request.task, request.slots, n + 1, len(requests),
+                           tally() if tally else None))
             choice = ask(inp, out)  # Ctrl-C raises KeyboardInterrupt: the run stops (130)
-            if choice is None:
-                raise Stopped("stopped at your request; every answer so far is saved: rerun "
-                              "the same command to continue")
-            yield _answer(request, choice)
+            if choice in STOPS:
+                raise Stopped(f"{STOPS[choice]}; every answer so far is saved: rerun the "
+                              "same command to continue")
+            if choice != "undo":
+                yield _answer(request, choice)
+                n += 1
+            elif n == 0:
+                out.write("  nothing to undo in this round (earlier rounds are final)\n")
+            else:
+                n -= 1
+                yield retraction(requests[n])
+                out.write(f"  undone: pair {n + 1} is shown again\n")
 
     def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
         pairs = []

@@ -15,6 +15,7 @@ refusals, transport failures, requests, tokens and cost.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +38,8 @@ class Hygiene(NamedTuple):
     answered in both orders, swap_consistency: the share whose two verdicts agree;
     longer_wins: share of decided comparisons won by the longer response (characters);
     length_spearman: Spearman correlation of ratings with length; cost (USD) and tokens:
-    of every answer given, retried failures included.
+    of every answer given, retried failures included; seconds and device: the compute a
+    local scorer (a reward model) reports in its answers ("" when none).
     """
 
     judge: str
@@ -55,6 +57,8 @@ class Hygiene(NamedTuple):
     length_spearman: float
     cost: float
     tokens: int
+    seconds: float = 0.0
+    device: str = ""
 
 
 def texts_of(tasks: Iterable[JudgeTask]) -> dict[str, str]:
@@ -130,7 +134,23 @@ def _one(judge: str, latest: list[JudgeAnswer], spent: list[JudgeAnswer],
                    sum(e.startswith("refused") for e in errors),
                    sum(e.startswith("transport") for e in errors),
                    cost=float(sum(a.cost for a in spent)),
-                   tokens=int(sum(a.tokens for a in spent)), **stats)
+                   tokens=int(sum(a.tokens for a in spent)), **stats, **_compute(spent))
+
+
+def _compute(spent: list[JudgeAnswer]) -> dict:
+    """Seconds and device from answers whose raw text is a scorer's JSON record
+    ({"seconds": s, "device": d, ...}, as the reward-model oracle writes); else nothing."""
+    seconds, devices = 0.0, set()
+    for a in spent:
+        if not a.raw.startswith('{"aspects"'):
+            continue
+        try:
+            record = json.loads(a.raw)
+            seconds += float(record["seconds"])
+            devices.add(str(record["device"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return {"seconds": seconds, "device": ",".join(sorted(devices))}
 
 
 def judge_hygiene(answers: Iterable[JudgeAnswer], texts: Mapping[str, str]
@@ -166,8 +186,10 @@ def hygiene_lines(report: Mapping[str, Hygiene]) -> list[str]:
         rho = "n/a" if math.isnan(h.length_spearman) else f"{h.length_spearman:+.2f}"
         bias = (f"swap-consistent {_pct(h.swap_consistency)} of {h.swap_pairs} pairs"
                 if h.kind == "pairwise" else f"rating~length Spearman {rho}")
+        spent = (f"{h.seconds:.1f} s on {h.device}" if h.device
+                 else f"${h.cost:.4f}, {h.tokens} tokens")
         out.append(f"{h.judge}: {h.requests} requests, {h.answered} answered, "
                    f"{h.unparsable} unparsable, {h.refused} refused, {h.transport} transport "
                    f"failures; ties {_pct(h.tie_rate)}; longer response wins "
-                   f"{_pct(h.longer_wins)}; {bias}; ${h.cost:.4f}, {h.tokens} tokens")
+                   f"{_pct(h.longer_wins)}; {bias}; {spent}")
     return out

@@ -18,7 +18,7 @@ import numpy as np
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
 from aeuf.oracle.base import ORACLES, Oracle, nothing
-from aeuf.oracle.resolve import sigmoid, value_of
+from aeuf.oracle.resolve import pointwise, sigmoid
 from aeuf.registry import Registry
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
@@ -76,11 +76,7 @@ def replay_oracle(cfg: OracleConfig, *, workdir=None, has_gold: bool | None = No
 
     def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
         keys = [_key(cfg.label_mode, task, i) for i in range(len(task.response_ids))]
-        u = np.array([value_of(answers, k) for k in keys], dtype=np.float64)
-        k = len(keys)
-        pairs = [(i, j, mode(u[i], u[j], f"{keys[i]}|{keys[j]}")) for i in range(k)
-                 for j in range(i + 1, k) if np.isfinite(u[i]) and np.isfinite(u[j])]
-        return Judgement(task, u, pairs)
+        return pointwise(task, keys, answers, mode)
 
     # free and deterministic: chunks of 4096 requests, each logged with one fsync
     return Oracle("replay", plan, send, resolve, nothing, chunk=4096, durable=False)

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from aeuf.types import Judgement
+
 
 def value_of(answers, key: str) -> float | None:
     """The finite value answered for `key`, else None (absent, missing or NaN)."""
@@ -53,3 +55,13 @@ def sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)
     return z / (1.0 + z)
+
+
+def pointwise(task, keys: list[str], answers, mode) -> Judgement:
+    """The Judgement of an oracle that scores each response alone (replay, reward model):
+    ratings [k] from the answers under `keys` (NaN missing); a pair for every i < j with both
+    scores, p = mode(u_i, u_j, seed) with the seed naming both keys (a rerun draws the same)."""
+    u = np.array([value_of(answers, k) for k in keys], dtype=np.float64)
+    pairs = [(i, j, mode(u[i], u[j], f"{keys[i]}|{keys[j]}")) for i in range(len(keys))
+             for j in range(i + 1, len(keys)) if np.isfinite(u[i]) and np.isfinite(u[j])]
+    return Judgement(task, u, pairs)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from aeuf.config import EndpointConfig, FeatureConfig, OracleConfig, RunConfig
+from aeuf.config import (
+    EndpointConfig,
+    FeatureConfig,
+    OracleConfig,
+    RewardModelConfig,
+    RunConfig,
+)
 from aeuf.embed import parse_parts
 
 JUDGES = ("judge", "batch", "local")
@@ -33,13 +39,33 @@ def ineffective(cfg: RunConfig, oracle: str) -> str | None:
         if flags:
             return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
                     "--oracle judge (or local, batch) to use it")
-    if oracle != "replay" and o.label_mode != base.label_mode:
-        return f"--label_mode has no effect with the {oracle} oracle (it is for --oracle replay)"
+    if oracle not in ("replay", "reward_model") and o.label_mode != base.label_mode:
+        return (f"--label_mode has no effect with the {oracle} oracle (it is for --oracle "
+                "replay and reward_model)")
+    problem = _reward_model_check(cfg, oracle)
+    if problem:
+        return problem
     free = o.price_per_million_input == 0 and o.price_per_million_output == 0
     if o.max_cost is not None and oracle in JUDGES and free:
         return ("--max_cost has no effect while the judge's prices are 0: set --price_in and "
                 "--price_out (USD per 1M tokens), or use --max_requests")
     return _feature_check(cfg.features)
+
+
+def _reward_model_check(cfg: RunConfig, oracle: str) -> str | None:
+    """Reward-model flags without the reward-model oracle (or, for --reward_model alone, the
+    'rm' feature part) change nothing."""
+    rm, uses_rm_part = cfg.oracle.rm, "rm" in parse_parts(cfg.features.features)
+    if oracle == "reward_model":
+        return None if rm.model else ("--oracle reward_model needs --reward_model NAME_OR_PATH")
+    names = ("convention", "batch_size", "max_length", "aspect", "base_url", "endpoint",
+             "timeout", "retries")
+    flags = _changed(rm, RewardModelConfig(), names) + (
+        [] if uses_rm_part else _changed(rm, RewardModelConfig(), ("model",)))
+    if flags:
+        return (f"--{flags[0]} has no effect with the {oracle} oracle; drop it, or choose "
+                "--oracle reward_model (--reward_model also feeds --features rm)")
+    return None
 
 
 def _feature_check(f: FeatureConfig) -> str | None:

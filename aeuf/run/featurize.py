@@ -102,9 +102,11 @@ def build_features(
         if name == "file":
             block = precomputed_block(pool, cfg)
         elif part.encode is not None:
-            texts = texts if texts is not None else embed.pool_texts(pool)
+            if part.texts is None and texts is None:
+                texts = embed.pool_texts(pool)
             block, encoded[name] = cached_encode(
-                texts, part, cfg, run_dir / "features", desc=f"embed {name}", progress=progress)
+                part.texts(pool) if part.texts else texts, part, cfg, run_dir / "features",
+                desc=f"embed {name}", progress=progress)
         else:
             block = part.compute(pool, cfg)
         blocks.append(block)

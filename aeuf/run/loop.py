@@ -24,7 +24,7 @@ from aeuf import dataset, io
 from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
-from aeuf.oracle import Oracle, auto_name, make_oracle
+from aeuf.oracle import Oracle, auto_name, is_final, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
@@ -54,6 +54,7 @@ class RunSummary(NamedTuple):
     progress: list  # per round: labelled, head/oracle agreement before labelling, uncertainty
     judge_lines: tuple = ()  # the LLM judge's hygiene, one line per model/template
     cost_line: str = ""  # requests, tokens and cost per judge model when several judged
+    stopped_why: str = ""  # why the run ended before its last round (--stop_when_agreement)
 
 
 def default_output_dir(path: str) -> Path:
@@ -70,6 +71,9 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     """Run (or resume) the whole pipeline for one config; returns what it did."""
     out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
+    if cfg.oracle.rm.model and not cfg.features.rm_encoder:  # --features rm reads --reward_model
+        cfg = dataclasses.replace(cfg, features=dataclasses.replace(
+            cfg.features, rm_encoder=cfg.oracle.rm.model))
     watch = Stopwatch()
     with watch("read input"):
         pool = read_input(cfg, out)
@@ -79,7 +83,9 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
         print(costplan.render(costplan.plan(cfg, pool)))
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
                           None, False, "dry run (nothing sent)", [])
-    oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out)
+    tally: dict = {}  # filled once the ledger is open: the human oracle's overall progress
+    oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, workdir=out,
+                         tally=lambda: _tally(tally))
     cheap = cheap_judge_oracle(cfg.oracle)  # the cascade's cheap judge, or None
     try:
         with io.RunDir(out) as rd:
@@ -87,7 +93,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
                 pool = rd.check_input(pool, cfg.input.path)
                 rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool)})
                 rd.store_pool(pool)
-            return _run_rounds(cfg, rd, pool, oracle, progress, cheap, watch)
+            return _run_rounds(cfg, rd, pool, oracle, progress, cheap, watch, tally)
     finally:
         oracle.close()
         if cheap is not None:
@@ -121,7 +127,7 @@ def read_input(cfg: RunConfig, out: Path) -> ResponsePool:
 
 def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracle,
                 progress: bool, cheap: Oracle | None = None,
-                watch: Stopwatch | None = None) -> RunSummary:
+                watch: Stopwatch | None = None, tally: dict | None = None) -> RunSummary:
     watch = watch or Stopwatch()
     with watch("features"):
         features, _ = featurize.build_features(pool, cfg.features, rd.features, progress=progress)
@@ -135,10 +141,14 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                          retry_unparsable=cfg.oracle.retry_unparsable)
     if oracle.name == "none":
         return _annotate(ctx, rd, pool, ledger, oracle)
-    judge = _judge_through(ledger, oracle, cfg, progress, cheap)
+    asked = report.AskedKeys(ledger)  # what each round asked for: its cost in the report
+    judge = _judge_through(asked, oracle, cfg, progress, cheap)
     saved = rd.load_head()
-    state, labelled, rows = engine.initial_state(pool.shape[0]), [], []
+    state, labelled, rows, why = engine.initial_state(pool.shape[0]), [], [], ""
     sizes = engine.sizes_of(ctx)
+    k = cfg.acquire.num_annotations
+    if tally is not None:
+        tally.update(ledger=ledger, name=oracle.name, planned=sum(sizes) * k * (k - 1) // 2)
     bar = progress and oracle.name != "human"  # the human oracle owns the terminal
     for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
         rec = rd.round_record(t)
@@ -152,17 +162,35 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
             state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name,
                                                plan=plan)
         labelled += outcome.labelled
-        rows.append({**records.progress_row(plan, outcome),
-                     "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
+        rows.append({**records.progress_row(plan, outcome), "keys": set(asked.keys)})
+        asked.keys.clear()
         with watch("fit"):
             state = _fit(ctx, rd, state, t, ledger, saved)
         io.atomic_write_json(rd.path / "timings.json", watch.record)  # so far: a long run shows it
         if engine.should_stop(ctx, outcome):  # --stop_when_agreement
+            why = _stop_reason(cfg, outcome, t, sizes)
             break
     with watch("export"):
-        summary = _export(cfg, rd, pool, ledger, oracle, state, labelled, rows)
+        summary = _export(cfg, rd, pool, ledger, oracle, state, labelled, rows, why)
     io.atomic_write_json(rd.path / "timings.json", watch.record)
     return summary._replace(files={**summary.files, "timings": rd.path / "timings.json"})
+
+
+def _tally(t: dict) -> tuple[int, int] | None:
+    """(final answers of the oracle in the log, pairs the run plans at most), once known."""
+    if not t:
+        return None
+    done = sum(1 for a in t["ledger"].answers.values() if a.judge == t["name"] and is_final(a))
+    return done, t["planned"]
+
+
+def _stop_reason(cfg: RunConfig, outcome, t: int, sizes: list[int]) -> str:
+    """Why --stop_when_agreement ended the run early (the summary and report.md say it)."""
+    left = sum(sizes[t + 1:])
+    return (f"stopped after round {t} of rounds 0-{len(sizes) - 1}: the head agreed with the "
+            f"oracle on {outcome.agreement:.2f} of the round's pairs before labelling "
+            f"(--stop_when_agreement {cfg.oracle.stop_when_agreement})"
+            + (f"; {left} planned prompts were not asked" if left else ""))
 
 
 def _where(cfg: RunConfig, oracle: Oracle) -> str:
@@ -171,7 +199,7 @@ def _where(cfg: RunConfig, oracle: Oracle) -> str:
     return f"the {oracle.name} oracle" + (f" at {url}" if url else "")
 
 
-def _judge_through(ledger: Ledger, oracle: Oracle, cfg: RunConfig, progress: bool,
+def _judge_through(ledger: report.AskedKeys, oracle: Oracle, cfg: RunConfig, progress: bool,
                    cheap: Oracle | None = None):
     chunk = oracle.chunk or max(4 * cfg.oracle.judge.concurrency, 16)
     show = progress and oracle.name != "human"
@@ -216,11 +244,14 @@ def _annotate(ctx: Context, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
 
 
 def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, oracle: Oracle,
-            state: State, labelled: list, rows: list) -> RunSummary:
-    """preferences.{jsonl,parquet}, hf/ with its dataset card, report.md and its pictures."""
+            state: State, labelled: list, rows: list, why: str = "") -> RunSummary:
+    """preferences.{jsonl,parquet}, hf/ with its dataset card, report.md and its pictures.
+    why: why the run stopped before its last round ("" when it did not)."""
     frame = dataset.build_rows(pool, labelled, cfg.export)
-    summary = _summary(rd, pool, ledger, oracle, state, labelled, {}, rows, frame_rows=len(frame))
-    facts = report.facts(cfg, rd.path, pool, list(ledger.answers.values()), summary, labelled)
+    summary = _summary(rd, pool, ledger, oracle, state, labelled, {}, rows,
+                       frame_rows=len(frame))._replace(stopped_why=why)
+    facts = report.facts(cfg, rd.path, pool, list(ledger.answers.values()), summary, labelled,
+                         ties_kept=frame.attrs.get("ties_kept", 0))
     card = render_card(report.card_facts(cfg, pool, summary, facts, frame))
     files = io.write_preferences(frame, rd.path, cfg.export, card) if len(frame) else {}
     files["report"] = report.write(rd.path, facts, labelled)

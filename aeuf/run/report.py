@@ -14,7 +14,8 @@ import numpy as np
 from aeuf import io
 from aeuf.config import RunConfig
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
-from aeuf.run.plots import plot_progress, plot_ratings
+from aeuf.run.checks import JUDGES
+from aeuf.run.plots import has_progress, plot_progress, plot_ratings
 from aeuf.run.round import signals
 from aeuf.types import JudgeAnswer, Labelled, ResponsePool
 
@@ -36,13 +37,29 @@ def length_bias(pool: ResponsePool, labelled: list[Labelled]) -> float | None:
     return float(np.mean([c > r for c, r in lengths])) if lengths else None
 
 
-def cost_per_round(rows: list[dict], plans_prompts: list[set[str]],
-                   answers: list[JudgeAnswer]) -> list[float]:
-    """Oracle cost of each round: the answers about that round's prompts."""
-    by_prompt: Counter = Counter()
-    for a in answers:
-        by_prompt[a.prompt_id] += a.cost
-    return [float(sum(by_prompt[p] for p in prompts)) for prompts in plans_prompts]
+class AskedKeys:
+    """The ledger as the loop's judge sees it, noting the keys of every request a round asks
+    for (sent now or answered before), so each answer's cost is charged to one round."""
+
+    def __init__(self, ledger) -> None:
+        self.ledger, self.keys = ledger, []
+
+    def judge(self, oracle, tasks, **options):
+        self.keys += [r.key for t in tasks for r in oracle.plan(t)]
+        return self.ledger.judge(oracle, tasks, **options)
+
+
+def cost_per_round(round_keys: list[set[str]], answers: list[JudgeAnswer]) -> list[float]:
+    """Oracle cost of each round: each answer charged once, to the first round that asked
+    for its key (a later round that revisits a prompt pays only for its new requests)."""
+    cost = {a.key: a.cost for a in answers}
+    charged: set[str] = set()
+    out = []
+    for keys in round_keys:
+        new = set(keys) - charged
+        charged |= new
+        out.append(float(sum(cost.get(k, 0.0) for k in new)))
+    return out
 
 
 def _table(rows: list[dict]) -> list[str]:
@@ -67,6 +84,23 @@ def _table(rows: list[dict]) -> list[str]:
     return out
 
 
+def _ties(f: dict) -> str:
+    """The ties line: how many, and whether they are rows of the export."""
+    kept = f.get("ties_kept", 0)
+    if not f["ties"]:
+        return "0"
+    if kept == f["ties"]:
+        return f"{kept} (exported as rows with `tie` = true and margin 0: --keep_ties)"
+    if kept:
+        return f"{f['ties']} ({kept} exported as rows with `tie` = true, the rest not)"
+    return f"{f['ties']} (not exported; --keep_ties keeps them as rows)"
+
+
+def _tie_rows(f: dict) -> str:
+    kept = f.get("ties_kept", 0)
+    return f", {kept} of them ties" if kept else ""
+
+
 def render(f: dict) -> str:
     """The markdown report from the facts dict (keys as `aeuf.run.loop` fills them)."""
     lines = [f"# aeuf run: {f['name']}", "",
@@ -74,15 +108,19 @@ def render(f: dict) -> str:
              f"responses ({f['input']}), labelled by the **{f['oracle']}** oracle"
              f"{' (' + f['judge'] + ')' if f.get('judge') else ''}.", "",
              "| | |", "|---|---|",
-             f"| rows exported | {f['rows']} (`preferences.jsonl`, `preferences.parquet`, `hf/`) |",
-             f"| prompts labelled | {f['labelled']} of {f['prompts']} |",
-             f"| ties (not exported) | {f['ties']} |",
+             f"| rows exported | {f['rows']} (`preferences.jsonl`, `preferences.parquet`, `hf/`)"
+             f"{_tie_rows(f)} |",
+             f"| prompts labelled | {f['labelled'] + f['ties']} of {f['prompts']}: "
+             f"{f['labelled']} decided, {f['ties']} tied |",
+             f"| ties | {_ties(f)} |",
              f"| prompts without a usable label | {f['unanswered']} |",
              f"| prompts skipped while reading | {f['skipped']} (fewer responses than the rest) |",
              f"| oracle requests | {f['requests']} ({f['sent_now']} sent by this run) |",
              f"| cost | ${f['cost']:.4f} |",
              f"| selection | first round `{f['initial_rule']}`, then `{f['rule']}` on a "
              f"`{f['head']}` head over `{f['features']}` features |", ""]
+    if f.get("stopped"):
+        lines += [f"**Stopped early:** {f['stopped']}.", ""]
     if f.get("failures"):
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(f["failures"].items()))
         lines += [f"**Oracle answers without a value:** {kinds}. The raw replies are in "
@@ -96,33 +134,64 @@ def render(f: dict) -> str:
         lines += ["## The judge", "", "What the judge's own answers say about it (also in "
                   "`judge_hygiene.json`):", "", *[f"- {x}" for x in f["hygiene_lines"]], ""]
     lines += ["## Rounds", "", *_table(f["rounds"]), ""]
+    if f.get("cost_elsewhere", 0.0) > 5e-5:
+        lines += [f"The cost column charges each answer once, to the round that asked for it; "
+                  f"${f['cost_elsewhere']:.4f} of the total is for answers in "
+                  "`judgements.jsonl` that no round of this run asked for (e.g. an earlier "
+                  "`aeuf judge` of its annotation file).", ""]
+    if f["rounds"] and "progress" not in f.get("plots", {}):
+        lines += ["No progress plot: the head's agreement and uncertainty are measured from "
+                  "the second round on (the first round is model-free).", ""]
     lines += [f"![{name}]({path})" for name, path in f.get("plots", {}).items()]
     return "\n".join(lines) + "\n"
 
 
 def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnswer], s,
-          labelled: list[Labelled]) -> dict:
+          labelled: list[Labelled], ties_kept: int = 0) -> dict:
     """Everything the report (and the dataset card) says about a finished run.
-    s: the run's RunSummary."""
-    costs = cost_per_round(s.progress, [r["prompt_ids"] for r in s.progress], answers)
+    s: the run's RunSummary; ties_kept: tied prompts exported as rows (--keep_ties)."""
+    costs = cost_per_round([r["keys"] for r in s.progress], answers)
     judge = cfg.oracle.judge.model and f"{cfg.oracle.judge.model}, template {cfg.oracle.template}"
     return {"name": out.name, "input": cfg.input.path, "prompts": s.prompts,
             "responses": pool.shape[1], "oracle": s.oracle,
-            "judge": judge if s.oracle in ("judge", "batch", "local") else None,
-            "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "unanswered": s.failed,
+            "judge": _judge_words(cfg, s.oracle, judge, s.progress),
+            "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "ties_kept": ties_kept,
+            "unanswered": s.failed, "stopped": _stopped(s),
             "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
             "tokens": int(sum(a.tokens for a in answers)),
             **_hygiene(s.oracle, answers, pool),
-            "rounds": [{k: v for k, v in r.items() if k != "prompt_ids"} | {"cost": c}
-                       for r, c in zip(s.progress, costs)]}
+            "rounds": [{k: v for k, v in r.items() if k != "keys"} | {"cost": c}
+                       for r, c in zip(s.progress, costs)],
+            "cost_elsewhere": max(s.cost - sum(costs), 0.0)}
+
+
+def _judge_words(cfg: RunConfig, oracle: str, judge: str | None, rounds: list[dict]) -> str | None:
+    """The judge's model and template, and a cascade's cheap judge with its share of rows."""
+    if oracle not in JUDGES:
+        return None
+    o = _oracle(cfg, oracle, rounds)
+    if "cheap_model" not in o:
+        return judge
+    return (f"{judge}; cheap judge {o['cheap_model']} first: {o['cheap_rows']} pairs labelled "
+            f"by the cheap judge alone, {o['strong_rows']} by {o['model']}")
+
+
+def _stopped(s) -> str:
+    """Why the run ended before its last planned round, or ""."""
+    if s.stopped_why:
+        return s.stopped_why
+    if s.stopped_by_budget:
+        return ("the --max_cost/--max_requests budget was reached; raise it and rerun the "
+                "same command to continue")
+    return ""
 
 
 def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dict:
     """The LLM judge's hygiene figures (aeuf.oracle.hygiene), for judge oracles only."""
-    if oracle not in ("judge", "batch", "local") or not answers:
+    if oracle not in ("judge", "batch", "local", "reward_model") or not answers:
         return {"hygiene": {}, "hygiene_lines": []}
     texts = dict(zip(pool.response_ids.reshape(-1).tolist(), pool.responses.reshape(-1).tolist()))
     report = judge_hygiene(answers, texts)
@@ -132,13 +201,17 @@ def _hygiene(oracle: str, answers: list[JudgeAnswer], pool: ResponsePool) -> dic
 def write(out: Path, f: dict, labelled: list[Labelled]) -> Path:
     """report.md with progress.png and ratings.png beside it: -> the report's path."""
     plots = {}
-    if f["rounds"]:
+    if has_progress(f["rounds"]):
         plots["progress"] = plot_progress(f["rounds"], out / "progress.png").name
+    else:  # e.g. one model-free round: nothing to draw, and no stale picture left
+        (out / "progress.png").unlink(missing_ok=True)
     decided = [x for x in labelled if not x.tie]
     if decided:
         plots["ratings"] = plot_ratings([float(x.scores[x.chosen]) for x in decided],
                                         [float(x.scores[x.rejected]) for x in decided],
                                         out / "ratings.png").name
+    else:
+        (out / "ratings.png").unlink(missing_ok=True)
     if f["hygiene"]:
         io.atomic_write_json(out / "judge_hygiene.json", f["hygiene"])
     path = out / "report.md"
@@ -154,12 +227,16 @@ def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
         hygiene["length bias"] = {"value": round(f["length_bias"], 3),
                                   "note": "share of pairs whose chosen response is the longer"}
     for judge, h in f["hygiene"].items():
-        for name in ("swap_consistency", "longer_wins", "length_spearman", "tie_rate"):
+        for name, note in HYGIENE_NOTES.items():
             if h.get(name) is not None:
-                hygiene[f"{judge} {name.replace('_', ' ')}"] = round(h[name], 3)
+                hygiene[f"{judge} {name.replace('_', ' ')}"] = {"value": round(h[name], 3),
+                                                                "note": note}
     agree = [r["agreement"] for r in f["rounds"] if r.get("agreement") is not None]
     if agree:
-        hygiene["head/oracle agreement, last round"] = round(agree[-1], 3)
+        hygiene["head/oracle agreement, last round"] = {
+            "value": round(agree[-1], 3),
+            "note": "share of the last round's pairs where the reward head, before the "
+                    "label, favoured the response the oracle chose"}
     return {"name": f"{f['name']} (aeuf)", "repo_id": cfg.export.push_to_hub,
             "format": cfg.export.format, "columns": list(frame.columns),
             "pool": {"source": cfg.input.path, "prompts": s.prompts,
@@ -169,9 +246,37 @@ def card_facts(cfg: RunConfig, pool: ResponsePool, s, f: dict, frame) -> dict:
             "head": {"name": cfg.head.name, "members": cfg.head.members},
             "rules": list(dict.fromkeys([cfg.loop.initial_rule, cfg.acquire.rule])),
             "num_annotations": cfg.acquire.num_annotations,
-            "oracle": {"name": s.oracle, "model": cfg.oracle.judge.model,
-                       "template": cfg.oracle.template, "label_mode": cfg.oracle.label_mode},
-            "rounds": len(f["rounds"]), "budget": cfg.loop.budget, "seed": cfg.loop.seed,
+            "oracle": _oracle(cfg, s.oracle, f["rounds"]),
+            "rounds": len(f["rounds"]), "budget": cfg.loop.budget or "every prompt once",
+            "seed": cfg.loop.seed,
             "counts": {**frame.attrs, "failed": s.failed},
             "cost": {"total": s.cost, "requests": s.requests_logged, "tokens": f["tokens"]},
             "hygiene": hygiene, "report": "report.md"}
+
+
+HYGIENE_NOTES = {
+    "swap_consistency": "share of pairs judged in both orders whose two verdicts agree "
+                        "(1 = no position bias)",
+    "longer_wins": "share of decided comparisons won by the longer response (0.5 = no "
+                   "length preference)",
+    "length_spearman": "Spearman correlation of the judge's ratings with response length "
+                       "(0 = none)",
+    "tie_rate": "share of judged prompts whose responses got equal ratings",
+}
+
+
+def _oracle(cfg: RunConfig, name: str, rounds: list[dict]) -> dict:
+    """The card's oracle: the judge's model and template for LLM judges only, the label mode
+    for replay only, and a cascade's cheap judge with the rows each judge labelled."""
+    o = {"name": name}
+    if name in JUDGES:
+        o |= {"model": cfg.oracle.judge.model, "template": cfg.oracle.template}
+    if name in ("replay", "reward_model"):
+        o["label_mode"] = cfg.oracle.label_mode
+    if name == "reward_model":
+        o["reward_model"] = cfg.oracle.rm.model
+    if cfg.oracle.cheap_judge.model and name in JUDGES:
+        o["cheap_model"] = cfg.oracle.cheap_judge.model
+        o["cheap_rows"] = int(sum(r.get("cheap_only", 0) for r in rounds))
+        o["strong_rows"] = int(sum(r.get("strong", 0) for r in rounds))
+    return o
