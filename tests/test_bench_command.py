@@ -89,6 +89,10 @@ def test_once_regime_every_field_present_and_sane(pool_path, tmp_path):
         assert r["gold_gap_per_prompt_share"] <= 1.0 + 1e-9  # nothing beats best vs worst
         assert r["rm_log_likelihood"] < 0 and r["rm_pairs"] == pytest.approx(18 * r["exported"])
         assert (r["tokens_per_prompt"] > 0) == (calls[name] > 0)
+        for k in ("lc_best_of_n", "lc_worst_of_n", "lc_correct", "lc_wrong", "lcl_best_of_n",
+                  "lcl_correct"):
+            assert 0.0 <= r[k] <= 1.0, (name, k)
+        assert r["lc_correct"] + r["lc_wrong"] <= 1.0 + 1e-9
     won = rows["west_of_n"]
     assert won["best_of_n"] == won["worst_of_n"] == won["gold_gap_share"] == 1.0
     assert rows["random"]["d_best_of_n"] == 0.0 and rows["dts"]["d_rm_accuracy"] is not None
@@ -103,6 +107,7 @@ def test_once_regime_every_field_present_and_sane(pool_path, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "report.md").read_text()
     assert "| delta (no call) |" in report and "% of West-of-N gap" in report
+    assert "length-controlled gold" in report and report.count("| delta (no call) |") == 2
 
 
 def test_second_run_embeds_nothing(pool_path, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from aeuf.bench.data import select_responses
 from aeuf.bench.heuristics import baseline_pairs, delta_pairs, length_pairs, model_size
-from aeuf.bench.quality import dataset_quality, exported_comparisons
+from aeuf.bench.quality import dataset_quality, exported_comparisons, lc_gold
 from aeuf.errors import ConfigError
 from aeuf.types import Labelled, ResponsePool
 
@@ -111,3 +111,45 @@ def test_select_responses_by_model_and_count():
         select_responses(pl, ("zz",))
     with pytest.raises(ConfigError, match="num_responses 3"):
         select_responses(pl, ("a", "b"), 3)
+
+
+def _lc_pool(seed=0, P=300, R=8):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(50, 3000, size=(P, R))
+    z = np.log1p(lengths)
+    return rng, lengths, (z - z.mean()) / z.std()
+
+
+def _within(a):
+    return (a - a.mean(axis=1, keepdims=True)).ravel()
+
+
+def test_lc_gold_removes_a_pure_length_gold():
+    _, lengths, z = _lc_pool()
+    lc = lc_gold(3.0 * z + 0.5, lengths)
+    assert np.ptp(lc, axis=1).max() < 1e-6  # nothing left to rank within a prompt
+
+
+def test_lc_gold_keeps_a_real_signal_and_drops_length():
+    rng, lengths, z = _lc_pool(1)
+    u = rng.normal(size=z.shape)
+    lc = lc_gold(u + 2.0 * z, lengths)
+    assert abs(np.corrcoef(_within(lc), _within(z))[0, 1]) < 1e-6
+    assert np.corrcoef(_within(lc), _within(u))[0, 1] > 0.99
+    # the ranking of a pair is decided by the signal, not the length
+    assert np.mean(np.sign(lc[:, 0] - lc[:, 1]) == np.sign(u[:, 0] - u[:, 1])) > 0.97
+
+
+def test_lc_gold_with_model_identity_keeps_a_strong_model_that_writes_long():
+    rng, _, _ = _lc_pool(2)
+    P, R = 300, 8
+    models = np.tile(np.array([f"m{r}" for r in range(R)], object), (P, 1))
+    quality = np.arange(R, dtype=np.float64)  # m7 best ...
+    lengths = np.exp(5.0 + 0.3 * quality + rng.normal(scale=0.5, size=(P, R))).astype(np.int64)
+    gold = quality[None, :] + 0.0 * lengths  # length itself has no effect
+    lc_m = lc_gold(gold, lengths, models)
+    lc_no = lc_gold(gold, lengths)
+    # with the model identity, length gets no credit and the models' order is kept
+    assert np.allclose(lc_m, gold, atol=1e-6)
+    # without it, the model's quality is read as length and partly removed
+    assert np.abs(lc_no - gold).max() > 0.1

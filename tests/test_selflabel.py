@@ -50,21 +50,45 @@ def calib(*groups) -> Calibration:
     return Calibration(conf, right)
 
 
-def test_threshold_is_the_lowest_accepted_by_fixed_sequence_testing():
-    cal = calib((0.97, 60, 60), (0.80, 40, 36), (0.60, 100, 60))
-    # 0.95: 60/60 -> LB 0.9513 passes; 96/100 -> LB 0.910 fails: the head labels 0.97 only
-    t95 = threshold(cal, 0.95, 0.05)
-    assert 0.80 < t95 <= 0.97
-    # 0.90: 96/100 passes (0.910); 156/200 -> 0.73 fails: the 0.80 group joins
-    t90 = threshold(cal, 0.90, 0.05)
-    assert 0.60 < t90 <= 0.80
-    assert threshold(calib((0.97, 58, 58), (0.6, 100, 100)), 0.95, 0.05) <= 0.6  # 158/158
-    assert threshold(calib((0.97, 58, 58), (0.6, 100, 50)), 0.95, 0.05) is None  # 58 too few
-    # the first failure ends the walk: one error at 0.965 stops it before the 0.9 group,
-    # although 159/160 (LB 0.971) would pass on its own
-    cut = threshold(calib((0.97, 59, 59), (0.965, 1, 0), (0.9, 100, 100)), 0.95, 0.05)
-    assert 0.965 < cut <= 0.97
+def test_start_pairs_is_where_that_many_errors_still_certify():
+    for target, delta in ((0.95, 0.05 / 3), (0.9, 0.05 / 3), (0.95, 0.05)):
+        assert selflabel.start_pairs(target, delta, 0) == min_pairs(target, delta)
+        for e in (2, 5):
+            n = selflabel.start_pairs(target, delta, e)
+            assert lower_bound(n - e, n, delta) >= target > lower_bound(n - 1 - e, n - 1, delta)
+    assert [selflabel.start_pairs(0.95, 0.05 / 3, e) for e in selflabel.TOLERANCES] == [80, 153, 243]
+
+
+def test_threshold_is_the_lowest_accepted_by_any_walk():
+    # walk 0 (delta/3, from 80 pairs): 80/80 -> LB 0.9503 passes; 116/120 fails;
+    # walks 1 and 2 start at 153 and 243 pairs: 176/220 fails, 220 < 243 is never tested
+    cal = calib((0.97, 80, 80), (0.80, 40, 36), (0.60, 100, 60))
+    assert 0.80 < threshold(cal, 0.95, 0.05) <= 0.97
+    # 0.90: walk 0 starts at 39 pairs: 80/80 and 116/120 pass (LB 0.92), 176/220 fails
+    assert 0.60 < threshold(cal, 0.90, 0.05) <= 0.80
+    assert threshold(calib((0.97, 79, 79), (0.6, 100, 50)), 0.95, 0.05) is None  # 79 too few
     assert threshold(Calibration.empty(), 0.9, 0.05) is None
+
+
+def test_a_few_errors_among_the_most_confident_no_longer_end_every_walk():
+    # 2 wrong among the 60 most confident: a single walk from 59 pairs fails there
+    # (58/60, LB 0.90) and self-labels nothing; walk 1 first tests 153+ pairs: 198/200
+    cal = calib((0.99, 60, 58), (0.97, 140, 140))
+    assert threshold(cal, 0.95, 0.05) <= 0.97  # every pair is at 0.97 or above
+    # and a walk still stops at its first failure: 5 more errors at 0.97 sink every walk
+    assert threshold(calib((0.99, 60, 58), (0.97, 140, 135)), 0.95, 0.05) is None
+
+
+def test_the_guarantee_holds_for_a_head_just_below_the_target():
+    # a head right on 0.945 of its pairs at every confidence: any accepted threshold is a
+    # false claim of 0.95, which the bound may make with probability at most delta = 0.1
+    # (the three walks each at delta, without the Bonferroni split, make it on 0.11)
+    rng = np.random.default_rng(0)
+    false = 0
+    for _ in range(300):
+        conf = rng.choice(np.linspace(0.55, 0.999, 12), size=400)
+        false += threshold(Calibration(conf, rng.random(400) < 0.945), 0.95, 0.1) is not None
+    assert false / 300 <= 0.1
 
 
 def test_decide_keeps_the_check_slice_and_pair_prob_reads_the_samples():

@@ -3,7 +3,8 @@
 Pure: the Labelled records a run exports (aeuf.types.Labelled: prompt index, shown slots,
 chosen/rejected positions, tie) and the gold utilities f64[P, R] of the pool they index.
 "A gold-best response" is one whose gold equals the prompt's maximum (gold ties count);
-likewise a gold-worst one.
+likewise a gold-worst one. `lc_gold` is the length-controlled gold every quality number is
+also computed against (AlpacaEval's length-controlled win rate, Dubois et al. 2024).
 """
 
 from __future__ import annotations
@@ -49,6 +50,38 @@ def dataset_quality(labelled: list[Labelled], gold: np.ndarray, *, shown: int,
     return {**out, "best_of_n": sum(firsts.values()) / P, "worst_of_n": float(np.mean(r <= worst)),
             "correct": float(np.mean(c > r)), "wrong": float(np.mean(c < r)),
             "gold_gap": float(np.mean(c - r)), "gold_gap_per_prompt": float(np.sum(c - r) / P)}
+
+
+def lc_gold(gold: np.ndarray, lengths: np.ndarray, models: np.ndarray | None = None
+            ) -> np.ndarray:
+    """The length-controlled gold f64[P, R]: gold minus the effect of the standardised
+    log-length, as AlpacaEval's length-controlled win rate removes it.
+
+    z = log(1 + characters), standardised over every response. Pairs only compare
+    responses of one prompt, so the regression is on within-prompt differences: least
+    squares of the prompt-centred gold on the prompt-centred z (and, when `models` names
+    more than one model, the prompt-centred model one-hot, so a strong model that also
+    writes long is not read as length), which is the least-squares fit of every pair's gold
+    difference on its z difference. The length coefficient beta is then removed,
+    lc = gold - beta * z, and the model effect kept (AlpacaEval keeps the model term and
+    zeroes the length term). A pool whose gold is pure length gets an lc gold constant
+    within each prompt (every pair a tie); a signal unrelated to length is kept.
+    lc is rounded to 9 decimals so that equal values tie exactly.
+    """
+    gold = np.asarray(gold, np.float64)
+    z = np.log1p(np.asarray(lengths, np.float64))
+    sd = z.std()
+    z = (z - z.mean()) / (sd if sd > 0 else 1.0)
+    cols = [z]
+    if models is not None:
+        names = np.asarray(models).astype(str)
+        kinds = np.unique(names)
+        if kinds.size > 1:
+            cols += [(names == k).astype(np.float64) for k in kinds[1:]]
+    centre = lambda a: (a - a.mean(axis=1, keepdims=True)).ravel()  # noqa: E731
+    x = np.stack([centre(c) for c in cols], axis=1)
+    coef = np.linalg.lstsq(x, centre(gold), rcond=None)[0]
+    return np.round(gold - coef[0] * z, 9)
 
 
 def pair_gold(decided: list[Labelled], gold: np.ndarray):

@@ -42,6 +42,34 @@ def _once_row(r: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+LC_HEADER = ("| rule | chosen is best | rejected is worst | chosen better | chosen worse | "
+             "gold gap | % of West-of-N gap | gap per prompt, % of WoN | Δ chosen is best vs "
+             "random | length alone: chosen is best | length alone: % of WoN gap |\n"
+             "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _lc_row(r: dict) -> str:
+    cells = [r["rule"] if r["kind"] == "rule" else f"{r['rule']} (no call)",
+             _pm(r, "lc_best_of_n"), _pm(r, "lc_worst_of_n"), _pm(r, "lc_correct"),
+             _pm(r, "lc_wrong"), _pm(r, "lc_gold_gap", digits=2),
+             _pm(r, "lc_gold_gap_share", 100, 0), _pm(r, "lc_gold_gap_per_prompt_share", 100, 0),
+             "—" if r["rule"] == "random" else _pm(r, "d_lc_best_of_n", sign=True),
+             _pm(r, "lcl_best_of_n"), _pm(r, "lcl_gold_gap_share", 100, 0)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _lc_table(rows: list[dict]) -> list[str]:
+    """The quality columns again against the length-controlled gold (none if absent)."""
+    if not any(r.get("lc_best_of_n") is not None for r in rows):
+        return []
+    return ["", "The same pairs against the **length-controlled gold** (the gold with the effect "
+            "of the standardised log-length regressed out within prompts, the model identity in the "
+            "regression and kept, as AlpacaEval's length-controlled win rate does; a rule that "
+            "has only learned \"longer wins\" loses its edge here). The last two columns: "
+            "against the gold with length alone regressed out (the models' length goes too):",
+            "", LC_HEADER] + [_lc_row(r) for r in rows]
+
+
 BUDGET_HEADER = ("| rule | final acc | Δ acc vs random | AUC (acc) | Δ AUC vs random | labels "
                  "saved [95% band] | test LL | regret | beats length? | calls | s/run |\n"
                  "|---|---|---|---|---|---|---|---|---|---|---|")
@@ -106,6 +134,7 @@ def markdown(summary: dict) -> str:
         lines += ["", f"**{mode} labels, head `{head}`**, {rows[0]['seeds']} seeds, {what}", "",
                   ONCE_HEADER if once else BUDGET_HEADER]
         lines += [_once_row(r) if once else _budget_row(r) for r in rows]
+        lines += _lc_table(rows) if once else []
     lines += agreement.markdown_lines(summary)
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,7 @@ from aeuf.bench.metrics import (
     held_out_pairs,
     pair_accuracy,
 )
-from aeuf.bench.quality import exported_comparisons
+from aeuf.bench.quality import exported_comparisons, lc_gold
 from aeuf.bench.simulate import (
     BenchConfig,
     Curve,
@@ -57,7 +57,10 @@ class Results(NamedTuple):
     """curves[mode][head][rule] = [Curve per seed] (the `once` regime adds each no-call
     baseline under its name); baselines[name] = Evaluation (budget regime; log-lik None
     where the baseline gives no probabilities); ceilings[head][feature set] = Evaluation
-    (budget regime); split: sizes; regime; gold: f64[P', R] of the pool prompts."""
+    (budget regime); split: sizes; regime; gold: f64[P', R] of the pool prompts; lc_gold:
+    its length-controlled versions (aeuf.bench.quality.lc_gold; the once regime): name ->
+    f64[P', R], "lc" with the model identity in the regression where known (AlpacaEval's),
+    "lcl" with length alone (every length signal removed, the models' too)."""
 
     curves: dict
     baselines: dict
@@ -65,6 +68,7 @@ class Results(NamedTuple):
     split: dict
     regime: str = "budget"
     gold: np.ndarray | None = None
+    lc_gold: dict | None = None
 
 
 def make_task(data: BenchData, features: np.ndarray, pairs: HeldOutPairs | None, graph) -> Task:
@@ -120,7 +124,12 @@ def run_benchmark(data: BenchData, bench: BenchConfig, *,
                         on_run(mode, head, name, seed, c)
     split = {"pool_prompts": int(pool.size), "test_prompts": int(test.size),
              "test_pairs": 0 if pairs is None else int(pairs.prompt.size)}
-    if once or pairs is None:
+    if once:
+        models = None if data.pool.models is None else data.pool.models[pool]
+        lc = {"lc": lc_gold(gold[pool], data.lengths[pool], models),
+              "lcl": lc_gold(gold[pool], data.lengths[pool])}
+        return Results(curves, {}, {}, split, bench.regime, gold[pool], lc)
+    if pairs is None:
         return Results(curves, {}, {}, split, bench.regime, gold[pool])
     return Results(curves, baselines(data.lengths[test], gold[test], pairs),
                    ceilings(data, bench, pairs, graph), split, bench.regime, gold[pool])

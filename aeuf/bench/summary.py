@@ -64,6 +64,17 @@ ONCE_MEANS = {
     "d_gold_gap_per_prompt": "gold_gap_per_prompt minus random's (paired by seed)",
     "d_rm_accuracy": "rm_accuracy minus random's (paired by seed)",
 }
+LC = ("best_of_n", "worst_of_n", "correct", "wrong", "gold_gap", "gold_gap_per_prompt",
+      "gold_gap_share", "gold_gap_per_prompt_share", "d_best_of_n", "d_gold_gap_per_prompt")
+LC_NOTE = {"lc": " -- against the length-controlled gold (the gold with the effect of the "
+                 "standardised log-length regressed out within prompts, the model identity in the "
+                 "regression and kept, as AlpacaEval's LC win rate; aeuf.bench.quality.lc_gold)",
+           "lcl": " -- against the gold with every length signal regressed out (length alone "
+                  "in the regression, so the part of the models' quality that goes with "
+                  "writing long is removed too)"}
+for _v, _note in LC_NOTE.items():
+    ONCE_MEANS.update({(f"d_{_v}_{k[2:]}" if k.startswith("d_") else f"{_v}_{k}"):
+                       ONCE_MEANS[k] + _note for k in LC})
 
 BUDGET_MEANS = {
     "final_accuracy": "held-out pair accuracy of the head after the last round",
@@ -139,11 +150,16 @@ def _paired(row: dict, name: str, mine: list, ref: list | None) -> None:
     row[f"d_{name}_se"] = None if se is None or len(mine) < 2 else round(se, 6)
 
 
-def once_runs(curves: list, gold) -> list[dict]:
-    """Per seed: the quality numbers and the reward model's of one rule's runs."""
+def once_runs(curves: list, gold, lc: dict | None = None) -> list[dict]:
+    """Per seed: the quality numbers and the reward model's of one rule's runs; with `lc`
+    (name -> a length-controlled gold) each gold number again as <name>_<number>."""
     out = []
     for c in curves:
         q = dataset_quality(c.labelled, gold, shown=c.shown, tokens=c.tokens)
+        for v, g in (lc or {}).items():
+            q.update({f"{v}_{k}": x for k, x in
+                      dataset_quality(c.labelled, g, shown=c.shown, tokens=c.tokens).items()
+                      if k in LC})
         rm = c.rm._asdict() if c.rm is not None else dict.fromkeys(Evaluation._fields)
         q.update({f"rm_{k}": v for k, v in rm.items()})
         q["rm_pairs"] = sum(not x.tie for x in c.labelled)
@@ -158,14 +174,15 @@ def once_row(runs: list[dict], won: list[dict] | None, ref: list[dict] | None) -
     for name in ONCE_MEANS:
         if name.startswith("d_"):
             base = name[2:]
-            _paired(row, base, [r[base] for r in runs], None if ref is None else [r[base] for r in ref])
+            _paired(row, base, [r.get(base) for r in runs],
+                    None if ref is None else [r.get(base) for r in ref])
         elif name.endswith("_share"):
             base = name[: -len("_share")]
-            vals = [None if w is None or not w[base] or r[base] is None else r[base] / w[base]
+            vals = [None if w is None or not w.get(base) or r.get(base) is None else r[base] / w[base]
                     for r, w in zip(runs, won or [None] * len(runs))]
             _put(row, name, vals)
         else:
-            _put(row, name, [r[name] for r in runs])
+            _put(row, name, [r.get(name) for r in runs])
     return row
 
 
@@ -220,7 +237,8 @@ def summarise(results: Results, config: dict, bench) -> dict:
     length = results.baselines.get("length")
     for mode, heads in results.curves.items():
         for head, rules in heads.items():
-            per = {r: once_runs(c, results.gold) for r, c in rules.items()} if once else {}
+            per = ({r: once_runs(c, results.gold, results.lc_gold) for r, c in rules.items()}
+                   if once else {})
             for rule, curves in rules.items():
                 key = {"regime": results.regime, "label_mode": mode, "head": head, "rule": rule,
                        "kind": "rule" if rule in bench.rules else "baseline", "seeds": len(curves)}
