@@ -21,6 +21,7 @@ from aeuf.oracle.judge import estimate_cost, make_spec, plan_requests
 from aeuf.run.ledger import Ledger
 from aeuf.types import Judgement
 
+
 class JudgePlan(NamedTuple):
     """What `aeuf judge --dry_run` would do: requests still unanswered and their cost cap."""
 
