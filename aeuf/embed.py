@@ -136,20 +136,33 @@ def standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     return compose([x], rows)
 
 
+def equal_groups(dims: list[int]) -> list[float]:
+    """Per-block weights giving each block the same total variance, D / (number of blocks):
+    the 11 stats columns weigh as much as the 384 MiniLM ones together."""
+    total = float(sum(dims))
+    return [float(np.sqrt(total / (len(dims) * d))) for d in dims]
+
+
+# --group_scale: name -> weights per block from the blocks' widths
+GROUP_SCALES = {"none": lambda dims: [1.0] * len(dims), "equal": equal_groups}
+
+
 def compose(blocks: list[np.ndarray], rows: np.ndarray | None = None, *,
-            dtype=np.float32) -> np.ndarray:
-    """Standardise each [N, d_i] block (statistics of `rows`, default all) and concatenate:
-    -> [N, sum d_i] of `dtype` (float16 halves a large pool's memory). Written chunk by chunk
-    into one array: the only full-size allocation is the result."""
+            dtype=np.float32, weights: list[float] | None = None) -> np.ndarray:
+    """Standardise each [N, d_i] block (statistics of `rows`, default all), times its weight
+    (default 1; GROUP_SCALES), and concatenate: -> [N, sum d_i] of `dtype` (float16 halves a
+    large pool's memory). Written chunk by chunk into one array: the only full-size
+    allocation is the result."""
     n = {b.shape[0] for b in blocks}
     if len(n) != 1:
         raise ValueError(f"feature blocks disagree on the number of rows: {sorted(n)}")
     stats = [column_stats(b, rows) for b in blocks]
     dims = np.cumsum([0] + [b.shape[1] for b in blocks])
+    weights = [1.0] * len(blocks) if weights is None else weights
     out = np.empty((n.pop(), int(dims[-1])), dtype)
-    for b, (mean, std), lo, hi in zip(blocks, stats, dims[:-1], dims[1:]):
+    for b, (mean, std), lo, hi, w in zip(blocks, stats, dims[:-1], dims[1:], weights):
         shift = mean.astype(np.float32)
-        scale = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        scale = (np.where(std > 1e-6, std, 1.0) / w).astype(np.float32)
         for start in range(0, b.shape[0], ROWS_PER_CHUNK):
             part = np.asarray(b[start:start + ROWS_PER_CHUNK], np.float32)
             out[start:start + ROWS_PER_CHUNK, lo:hi] = (part - shift) / scale

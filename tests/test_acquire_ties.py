@@ -57,7 +57,7 @@ def test_tie_aware_dts_does_not_pay_for_a_predicted_tie():
     b = belief_from_samples(np.repeat(hyp[:, None, :], 200, axis=1))
     plain = make_rule(AcquireConfig(rule="dts")).select(b, None, key=0, k=2)
     assert (np.sort(plain.idx, 1) == [0, 1]).all()
-    aware = make_rule(AcquireConfig(rule="dts", tie_margin=0.5)).select(b, None, key=0, k=2)
+    aware = make_rule(AcquireConfig(rule="dts", tie_margin=0.5, rating_step=1.0)).select(b, None, key=0, k=2)
     assert set(aware.idx[:, 0]) <= {0, 1} and (aware.idx[:, 1] == 2).all()
     assert (tie_probability_of(b.mean[:, 0] - b.mean[:, 1], b.pair_var[:, 0, 1], 1.0) > 0.5).all()
     # with a fine rating scale (step 0.01) 0 and 1 are no longer a predicted tie
@@ -72,7 +72,8 @@ def test_tie_aware_is_the_rule_with_the_tie_mask_and_a_discounted_score(name):
                             embed=rng.normal(size=(60, 6, 4)))
     T = tie_probability(b.mean, b.pair_var, 1.0)
     inner = make_rule(AcquireConfig(rule=name)).select(b, None, key=3, k=2, valid=T <= 0.4)
-    aware = make_rule(AcquireConfig(rule=name, tie_margin=0.4)).select(b, None, key=3, k=2)
+    aware = make_rule(AcquireConfig(rule=name, tie_margin=0.4, rating_step=1.0)).select(
+        b, None, key=3, k=2)
     np.testing.assert_array_equal(aware.idx, inner.idx)
     rows = np.arange(60)
     p = T[rows, inner.idx[:, 0], inner.idx[:, 1]]
@@ -82,6 +83,8 @@ def test_tie_aware_is_the_rule_with_the_tie_mask_and_a_discounted_score(name):
 def test_tie_aware_settings_are_checked_and_model_free_rules_are_left_alone():
     with pytest.raises(ConfigError, match="--tie_margin"):
         make_rule(AcquireConfig(rule="dts", tie_margin=1.5))
+    with pytest.raises(ConfigError, match="--tie_margin"):
+        make_rule(AcquireConfig(rule="dts", tie_margin=1.5, rating_step=1.0))
     with pytest.raises(ConfigError, match="--rating_step"):
         make_rule(AcquireConfig(rule="dts", tie_margin=0.5, rating_step=0.0))
     from aeuf.acquire import simple
@@ -120,7 +123,7 @@ def test_every_belief_rule_chooses_its_first_pair_among_the_allowed_ones(name, R
 
 @pytest.mark.parametrize("name", sorted(RULES.names()))
 def test_every_rule_has_the_select_protocol_signature(name):
-    rule = make_rule(AcquireConfig(rule=name, tie_margin=0.5))
+    rule = make_rule(AcquireConfig(rule=name, tie_margin=0.5, rating_step=1.0))
     want = inspect.signature(SelectFn.__call__).parameters
     got = inspect.signature(rule.select).parameters
     assert list(got) == [p for p in want if p != "self"]
@@ -136,3 +139,58 @@ def test_protocol_annotations_resolve():
     hints = typing.get_type_hints(SelectFn.__call__, vars(base))
     assert set(hints) == {"belief", "features", "key", "k", "valid", "return"}
     assert typing.get_type_hints(base.Rule)["select"] is SelectFn
+
+
+def test_calibrated_step_matches_the_observed_tie_rate_and_grows_with_it():
+    from aeuf.acquire import calibrated_step
+    from aeuf.acquire.ties import tie_probability_of
+
+    rng = np.random.default_rng(4)
+    b = belief_from_samples(rng.normal(size=(16, 200, 5)) + 3 * rng.normal(size=(200, 5)))
+    prompt = np.arange(200)
+    a, c = np.zeros(200, int), np.ones(200, int)
+    steps = []
+    for share in (0.05, 0.2, 0.4):
+        tied = np.arange(200) < int(share * 200)
+        s = calibrated_step(b.mean, b.pair_var, prompt, a, c, tied)
+        m, v = b.mean[prompt, a] - b.mean[prompt, c], b.pair_var[prompt, a, c]
+        want = (tied.sum() + 0.5) / 201
+        assert tie_probability_of(m, v, s).mean() == pytest.approx(want, rel=1e-4)
+        steps.append(s)
+    assert steps[0] < steps[1] < steps[2]
+    # no tie yet: still a (small) positive step; no usable belief: NaN
+    assert 0 < calibrated_step(b.mean, b.pair_var, prompt, a, c, np.zeros(200, bool)) < steps[0]
+    nan = np.full_like(b.mean, np.nan)
+    assert np.isnan(calibrated_step(nan, b.pair_var, prompt, a, c, np.zeros(200, bool)))
+
+
+def test_a_run_with_the_step_read_off_the_labels_pays_for_fewer_ties():
+    """Through the round engine: three of five responses per prompt are equally good (same
+    features, same gold), so a rule after the best pays for ties; with --tie_margin and no
+    --rating_step the engine calibrates the step on the ties it saw and avoids them."""
+    import dataclasses
+
+    from pools import synthetic_pool
+
+    from aeuf.bench.metrics import held_out_pairs
+    from aeuf.bench.simulate import BenchConfig, Task, run_config, simulate, split_prompts
+    from aeuf.config import HeadConfig, LoopConfig
+
+    rng = np.random.default_rng(0)
+    n, r = 80, 5
+    x = rng.normal(size=(n, r, 4)).astype(np.float32)
+    x[:, 1] = x[:, 2] = x[:, 0] = x[:, 0] + np.array([3.0, 0, 0, 0], np.float32)
+    gold = np.round(x[..., 0].astype(np.float64))
+    pool, test = split_prompts(n, 0.25, 0)
+    task = Task(synthetic_pool(gold).take(pool), x[pool], x[pool].mean(1), x[test],
+                gold[test], held_out_pairs(gold[test]))
+    bench = BenchConfig(seeds=1, head=HeadConfig(), regime="once",
+                        loop=LoopConfig(batch_size=15, initial_rule="random"))
+
+    def ties(**acq):
+        b = dataclasses.replace(bench, acquire=AcquireConfig(**acq))
+        c = simulate(task, run_config(b, "dts", "bll", 0, "deterministic"), curve=False)
+        return sum(x.tie for x in c.labelled if x.round > 0)
+
+    plain, aware = ties(), ties(tie_margin=0.5, rating_step=None)
+    assert plain >= 10 and aware <= plain / 3

@@ -82,3 +82,15 @@ def test_empty_responses_give_finite_features_and_do_not_end_cleanly():
     v = embed.PARTS.get("minilm").encode(embed.pool_texts(pool), FeatureConfig())
     assert np.isfinite(v).all() and (np.linalg.norm(v, axis=1) > 0.5).all()
     assert not np.allclose(v[0], v[1])
+
+
+def test_equal_group_scale_gives_each_part_the_same_total_weight():
+    rng = np.random.default_rng(0)
+    wide, narrow = rng.normal(size=(50, 40)), rng.normal(size=(50, 2)) * 7 + 3
+    w = embed.GROUP_SCALES["equal"]([40, 2])
+    x = embed.compose([wide, narrow], weights=w)
+    var = x.var(axis=0)
+    assert var[:40].sum() == pytest.approx(21.0, rel=1e-4)  # D / parts = 42 / 2 each
+    assert var[40:].sum() == pytest.approx(21.0, rel=1e-4)
+    np.testing.assert_allclose(embed.compose([wide, narrow], weights=embed.GROUP_SCALES["none"]([40, 2])),
+                               embed.compose([wide, narrow]))

@@ -278,3 +278,18 @@ def test_reward_model_flags_without_their_oracle_are_refused():
     assert "needs --reward_model" in ineffective(_config(name="reward_model"), "reward_model")
     assert ineffective(_config(name="reward_model", rm=rm, label_mode="soft"),
                        "reward_model") is None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("conv", ["chat", "pair"])
+def test_on_a_gpu_scores_match_the_cpu_within_bfloat16(models, conv):
+    """On a GPU the reward model runs in bfloat16: its scores follow the CPU's float32 ones."""
+    import torch
+
+    from aeuf.backends import hf_models
+
+    cpu = np.stack([direct(models[conv], conv, p, r) for p, r in zip(PROMPTS, RESPONSES)])
+    reward_model.load.cache_clear()
+    assert hf_models.device() == "cuda" and torch.cuda.is_available()
+    gpu = reward_model.run(PROMPTS, RESPONSES, models[conv], batch_size=2)
+    np.testing.assert_allclose(gpu, cpu, rtol=0.05, atol=0.05)

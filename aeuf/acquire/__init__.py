@@ -22,6 +22,8 @@ Rules (RULES registry, formulas in docs/algorithms.md and each rule's docstring)
         window [q - eps, q + eps] of the gaps UCB_i - LCB_j), maxminlcb, infomax, infomax_bald
     design on last-layer features z = e_i - e_j: doptimal (max z^T z / lambda), doptimal_past
         (max z^T A^-1 z, A = the head's precision, updated greedily within the batch)
+    for a reward model (--goal rm): rm_mix (a random pair on a cfg.mix_random share of the
+        prompts, the BALD pair on the rest; goals.py)
     tie-aware choice (cfg.tie_margin): a wrapper around any belief rule that drops pairs the
         head predicts to get the same rating on a scale of step cfg.rating_step (ties.py)
 Randomness comes only from `key` (a JAX PRNG key or an int): the same key gives the same choice.
@@ -29,12 +31,12 @@ Randomness comes only from `key` (a JAX PRNG key or an int): the same key gives 
 
 from __future__ import annotations
 
-from aeuf.acquire import aepo, design, simple, thompson, uncertainty  # noqa: F401  (register)
+from aeuf.acquire import aepo, design, goals, simple, thompson, ties, uncertainty  # noqa: F401
 from aeuf.acquire.base import RULES, NumShownFn, Rule, RuleFactory, SelectFn
 from aeuf.acquire.design import DesignBatch, doptimal_batch
 from aeuf.acquire.pairing import PAIRINGS, pick_pair
 from aeuf.acquire.prompts import KnnGraph, knn_graph, select_prompts
-from aeuf.acquire.ties import tie_aware, tie_probability
+from aeuf.acquire.ties import calibrated_step, tie_aware, tie_probability
 from aeuf.config import AcquireConfig
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "make_rule",
     "pick_pair",
     "select_prompts",
+    "calibrated_step",
     "tie_aware",
     "tie_probability",
 ]
@@ -59,6 +62,10 @@ __all__ = [
 def make_rule(cfg: AcquireConfig, name: str | None = None) -> Rule:
     """The rule `name` (default cfg.rule; ConfigError listing the valid names if unknown)
     with the hyperparameters of `cfg`, tie-aware when cfg.tie_margin is set and the rule
-    uses a belief."""
+    uses a belief (with cfg.rating_step None, the step calibrated on the labels, the round
+    engine wraps it each round instead)."""
     rule = RULES.get(name or cfg.rule)(cfg)
-    return tie_aware(rule, cfg) if cfg.tie_margin is not None and rule.needs_belief else rule
+    if cfg.tie_margin is not None:
+        ties.check(cfg)
+    aware = cfg.tie_margin is not None and cfg.rating_step is not None and rule.needs_belief
+    return tie_aware(rule, cfg) if aware else rule

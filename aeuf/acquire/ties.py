@@ -17,6 +17,10 @@ tie_aware(rule, cfg) passes valid = (P_tie <= cfg.tie_margin) to the rule, so it
 one the head does not expect to tie (a prompt whose every pair would tie is left unconstrained),
 and multiplies the rule's score by 1 - P_tie of that pair: the expected value of a call that
 does not end in a tie, which sends tie-prone prompts down BAL-PM's ranking.
+
+The step can be read off the labels instead of given (cfg.rating_step None): calibrated_step
+finds the s at which the head's predicted tie rate on the pairs judged so far matches the
+observed one; the round engine then wraps the rule with that step each round.
 """
 
 from __future__ import annotations
@@ -68,13 +72,22 @@ def tie_mask(
     return tie_probability(mean, pair_var, step) <= margin
 
 
+def check(cfg: AcquireConfig) -> None:
+    """ConfigError unless --tie_margin is in [0, 1] and --rating_step is None or > 0."""
+    margin, step = cfg.tie_margin, cfg.rating_step
+    if margin is None or not 0.0 <= margin <= 1.0 or not (step is None or step > 0):
+        raise ConfigError(f"--tie_margin {margin} must be in [0, 1] and --rating_step {step} > 0")
+
+
 def tie_aware(rule: Rule, cfg: AcquireConfig) -> Rule:
     """`rule` choosing its first pair among pairs with P_tie <= cfg.tie_margin on a rating
     scale of step cfg.rating_step; score times 1 - P_tie of that pair. Without a belief (a
     model-free rule's first round) the rule runs unchanged."""
+    check(cfg)
     margin, step = cfg.tie_margin, cfg.rating_step
-    if margin is None or not 0.0 <= margin <= 1.0 or not step > 0:
-        raise ConfigError(f"--tie_margin {margin} must be in [0, 1] and --rating_step {step} > 0")
+    if step is None:
+        raise ConfigError("tie-aware choice needs a --rating_step (the round engine reads "
+                          "one off the labels when none is given)")
 
     def select(belief, features, *, key, k, valid=None) -> Choice:
         if belief is None:
@@ -87,3 +100,30 @@ def tie_aware(rule: Rule, cfg: AcquireConfig) -> Rule:
         return make_choice(c.idx, c.score * (1.0 - np.nan_to_num(p, nan=0.0)))
 
     return rule._replace(select=select)
+
+
+def calibrated_step(
+    mean: Float[np.ndarray, "P R"], pair_var: Float[np.ndarray, "P R R"], prompt, a, b,
+    tied: Bool[np.ndarray, " M"], *, iters: int = 60,
+) -> float:
+    """The rating step s at which the head's mean predicted P_tie over the judged pairs
+    (prompt, a, b: int [M]) equals their observed tie rate, smoothed as (ties + 0.5) / (M + 1)
+    so that a run without a tie yet still gets a small step: the judge's rating resolution in
+    the head's reward units, read off the labels. Bisection on log s (P_tie grows with s).
+    NaN beliefs are left out; no usable pair -> NaN."""
+    m = np.asarray(mean, np.float64)[prompt, a] - np.asarray(mean, np.float64)[prompt, b]
+    v = np.asarray(pair_var, np.float64)[prompt, a, b]
+    ok = np.isfinite(m) & np.isfinite(v)
+    if not ok.any():
+        return float("nan")
+    m, v, tied = m[ok], v[ok], np.asarray(tied, bool)[ok]
+    target = (tied.sum() + 0.5) / (tied.size + 1.0)
+    scale = float(np.median(np.abs(m) + np.sqrt(np.maximum(v, 0.0)))) or 1.0
+    lo, hi = np.log(scale * 1e-4), np.log(scale * 1e4)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if tie_probability_of(m, v, float(np.exp(mid))).mean() < target:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aeuf.bench import plots
+from aeuf.bench import agreement, plots
 from aeuf.bench.summary import summarise
 
 __all__ = ["markdown", "summarise", "write_report"]
@@ -135,6 +135,7 @@ def markdown(summary: dict) -> str:
                   ONCE_HEADER if once else BUDGET_HEADER]
         lines += [_once_row(r) if once else _budget_row(r) for r in rows]
         lines += _lc_table(rows) if once else []
+    lines += agreement.markdown_lines(summary)
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from aeuf.bench.agreement import round_record
 from aeuf.bench.metrics import Evaluation, HeldOutPairs, evaluate
 from aeuf.config import (
     AcquireConfig,
@@ -36,7 +37,7 @@ from aeuf.config import (
 )
 from aeuf.errors import ConfigError
 from aeuf.oracle import make_oracle
-from aeuf.run.round import engine
+from aeuf.run.round import engine, signals
 from aeuf.run.round.types import Context, Keys, Plan, Purpose, State
 from aeuf.types import Comparisons, ResponsePool
 
@@ -127,7 +128,9 @@ class Curve(NamedTuple):
     each round chose; labelled: the Labelled records (what the main command exports);
     tokens: judge input tokens, estimated as (prompt + response characters) / 4 per shown
     response; passes: passes over the pool completed; rm: the Evaluation of a fresh head
-    trained on the exported pairs (`once` regime with held-out prompts, else None).
+    trained on the exported pairs (`once` regime with held-out prompts, else None);
+    agreement: per round, the head's agreement with the oracle and the cheap signals'
+    (aeuf.bench.agreement.round_record).
     """
 
     labels: np.ndarray
@@ -143,6 +146,7 @@ class Curve(NamedTuple):
     tokens: float = 0.0
     passes: int = 0
     rm: Evaluation | None = None
+    agreement: tuple = ()
 
 
 def split_prompts(num_prompts: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,11 +188,12 @@ def simulate(task: Task, cfg: RunConfig, *, curve: bool = True) -> Curve:
     Without it, a run whose rules are all model-free skips the refits: they change no choice
     (only the uncertainty the main command records beside each plan)."""
     ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph,
-                              usable=np.isfinite(task.pool.gold))
+                              usable=np.isfinite(task.pool.gold),
+                              signals=signals.of_pool(task.pool, task.features))
     judge = replay_judge(cfg.oracle)
     state = engine.initial_state(task.features.shape[0])
     fit = curve or any(r.needs_belief for r in ctx.rules.values())
-    points, plans, labelled, fit_s, select_s = [], [], [], 0.0, 0.0
+    points, plans, labelled, fit_s, select_s, agree = [], [], [], 0.0, 0.0, []
     for t, size in enumerate(engine.sizes_of(ctx)):
         t0 = time.perf_counter()
         state, plan, outcome = engine.play(ctx, task.pool, state, t, size, judge, "replay")
@@ -197,11 +202,13 @@ def simulate(task: Task, cfg: RunConfig, *, curve: bool = True) -> Curve:
         select_s, fit_s = select_s + (t1 - t0), fit_s + (time.perf_counter() - t1)
         plans.append(plan)
         labelled += outcome.labelled
+        agree.append(round_record(outcome))
         if curve and task.pairs is not None:
             points.append((state.comps.size, *evaluate_state(ctx, state, task, t)))
     cols = [np.asarray(c) for c in zip(*points)] if points else [np.zeros(0)] * 4
     return Curve(*cols, fit_s, select_s, int(sum(p.slots.size for p in plans)), state.comps,
-                 plans, labelled, judge_tokens(task.pool, plans), state.passes)
+                 plans, labelled, judge_tokens(task.pool, plans), state.passes,
+                 agreement=tuple(agree))
 
 
 def judge_tokens(pool: ResponsePool, plans: list[Plan]) -> float:

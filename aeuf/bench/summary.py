@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from aeuf.bench import agreement
 from aeuf.bench.metrics import (
     Evaluation,
     area_under_curve,
@@ -31,6 +32,9 @@ ROW_KEYS = {
     "rule": "acquisition rule, or a no-call baseline (length, delta)",
     "kind": "rule (oracle calls through the round engine) or baseline (no call)",
     "seeds": "seeds averaged",
+    "agreement_rounds": "per round, means over seeds: the head's agreement with the oracle "
+                        "before the labels, each cheap signal's (length, model, centrality) "
+                        "on the same pairs, and the best signal (null: no round had a head)",
 }
 
 ONCE_MEANS = {
@@ -241,6 +245,7 @@ def summarise(results: Results, config: dict, bench) -> dict:
                 fields = (once_row(per[rule], per.get("west_of_n"), per.get("random")) if once
                           else budget_row(curves, rules.get("random"),
                                           None if length is None else length.accuracy, bench))
+                fields["agreement_rounds"] = agreement.rounds([list(c.agreement) for c in curves])
                 rows.append({**key, **fields})
     for name, e in results.baselines.items():
         reference.append(_eval("baseline", name, None, e))

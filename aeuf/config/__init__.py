@@ -71,6 +71,10 @@ class FeatureConfig:
                              "(half the memory; heads still compute in float32) or auto "
                              "(float16 from 2^30 values, about 4 GB in float32)",
                      flag="feature_dtype", choices=("auto", "float32", "float16"))
+    group_scale: str = opt("none", "weight of each feature part after standardising: none "
+                                   "(every column alike) or equal (each part the same total "
+                                   "weight, so 11 stats columns count as much as 384 MiniLM "
+                                   "ones)", choices=("none", "equal"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,11 +123,21 @@ class HeadConfig:
         at_least(self, 0, "learning_rate", "prior_precision", strict=True)
 
 
+# --goal -> the rule it selects when --rule is not given (evidence: BENCHMARKS.md, "Win where
+# it is measured"); aeuf.acquire holds the rules themselves.
+GOAL_RULES = {"dpo": "dts", "rm": "rm_mix"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class AcquireConfig:
-    rule: str = opt("dts", "acquisition rule (dts, drts, infogain, deltaucb, deltaquantile, "
-                           "maxminlcb, infomax, infomax_bald, doptimal, doptimal_past, random, "
-                           "ultrafeedback, west_of_n, aepo)")
+    goal: str = opt("dpo", "what the pairs are for: dpo (clean pairs with a large quality "
+                           "gap, for DPO-style training) or rm (pairs across the ranking that "
+                           "teach a reward model); sets --rule unless it is given",
+                    choices=tuple(GOAL_RULES))
+    rule: str | None = opt(None, "acquisition rule (dts, drts, infogain, deltaucb, "
+                                 "deltaquantile, maxminlcb, infomax, infomax_bald, rm_mix, "
+                                 "doptimal, doptimal_past, random, ultrafeedback, west_of_n, "
+                                 "aepo); default: the --goal's")
     num_annotations: int = opt(2, "responses per prompt sent to the oracle (2 = a pair)")
     beta: float = opt(1.0, "UCB/LCB width")
     quantile: float = opt(0.05, "deltaquantile: centre of the rank window, as a fraction of a "
@@ -139,8 +153,13 @@ class AcquireConfig:
     tie_margin: float | None = opt(None, "tie-aware choice: skip pairs the head predicts to "
                                          "get the same rating with probability above this "
                                          "(e.g. 0.5); none: off")
-    rating_step: float = opt(1.0, "tie-aware choice: one step of the judge's rating scale, "
-                                  "in reward units")
+    rating_step: float | None = opt(None, "tie-aware choice: one step of the judge's rating "
+                                          "scale, in reward units (default: read off the "
+                                          "labels each round: the step at which the head's "
+                                          "predicted tie rate on the judged pairs matches the "
+                                          "observed one)")
+    mix_random: float = opt(0.5, "rm_mix: share of prompts given a random pair (the rest get "
+                                 "the pair the head is least sure how to order)")
     aepo_lambda: float = opt(1.0, "AEPO redundancy weight")
     prompt_selection: str = opt("auto", "how a round picks prompts when it labels fewer than "
                                         "remain: auto (BAL-PM for belief rules, uniform for "
@@ -153,6 +172,8 @@ class AcquireConfig:
                                             "always exact")
 
     def __post_init__(self):
+        if self.rule is None:  # the goal's rule (frozen: set once, here)
+            object.__setattr__(self, "rule", GOAL_RULES[self.goal])
         at_least(self, 2, "num_annotations")
         at_least(self, 0, "beta", "quantile_epsilon", "aepo_lambda", "prompt_beta",
                  "doptimal_greedy", "tie_margin")

@@ -130,7 +130,9 @@ def build_features(
     rows = None if fit_prompts is None else (
         np.asarray(fit_prompts)[:, None] * R + np.arange(R)).reshape(-1)
     dtype = feature_dtype(cfg.dtype, P * R * sum(dims.values()))
-    return embed.compose(blocks, rows, dtype=dtype).reshape(P, R, -1), FeatureInfo(dims, encoded)
+    weights = embed.GROUP_SCALES[cfg.group_scale]([b.shape[1] for b in blocks])
+    return (embed.compose(blocks, rows, dtype=dtype, weights=weights).reshape(P, R, -1),
+            FeatureInfo(dims, encoded))
 
 
 def feature_dtype(name: str, values: int) -> type:

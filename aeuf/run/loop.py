@@ -30,7 +30,7 @@ from aeuf.run import cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
 from aeuf.run.ledger import Ledger
 from aeuf.run.preflight import preflight
-from aeuf.run.round import engine
+from aeuf.run.round import engine, signals
 from aeuf.run.round.types import Context, State
 from aeuf.run.timing import Stopwatch
 from aeuf.types import ResponsePool
@@ -138,7 +138,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         features, _ = featurize.build_features(pool, cfg.features, progress=progress)
         pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
     usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
-    ctx = engine.make_context(cfg, features, pfeat, usable=usable)
+    ctx = engine.make_context(cfg, features, pfeat, usable=usable,
+                              signals=signals.of_pool(pool, features))
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
                          max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.oracle.retry_unparsable)

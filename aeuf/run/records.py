@@ -52,6 +52,7 @@ def progress_row(plan: Plan, outcome: Outcome) -> dict:
             "labelled": sum(not x.tie for x in outcome.labelled),
             "ties": sum(x.tie for x in outcome.labelled), "unanswered": outcome.unanswered,
             "agreement": outcome.agreement, "uncertainty": outcome.uncertainty,
+            "baselines": outcome.baselines,
             **routes.progress_fields(outcome)}
 
 

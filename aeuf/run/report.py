@@ -18,6 +18,7 @@ from aeuf.oracle import Capabilities, capabilities
 from aeuf.oracle.agreement import agreement, agreement_line
 from aeuf.oracle.hygiene import hygiene_json, hygiene_lines, judge_hygiene
 from aeuf.run.plots import has_progress, plot_progress, plot_ratings
+from aeuf.run.round import signals
 from aeuf.types import SELF_LABEL, JudgeAnswer, Labelled, ResponsePool
 
 
@@ -69,12 +70,15 @@ def _table(rows: list[dict]) -> list[str]:
     routed = any(r.get("self_labelled") or r.get("cheap_only") for r in rows)
     extra = " self-labelled (share) | cheap judge only | strong judge |" if routed else ""
     out = ["| round | rule | asked | labelled | ties | no label | head agreed before label | "
-           "pair std | cost |" + extra, "|---" * (9 + 3 * routed) + "|"]
+           "best single feature, same pairs | pair std | cost |" + extra,
+           "|---" * (10 + 3 * routed) + "|"]
     for r in rows:
         agree = "—" if r.get("agreement") is None else f"{r['agreement']:.2f}"
         unc = "—" if r.get("uncertainty") is None else f"{r['uncertainty']:.3f}"
+        top = signals.best(r.get("baselines"))
+        base = "—" if top is None else f"{top[1]:.2f} ({top[0]})"
         line = (f"| {r['round']} | {r['rule']} | {r['asked']} | {r['labelled']} | {r['ties']} "
-                f"| {r['unanswered']} | {agree} | {unc} | ${r.get('cost', 0.0):.4f} |")
+                f"| {r['unanswered']} | {agree} | {base} | {unc} | ${r.get('cost', 0.0):.4f} |")
         if routed:
             line += (f" {r.get('self_labelled', 0)} ({r.get('self_label_share', 0.0):.2f}) | "
                      f"{r.get('cheap_only', 0)} | {r.get('strong', 0)} |")

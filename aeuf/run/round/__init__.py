@@ -8,6 +8,7 @@
     routes     who labels each pair of a round: the oracle, the head or a cheap judge
     passes     several passes over the pool when the budget is above the number of prompts
     selflabel  the head's confidence threshold from a Clopper-Pearson bound (self-labelling)
+    signals    cheap signals (length, model, centrality) the head's agreement is compared with
 
 No disk, no network, no ledger, no back-end: the loop (aeuf.run.loop) and the benchmark
 (aeuf.bench) hand it what they read.

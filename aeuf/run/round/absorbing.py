@@ -31,11 +31,16 @@ def labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, seed
                     cut=tuple(int(c) for c in j.cut))
 
 
+def judged(lab: Labelled) -> bool:
+    """Labelled by a judge (not self-labelled by the head)."""
+    return lab.judge != HEAD
+
+
 def agreement(plan: Plan, labelled: list[Labelled]) -> float | None:
     """Share of decided prompts labelled by a judge (self-labels left out) where the head,
     when it chose (before the label), ranked chosen above rejected (None without a head or
     a decided prompt)."""
-    decided = [x for x in labelled if not x.tie and x.judge != HEAD]
+    decided = [x for x in labelled if not x.tie and judged(x)]
     if plan.mean is None or not decided:
         return None
     row = {int(p): i for i, p in enumerate(plan.prompts)}

@@ -9,6 +9,8 @@ per prompt.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from jaxtyping import Bool, Float, Int
 
@@ -30,6 +32,28 @@ def rule_of(ctx: Context, state: State) -> str:
     rule that needs a head has none yet."""
     name = ctx.cfg.acquire.rule
     return ctx.cfg.loop.initial_rule if state.belief is None and ctx.rules[name].needs_belief else name
+
+
+def round_rule(ctx: Context, state: State, name: str):
+    """The Rule of the round: ctx.rules[name], made tie-aware with the rating step read off
+    the labels so far (acquire.calibrated_step) when --tie_margin is set with no
+    --rating_step and the rule plays on a belief with labels behind it."""
+    rule, acq = ctx.rules[name], ctx.cfg.acquire
+    if (acq.tie_margin is None or acq.rating_step is not None or not rule.needs_belief
+            or state.belief is None or state.comps.size == 0):
+        return rule
+    step = tie_step(state)
+    if not np.isfinite(step):
+        return rule
+    return acquire.tie_aware(rule, dataclasses.replace(acq, rating_step=step))
+
+
+def tie_step(state: State) -> float:
+    """The judge's rating step in the head's reward units, from the labels so far."""
+    c, b = state.comps, state.belief
+    if b.pair_var is None:
+        return float("nan")
+    return acquire.calibrated_step(b.mean, b.pair_var, c.prompt, c.a, c.b, c.p == 0.5)
 
 
 def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,

@@ -40,6 +40,7 @@ from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import make_head
 from aeuf.run.round import absorbing, choosing, passes, routes
+from aeuf.run.round import signals as signals_
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
     Context,
@@ -78,17 +79,18 @@ def validate(cfg: RunConfig, R: int) -> dict:
 
 
 def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
-                 usable=None) -> Context:
+                 usable=None, signals=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
     already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
-    responses the oracle can judge (None: all)."""
+    responses the oracle can judge (None: all); signals: aeuf.run.round.signals.Signals (None: no
+    baselines beside the head's agreement)."""
     rules = validate(cfg, features.shape[1])
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     kept = isinstance(features, np.ndarray) and features.dtype in (np.float16, np.float32)
     return Context(cfg, features if kept else np.asarray(features, np.float32),
                    np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
-                   [] if graph is None else [graph], usable)
+                   [] if graph is None else [graph], usable, signals)
 
 
 def sizes_of(ctx: Context) -> list[int]:
@@ -111,7 +113,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     (aeuf.run.round.passes.avoid_repeats) and unusable responses are swapped out
     (choosing.usable_slots)."""
     name = choosing.rule_of(ctx, state)
-    rule = ctx.rules[name]
+    rule = choosing.round_rule(ctx, state, name)
     valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
     acquired, blocked = state.acquired, None
     if state.passes or (acquired | ~choosing.eligible(ctx)).all():  # a later pass
@@ -177,9 +179,11 @@ def absorb(ctx: Context, state: State, plan: Plan,
                          passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
     labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
+    base = None if plan.mean is None else signals_.agreements(
+        ctx.signals, state.comps, labelled, keep=absorbing.judged)
     return new, Outcome(labelled, unanswered, absorbing.agreement(plan, labelled),
                         float(unc.mean()) if unc.size else None, routes.routes_of(plan, v),
-                        plan.routing.threshold)
+                        plan.routing.threshold, base)
 
 
 def refit(ctx: Context, state: State, t: int) -> State:

@@ -28,6 +28,7 @@ from jaxtyping import Bool, Float, Int
 from aeuf.acquire import Rule
 from aeuf.config import RunConfig
 from aeuf.head import Head
+from aeuf.run.round.signals import Signals
 from aeuf.types import Belief, Comparisons, Judgement, Labelled
 
 INIT_KEY = 1_000_003  # folded into the seed's key (no round) for the head's initialisation
@@ -73,7 +74,8 @@ class Context(NamedTuple):
     run's rule and its initial rule); graph: the prompts' kNN graph, built on first use (a
     one-element list so the context stays immutable); usable: bool[P, R] responses the
     oracle can judge (None: all; an oracle that answers from gold cannot judge a response
-    without it, so such responses are never shown to it).
+    without it, so such responses are never shown to it); signals: the cheap signals the
+    head's agreement is compared with (aeuf.run.round.signals; None: none).
     """
 
     cfg: RunConfig
@@ -84,6 +86,7 @@ class Context(NamedTuple):
     keys: Keys
     graph: list
     usable: Bool[np.ndarray, "P R"] | None = None
+    signals: Signals | None = None
 
 
 class Routing(NamedTuple):
@@ -183,8 +186,9 @@ class Routes(NamedTuple):
 class Outcome(NamedTuple):
     """What one round produced: labelled prompts (ties included, `tie=True`), prompts the
     oracle gave no usable answer for, the head's pre-label agreement with the oracle (on
-    the rows a judge labelled), the mean pair uncertainty, who labelled the rows, and the
-    self-label threshold."""
+    the rows a judge labelled), the mean pair uncertainty, who labelled the rows, the
+    self-label threshold, and baselines: each cheap signal's agreement on the same pairs
+    (aeuf.run.round.signals; None without a head)."""
 
     labelled: list[Labelled]
     unanswered: int
@@ -192,3 +196,4 @@ class Outcome(NamedTuple):
     uncertainty: float | None
     routes: Routes = Routes()
     threshold: float | None = None
+    baselines: dict[str, float] | None = None
