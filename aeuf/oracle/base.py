@@ -40,6 +40,7 @@ class Capabilities(NamedTuple):
                  reward model)
     model_judge: a model judges (an LLM or a reward model): its hygiene is reported
     reward_model: a reward model scores the responses (--reward_model names it)
+    votes:       several people answer each pair (--votes_per_pair vote slots per pair)
     """
 
     labels: bool = True
@@ -53,6 +54,7 @@ class Capabilities(NamedTuple):
     utilities: bool = False
     model_judge: bool = False
     reward_model: bool = False
+    votes: bool = False
 
 
 class PlanFn(Protocol):

@@ -122,7 +122,7 @@ def links(url: str, desk: _Desk) -> list[str]:
     return [f"{name}: {url}/?token={token}" for token, name in desk.tokens.items()]
 
 
-WEB = Capabilities(per_pair=True)
+WEB = Capabilities(per_pair=True, votes=True)
 
 
 @register("web", WEB)

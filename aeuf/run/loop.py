@@ -153,7 +153,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
     left = sum(sizes)  # prompts the budget still allows: a recorded round may hold more
     k = cfg.acquire.num_annotations
     if tally is not None:
-        votes = cfg.oracle.web.votes_per_pair if oracle.name == "web" else 1  # vote slots
+        votes = cfg.oracle.web.votes_per_pair if oracle.caps.votes else 1  # vote slots
         tally.update(ledger=ledger, name=oracle.name,
                      planned=sum(sizes) * k * (k - 1) // 2 * votes)
     bar = progress and not oracle.caps.interactive  # a person at the terminal owns it
