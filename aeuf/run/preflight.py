@@ -7,13 +7,13 @@ from __future__ import annotations
 from aeuf import io
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
-from aeuf.oracle import ORACLES
+from aeuf.oracle import ORACLES, auto_name
 
 
 def preflight(cfg: RunConfig) -> None:
     """ConfigError (or MissingExtra) for a run that cannot finish on this machine."""
-    kind = ORACLES.get(cfg.oracle.name) if cfg.oracle.name != "auto" else None
-    if kind is not None and kind.needs is not None:
+    kind = ORACLES.get(auto_name(cfg.oracle, has_gold=False))  # auto never needs a machine part
+    if kind.needs is not None:
         kind.needs(cfg.oracle)
     repo = cfg.export.push_to_hub
     if repo and io.hub_offline():
