@@ -64,7 +64,7 @@ def test_deltaquantile_at_zero_is_deltaucb_and_window_is_checked():
                                   pick("deltaucb", b).idx)
     assert (pick("deltaquantile", b).idx != pick("deltaucb", b).idx).any()
     for q, eps in [(0.05, 0.1), (0.95, 0.1), (1.5, 0.0), (0.5, -0.1)]:
-        with pytest.raises(ConfigError, match="--quantile"):
+        with pytest.raises(ConfigError, match="quantile"):
             make_rule(AcquireConfig(rule="deltaquantile", quantile=q, quantile_epsilon=eps))
 
 
