@@ -144,7 +144,7 @@ def test_num_responses_below_two_is_a_config_error(tmp_path):
     wide([["a", "b"]]).to_parquet(path)
     with pytest.raises(ConfigError, match="--num_responses must be at least 2"):
         read(path, num_responses=1)
-    with pytest.raises(ConfigError, match="--num_instructions must be at least 1"):
+    with pytest.raises(ConfigError, match="num_instructions.*must be at least 1"):
         read(path, num_instructions=0)
 
 
