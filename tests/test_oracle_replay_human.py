@@ -22,7 +22,8 @@ def run(oracle, task=TASK):
 
 
 def test_registry_and_auto():
-    assert ORACLES.names() == ["batch", "human", "judge", "local", "none", "replay", "reward_model"]
+    assert ORACLES.names() == ["batch", "human", "judge", "local", "none", "replay", "reward_model",
+                              "web"]
     assert auto_name(OracleConfig(), has_gold=True) == "replay"
     assert auto_name(oracle_config(judge_base_url="http://127.0.0.1:1/v1"), has_gold=False) == "judge"
     assert auto_name(OracleConfig(), has_gold=False) == "none"
