@@ -171,7 +171,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                                                plan=plan)
         labelled += outcome.labelled
         left -= len(plan.prompts)
-        rows.append({**records.progress_row(plan, outcome), "keys": set(asked.keys)})
+        rows.append({**records.progress_row(plan, outcome), "keys": set(asked.keys),
+                     "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
         asked.keys.clear()
         with watch("fit"):
             state = _fit(ctx, rd, state, t, ledger, saved)
