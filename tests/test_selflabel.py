@@ -267,13 +267,14 @@ def test_every_round_checks_a_fixed_share_of_the_pairs_the_head_would_label(play
     _, plans, _, _, _ = played
     fraction, rounds = engine_cfg().loop.check_fraction, 0
     for plan in plans:
-        if plan.threshold is None:
+        route = plan.routing
+        if route.threshold is None:
             continue
-        sure = selflabel.confidence(plan.head_p) >= plan.threshold
+        sure = selflabel.confidence(route.head_p) >= route.threshold
         if sure.any():
             rounds += 1
-            assert int(np.sum(plan.check)) == math.ceil(fraction * sure.sum() - 1e-9), plan.t
-            assert not np.any(plan.check & ~sure)  # the check is on the pairs it is for
+            assert int(np.sum(route.check)) == math.ceil(fraction * sure.sum() - 1e-9), plan.t
+            assert not np.any(route.check & ~sure)  # the check is on the pairs it is for
     assert rounds >= 3
 
 
