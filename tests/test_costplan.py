@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from aeuf.cli import main
-from aeuf.config import EndpointConfig, InputConfig, LoopConfig, OracleConfig, RunConfig
+from aeuf.config import (
+    EndpointConfig,
+    InputConfig,
+    LoopConfig,
+    OracleConfig,
+    RunConfig,
+    WebConfig,
+)
 from aeuf.io import read_pool
 from aeuf.oracle.cheap import price_per_token
 from aeuf.run.jobs import costplan
@@ -84,6 +91,9 @@ def test_other_oracles_and_the_cascade():
     replay = costplan.plan(run_cfg(name="replay"), pool).lines[0]
     assert (replay.requests, replay.cost) == (16, (0.0, 0.0))
     assert costplan.plan(run_cfg(name="human"), pool).lines[0].requests == 8
+    web = costplan.plan(run_cfg(name="web", web=WebConfig(annotators=3, votes_per_pair=3)), pool)
+    assert web.lines[0].requests == 8 * 3  # votes: pairs x votes_per_pair
+    assert any("8 pairs x 3" in n for n in web.notes)
     cheap = EndpointConfig(model="small-model")
     cp = costplan.plan(run_cfg(cheap_judge=cheap), pool)
     assert [ln.role for ln in cp.lines] == ["judge", "cheap judge"]

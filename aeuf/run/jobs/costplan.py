@@ -129,8 +129,13 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
     if kind.caps.llm_judge:
         lines.append(judge_line("judge", name, kind, cfg.oracle, pool, sizes, shown, sample))
     else:
-        lines.append(JudgeLine("judge", name, name, _other_requests(kind, sizes, shown), 0.0,
-                               (0.0, 0.0), (0.0, 0.0), None))
+        votes = cfg.oracle.web.votes_per_pair if kind.caps.votes else 1
+        lines.append(JudgeLine("judge", name, name, _other_requests(kind, sizes, shown) * votes,
+                               0.0, (0.0, 0.0), (0.0, 0.0), None))
+        if votes > 1:
+            notes.append(f"each pair is {votes} votes (--votes_per_pair {votes}): the {name} "
+                         f"line counts votes, {_other_requests(kind, sizes, shown):,} pairs "
+                         f"x {votes}")
     if cfg.oracle.cheap_judge.model:
         lines.append(judge_line("cheap judge", "judge", OracleKind(JUDGE, None),
                                 cheap_config(cfg.oracle), pool, sizes, shown, sample))
@@ -147,7 +152,8 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
 
 def _other_requests(kind: OracleKind, sizes, shown) -> int:
     """Requests of an oracle that is no LLM judge: none without labels, one per pair (a
-    person), else one per response shown (replay)."""
+    person; the caller multiplies by the votes per pair), else one per response shown
+    (replay)."""
     if not kind.caps.labels:
         return 0
     if kind.caps.per_pair:
