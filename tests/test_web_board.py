@@ -1,6 +1,7 @@
 """The web oracle's pure parts (issue 20): vote slots handed out by the board, the majority
 of a pair's votes, and annotator agreement (Fleiss' kappa, each vs the majority)."""
 
+import io
 from collections import Counter
 
 import pytest
@@ -60,6 +61,46 @@ def test_undo_retracts_and_gives_the_slot_back():
     back = board.undo("ann1")
     assert back.key == first.key and not is_final(back) and board.current("ann1") == first
     assert board.left() == 3 and board.undo("ann1") is None
+
+
+def test_a_rerun_never_gives_a_second_vote_on_a_pair_voted_before():
+    """After a kill, the ledger's earlier votes reach the new board: who voted on a pair is
+    not given its other slot; a retracted (undone) vote does not count; counts carry on."""
+    def said(key, who, error=None):
+        return JudgeAnswer(key, "p1", ("p1:a", "p1:b"), None if error else 1.0, "{}",
+                           f"web:{who}", error=error)
+
+    earlier = [said("web:01:v0", "ann1"), said("web:02:v0", "ann2", "retracted: undone"),
+               said("web:12:v0", "ann2")]
+    left = [r for r in slots(2) if r.key not in ("web:01:v0", "web:12:v0")]
+    board = Board(("ann1", "ann2"))
+    board.open(left, earlier)
+    assert board.count == {"ann1": 1, "ann2": 1}
+    got: dict[str, list[str]] = {"ann1": [], "ann2": []}
+    while (r := board.current("ann1") or board.current("ann2")) is not None:
+        who = "ann1" if board.held.get("ann1") == r.key else "ann2"
+        board.answer(who, r.key, "1")
+        got[who].append(pair_of(r.key))
+    assert board.complete and "web:01" not in got["ann1"] and "web:12" not in got["ann2"]
+    assert sorted(got["ann1"]) == ["web:02", "web:12"] and sorted(got["ann2"]) == ["web:01", "web:02"]
+
+
+def test_resolve_names_the_annotators_whose_votes_made_the_label():
+    from aeuf.oracle import make_oracle
+
+    oracle = make_oracle(OracleConfig(name="web", web=WebConfig(annotators=3, votes_per_pair=2)),
+                         has_gold=False, stdout=io.StringIO())
+    try:
+        task = JudgeTask("p1", "Q?", ("p1:a", "p1:b"), ("A", "B"))
+        a, b = oracle.plan(task)
+        answers = {a.key: JudgeAnswer(a.key, "p1", (), 1.0, "{}", "web:annotator3"),
+                   b.key: JudgeAnswer(b.key, "p1", (), None, "{}", "web:annotator1",
+                                      error="skipped by the annotator")}
+        assert oracle.resolve(task, answers).annotators == ("annotator3",)  # a skip: no vote
+        answers[b.key] = JudgeAnswer(b.key, "p1", (), 1.0, "{}", "web:annotator1")
+        assert oracle.resolve(task, answers).annotators == ("annotator1", "annotator3")
+    finally:
+        oracle.close()
 
 
 def test_the_majority_and_a_split():

@@ -26,7 +26,7 @@ from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
 from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
-from aeuf.run import cascade, checks, featurize, records, report
+from aeuf.run import annotators, cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
 from aeuf.run.ledger import Ledger
 from aeuf.run.preflight import preflight
@@ -88,8 +88,10 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
                           None, False, "dry run (nothing sent)", [])
     tally: dict = {}  # filled once the ledger is open: the human oracle's overall progress
-    oracle = make_oracle(cfg.oracle, has_gold=pool.gold is not None, store=io.BatchStore(out / "batches"),
-                         tally=lambda: _tally(tally))
+    has_gold = pool.gold is not None
+    oracle = make_oracle(cfg.oracle, has_gold=has_gold, store=io.BatchStore(out / "batches"),
+                         tally=lambda: _tally(tally),
+                         **annotators.link_options(cfg.oracle, out, tally, has_gold=has_gold))
     cheap = cheap_judge_oracle(cfg.oracle)  # the cascade's cheap judge, or None
     try:
         with io.RunDir(out) as rd:

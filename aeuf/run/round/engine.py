@@ -52,7 +52,7 @@ from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for
     State,
     Verdicts,
 )
-from aeuf.types import Comparisons, Judgement, JudgeTask, ResponsePool
+from aeuf.types import Comparisons, Judgement, JudgeTask, ResponsePool, turns_of
 
 
 def validate(cfg: RunConfig, R: int) -> dict:
@@ -140,13 +140,15 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
 # --- judge, absorb, refit ---------------------------------------------------------------------
 
 def tasks_of(pool: ResponsePool, plan: Plan) -> list[JudgeTask]:
-    """The oracle's tasks of a plan: each prompt with its shown responses (and gold)."""
+    """The oracle's tasks of a plan: each prompt with its shown responses (and gold, and a
+    multi-turn prompt's turns)."""
     out = []
     for p, s in zip(plan.prompts, plan.slots):
         gold = None if pool.gold is None else tuple(float(g) for g in pool.gold[p, s])
+        turns = None if pool.messages is None else turns_of(pool.messages[p])
         out.append(JudgeTask(str(pool.prompt_ids[p]), str(pool.prompts[p]),
                              tuple(str(x) for x in pool.response_ids[p, s]),
-                             tuple(str(x) for x in pool.responses[p, s]), gold))
+                             tuple(str(x) for x in pool.responses[p, s]), gold, turns))
     return out
 
 
