@@ -21,7 +21,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 LINK = re.compile(r"^\s+(annotator\d+): (http://\S+/\?token=\S+)$")
 # true once the page shows a pair, or says it waits for others / the run has ended
 READY = """() => { const p = document.getElementById('pair'), s = document.getElementById('status');
-  return !p.hidden || /others are finishing|not answering|has ended/.test(s.textContent); }"""
+  return !p.hidden || /others are finishing|not answering|has ended/i.test(s.textContent); }"""
 
 
 def launch():
@@ -60,9 +60,10 @@ class Run:
             if run.proc.poll() is None:
                 run.kill()
 
-    def __init__(self, args: list[str], annotators: int = 1):
+    def __init__(self, args: list[str], annotators: int = 1, web: bool = True):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "aeuf", *args, "--oracle", "web",
+        oracle = ["--oracle", "web"] if web else []  # web=False: `aeuf annotate RUN_DIR`
+        self.proc = subprocess.Popen([sys.executable, "-m", "aeuf", *args, *oracle,
                                       "--no_progress"], env=env, cwd=ROOT, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         Run.started.append(self)

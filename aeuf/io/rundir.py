@@ -9,6 +9,7 @@
       head/state.npz      the head after the latest fit, with the round and the digest of the
                           comparisons it was fit on (restored on resume, never refit)
       annotations.jsonl   the chosen responses, when the run has no oracle
+      web_tokens.json     the web oracle's annotator tokens (0600; aeuf.io.tokens)
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ HARMLESS_KEYS = frozenset({
     "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
     "send_key_to_local", "features.batch_size", "features.cache",
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
+    # the web oracle's page may move, and people may join or leave (votes_per_pair may not)
+    "oracle.web.host", "oracle.web.port", "oracle.web.annotators",
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                     "requests_per_minute", "tokens_per_minute", "timeout",
                                     "retries")),
@@ -53,7 +56,7 @@ HARMLESS_KEYS = frozenset({
 JUDGE_KEYS = frozenset({
     "oracle_used", "oracle.judge.model", "oracle.template", "oracle.temperature",
     "oracle.max_tokens", "oracle.logprobs", "oracle.context_tokens", "oracle.answer_format",
-    "oracle.local_model",
+    "oracle.local_model", "oracle.web.votes_per_pair",
 })
 _MISSING = "<not set>"
 
