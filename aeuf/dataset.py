@@ -90,7 +90,8 @@ def build_rows(pool: ResponsePool, labelled: list[Labelled], cfg: ExportConfig) 
                   for lab in sorted(labelled, key=lambda x: (x.round, x.prompt))]
     frame = pd.DataFrame([row for _, rows in per_prompt for row in rows])
     if "annotator" in frame:  # a row labelled by no person (the head, a judge): null
-        frame["annotator"] = frame["annotator"].astype(object).where(frame["annotator"].notna(), None)
+        who = frame["annotator"].astype(object)
+        frame["annotator"] = who.where(who.notna(), None)
     frame.attrs.update(_counts(cfg.format, frame, per_prompt))
     return frame
 

@@ -146,3 +146,15 @@ def test_a_response_the_judge_could_not_read_whole_is_marked_in_its_rows():
     assert df["cut"].tolist() == ["rejected", ""] and df.attrs["cut"] == 1
     kto = dataset.build_rows(_pool(), [lab], _cfg(format="kto"))
     assert kto.set_index("completion_id")["cut"].to_dict() == {"p0:0": False, "p0:1": True}
+
+
+def test_a_persons_label_names_its_annotator_and_other_rows_are_null():
+    """The `annotator` column: who answered (comma-separated when several voted); null on a
+    row no person labelled; absent when no person labelled any row."""
+    people = _lab(0, [0, 1], [1.0, 0.0], 0, 1, judge="web")._replace(
+        annotators=("annotator1", "annotator2"))
+    head = _lab(1, [0, 1], [1.0, 0.0], 0, 1, rnd=1, judge="head")
+    for fmt in ("standard", "kto"):
+        df = dataset.build_rows(_pool(), [people, head], _cfg(format=fmt))
+        assert list(df["annotator"]) == ["annotator1,annotator2"] * (len(df) // 2) + [None] * (len(df) // 2)
+    assert "annotator" not in dataset.build_rows(_pool(), [head], STANDARD).columns
