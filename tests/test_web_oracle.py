@@ -267,7 +267,12 @@ def test_hostile_text_stays_text(browser, tmp_path):
     bad = payloads(w)
     prompts = [f'<script>window.pwned=11</script><img src="{w}/prompt"> Question {p}?'
                for p in range(5)]
-    pool = write_pool(tmp_path / "pool.csv", [bad[2 * p: 2 * p + 2] for p in range(5)], prompts)
+    turns = [[{"role": "system", "content": f"<style>body{{display:none}}</style> rule {p}"},
+              {"role": "user", "content": f'<img src="{w}/turn" onerror="window.pwned=12"> hi'},
+              {"role": "assistant", "content": "<script>window.pwned=13</script> *hello*"},
+              {"role": "user", "content": prompts[p]}] for p in range(5)]
+    pool = write_pool(tmp_path / "pool.csv", [bad[2 * p: 2 * p + 2] for p in range(5)], prompts,
+                      messages=turns)
     run = Run([str(pool), "--num_responses", "2", "--features", "stats", "--head", "bll",
                "--batch_size", "5", "--output_dir", str(tmp_path / "run")])
     status, _ = get(run.links["annotator1"], None)
@@ -285,6 +290,9 @@ def test_hostile_text_stays_text(browser, tmp_path):
         hrefs = p.eval_on_selector_all("#pair a", "xs => xs.map(a => a.getAttribute('href'))")
         assert all(h.startswith(("http://", "https://")) for h in hrefs), hrefs
         assert p.evaluate("getComputedStyle(document.body).display") != "none"
+        roles = p.eval_on_selector_all("#prompt .turn .role", "xs => xs.map(x => x.textContent)")
+        assert roles == ["system", "user", "assistant", "user"]  # a multi-turn prompt: its turns
+        assert "<em>hello</em>" in p.inner_html("#prompt")
         texts.append(p.inner_text("#pair"))
 
     seen = annotate(run, {"annotator1": page}, lambda p: "1", check=check)

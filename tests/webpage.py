@@ -3,6 +3,7 @@ process, read the links it prints, and drive its page in Debian's headless Chrom
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -38,11 +39,15 @@ def launch():
         b.close()
 
 
-def write_pool(path: Path, responses: list[list[str]], prompts: list[str] | None = None) -> Path:
-    """A wide CSV pool: one row per prompt, columns response_0.."""
+def write_pool(path: Path, responses: list[list[str]], prompts: list[str] | None = None,
+               messages: list[list[dict]] | None = None) -> Path:
+    """A wide CSV pool: one row per prompt, columns response_0..; messages: each prompt's
+    conversation (a `messages` column of JSON turns, the last one the prompt)."""
     prompts = prompts or [f"Question {p}?" for p in range(len(responses))]
     rows = [{"instruction": q, **{f"response_{r}": t for r, t in enumerate(rs)}}
             for q, rs in zip(prompts, responses)]
+    for row, turns in zip(rows, messages or []):
+        row["messages"] = json.dumps(turns)
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 

@@ -7,7 +7,10 @@ plus ":v<i>"), handed out by aeuf.oracle.web_board. How an answer reaches the le
 POST puts (answer, receipt) on a queue; send() yields the answer; the ledger logs and
 fsyncs it, then asks send() for the next one, which first marks the receipt saved; only
 then does the POST reply. Between rounds the page shows "next round in a moment".
-resolve() keeps each pair's majority (a split is a tie).
+resolve() keeps each pair's majority (a split is a tie) and names the annotators whose votes
+made it. The run layer (aeuf.run.annotators) passes the tokens it keeps in the run folder
+(the same links after a rerun) and the ledger's earlier answers (no second vote on a pair
+after a restart). A multi-turn prompt goes to the page as its turns.
 """
 
 from __future__ import annotations
