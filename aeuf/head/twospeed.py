@@ -57,9 +57,8 @@ def make_twospeed(cfg: HeadConfig) -> Head:
         """The linear part's prior on the cheap columns, K fresh members on all D."""
         if cols.size and int(cols.max()) >= dim:
             raise ValueError(f"linear columns reach {int(cols.max())} but the features have {dim}")
-        k_lin, k_ens = jax.random.split(key)
-        return TwoSpeedState(lin.init(max(int(cols.size), 1), key=k_lin),
-                             ens.init(dim, key=k_ens))
+        return TwoSpeedState(lin.init(max(int(cols.size), 1), key=jax.random.fold_in(key, 1)),
+                             ens.init(dim, key=key))  # the ensemble's own init
 
     def linear_mean(state: TwoSpeedState, x) -> np.ndarray:
         """The linear part's mean reward [P, R] (zeros without linear columns)."""
@@ -73,7 +72,7 @@ def make_twospeed(cfg: HeadConfig) -> Head:
         linear = state.linear
         if cols.size and comps.size:
             linear = lin.fit(linear, cheap(x), comps, key=key)
-        offset = linear_mean(state._replace(linear=linear), x)
+        offset = linear_mean(state._replace(linear=linear), x) if cols.size else None
         return TwoSpeedState(linear, ens.fit(state.resid, x, comps, key=key, offset=offset))
 
     def belief(state: TwoSpeedState, features, *, key: jax.Array, num_samples: int = 16,
