@@ -99,3 +99,16 @@ def test_layout_from_the_features_spec():
     cfg = layout.head_config(HeadConfig(name="ensemble+linear"), default, 384 + stats)
     assert cfg.linear_columns == tuple(range(384, 384 + stats))
     assert layout.head_config(HeadConfig(), default, 395).linear_columns == ()
+
+
+def test_the_round_engine_gives_the_head_its_cheap_columns():
+    from aeuf.config import RunConfig
+    from aeuf.run.round import engine
+
+    stats = len(embed.STAT_NAMES)
+    cfg = RunConfig(head=HeadConfig(name="ensemble+linear", **SMALL))  # minilm+stats
+    x = np.zeros((4, 3, 384 + stats), np.float32)
+    ctx = engine.make_context(cfg, x, np.zeros((4, 8), np.float32))
+    assert ctx.cfg.head.linear_columns == tuple(range(384, 384 + stats))
+    plain = engine.make_context(RunConfig(), x, np.zeros((4, 8), np.float32))
+    assert plain.cfg.head.linear_columns == ()
