@@ -112,3 +112,36 @@ def test_the_round_engine_gives_the_head_its_cheap_columns():
     assert ctx.cfg.head.linear_columns == tuple(range(384, 384 + stats))
     plain = engine.make_context(RunConfig(), x, np.zeros((4, 8), np.float32))
     assert plain.cfg.head.linear_columns == ()
+
+
+def test_the_ensemble_fits_only_the_residual_of_its_offset():
+    """Labels fully explained by the offset leave the members near their init; without the
+    offset the same labels are learnt by the members themselves."""
+    from aeuf.head.ensemble import make_ensemble
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 4, 6)).astype(np.float32)
+    r = 3.0 * x[..., 0]
+    comps = one_round_of(r, rng, m=200)
+    ens = make_ensemble(HeadConfig(**SMALL))
+    s0 = ens.init(6, key=jax.random.PRNGKey(0))
+    init_mean = ens.belief(s0, x, embed=False).mean
+    learnt = {}
+    for name, offset in (("offset", 4.0 * r), ("none", None)):
+        s = ens.fit(s0, x, comps, key=jax.random.PRNGKey(1), offset=offset)
+        learnt[name] = agreement_of(ens.belief(s, x, embed=False).mean - init_mean, r)
+    assert learnt["none"] > 0.9 and learnt["offset"] < 0.75
+
+
+def one_round_of(r, rng, m):
+    num_p, num_r = r.shape
+    pr = rng.integers(0, num_p, m)
+    a = rng.integers(0, num_r, m)
+    b = (a + rng.integers(1, num_r, m)) % num_r
+    return Comparisons(pr.astype(np.int32), a.astype(np.int32), b.astype(np.int32),
+                       (r[pr, a] > r[pr, b]).astype(np.float32))
+
+
+def agreement_of(mean, r):
+    i, j = np.triu_indices(r.shape[1], 1)
+    return float(np.mean(np.sign(mean[:, i] - mean[:, j]) == np.sign(r[:, i] - r[:, j])))
