@@ -114,6 +114,7 @@ def test_the_round_engine_gives_the_head_its_cheap_columns():
     assert plain.cfg.head.linear_columns == ()
 
 
+@pytest.mark.slow
 def test_the_ensemble_fits_only_the_residual_of_its_offset():
     """Labels fully explained by the offset leave the members near their init; without the
     offset the same labels are learnt by the members themselves."""
