@@ -173,6 +173,36 @@ def test_reload_and_a_killed_server_lose_nothing_ask_nothing_twice_and_keep_the_
         page.close()
 
 
+def test_two_annotators_with_two_votes_never_share_a_slot(browser, tmp_path):
+    pool = numbered_pool(tmp_path / "pool.csv")
+    run = Run([str(pool), *COMMON, "--batch_size", "4", "--annotators", "2",
+               "--votes_per_pair", "2", "--output_dir", str(tmp_path / "run")], annotators=2)
+    pages = {}
+    for who, url in run.links.items():
+        pages[who] = browser.new_context().new_page()
+        pages[who].goto(url)
+    seen = annotate(run, pages, higher_r)
+    assert run.wait() == 0, run.output
+    lines = log_lines(tmp_path / "run" / "judgements.jsonl")
+    keys = [x["key"] for x in lines]
+    assert len(keys) == len(set(keys)) == 8  # 4 pairs x 2 votes, no slot asked twice
+    by_pair: dict = {}
+    for x in lines:
+        by_pair.setdefault(x["key"].rsplit(":v", 1)[0], set()).add(x["judge"])
+    assert all(len(who) == 2 for who in by_pair.values())  # never both votes to one person
+    assert len(seen) == 8
+    agree = json.loads((tmp_path / "run" / "judge_hygiene.json").read_text())["agreement"]
+    assert agree["pairs"] == 4 and agree["votes_per_pair"] == 2
+    assert {w: (x["votes"], x["agrees_with_majority"]) for w, x in agree["annotators"].items()
+            } == {"annotator1": (4, 1.0), "annotator2": (4, 1.0)}  # both answer by one rule
+    assert "Fleiss' kappa" in (tmp_path / "run" / "report.md").read_text()
+    rows = pd.read_json(tmp_path / "run" / "preferences.jsonl", lines=True)
+    assert len(rows) == 4 and set(rows["annotator"]) == {"annotator1,annotator2"}
+    if agree["fleiss_kappa"] is not None:  # None when every vote fell in one category
+        assert agree["fleiss_kappa"] == 1.0
+        assert "Fleiss' kappa" in (tmp_path / "run" / "hf" / "README.md").read_text()
+
+
 def answer_over_http(run: Run, who: str = "annotator1") -> int:
     """Answer every pair the page serves by the rule 'higher r wins', over plain HTTP, until
     the process ends: -> answers given."""
