@@ -39,6 +39,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def own_ports() -> list[str]:
+    """A node's ports that default to fixed numbers: free ones, so that another Ray on this
+    machine (another test session, a user's) does not collide."""
+    return ["--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port",
+            str(free_port())]
+
+
 def node_env() -> dict:
     """The nodes' environment: this checkout first on the workers' path, no hub access."""
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -54,13 +61,16 @@ def start(timeout: float = 120.0) -> Cluster:
     address = f"127.0.0.1:{port}"
     log = lambda name: open(temp / f"{name}.log", "wb")  # noqa: E731
     head = subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--temp-dir",
-                             str(temp), "--include-dashboard", "false", *COMMON], env=env,
+                             str(temp), "--include-dashboard", "false", "--dashboard-port",
+                             str(free_port()), "--ray-client-server-port", str(free_port()),
+                             *own_ports(), *COMMON], env=env,
                             stdout=log("head"), stderr=subprocess.STDOUT, start_new_session=True)
     cluster = Cluster(address, head, None, temp, env)
     try:
         wait_for(lambda: port_open(port) or _dead(head, temp / "head.log"), timeout,
                  "the head node's GCS port")
-        worker = subprocess.Popen([RAY, "start", "--address", address, *COMMON], env=env,
+        worker = subprocess.Popen([RAY, "start", "--address", address, *own_ports(), *COMMON],
+                                  env=env,
                                   stdout=log("worker"), stderr=subprocess.STDOUT,
                                   start_new_session=True)
         cluster = cluster._replace(worker=worker)
