@@ -62,8 +62,7 @@ def start(timeout: float = 120.0) -> Cluster:
     log = lambda name: open(temp / f"{name}.log", "wb")  # noqa: E731
     head = subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--temp-dir",
                              str(temp), "--include-dashboard", "false", "--dashboard-port",
-                             str(free_port()), "--ray-client-server-port", str(free_port()),
-                             *own_ports(), *COMMON], env=env,
+                             str(free_port()), *own_ports(), *COMMON], env=env,
                             stdout=log("head"), stderr=subprocess.STDOUT, start_new_session=True)
     cluster = Cluster(address, head, None, temp, env)
     try:
