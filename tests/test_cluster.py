@@ -27,8 +27,6 @@ from killing import kill_after_lines, log_lines
 from aeuf.cli import main
 from aeuf.run.jobs import sharded
 
-pytestmark = pytest.mark.slow
-
 PROMPTS, RESPONSES, FIRST = 48, 4, 12
 FLAGS = ["--features", "stats", "--members", "4", "--hidden", "16,16", "--epochs", "3",
          "--rule", "deltaucb", "--budget", "36", "--batch_size", str(FIRST), "--seed", "7",
@@ -89,6 +87,7 @@ def on_ray(pool: Path, out: Path, address: str) -> list[str]:
             "--shard_prompts", "20"]
 
 
+@pytest.mark.slow
 def test_a_deterministic_rule_exports_on_the_cluster_what_one_process_exports(
         cluster, pool, one_process, ray_calls, tmp_path):
     out = tmp_path / "run"
@@ -100,6 +99,7 @@ def test_a_deterministic_rule_exports_on_the_cluster_what_one_process_exports(
     assert len({n["NodeID"] for n in ray.nodes() if n["Alive"]}) == 2
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_round_costs_a_retry_not_the_round(cluster, pool, one_process,
                                                                 ray_calls, tmp_path):
     out, killed, done = tmp_path / "run", [], threading.Event()
@@ -126,6 +126,7 @@ def test_a_worker_killed_mid_round_costs_a_retry_not_the_round(cluster, pool, on
     assert max(keys.values()) == 1
 
 
+@pytest.mark.slow
 def test_a_driver_killed_mid_round_resumes(cluster, pool, one_process, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "aeuf", *on_ray(pool, out, cluster.address)]
@@ -138,3 +139,17 @@ def test_a_driver_killed_mid_round_resumes(cluster, pool, one_process, tmp_path)
     assert set(keys) >= before and max(keys.values()) == 1  # nothing paid twice
     assert exported(out) == one_process
     assert os.path.isdir(out / "shards")
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--ray", "127.0.0.1:{port}"], "--ray 127.0.0.1:{port}: nothing answers there"),
+    (["--ray", "auto", "--head", "bll"], "--ray scores the ensemble head's members"),
+])
+def test_a_cluster_that_cannot_run_is_one_line_before_anything_is_written(pool, tmp_path, capsys,
+                                                                          extra, says):
+    port, out = raycluster.free_port(), tmp_path / "run"
+    extra = [x.format(port=port) for x in extra]
+    assert main([str(pool), *FLAGS, "--output_dir", str(out), *extra]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and says.format(port=port) in err
+    assert not out.exists()

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -49,10 +50,18 @@ class Shards(NamedTuple):
 
 
 def check(cfg: RunConfig) -> None:
-    """ConfigError (before anything is written) for a --ray run the workers cannot score."""
-    if cfg.cluster.ray is not None and cfg.head.name != "ensemble":
+    """Before anything is written: ConfigError for a --ray run the workers cannot score, or
+    a cluster that cannot be joined (joined now)."""
+    if cfg.cluster.ray is None:
+        return
+    if cfg.head.name != "ensemble":
         raise ConfigError(f"--ray scores the ensemble head's members on the workers; --head "
                           f"{cfg.head.name} runs in one process: drop --ray or use --head ensemble")
+    connect(address_of(cfg))
+
+
+def address_of(cfg: RunConfig) -> str | None:
+    return None if cfg.cluster.ray == "auto" else cfg.cluster.ray
 
 
 def where_of(cfg: RunConfig, run_dir: Path, features: np.ndarray):
@@ -60,16 +69,24 @@ def where_of(cfg: RunConfig, run_dir: Path, features: np.ndarray):
     of `features` f32[P, R, D] (written to run_dir/shards unless already there)."""
     if cfg.cluster.ray is None:
         return None
-    check(cfg)
-    address = None if cfg.cluster.ray == "auto" else cfg.cluster.ray
-    connect(address)
+    address = address_of(cfg)
+    connect(address)  # joined already by check(): a no-op
     paths = write_shards(Path(run_dir) / "shards", features, cfg.cluster.shard_prompts)
     return partial(choose, Shards(tuple(paths), address, cfg.cluster.ray_workers,
                                   cfg.cluster.shard_prompts))
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster now, so a wrong address fails before the first round (one line)."""
+    """Join the cluster now, so a wrong address fails before the first round (one line;
+    a closed HOST:PORT is refused at once, where Ray would retry for minutes)."""
+    host, _, port = (address or "").rpartition(":")
+    if host and port.isdigit() and "://" not in address:
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as err:
+            raise ConfigError(f"--ray {address}: nothing answers there ({err.strerror or err}); "
+                              "start the cluster with `ray start --head` or pass its "
+                              "address") from None
     try:
         ray_runner.connect(address)
     except (ConnectionError, RuntimeError, ValueError) as err:
