@@ -14,7 +14,8 @@ class ClusterConfig:
                                 "instance). The features go to shards in the run folder, which "
                                 "every node must see at the same path")
     ray_workers: int = opt(2, "--ray: scoring replicas (actors), about one per worker CPU")
-    shard_prompts: int = opt(65536, "--ray: prompts per feature shard (and per worker task)")
+    shard_prompts: int = opt(65536, "--ray: prompts per feature shard file (a worker task "
+                                     "takes at most 4096 of them)")
 
     def __post_init__(self):
         at_least(self, 1, "ray_workers", "shard_prompts")

@@ -38,6 +38,7 @@ from aeuf.run.jobs import sharded
 from aeuf.types import Choice
 
 DIGEST_BLOCK = 1 << 24  # bytes hashed per step
+TASK_PROMPTS = 4096  # prompts per worker task: a worker's memory is ~0.2 GB + 0.15 MB each
 
 
 class Shards(NamedTuple):
@@ -73,7 +74,7 @@ def where_of(cfg: RunConfig, run_dir: Path, features: np.ndarray):
     connect(address)  # joined already by check(): a no-op
     paths = write_shards(Path(run_dir) / "shards", features, cfg.cluster.shard_prompts)
     return partial(choose, Shards(tuple(paths), address, cfg.cluster.ray_workers,
-                                  cfg.cluster.shard_prompts))
+                                  min(cfg.cluster.shard_prompts, TASK_PROMPTS)))
 
 
 def connect(address: str | None) -> None:
