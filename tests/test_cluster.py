@@ -46,6 +46,15 @@ def cluster():
             raycluster.stop(c)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def driver_leaves():
+    """This process leaves the cluster after these tests (the cluster lives on for the
+    session), so a later module may start its own local Ray."""
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory) -> Path:
     rng = np.random.default_rng(11)
