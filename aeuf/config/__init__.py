@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aeuf.config.cluster import ClusterConfig  # noqa: F401
 from aeuf.config.fields import (  # noqa: F401  (re-exported: the configs' machinery)
     SettingError,
     at_least,
@@ -275,3 +276,4 @@ class RunConfig:
     loop: LoopConfig = sub(LoopConfig, "rounds")
     oracle: OracleConfig = sub(OracleConfig, "the oracle")
     export: ExportConfig = sub(ExportConfig, "export")
+    cluster: ClusterConfig = sub(ClusterConfig, "where the rounds run (Ray)")

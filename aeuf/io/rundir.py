@@ -41,6 +41,7 @@ HARMLESS_KEYS = frozenset({
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
     # the web oracle's page may move, and people may join or leave (votes_per_pair may not)
     "oracle.web.host", "oracle.web.port", "oracle.web.annotators",
+    "cluster",  # where the rounds run: a deterministic rule chooses the same on Ray
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                     "requests_per_minute", "tokens_per_minute", "timeout",
                                     "retries")),

@@ -80,11 +80,12 @@ def validate(cfg: RunConfig, R: int) -> dict:
 
 
 def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
-                 usable=None, signals=None) -> Context:
+                 usable=None, signals=None, where=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
     already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
     responses the oracle can judge (None: all); signals: aeuf.run.round.signals.Signals (None: no
-    baselines beside the head's agreement)."""
+    baselines beside the head's agreement); where: where the rule chooses (Context.where;
+    None: in this process)."""
     rules = validate(cfg, features.shape[1])
     cfg = replace(cfg, head=layout.head_config(cfg.head, cfg.features, features.shape[-1]))
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
@@ -92,7 +93,7 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
     return Context(cfg, features if kept else np.asarray(features, np.float32),
                    np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
-                   [] if graph is None else [graph], usable, signals)
+                   [] if graph is None else [graph], usable, signals, where)
 
 
 def sizes_of(ctx: Context) -> list[int]:
@@ -122,8 +123,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
-    choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, Purpose.CHOOSE),
-                         k=ctx.cfg.acquire.num_annotations, valid=valid)
+    choice = choosing.select(ctx, state, name, rule, t, valid)
     idx, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     if blocked is not None:
         idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
