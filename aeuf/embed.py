@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -45,9 +46,37 @@ def parse_parts(spec: str) -> list[str]:
     names = [s.strip() for s in spec.split("+") if s.strip()]
     if not names:
         raise ConfigError("--features is empty: name parts joined by '+', e.g. minilm+stats")
+    if names == [AUTO]:
+        raise ConfigError("--features auto is resolved once the pool is read (a bug: it "
+                          "reached the embed stage unresolved)")
     for name in names:
         PARTS.get(name)
     return names
+
+
+AUTO = "auto"  # --features default: resolved from the pool by `resolve_features`
+AUTO_WITH_MODEL, AUTO_WITHOUT_MODEL = "minilm+stats+model", "minilm+stats"
+
+
+def known_models(pool: ResponsePool) -> list[str]:
+    """The distinct generating models the pool names (sorted; [] when none is known)."""
+    names = np.asarray(pool.models, dtype=object).reshape(-1)
+    return sorted({m for m in names if isinstance(m, str) and m})
+
+
+def resolve_features(spec: str, pool: ResponsePool) -> str:
+    """--features as used: 'auto' -> minilm+stats+model when the pool names at least two
+    generating models (the one-hot then tells responses apart), else minilm+stats; any
+    other spec is returned unchanged."""
+    if spec.strip() != AUTO:
+        return spec
+    return AUTO_WITH_MODEL if len(known_models(pool)) >= 2 else AUTO_WITHOUT_MODEL
+
+
+def resolve_config(cfg: FeatureConfig, pool: ResponsePool) -> FeatureConfig:
+    """`cfg` with its features resolved for `pool` (see resolve_features)."""
+    spec = resolve_features(cfg.features, pool)
+    return cfg if spec == cfg.features else replace(cfg, features=spec)
 
 
 def pair_text(prompt: str, response: str) -> str:
@@ -102,7 +131,7 @@ def model_onehot(pool: ResponsePool, cfg: FeatureConfig | None = None) -> np.nda
     Responses of unknown origin get an all-zero row. Raises ConfigError if no model is known.
     """
     names = np.asarray(pool.models, dtype=object).reshape(-1)
-    known = sorted({m for m in names if isinstance(m, str) and m})
+    known = known_models(pool)
     if not known:
         raise ConfigError("feature part 'model' needs the generating model of each response "
                           "(a `<column>_model` column or `completions[].model`); drop 'model' from --features")

@@ -30,7 +30,7 @@ def test_every_main_flag_is_listed_with_its_default():
     text = " ".join(_help("run", "--help").split())
     for flag in flags_of(RunConfig):
         assert f"--{flag.name}" in text, flag.name
-    assert "(default: 2)" in text and "(default: dts)" in text and "(default: minilm+stats)" in text
+    assert "(default: 2)" in text and "(default: dts)" in text and "(default: auto)" in text
     assert text.count("(default:") >= len(list(flags_of(RunConfig)))
 
 

@@ -28,7 +28,8 @@ from aeuf.cli import main
 from aeuf.run.jobs import sharded
 
 PROMPTS, RESPONSES, FIRST = 48, 4, 12
-FLAGS = ["--features", "stats", "--members", "4", "--hidden", "16,16", "--epochs", "3",
+FLAGS = ["--head", "ensemble", "--features", "stats", "--members", "4", "--hidden", "16,16",
+         "--epochs", "3",
          "--rule", "deltaucb", "--budget", str(2 * FIRST), "--batch_size", str(FIRST), "--seed", "7",
          "--no_progress"]
 

@@ -35,7 +35,8 @@ def check_names(bench) -> None:
     for m in bench.label_modes:
         if m not in LABEL_MODES:
             raise ConfigError(f"unknown label mode '{m}': choose one of {', '.join(LABEL_MODES)}")
-    embed.parse_parts(bench.features.features)
+    if bench.features.features.strip() != embed.AUTO:  # auto: resolved once the pool is read
+        embed.parse_parts(bench.features.features)
     if bench.seeds < 1:
         raise ConfigError("--seeds must be >= 1")
 
@@ -50,6 +51,13 @@ def ceiling_sets(bench) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*parts, bench.features.features]))
 
 
+def resolved(bench, pool):
+    """`bench` with --features auto resolved for `pool`, as `aeuf run` resolves it."""
+    from aeuf import embed
+
+    return dataclasses.replace(bench, features=embed.resolve_config(bench.features, pool))
+
+
 def load_data(pool_path: str, bench, cache: Path | None, progress: bool):
     """Read the pool, split it and build (or load from the cache) every feature set."""
     from aeuf.bench.data import read_bench_pool, select_responses, without_gold
@@ -62,6 +70,7 @@ def load_data(pool_path: str, bench, cache: Path | None, progress: bool):
         print(f"aeuf bench: {n} responses of {pool_path} have no gold score; they are left out "
               "(never chosen for the oracle, never scored)", file=sys.stderr)
     split = split_prompts(pool.shape[0], bench.test_fraction, bench.split_seed)
+    bench = resolved(bench, pool)
 
     def build_set(feat):
         return featurize.build_features(pool, feat, cache, progress=progress,
@@ -77,7 +86,7 @@ def load_data(pool_path: str, bench, cache: Path | None, progress: bool):
             feat = dataclasses.replace(bench.features, features=name)
             sets[name] = features if name == bench.features.features else build_set(feat)[0]
     lengths = np.vectorize(len, otypes=[np.int64])(pool.responses.astype(str))
-    return BenchData(pool, split, features, pfeat, lengths, sets), info
+    return BenchData(pool, split, features, pfeat, lengths, sets), info, bench
 
 
 def write_choices(results, pool, out: Path) -> None:
@@ -108,7 +117,7 @@ def run_job(pool_path: str, bench, out: Path, cache: Path | None, *, progress: b
     from aeuf.config import to_dict
 
     t0 = time.perf_counter()
-    data, info = load_data(pool_path, bench, cache, progress)
+    data, info, bench = load_data(pool_path, bench, cache, progress)  # --features resolved
     t1 = time.perf_counter()
     results = run_benchmark(data, bench, on_run=on_run)
     config = {"pool": str(pool_path), "bench": to_dict(bench), "feature_dims": info.dims,

@@ -52,8 +52,10 @@ class InputConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
-    features: str = opt("minilm+stats", "feature parts joined by '+': minilm, stats, model, "
-                                        "llm, file")
+    features: str = opt("auto", "feature parts joined by '+': minilm, stats, model, llm, "
+                                "file; auto: minilm+stats+model when the pool names the "
+                                "generating model of its responses (two or more), else "
+                                "minilm+stats")
     encoder: str = opt("all-MiniLM-L6-v2", "sentence-transformers model name or path "
                                            "(default: the packaged MiniLM)")
     llm_encoder: str | None = opt(None, "causal LM for the 'llm' feature part (hidden states)")
@@ -80,9 +82,9 @@ class FeatureConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class HeadConfig:
-    name: str = opt("ensemble", "reward head: ensemble, bll or ensemble+linear (a Bayesian "
-                                "linear part on the cheap stats/model columns, the ensemble "
-                                "on the residual)", flag="head")
+    name: str = opt("ensemble+linear", "reward head: ensemble+linear (a Bayesian linear part "
+                                       "on the cheap stats/model columns, the ensemble on "
+                                       "the residual), ensemble or bll", flag="head")
     members: int = opt(16, "ensemble members / posterior samples K")
     hidden: tuple[int, ...] = opt((128, 128), "ensemble hidden layer widths, e.g. 128,128")
     epochs: int = opt(20, "training epochs per fit (see --min_steps and --max_steps)")

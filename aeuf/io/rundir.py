@@ -124,6 +124,11 @@ class RunDir:
                     f"delete {self.path}")
         atomic_write_json(path, config)
 
+    def stored_config(self) -> dict | None:
+        """The config.json of the run this folder holds, or None before the first run."""
+        path = self.path / "config.json"
+        return _read_json(path) if path.is_file() else None
+
     # --- pool ------------------------------------------------------------------------------
 
     def stored_pool(self) -> ResponsePool | None:

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from aeuf import dataset, io
+from aeuf import dataset, embed, io
 from aeuf.card import render_card
 from aeuf.config import RunConfig, to_dict
 from aeuf.errors import ConfigError, InputError, NothingLabelled
@@ -80,6 +80,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     watch = Stopwatch()
     with watch("read input"):
         pool = read_input(cfg, out)
+    cfg = resolve_features(cfg, pool, out)  # --features auto -> its parts (config.json, cache, card)
     engine.validate(cfg, pool.shape[1])
     cluster.check(cfg)
     _check_oracle(cfg, pool)
@@ -118,6 +119,19 @@ def _check_oracle(cfg: RunConfig, pool: ResponsePool) -> None:
     if judge_over_gold(cfg.oracle, has_gold=has_gold):
         print(f"aeuf: {cfg.input.path} has gold scores, but a judge was named: judging with "
               f"it (pass --oracle replay to use the gold scores instead)", file=sys.stderr)
+
+
+def resolve_features(cfg: RunConfig, pool: ResponsePool, out: Path) -> RunConfig:
+    """--features auto resolved: to what the run in `out` used when it resumes one (a run
+    started before `auto` was the default wrote its parts), else from the pool
+    (embed.resolve_features). An explicit --features is kept."""
+    if cfg.features.features.strip() != embed.AUTO:
+        return cfg
+    stored = (io.RunDir(out).stored_config() or {}).get("features", {})
+    used = stored.get("features") if isinstance(stored, dict) else None
+    if isinstance(used, str) and used.strip() and used.strip() != embed.AUTO:
+        return dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, features=used))
+    return dataclasses.replace(cfg, features=embed.resolve_config(cfg.features, pool))
 
 
 def read_input(cfg: RunConfig, out: Path) -> ResponsePool:

@@ -56,8 +56,10 @@ def check(cfg: RunConfig) -> None:
     if cfg.cluster.ray is None:
         return
     if cfg.head.name != "ensemble":
+        default = " (the default)" if cfg.head.name == type(cfg.head)().name else ""
         raise ConfigError(f"--ray scores the ensemble head's members on the workers; --head "
-                          f"{cfg.head.name} runs in one process: drop --ray or use --head ensemble")
+                          f"{cfg.head.name}{default} runs in one process: drop --ray or pass "
+                          "--head ensemble")
     connect(address_of(cfg))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from aeuf import io
+from aeuf import embed, io
 from aeuf.config import RunConfig
 from aeuf.run import featurize
 
@@ -25,7 +25,8 @@ def embed_pool(cfg: RunConfig, out: Path, *, progress: bool = True) -> EmbedSumm
     """Read cfg.input, build its features (through the shared feature cache) and write them
     to `out`."""
     pool = io.read_pool(cfg.input)
-    features, info = featurize.build_features(pool, cfg.features, progress=progress)
+    feat = embed.resolve_config(cfg.features, pool)  # --features auto, as `aeuf run` resolves it
+    features, info = featurize.build_features(pool, feat, progress=progress)
     flat = features.reshape(-1, features.shape[-1])
     path = io.write_precomputed_features(out, flat, [str(i) for i in pool.response_ids.reshape(-1)])
     return EmbedSummary(flat.shape[0], flat.shape[1], info.dims, info.encoded, path)
