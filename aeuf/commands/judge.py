@@ -44,13 +44,17 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         p = plan_file(oracle_config(args), args.input, args.output_dir)
         cost = "free" if p.cost is None else f"at most ${p.cost:.4f}"
+        lost = (f", {p.unanswered} sent by an earlier run without a logged answer (possibly "
+                "paid; not sent again without --retry_unanswered)" if p.unanswered else "")
         print(f"aeuf judge --dry_run: {p.prompts} prompts, {p.requests} requests to the "
-              f"{p.oracle} oracle ({p.answered} already answered), {cost}; nothing was sent "
-              "or written")
+              f"{p.oracle} oracle ({p.answered} already answered{lost}), {cost}; nothing was "
+              "sent or written")
         return 0
     s = judge_file(oracle_config(args), args.input, args.output_dir,
                    progress=not args.no_progress)
     print(f"aeuf judge: {s.decided} of {s.prompts} prompts decided by the {s.oracle} oracle; "
           f"{s.sent} requests sent now, cost ${s.cost:.4f}"
           f"{' (stopped at the budget)' if s.exhausted else ''}; {s.output}", file=sys.stderr)
+    if s.possibly_paid:
+        print(f"aeuf judge: {s.possibly_paid}.", file=sys.stderr)
     return 0

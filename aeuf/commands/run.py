@@ -85,6 +85,8 @@ def print_summary(s) -> None:
         say(f"aeuf: {s.cost_line}")
     for line in s.judge_lines:
         say(f"aeuf: judge {line}")
+    if s.possibly_paid:
+        say(f"aeuf: {s.possibly_paid}.")
     if s.stopped_why:
         say(f"aeuf: {s.stopped_why}.")
     if s.stopped_by_budget:

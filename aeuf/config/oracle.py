@@ -122,6 +122,10 @@ class OracleConfig:
                                "'1'..'5')", flag="judge_logprobs")
     retry_unparsable: bool = opt(False, "ask again for paid answers that had no parsable "
                                         "verdict (they are final otherwise)")
+    retry_unanswered: bool = opt(False, "ask again for requests an earlier run sent without "
+                                        "logging an answer (killed or crashed mid-request): "
+                                        "they may have been paid, so they are not sent again "
+                                        "otherwise")
     max_cost: float | None = opt(None, "stop cleanly before spending more than this")
     max_requests: int | None = opt(None, "stop cleanly after this many requests")
     dry_run: bool = opt(False, "print the cost plan (requests, estimated tokens, cost, "

@@ -35,7 +35,7 @@ from aeuf.types import ResponsePool
 # key variable and limits may change (a server moved to another port).
 HARMLESS_KEYS = frozenset({
     "input.path", "output_dir", "push_to_hub", "west_of_n", "all_pairs", "format", "keep_ties",
-    "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
+    "max_cost", "max_requests", "retry_unparsable", "retry_unanswered", "price_in", "price_out",
     "send_key_to_local", "features.batch_size", "features.cache",
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",

@@ -28,7 +28,7 @@ from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracl
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, featurize, records, report
 from aeuf.run.jobs import costplan
-from aeuf.run.ledger import Ledger
+from aeuf.run.ledger import Ledger, earlier_unanswered, unanswered_note
 from aeuf.run.preflight import preflight
 from aeuf.run.round import engine, signals
 from aeuf.run.round.types import Context, State
@@ -57,6 +57,7 @@ class RunSummary(NamedTuple):
     cost_line: str = ""  # requests, tokens and cost per judge model when several judged
     stopped_why: str = ""  # why the run ended before its last round (--stop_when_agreement)
     not_reached: int = 0  # prompts chosen but never asked: the --max_cost/--max_requests cap
+    possibly_paid: str = ""  # requests an earlier run sent without a logged answer (not re-sent)
 
 
 def default_output_dir(path: str) -> Path:
@@ -84,7 +85,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     _check_oracle(cfg, pool)
     featurize.check_precomputed(pool, cfg.features)
     if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
-        print(costplan.render(costplan.plan(cfg, pool)))
+        print(costplan.render(costplan.plan(cfg, pool, unanswered=len(earlier_unanswered(out)))))
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
                           None, False, "dry run (nothing sent)", [])
     tally: dict = {}  # filled once the ledger is open: the human oracle's overall progress
@@ -142,7 +143,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                               signals=signals.of_pool(pool, features))
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
                          max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
-                         retry_unparsable=cfg.oracle.retry_unparsable)
+                         retry_unparsable=cfg.oracle.retry_unparsable,
+                         retry_unanswered=cfg.oracle.retry_unanswered)
     if not oracle.caps.labels:
         return _annotate(ctx, rd, pool, ledger, oracle)
     asked = report.AskedKeys(ledger)  # what each round asked for: its cost in the report
@@ -306,14 +308,16 @@ def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: l
              rows: list, *, annotation=None, frame_rows: int = 0) -> RunSummary:
     asked = sum(r["asked"] for r in rows)
     unsent = _not_reached(pool, ledger, labelled, rows)
+    done = {str(pool.prompt_ids[x.prompt]) for x in labelled}
+    lost = {i.prompt_id for i in ledger.left_out.values()} - done  # possibly paid, not re-sent
     return RunSummary(
         output_dir=rd.path, prompts=pool.shape[0], labelled=sum(not x.tie for x in labelled),
         ties=sum(x.tie for x in labelled), rows=frame_rows, comparisons=state.comps.size,
         requests_sent=ledger.sent, requests_logged=ledger.paid_requests,
-        failed=asked - len(labelled) - unsent, skipped=len(pool.skipped),
-        cost=ledger.total_cost, files=files, annotation_file=annotation,
+        failed=max(asked - len(labelled) - unsent - len(lost), 0), skipped=len(pool.skipped),
+        cost=ledger.answered_cost, files=files, annotation_file=annotation,
         stopped_by_budget=ledger.exhausted, oracle=oracle.name, progress=rows,
-        not_reached=unsent)
+        not_reached=unsent, possibly_paid=unanswered_note(list(ledger.left_out.values()), done))
 
 
 def _not_reached(pool, ledger: Ledger, labelled: list, rows: list) -> int:

@@ -113,8 +113,9 @@ def judge_line(role: str, name: str, kind: OracleKind, ocfg: OracleConfig, pool:
     return JudgeLine(role, name, spec.model, sum(req), tokens, (out_exp, out_max), cost, shards)
 
 
-def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
-    """The cost plan of a run (pure: reads nothing but the pool, sends nothing)."""
+def plan(cfg: RunConfig, pool: ResponsePool, *, unanswered: int = 0) -> CostPlan:
+    """The cost plan of a run (pure: reads nothing but the pool, sends nothing). unanswered:
+    requests an earlier run in the folder sent without a logged answer (possibly paid)."""
     rules = engine.validate(cfg, pool.shape[1])
     P, R = pool.shape
     sizes = engine.schedule(P, cfg.loop.budget, cfg.loop.batch_size, cfg.loop.initial_batch)
@@ -140,6 +141,11 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
         notes.append("self-labelling: pairs the head is sure of are never sent; the judge "
                      "lines are the most it would be asked")
     notes += _budget_notes(cfg.oracle)
+    if unanswered:
+        notes.append(f"{unanswered} requests an earlier run sent have no logged answer "
+                     "(possibly paid): " + ("asked again (--retry_unanswered)"
+                                            if cfg.oracle.retry_unanswered else
+                                            "not sent again; --retry_unanswered asks them"))
     if P > MAX_PROMPTS:
         notes.append(f"tokens estimated from a sample of {MAX_PROMPTS} prompts")
     return CostPlan(P, sizes, shown, lines, notes)

@@ -18,7 +18,7 @@ from aeuf.dataset import judgement_scores
 from aeuf.errors import ConfigError
 from aeuf.oracle import ORACLES, auto_name, make_oracle
 from aeuf.oracle.judge import estimate_cost, make_spec, plan_requests
-from aeuf.run.ledger import Ledger
+from aeuf.run.ledger import Ledger, unanswered_note
 from aeuf.types import Judgement
 
 
@@ -30,6 +30,7 @@ class JudgePlan(NamedTuple):
     answered: int
     cost: float | None
     oracle: str
+    unanswered: int = 0  # possibly paid by an earlier run, no logged answer: not sent again
 
 
 class JudgeSummary(NamedTuple):
@@ -40,6 +41,7 @@ class JudgeSummary(NamedTuple):
     cost: float
     exhausted: bool
     output: Path
+    possibly_paid: str = ""  # requests an earlier run sent without a logged answer
 
 
 def judged_line(j: Judgement) -> dict:
@@ -70,12 +72,16 @@ def plan_file(cfg: OracleConfig, path: str, out: Path | None) -> JudgePlan:
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
     name, plan, estimate = _planner(cfg, has_gold)
-    ledger = Ledger(io.JudgementLog(out / "judgements.jsonl"))
-    ledger.answers = ledger.log.load()
+    ledger = Ledger.open(io.JudgementLog(out / "judgements.jsonl"), **_retries(cfg))
     requests = [r for t in tasks for r in plan(t)]
-    todo = ledger.pending(requests)
+    todo, skipped = ledger.pending(requests), ledger.skipped(requests)
     cost = None if estimate is None else sum(estimate(r) for r in todo)
-    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo), cost, name)
+    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo) - len(skipped), cost,
+                     name, len(skipped))
+
+
+def _retries(cfg: OracleConfig) -> dict:
+    return {"retry_unparsable": cfg.retry_unparsable, "retry_unanswered": cfg.retry_unanswered}
 
 
 def _planner(cfg: OracleConfig, has_gold: bool):
@@ -105,7 +111,7 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
     try:
         with io.RunDir(out) as rd:
             ledger = Ledger.open(rd.judgements, max_requests=cfg.max_requests,
-                                 max_cost=cfg.max_cost, retry_unparsable=cfg.retry_unparsable)
+                                 max_cost=cfg.max_cost, **_retries(cfg))
             judgements = ledger.judge(oracle, tasks, chunk=oracle.chunk or max(4 * cfg.judge.concurrency, 16),
                                       progress=progress and not oracle.caps.interactive)
             lines = [judged_line(j) for j in judgements]
@@ -113,5 +119,7 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
                                  "".join(io.strict_json(x) + "\n" for x in lines))
     finally:
         oracle.close()
-    return JudgeSummary(sum(x["chosen_id"] is not None for x in lines), len(lines), oracle.name,
-                        ledger.sent, ledger.cost, ledger.exhausted, out / "judged.jsonl")
+    decided = [x["prompt_id"] for x in lines if x["chosen_id"] is not None]
+    return JudgeSummary(len(decided), len(lines), oracle.name, ledger.sent, ledger.cost,
+                        ledger.exhausted, out / "judged.jsonl",
+                        unanswered_note(list(ledger.left_out.values()), decided))
