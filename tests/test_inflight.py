@@ -173,3 +173,36 @@ def test_a_transport_failure_closes_its_intent_and_a_later_intent_reopens_the_ke
     assert sorted(Ledger.open(io.JudgementLog(log)).unanswered) == [f"k:p{i}" for i in range(4)]
     judge_all(log, scripted(paid=True, sent=sent))
     assert sent == []  # an earlier failure does not make a possibly paid request free
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_the_main_command_reports_a_lost_answer_and_does_not_pay_for_it_again(
+        honest_judge, tmp_path, capsys):
+    import pandas as pd
+
+    words = ["good", "poor", "fair", "excellent", "terrible", "good"]
+    rows = [{"instruction": f"Question {p}?", "response_0": f"{words[p]} answer {p}.",
+             "response_1": f"{words[-1 - p]} reply {p}."} for p in range(6)]
+    pd.DataFrame(rows).to_csv(tmp_path / "pool.csv", index=False)
+    judge, out = honest_judge(context=4096), tmp_path / "run"
+    args = [str(tmp_path / "pool.csv"), "--num_responses", "2", "--num_annotations", "2",
+            "--oracle", "judge", "--judge_base_url", judge.base_url, "--judge_model", "honest",
+            "--judge_context", "4096", "--judge_max_tokens", "64", "--output_dir", str(out),
+            "--features", "stats", "--members", "4", "--hidden", "16,16", "--epochs", "3",
+            "--batch_size", "6", "--no_progress"]
+    assert main(args) == 0
+    sent = dict(judge.requests)
+    log = (out / "judgements.jsonl").read_text().splitlines()
+    lost = json.loads(log[-1])  # as if killed while its request was in flight: the answer
+    (out / "judgements.jsonl").write_text("".join(x + "\n" for x in log[:-1]))  # never landed
+    capsys.readouterr()
+    assert main(args) == 0
+    said = capsys.readouterr().err
+    assert judge.requests == sent  # possibly paid: not sent again
+    assert "1 requests sent by an earlier run have no logged answer" in said
+    assert f"1 prompts lack that label: {lost['prompt_id']}" in said
+    assert "Possibly paid, no answer" in (out / "report.md").read_text()
+    assert main([*args, "--retry_unanswered"]) == 0
+    assert sum(judge.requests.values()) == sum(sent.values()) + 1
+    assert "no logged answer" not in capsys.readouterr().err
