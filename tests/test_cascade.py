@@ -166,9 +166,10 @@ def command(pool: Path, strong: str, cheap: str, out: Path) -> list[str]:
             "--initial_rule", "random", "--output_dir", str(out), "--no_progress"]
 
 
-def check_routes(out: Path, log: list[dict]) -> Counter:
+def check_routes(out: Path, log: list[dict], lost_strong: set = frozenset()) -> Counter:
     """Every pair the strong judge was asked is one the cheap judge left to it (a tie or no
-    answer, margin 0), disagreed with the head on, or drawn for the check slice."""
+    answer, margin 0), disagreed with the head on, or drawn for the check slice.
+    lost_strong: prompts whose strong requests were in flight at a kill (no answer logged)."""
     cheap = {x["response_ids"][0]: x["value"] for x in log if x["judge"].startswith("smollm2-cheap/")}
     strong = {x["response_ids"][0] for x in log if x["judge"].startswith("smollm2/")}
     routed = Counter()
@@ -179,7 +180,7 @@ def check_routes(out: Path, log: list[dict]) -> Counter:
             unsure = None in r or r[0] == r[1]
             p = rec["head_p"][i] if "head_p" in rec else None
             disagree = not unsure and p is not None and (p >= 0.5) != (r[0] > r[1])
-            asked = bool(set(rids) & strong)
+            asked = bool(set(rids) & strong) or rec["prompt_ids"][i] in lost_strong
             assert asked == (unsure or disagree or rec["check"][i]), (f.name, rids, r, p)
             routed["strong" if asked else "cheap"] += 1
     return routed
@@ -200,13 +201,17 @@ def test_killed_cascade_rerun_pays_for_no_key_twice(llama_server, fault_proxy, t
     log = log_lines(out / "judgements.jsonl")
     keys = Counter(x["key"] for x in log)
     assert set(keys) >= before and max(keys.values()) == 1  # no key answered twice
+    # requests in flight at the kill (an intent, no answer): possibly paid, not sent again
+    intents = [json.loads(x) for x in (out / "intents.jsonl").read_text().splitlines()]
+    lost = [x for x in intents if x["key"] not in keys]
     by_judge = Counter(x["judge"].split("/")[0] for x in log)
-    assert by_judge["smollm2-cheap"] == 2 * len(QUESTIONS)  # every pair to the cheap judge
+    lost_cheap = sum(x["purpose"] == "cheap_judge" for x in lost)
+    assert by_judge["smollm2-cheap"] + lost_cheap == 2 * len(QUESTIONS)  # every pair to the cheap judge
     new = len(log) - len(before)
     retried = sum("--- retry ---" in x["raw"] or (x["error"] or "").startswith("unparsable")
                   for x in log if x["key"] not in before)
     assert strong.n + cheap.n - sent_before <= new + retried + 4  # + the requests in flight
-    routed = check_routes(out, log)
+    routed = check_routes(out, log, {x["prompt_id"] for x in lost if x["purpose"] == "judge"})
     assert routed["strong"] >= 1 and routed["cheap"] + routed["strong"] == len(QUESTIONS)
     rows = [json.loads(x) for x in (out / "preferences.jsonl").read_text().splitlines()]
     assert {r["judge"] for r in rows} <= {"judge", "cheap_judge"}

@@ -1,5 +1,6 @@
 """30% faults between the judge and the real llama.cpp server, through the ledger and
-judgements.jsonl: the judging process is SIGKILLed once and rerun. Every request ends with
+judgements.jsonl: the judging process is SIGKILLed once and rerun, then rerun with
+--retry_unanswered for the requests that were in flight at the kill. Every request ends with
 one final answer or a transport failure a rerun retries; no key is paid twice (beyond the
 requests in flight at the kill); the API key, which travels here on purpose and is echoed
 by 401 errors, appears nowhere in the log.
@@ -77,12 +78,17 @@ def test_thirty_percent_faults_a_kill_and_a_rerun_pay_for_nothing_twice(
     oracle = make_oracle(from_dict(OracleConfig, config(proxy.base_url)), has_gold=False)
     ledger = Ledger.open(io.JudgementLog(log))
     judgements = ledger.judge(oracle, TASKS, chunk=CONCURRENCY, progress=False)
+    lost = set(ledger.left_out)  # in flight at the kill (possibly paid): not sent again ...
+    assert len(lost) <= CONCURRENCY
+    retry = Ledger.open(io.JudgementLog(log), retry_unanswered=True)  # ... unless asked to
+    judgements = retry.judge(oracle, TASKS, chunk=CONCURRENCY, progress=False)
     oracle.close()
 
     keys = {r.key for t in TASKS for r in oracle.plan(t)}
     lines = log_lines(log)
     assert {x["key"] for x in lines} == keys  # every request answered or failed
-    assert ledger.sent == len(keys - paid_before)  # the rerun asked only what was missing
+    assert ledger.sent == len(keys - paid_before - lost)  # the rerun asked only what was missing
+    assert retry.sent >= len(lost)
     assert not paid_before & {x["key"] for x in lines[len(before):]}
     finals = Counter(x["key"] for x in lines if final(x))
     assert max(finals.values()) == 1  # no key has two final answers
