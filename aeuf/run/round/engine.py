@@ -31,6 +31,7 @@ b prompts in a round, k responses shown per prompt.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import make_head
-from aeuf.run.round import absorbing, choosing, passes, routes
+from aeuf.run.round import absorbing, choosing, layout, passes, routes
 from aeuf.run.round import signals as signals_
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
@@ -85,6 +86,7 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
     responses the oracle can judge (None: all); signals: aeuf.run.round.signals.Signals (None: no
     baselines beside the head's agreement)."""
     rules = validate(cfg, features.shape[1])
+    cfg = replace(cfg, head=layout.head_config(cfg.head, cfg.features, features.shape[-1]))
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     kept = isinstance(features, np.ndarray) and features.dtype in (np.float16, np.float32)
     return Context(cfg, features if kept else np.asarray(features, np.float32),
