@@ -67,7 +67,7 @@ def played():
     for t, size in enumerate(engine.sizes_of(ctx)):
         before = state.comps.size
         state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, "strong")
-        rounds.append((plan, outcome, state.noise, state.comps, before))
+        rounds.append((plan, outcome, state.checks.noise, state.comps, before))
         state = engine.refit(ctx, state, t)
     return pool, rounds, seen
 
