@@ -67,6 +67,18 @@ def test_a_config_file_may_use_a_renamed_key_with_a_note(tmp_path, capsys):
     assert "'retries' is renamed 'judge_retries'" in capsys.readouterr().err
 
 
+def test_the_spending_caps_old_section_in_a_config_file_works_with_a_note(tmp_path, capsys):
+    cfg, _ = _cfg(tmp_path, "oracle:\n  max_cost: 2.5\n  dry_run: true\n  temperature: 0.5\n",
+                  "p.csv")
+    assert cfg.spend.max_cost == 2.5 and cfg.spend.dry_run is True
+    assert cfg.oracle.temperature == 0.5  # the rest of the section stays the oracle's
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "'oracle.max_cost' is now 'spend.max_cost'" in err[0]
+    cfg, _ = _cfg(tmp_path, "max_cost: 3\nspend:\n  max_requests: 7\n", "p.csv")
+    assert cfg.spend.max_cost == 3 and cfg.spend.max_requests == 7  # today's keys, no note
+    assert capsys.readouterr().err == ""
+
+
 def test_an_unknown_key_never_suggests_itself(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("no_progres: true\n")
     assert main([str(tmp_path / "p.csv"), "--config", str(tmp_path / "c.yaml")]) == 1

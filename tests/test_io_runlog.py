@@ -136,10 +136,10 @@ def test_same_or_harmlessly_changed_config_resumes(tmp_path):
     check_run_config(tmp_path, config())
     changed = config()
     changed["export"]["output_dir"] = "elsewhere"
-    changed["oracle"]["max_cost"] = 5.0
+    changed["spend"]["max_cost"] = 5.0
     changed["features"]["batch_size"] = 8
     check_run_config(tmp_path, changed)
-    assert json.loads((tmp_path / "config.json").read_text())["oracle"]["max_cost"] == 5.0
+    assert json.loads((tmp_path / "config.json").read_text())["spend"]["max_cost"] == 5.0
 
 
 def test_different_run_is_refused_naming_file_and_key(tmp_path):

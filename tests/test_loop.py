@@ -147,3 +147,23 @@ def test_cli_error_on_missing_file_exits_1_without_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "aeuf", str(tmp_path / "nope.csv"), "--no_progress"],
                        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 1 and "nope.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_run_whose_config_json_has_the_old_layout_resumes(tmp_path, capsys):
+    """tests/data/config_before_spend.json is the config.json that main (ebe0c6f, before the
+    spending caps left OracleConfig: oracle.max_cost, oracle.dry_run, ...) wrote for this very
+    command and pool: a run in that layout still resumes, sends nothing, and is rewritten in
+    today's layout."""
+    pool = _write_pool(tmp_path / "pool.csv")
+    out = tmp_path / "run"
+    assert _run(pool, out) == 0
+    first = (out / "preferences.jsonl").read_text()
+    old = json.loads((Path(__file__).parent / "data" / "config_before_spend.json").read_text())
+    assert "max_cost" in old["oracle"] and "spend" not in old
+    (out / "config.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    assert _run(pool, out) == 0
+    assert "(0 sent now)" in capsys.readouterr().err
+    assert (out / "preferences.jsonl").read_text() == first
+    now = json.loads((out / "config.json").read_text())
+    assert "max_cost" not in now["oracle"] and now["spend"]["dry_run"] is False

@@ -32,6 +32,7 @@ from aeuf.config.oracle import (  # noqa: F401
     RewardModelConfig,
     WebConfig,
 )
+from aeuf.config.spend import MOVED, SpendConfig, upgrade  # noqa: F401
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,4 +267,5 @@ class RunConfig:
     acquire: AcquireConfig = sub(AcquireConfig, "acquisition")
     loop: LoopConfig = sub(LoopConfig, "rounds")
     oracle: OracleConfig = sub(OracleConfig, "the oracle")
+    spend: SpendConfig = sub(SpendConfig, "spending: caps and the cost plan")
     export: ExportConfig = sub(ExportConfig, "export")

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aeuf.config import OracleConfig, RunConfig
+from aeuf.config import OracleConfig, RunConfig, SpendConfig
 from aeuf.oracle import OracleKind, auto_name, kind_of
 from aeuf.oracle.cheap import cheap_config, price_per_token
 from aeuf.oracle.judge import JUDGE
@@ -139,7 +139,7 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
     if cfg.loop.self_label_accuracy is not None:
         notes.append("self-labelling: pairs the head is sure of are never sent; the judge "
                      "lines are the most it would be asked")
-    notes += _budget_notes(cfg.oracle)
+    notes += _budget_notes(cfg.spend)
     if P > MAX_PROMPTS:
         notes.append(f"tokens estimated from a sample of {MAX_PROMPTS} prompts")
     return CostPlan(P, sizes, shown, lines, notes)
@@ -155,12 +155,12 @@ def _other_requests(kind: OracleKind, sizes, shown) -> int:
     return sum(n * k for n, k in zip(sizes, shown))
 
 
-def _budget_notes(ocfg: OracleConfig) -> list[str]:
+def _budget_notes(spend: SpendConfig) -> list[str]:
     notes = []
-    if ocfg.max_requests is not None:
-        notes.append(f"--max_requests {ocfg.max_requests} stops the run there")
-    if ocfg.max_cost is not None:
-        notes.append(f"--max_cost {ocfg.max_cost} stops the run there")
+    if spend.max_requests is not None:
+        notes.append(f"--max_requests {spend.max_requests} stops the run there")
+    if spend.max_cost is not None:
+        notes.append(f"--max_cost {spend.max_cost} stops the run there")
     return notes
 
 
