@@ -1,5 +1,5 @@
 """Issue 24, the judge's items, through the real command line and real servers on 127.0.0.1:
-`aeuf judge --dry_run` sends and writes nothing; a response too long for the judge's context
+`aeuf judge --dry_run` sends and writes nothing, --max_requests caps it; a response too long for the judge's context
 cannot win on what the judge was not shown (--judge_overlong), and the cut is recorded;
 --judge_timeout bounds a request's whole time; Ctrl-C keeps the answers in flight."""
 
@@ -51,6 +51,9 @@ def test_judge_dry_run_sends_and_writes_nothing(honest_judge, tmp_path):
     assert judge.requests == {}  # nothing sent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.jsonl"]  # nor written
     assert "4 requests" in dry.stdout and "0 already answered" in dry.stdout
+    capped = aeuf(*judge_args(path, judge.base_url, "--max_requests", "1"))  # the run's cap
+    assert capped.returncode == 0 and "stopped at the budget" in capped.stderr, capped.stderr
+    assert len((tmp_path / "judgements.jsonl").read_text().splitlines()) == 1
     assert aeuf(*judge_args(path, judge.base_url)).returncode == 0
     sent, files = dict(judge.requests), sorted(p.name for p in tmp_path.iterdir())
     again = aeuf(*judge_args(path, judge.base_url, "--dry_run"))
