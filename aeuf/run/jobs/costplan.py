@@ -6,7 +6,7 @@ nothing is written and no model is loaded: the plan reads the pool and renders t
 real chat messages (aeuf.oracle.judge's own request bodies).
 
 Estimates: prompt tokens = characters / 4 + 4 per chat message + 3 (English text through a
-BPE tokenizer; tests/test_costplan.py holds it within a factor 1.5 of the usage the llama.cpp
+BPE tokenizer; tests/run/test_costplan.py holds it within a factor 1.5 of the usage the llama.cpp
 server reports); the prompts labelled are not known before the head chooses them, so each
 round counts the mean over every prompt's requests (the pairwise template: over the pairs
 of each prompt). Completion tokens: EXPECTED_REPLY per reply (a rating line and a short

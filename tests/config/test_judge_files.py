@@ -1,7 +1,7 @@
 """A judge is a file: `--judge FILE` (and `--cheap_judge FILE` for a cascade) whose keys are
 the judge flags' names without their prefix; flags override it; it never holds a key. The
 shipped judges/ load, and a judge file drives `aeuf judge` and the main command end to end
-against the honest stand-in judge (tests/honest_judge.py) on 127.0.0.1."""
+against the honest stand-in judge (tests/support/honest_judge.py) on 127.0.0.1."""
 
 import argparse
 import json
@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from paths import REPO
 
 from aeuf.cli import main
 from aeuf.commands.run import add_arguments, config_from_args
 
 pytest_plugins = ["servers"]
-JUDGES = sorted((Path(__file__).resolve().parent.parent / "judges").glob("*.yaml"))
+JUDGES = sorted((REPO / "judges").glob("*.yaml"))
 WORDS = ["excellent", "poor", "good", "terrible"]
 
 

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from paths import SUPPORT
 
 from aeuf.backends.llama_server import packaged_gguf
 from aeuf.config import OracleConfig
@@ -84,5 +85,5 @@ def test_a_missing_server_dependency_fails_under_aeuf_require_servers(monkeypatc
     with pytest.raises(pytest.skip.Exception):
         require("aeuf_no_such_module")
     assert require("json").dumps([1]) == "[1]"
-    source = (Path(__file__).parent / "servers.py").read_text()
+    source = (SUPPORT / "servers.py").read_text()
     assert "pip" not in source.replace("pipe", "")  # no installing during a test run

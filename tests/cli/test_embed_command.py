@@ -1,7 +1,7 @@
 """`aeuf embed` writes reusable features; `--features file` reads them back by response id."""
 
 import numpy as np
-from test_loop import FAST, P, R, _write_pool
+from gold_pool import FAST, P, R, write_gold_pool
 
 from aeuf import embed, io
 from aeuf.cli import main
@@ -9,7 +9,7 @@ from aeuf.config import InputConfig
 
 
 def test_embed_then_reuse_precomputed_features(tmp_path, capsys):
-    pool_path = _write_pool(tmp_path / "pool.csv")
+    pool_path = write_gold_pool(tmp_path / "pool.csv")
     assert main(["embed", str(pool_path), "--features", "stats", "--output_dir", str(tmp_path / "f"),
                  "--no_progress"]) == 0
     values = np.load(tmp_path / "f" / "features.npy")
@@ -24,7 +24,7 @@ def test_embed_then_reuse_precomputed_features(tmp_path, capsys):
 
 
 def test_precomputed_features_with_foreign_ids_are_refused(tmp_path, capsys):
-    pool_path = _write_pool(tmp_path / "pool.csv")
+    pool_path = write_gold_pool(tmp_path / "pool.csv")
     np.save(tmp_path / "x.npy", np.zeros((3, 4), np.float32))
     (tmp_path / "x.ids.txt").write_text("a\nb\nc\n")
     code = main([str(pool_path), "--output_dir", str(tmp_path / "run"), "--features", "file",

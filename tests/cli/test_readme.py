@@ -1,11 +1,11 @@
 """README.md stays true: its library example runs, and .ci/run calls its test command."""
 
 import re
-from pathlib import Path
 
 import numpy as np
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 README = (ROOT / "README.md").read_text()
 
 

@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 
 import pandas as pd
+from paths import REPO
+from servers import require, unavailable
 
-from tests.servers import require, unavailable
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]

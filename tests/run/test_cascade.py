@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from killing import kill_after_lines, log_lines
+from paths import REPO
 from pools import synthetic_pool
 
 from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
@@ -137,7 +138,7 @@ def test_judge_costs_group_the_log_by_model():
 
 # --- real judges: a kill and a rerun never pay twice -------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 QUESTIONS = ["What is the capital of France?", "Name a primary colour.", "What is 2 + 2?",
              "Say hello in Spanish."]
 

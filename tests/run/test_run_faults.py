@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from paths import REPO
 
 from aeuf.cli import main
 from aeuf.config import InputConfig
@@ -192,7 +193,7 @@ def test_the_human_oracle_shows_invisible_characters():
 # --- item 12: the benchmark and responses without gold ---------------------------------
 
 def test_bench_reads_the_bundled_example_leaving_responses_without_gold_out(tmp_path, capsys):
-    pool = Path(__file__).parent.parent / "dataset" / "prompts.csv"
+    pool = REPO / "dataset" / "prompts.csv"
     rc = main(["bench", str(pool), "--output_dir", str(tmp_path / "b"), "--features", "stats",
                "--heads", "bll", "--rules", "random", "--seeds", "1", "--budget", "8",
                "--batch_size", "4", "--ceiling_pairs", "50", "--baselines", "length"])

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from tests.killing import log_lines
-from tests.webpage import ROOT, Run, annotate, launch, press, shown_key, write_pool
+from killing import log_lines
+from webpage import ROOT, Run, annotate, launch, press, shown_key, write_pool
 
 
 @pytest.fixture(scope="module")

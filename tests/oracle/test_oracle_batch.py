@@ -1,6 +1,6 @@
-"""Batch API mode against a small fake of the OpenAI Files + Batches endpoints (tests/servers.py)
+"""Batch API mode against a small fake of the OpenAI Files + Batches endpoints (tests/support/servers.py)
 whose batches run every line on a real server: the llama.cpp server for the round trip and
-the kill test, the honest stand-in judge (tests/honest_judge.py, instant) for the ways a
+the kill test, the honest stand-in judge (tests/support/honest_judge.py, instant) for the ways a
 batch can end (failed, expired, cancelled, error lines, failed polls, a paged batch list)."""
 
 import ast
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from configs import oracle_config
+from paths import REPO
 
 from aeuf.io import BatchStore
 from aeuf.oracle import is_final, make_oracle
@@ -78,7 +79,7 @@ def test_the_batch_oracle_takes_a_whole_round_and_never_imports_openai():
     from aeuf.oracle.batch import ALL_AT_ONCE
 
     assert ALL_AT_ONCE >= 10**6
-    oracle_dir = Path(__file__).resolve().parents[1] / "aeuf" / "oracle"
+    oracle_dir = REPO / "aeuf" / "oracle"
     for path in oracle_dir.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

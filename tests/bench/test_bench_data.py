@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from paths import REPO
 
 from aeuf.bench.data import pool_from_long, read_bench_pool, score_to_utility
 from aeuf.errors import InputError
@@ -84,7 +85,7 @@ def test_read_bench_pool_reads_a_long_parquet(tmp_path):
 # The real AlpacaEval dev pool (read, never copied): $AEUF_DEV_POOL, else ../shared/data next to
 # the repository; scripts/fetch_dev_pool.py rebuilds it from AlpacaEval's public results.
 DEV_POOL = os.environ.get("AEUF_DEV_POOL") or str(
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpacaeval_dev.parquet")
+    REPO.parent / "shared" / "data" / "alpacaeval_dev.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,6 @@ def test_read_bench_pool_keeps_a_response_without_gold_and_counts_it(tmp_path):
 
 # --- the dev pool rebuilt from AlpacaEval's public results (scripts/fetch_dev_pool.py) ---
 
-REPO = Path(__file__).resolve().parents[1]
 INSTRUCTIONS = ["Name a colour.", "Add 2 and 2.", "Say hi.", "Write a haiku."]
 
 

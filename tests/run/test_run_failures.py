@@ -7,52 +7,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from chatstub import ChatStub
+from gold_pool import FAST, P, write_gold_pool
 
 from aeuf.cli import main
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loop import FAST, P, _write_pool  # noqa: E402
-
-
-class ChatStub:
-    """A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions API, whose every
-    reply is the same text (a judge that never gives a verdict). Counts requests."""
-
-    def __init__(self, reply: str, prompt_tokens=lambda body: 10) -> None:
-        stub = self
-        self.requests = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                stub.requests += 1
-                body = json.dumps({
-                    "id": "x", "object": "chat.completion", "created": 0, "model": "stub",
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply}}],
-                    "usage": {"prompt_tokens": prompt_tokens(body), "completion_tokens": 3,
-                              "total_tokens": prompt_tokens(body) + 3}})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
 
 
 @pytest.fixture
@@ -68,7 +29,7 @@ def _judge_run(pool, out, url, *extra):
 
 
 def test_an_unreachable_judge_stops_the_run_naming_it(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=False)
     url = "http://127.0.0.1:1/v1"
     assert _judge_run(pool, tmp_path / "run", url, "--judge_retries", "0") == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -79,7 +40,7 @@ def test_an_unreachable_judge_stops_the_run_naming_it(tmp_path, capsys):
 
 
 def test_a_run_that_labels_nothing_fails_and_says_why(tmp_path, capsys, stub):
-    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=False)
     out = tmp_path / "run"
     assert _judge_run(pool, out, stub.base_url, "--budget", "6") == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -96,7 +57,7 @@ def test_a_run_that_labels_nothing_fails_and_says_why(tmp_path, capsys, stub):
 
 
 def test_a_named_judge_wins_over_gold_columns_and_says_so(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv", gold=True)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=True)
     stub = ChatStub("Rating: 4")
     try:
         code = _judge_run(pool, tmp_path / "run", stub.base_url, "--oracle", "auto", "--budget", "6")
@@ -117,7 +78,7 @@ def test_a_named_judge_wins_over_gold_columns_and_says_so(tmp_path, capsys):
     (["--precomputed", "feats.npy"], "--precomputed has no effect"),
 ])
 def test_a_setting_that_cannot_take_effect_is_an_error(tmp_path, capsys, flags, needle):
-    pool = _write_pool(tmp_path / "pool.csv", gold=True)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=True)
     assert main([str(pool), "--output_dir", str(tmp_path / "run"), *FAST, *flags]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
@@ -141,7 +102,7 @@ def _human(pool, out, stdin_text=None):
 
 
 def test_quit_in_the_human_oracle_stops_the_whole_run_and_resumes(tmp_path):
-    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=False)
     out = tmp_path / "run"
     first = _human(pool, out)
     stdout, stderr = first.communicate("a\nb\nquit\n", timeout=600)
@@ -155,7 +116,7 @@ def test_quit_in_the_human_oracle_stops_the_whole_run_and_resumes(tmp_path):
 
 
 def test_ctrl_c_stops_the_run_with_130_and_keeps_every_answer(tmp_path):
-    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=False)
     out = tmp_path / "run"
     proc = _human(pool, out)
     proc.stdin.write("a\n")
@@ -174,7 +135,7 @@ def test_ctrl_c_stops_the_run_with_130_and_keeps_every_answer(tmp_path):
 def test_max_cost_is_a_cap_with_requests_in_flight(tmp_path, capsys):
     """Every request's upper cost is reserved before it is sent: with 4 in flight the spend
     never passes --max_cost (the old chunk-then-check loop overshot by a whole chunk)."""
-    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=False)
     stub = ChatStub("Rating: 4", prompt_tokens=lambda body: len(body) // 4)  # a real-ish count
     prices = ["--judge_price_in", "1000", "--judge_price_out", "1000", "--judge_max_tokens", "16",
               "--judge_concurrency", "4"]

@@ -3,16 +3,13 @@ the run's own or absent, a judged annotation file is reused without extra reques
 is written before the input is validated, and a killed export leaves nothing behind."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from chatstub import ChatStub
 
 from aeuf.cli import main
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_run_failures import ChatStub  # noqa: E402
 
 pytest_plugins = ["servers"]
 

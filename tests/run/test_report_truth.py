@@ -1,7 +1,7 @@
 """report.md and the summary say what the run did (issue 24: items 3, 18, 19, 20).
 
 Real runs of the main command: the replay oracle on small pools, and the stand-in judge
-(tests/honest_judge.py) over HTTP with prices, for the cost column.
+(tests/support/honest_judge.py) over HTTP with prices, for the cost column.
 """
 
 import json

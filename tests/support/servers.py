@@ -19,7 +19,7 @@ fake_batch    factory: a small fake of the OpenAI Files + Batches endpoints whos
               run each line against a real upstream server (llama.cpp has no Batch API);
               it pages its batch list and can end batches failed, expired or cancelled.
 honest_judge  factory: HonestJudge(context), a deterministic stand-in for an honest LLM
-              judge (tests/honest_judge.py).
+              judge (tests/support/honest_judge.py).
 """
 
 from __future__ import annotations

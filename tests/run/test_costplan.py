@@ -6,10 +6,10 @@ import dataclasses
 import json
 import math
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import REPO
 
 from aeuf.cli import main
 from aeuf.config import EndpointConfig, InputConfig, LoopConfig, OracleConfig, RunConfig
@@ -21,7 +21,7 @@ from aeuf.run.round.types import Plan
 from aeuf.types import JudgeTask, ResponsePool
 
 pytest_plugins = ["servers"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FACTOR = 1.5
 
 

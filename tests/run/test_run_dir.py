@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from gold_pool import FAST, R, write_gold_pool
 
 from aeuf import io
 from aeuf.cli import main
 from aeuf.run.round import engine
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loop import FAST, R, _write_pool  # noqa: E402
 
 
 def _run(pool, out, *extra) -> int:
@@ -25,7 +23,7 @@ def _run(pool, out, *extra) -> int:
 
 
 def test_a_changed_input_is_refused_naming_what_changed(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     assert _run(pool, tmp_path / "run") == 0
     before = (tmp_path / "run" / "preferences.jsonl").read_text()
     df = pd.read_csv(pool)
@@ -40,7 +38,7 @@ def test_a_changed_input_is_refused_naming_what_changed(tmp_path, capsys):
 
 
 def test_the_same_file_by_another_path_is_the_same_run(tmp_path, capsys, monkeypatch):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     assert _run(pool, tmp_path / "run") == 0
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
@@ -49,7 +47,7 @@ def test_the_same_file_by_another_path_is_the_same_run(tmp_path, capsys, monkeyp
 
 
 def test_a_second_process_gets_one_clear_line(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     with io.RunDir(tmp_path / "run"):  # another writer holds the run
         assert _run(pool, tmp_path / "run") == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -59,7 +57,7 @@ def test_a_second_process_gets_one_clear_line(tmp_path, capsys):
 
 
 def test_flags_are_checked_before_anything_is_written(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     out = tmp_path / "run"
     for bad in (["--rule", "dtss"], ["--head", "esemble"], ["--features", "stats+nope"],
                 ["--initial_rule", "dts"], ["--judge_template", str(tmp_path / "none.txt"),
@@ -72,7 +70,7 @@ def test_flags_are_checked_before_anything_is_written(tmp_path, capsys):
 
 
 def test_a_resume_restores_the_saved_head_instead_of_refitting(tmp_path, monkeypatch):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     assert _run(pool, tmp_path / "run") == 0
     first = (tmp_path / "run" / "preferences.jsonl").read_text()
     leaves, meta = io.RunDir(tmp_path / "run").load_head()
@@ -87,7 +85,7 @@ def test_a_resume_restores_the_saved_head_instead_of_refitting(tmp_path, monkeyp
 
 
 def test_a_run_whose_input_is_gone_resumes_from_its_stored_pool(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     assert _run(pool, tmp_path / "run") == 0
     first = (tmp_path / "run" / "preferences.jsonl").read_text()
     pool.unlink()
@@ -98,7 +96,7 @@ def test_a_run_whose_input_is_gone_resumes_from_its_stored_pool(tmp_path, capsys
 
 
 def test_rounds_are_strict_json(tmp_path):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     assert _run(pool, tmp_path / "run") == 0
     for f in (tmp_path / "run" / "rounds").glob("*.json"):
         text = f.read_text()
@@ -137,7 +135,7 @@ def test_a_messy_pool_runs_empty_responses_kept_short_prompts_skipped_and_counte
 
 
 def test_the_main_command_writes_a_report_and_a_dataset_card(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     assert _run(pool, tmp_path / "run") == 0
     err = capsys.readouterr().err
     out = tmp_path / "run"
@@ -162,7 +160,7 @@ def test_default_run_folders_name_their_origin():
 
 @pytest.mark.parametrize("rule", ["dts", "random"])
 def test_responses_without_gold_are_never_shown_to_the_replay_oracle(tmp_path, capsys, rule):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     df = pd.read_csv(pool)
     df.loc[::2, "response_1_score"] = None  # every other prompt lacks one gold score
     df.loc[5, ["response_0_score", "response_2_score", "response_3_score"]] = None  # 1 left

@@ -3,13 +3,13 @@ first run drew), a plan's routing travels with its rows and through its round re
 every decision about an oracle reads its capabilities, never its name."""
 
 import re
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pandas as pd
 import pytest
+from gold_pool import FAST, R, write_gold_pool
+from paths import REPO
 
 from aeuf import oracle as oracle_stage
 from aeuf.cli import main
@@ -22,10 +22,7 @@ from aeuf.run.round import routes
 from aeuf.run.round.types import Keys, Plan, Purpose, Routing
 from aeuf.types import ResponsePool
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loop import FAST, R, _write_pool  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 
 def test_key_purposes_keep_the_integers_runs_were_made_with():
@@ -81,7 +78,7 @@ def test_an_oracle_is_used_by_what_it_can_do_not_by_its_name(tmp_path, monkeypat
         return replay_oracle(cfg, **options)._replace(name="gold_again")
 
     monkeypatch.setitem(ORACLES._items, "gold_again", OracleKind(REPLAY, gold_again))
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     args = [str(pool), "--num_responses", str(R), "--num_annotations", "2", "--label_mode", "soft",
             *FAST]
     assert main([*args, "--oracle", "replay", "--output_dir", str(tmp_path / "a")]) == 0

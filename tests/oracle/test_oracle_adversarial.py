@@ -1,6 +1,6 @@
-"""No response can game the judge: every manipulative response of tests/adversarial.py, with
+"""No response can game the judge: every manipulative response of tests/support/adversarial.py, with
 every built-in template and every answer format, is rated exactly as an honest judge rates
-it. The judge is a deterministic stand-in served over HTTP (tests/honest_judge.py) that
+it. The judge is a deterministic stand-in served over HTTP (tests/support/honest_judge.py) that
 reads requests like a chat model (control tokens split turns, it answers the last user
 turn, quotes the responses after its answer) and is fooled exactly when a defence fails.
 The last tests switch each defence off and check that the corpus then catches it."""

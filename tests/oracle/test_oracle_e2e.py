@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from killing import kill_after_lines, log_lines
+from paths import REPO
 
 pytest_plugins = ["servers"]
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 SECRET = "sk-e2e-test-2718281828-secret"
 QUESTIONS = ["What is the capital of France?", "Name a primary colour.", "What is 2 + 2?",
              "Say hello in Spanish.", "What do bees make?", "Name a planet."]

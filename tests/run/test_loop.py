@@ -15,27 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from datasets import load_dataset
+from gold_pool import FAST, P, R, write_gold_pool
+from paths import DATA
 
 from aeuf.cli import main
-
-P, R = 24, 4
-FAST = ["--features", "stats", "--members", "4", "--hidden", "16,16", "--epochs", "3",
-        "--batch_size", "6", "--no_progress"]
-
-
-def _write_pool(path: Path, gold: bool = True) -> Path:
-    rng = np.random.default_rng(0)
-    rows = []
-    for p in range(P):
-        row = {"instruction": f"Question {p}: explain topic {p} in a few sentences."}
-        for r in range(R):
-            n = int(rng.integers(1, 40))
-            row[f"response_{r}"] = " ".join(f"w{p}x{r}y{i}" for i in range(n)) + "."
-            if gold:
-                row[f"response_{r}_score"] = float(n + rng.normal(0, 3))
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
 
 
 def _run(pool: Path, out: Path, *extra: str) -> int:
@@ -49,7 +32,7 @@ def _gold(pool: Path) -> dict:
 
 
 def test_main_command_writes_a_trl_dataset_every_row_traced(tmp_path):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     assert _run(pool, tmp_path / "run") == 0
     out = tmp_path / "run"
     ds = load_dataset("json", data_files=str(out / "preferences.jsonl"), split="train")
@@ -69,7 +52,7 @@ def test_main_command_writes_a_trl_dataset_every_row_traced(tmp_path):
 
 
 def test_rerun_sends_nothing_and_gives_the_same_dataset(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     _run(pool, tmp_path / "run")
     first = (tmp_path / "run" / "preferences.jsonl").read_text()
     capsys.readouterr()
@@ -79,7 +62,7 @@ def test_rerun_sends_nothing_and_gives_the_same_dataset(tmp_path, capsys):
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     _run(pool, tmp_path / "clean")
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "aeuf", str(pool), "--num_responses", str(R), "--num_annotations", "2",
@@ -101,7 +84,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_without_an_oracle_the_selected_pairs_go_to_an_annotation_file(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv", gold=False)
+    pool = write_gold_pool(tmp_path / "pool.csv", gold=False)
     assert _run(pool, tmp_path / "run") == 0
     err = capsys.readouterr().err
     assert "aeuf judge" in err and "annotations.jsonl" in err
@@ -111,7 +94,7 @@ def test_without_an_oracle_the_selected_pairs_go_to_an_annotation_file(tmp_path,
 
 
 def test_k_way_annotations_export_a_ranking(tmp_path):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     out = tmp_path / "run"
     assert main([str(pool), "--num_annotations", "3", "--output_dir", str(out), *FAST]) == 0
     df = pd.read_parquet(out / "preferences.parquet")
@@ -128,14 +111,14 @@ def test_k_way_annotations_export_a_ranking(tmp_path):
     (["--head", "nope"], "choose one of"),
 ])
 def test_bad_flags_are_one_line_errors(tmp_path, capsys, flags, needle):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     code = main([str(pool), "--output_dir", str(tmp_path / "run"), *FAST, *flags])
     err = capsys.readouterr().err.strip()
     assert code == 1 and needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 def test_output_dir_of_a_different_run_is_refused(tmp_path, capsys):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     _run(pool, tmp_path / "run")
     capsys.readouterr()
     assert _run(pool, tmp_path / "run", "--rule", "random") == 1
@@ -150,15 +133,15 @@ def test_cli_error_on_missing_file_exits_1_without_traceback(tmp_path):
 
 
 def test_a_run_whose_config_json_has_the_old_layout_resumes(tmp_path, capsys):
-    """tests/data/config_before_spend.json is the config.json that main (ebe0c6f, before the
+    """tests/support/data/config_before_spend.json is the config.json that main (ebe0c6f, before the
     spending caps left OracleConfig: oracle.max_cost, oracle.dry_run, ...) wrote for this very
     command and pool: a run in that layout still resumes, sends nothing, and is rewritten in
     today's layout."""
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")
     out = tmp_path / "run"
     assert _run(pool, out) == 0
     first = (out / "preferences.jsonl").read_text()
-    old = json.loads((Path(__file__).parent / "data" / "config_before_spend.json").read_text())
+    old = json.loads((DATA / "config_before_spend.json").read_text())
     assert "max_cost" in old["oracle"] and "spend" not in old
     (out / "config.json").write_text(json.dumps(old))
     capsys.readouterr()

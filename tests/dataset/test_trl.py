@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -20,6 +19,7 @@ import pytest
 import torch
 import transformers
 import trl
+from paths import REPO
 from trl.data_utils import (
     is_conversational,
     maybe_apply_chat_template,
@@ -33,7 +33,7 @@ from aeuf.backends import hf_models
 from aeuf.config import ExportConfig, InputConfig
 from aeuf.types import Labelled
 
-PROMPTS = Path(__file__).resolve().parents[1] / "dataset" / "prompts.csv"
+PROMPTS = REPO / "dataset" / "prompts.csv"
 HISTORY = [{"role": "system", "content": "You are terse."},
            {"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello."}]
 

@@ -1,7 +1,7 @@
 """The reward-model oracle (issue 23): scores equal a direct forward pass in both input
 conventions, the middle cut, the ledger's resume, multi-head aspects, the served path against a
 real HTTP server on 127.0.0.1 (with the judge client's faults), and the `rm` feature part.
-Every model here is built by the test (tests/rm_models.py): nothing is downloaded."""
+Every model here is built by the test (tests/support/rm_models.py): nothing is downloaded."""
 
 from __future__ import annotations
 
