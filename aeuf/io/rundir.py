@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aeuf.config import upgrade
+from aeuf.config import stored
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from aeuf.io.runlog import JudgementLog, load_pool, write_pool
@@ -39,6 +39,7 @@ HARMLESS_KEYS = frozenset({
     "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
     "send_key_to_local", "features.batch_size", "features.cache",
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
+    "cluster",  # where the rounds run: a deterministic rule chooses the same on Ray
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                     "requests_per_minute", "tokens_per_minute", "timeout",
                                     "retries")),
@@ -110,7 +111,7 @@ class RunDir:
         had no oracle)."""
         path = self.path / "config.json"
         if path.is_file():
-            old = upgrade(_read_json(path))  # an older release's layout, read as today's
+            old = stored(_read_json(path))  # an older release's config.json, read as today's
             free = HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" \
                 else HARMLESS_KEYS
             key = first_difference(old, json.loads(strict_json(config)), harmless=free)
