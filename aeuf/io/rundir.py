@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from aeuf.config import stored
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from aeuf.io.runlog import JudgementLog, load_pool, write_pool
@@ -113,7 +114,7 @@ class RunDir:
         had no oracle)."""
         path = self.path / "config.json"
         if path.is_file():
-            old = _read_json(path)
+            old = stored(_read_json(path))  # an older release's config.json, read as today's
             free = HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" \
                 else HARMLESS_KEYS
             key = first_difference(old, json.loads(strict_json(config)), harmless=free)

@@ -44,6 +44,7 @@ from aeuf.run.round import absorbing, choosing, layout, passes, routes
 from aeuf.run.round import signals as signals_
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
+    Checks,
     Context,
     Keys,
     Outcome,
@@ -164,7 +165,7 @@ def absorb(ctx: Context, state: State, plan: Plan,
     pairing = "extremes" if ctx.cfg.export.west_of_n else ctx.rules[plan.rule].pairing
     rng = numpy_rng(ctx.keys.round(plan.t, Purpose.PAIRING))
     seeds = rng.integers(2**31, size=len(plan.prompts))
-    noise = routes.update_noise(state.noise, v)
+    noise = routes.update_noise(state.checks.noise, v)
     eps = routes.flip_rate(noise)
     done, rows, unanswered = [], [], 0
     for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, v.judgements)):
@@ -179,8 +180,9 @@ def absorb(ctx: Context, state: State, plan: Plan,
     if acquired[plan.prompts].any():  # the plan re-opens labelled prompts: a new pass
         acquired[:], passes_done = False, passes_done + 1
     acquired[plan.prompts] = True
-    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired, noise=noise,
-                         passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
+    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired,
+                         passes=passes_done,
+                         checks=Checks(routes.calibrate(state.checks.calib, plan, done, v), noise))
     labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
     base = None if plan.mean is None else signals_.agreements(
