@@ -44,6 +44,7 @@ from aeuf.run.round import absorbing, choosing, layout, passes, routes
 from aeuf.run.round import signals as signals_
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
+    Checks,
     Context,
     Keys,
     Outcome,
@@ -53,7 +54,7 @@ from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for
     State,
     Verdicts,
 )
-from aeuf.types import Comparisons, Judgement, JudgeTask, ResponsePool
+from aeuf.types import Comparisons, Judgement, JudgeTask, ResponsePool, turns_of
 
 
 def validate(cfg: RunConfig, R: int) -> dict:
@@ -80,11 +81,12 @@ def validate(cfg: RunConfig, R: int) -> dict:
 
 
 def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
-                 usable=None, signals=None) -> Context:
+                 usable=None, signals=None, where=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
     already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
     responses the oracle can judge (None: all); signals: aeuf.run.round.signals.Signals (None: no
-    baselines beside the head's agreement)."""
+    baselines beside the head's agreement); where: where the rule chooses (Context.where;
+    None: in this process)."""
     rules = validate(cfg, features.shape[1])
     cfg = replace(cfg, head=layout.head_config(cfg.head, cfg.features, features.shape[-1]))
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
@@ -92,7 +94,7 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
     return Context(cfg, features if kept else np.asarray(features, np.float32),
                    np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
-                   [] if graph is None else [graph], usable, signals)
+                   [] if graph is None else [graph], usable, signals, where)
 
 
 def sizes_of(ctx: Context) -> list[int]:
@@ -122,8 +124,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
-    choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, Purpose.CHOOSE),
-                         k=ctx.cfg.acquire.num_annotations, valid=valid)
+    choice = choosing.select(ctx, state, name, rule, t, valid)
     idx, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     if blocked is not None:
         idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
@@ -142,13 +143,15 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
 # --- judge, absorb, refit ---------------------------------------------------------------------
 
 def tasks_of(pool: ResponsePool, plan: Plan) -> list[JudgeTask]:
-    """The oracle's tasks of a plan: each prompt with its shown responses (and gold)."""
+    """The oracle's tasks of a plan: each prompt with its shown responses (and gold, and a
+    multi-turn prompt's turns)."""
     out = []
     for p, s in zip(plan.prompts, plan.slots):
         gold = None if pool.gold is None else tuple(float(g) for g in pool.gold[p, s])
+        turns = None if pool.messages is None else turns_of(pool.messages[p])
         out.append(JudgeTask(str(pool.prompt_ids[p]), str(pool.prompts[p]),
                              tuple(str(x) for x in pool.response_ids[p, s]),
-                             tuple(str(x) for x in pool.responses[p, s]), gold))
+                             tuple(str(x) for x in pool.responses[p, s]), gold, turns))
     return out
 
 
@@ -162,7 +165,7 @@ def absorb(ctx: Context, state: State, plan: Plan,
     pairing = "extremes" if ctx.cfg.export.west_of_n else ctx.rules[plan.rule].pairing
     rng = numpy_rng(ctx.keys.round(plan.t, Purpose.PAIRING))
     seeds = rng.integers(2**31, size=len(plan.prompts))
-    noise = routes.update_noise(state.noise, v)
+    noise = routes.update_noise(state.checks.noise, v)
     eps = routes.flip_rate(noise)
     done, rows, unanswered = [], [], 0
     for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, v.judgements)):
@@ -177,8 +180,9 @@ def absorb(ctx: Context, state: State, plan: Plan,
     if acquired[plan.prompts].any():  # the plan re-opens labelled prompts: a new pass
         acquired[:], passes_done = False, passes_done + 1
     acquired[plan.prompts] = True
-    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired, noise=noise,
-                         passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
+    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired,
+                         passes=passes_done,
+                         checks=Checks(routes.calibrate(state.checks.calib, plan, done, v), noise))
     labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
     base = None if plan.mean is None else signals_.agreements(

@@ -7,6 +7,7 @@ aeuf.run.round imports and types against.
     Routing    who labels each row of a plan: the plan's extension point
     Plan       what round t chose, and why
     Calibration  the head's confidence vs the oracle on judged pairs (self-labelling)
+    Checks     what the run learned about its labellers: the state's extension point
     State      what carries from one round to the next
     Verdicts   a round's answers, one per plan row, with who gave each
     Routes     a round's rows counted by labeller
@@ -18,6 +19,7 @@ b prompts in a round, k responses shown per prompt, C calibration pairs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -29,7 +31,7 @@ from aeuf.acquire import Rule
 from aeuf.config import RunConfig
 from aeuf.head import Head
 from aeuf.run.round.signals import Signals
-from aeuf.types import Belief, Comparisons, Judgement, Labelled
+from aeuf.types import Belief, Choice, Comparisons, Judgement, Labelled
 
 INIT_KEY = 1_000_003  # folded into the seed's key (no round) for the head's initialisation
 
@@ -75,7 +77,10 @@ class Context(NamedTuple):
     one-element list so the context stays immutable); usable: bool[P, R] responses the
     oracle can judge (None: all; an oracle that answers from gold cannot judge a response
     without it, so such responses are never shown to it); signals: the cheap signals the
-    head's agreement is compared with (aeuf.run.round.signals; None: none).
+    head's agreement is compared with (aeuf.run.round.signals; None: none); where: where the
+    rule chooses (aeuf.run.round.choosing.select): None in this process, else a function
+    (ctx, state, name, rule, key, valid) -> Choice, or None for a round it does not take
+    (the run layer injects the Ray one, aeuf.run.jobs.cluster).
     """
 
     cfg: RunConfig
@@ -87,6 +92,7 @@ class Context(NamedTuple):
     graph: list
     usable: Bool[np.ndarray, "P R"] | None = None
     signals: Signals | None = None
+    where: Callable[..., Choice | None] | None = None
 
 
 class Routing(NamedTuple):
@@ -140,12 +146,22 @@ class Calibration(NamedTuple):
         return int(self.conf.shape[0])
 
 
+class Checks(NamedTuple):
+    """What the run has learned about its labellers other than the judge: State's extension
+    point, one typed field per feature that routes rows away from the judge (a feature that
+    keeps evidence across rounds adds a field here and nothing else in State changes).
+    calib: the head's confidence vs the oracle on judged pairs (self-labelling); noise:
+    (checked, flipped) of the cheap judge against the strong one (the cascade)."""
+
+    calib: Calibration = Calibration.empty()
+    noise: tuple[int, int] = (0, 0)
+
+
 class State(NamedTuple):
     """Between rounds: the comparisons so far, the head (None before the first fit), its
     belief, which prompts were labelled in the current pass, after how many rounds the head
-    was fit, how many passes over the pool were completed; calib: the head's confidence vs
-    the oracle on judged pairs (self-labelling); noise: (checked, flipped) of the cheap judge
-    against the strong one (the cascade)."""
+    was fit, how many passes over the pool were completed; checks: what the run has learned
+    about its other labellers (the head, a cheap judge)."""
 
     comps: Comparisons
     head_state: Any
@@ -153,8 +169,7 @@ class State(NamedTuple):
     acquired: Bool[np.ndarray, " P"]
     fitted_round: int = -1
     passes: int = 0
-    calib: Calibration = Calibration.empty()
-    noise: tuple[int, int] = (0, 0)
+    checks: Checks = Checks()
 
 
 class Verdicts(NamedTuple):
