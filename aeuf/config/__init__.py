@@ -89,6 +89,9 @@ class HeadConfig:
                                       "fit: epochs are cut (to one at least) once the labels "
                                       "pass ~50k, so a fit's cost stops growing with epochs "
                                       "x labels on a large pool (none: no cap)")
+    plateau: float | None = opt(None, "ensemble: a member stops once an epoch lowers its mean "
+                                      "training objective by less than this fraction (after "
+                                      "--min_steps steps; none: run every epoch)")
     batch_size: int = opt(256, "comparisons per optimiser step", flag="head_batch_size")
     learning_rate: float = opt(1e-3, "head learning rate")
     anchor: float = opt(0.03, "ensemble: strength of the anchor prior: each member fits "
@@ -117,7 +120,7 @@ class HeadConfig:
     def __post_init__(self):
         at_least(self, 1, "members", "epochs", "batch_size", "newton_steps", "max_dim",
                  "max_steps")
-        at_least(self, 0, "min_steps", "anchor", "center")
+        at_least(self, 0, "min_steps", "anchor", "center", "plateau")
         if any(h < 1 for h in self.hidden):
             raise SettingError("hidden", self.hidden, "every width must be at least 1")
         at_least(self, 0, "learning_rate", "prior_precision", strict=True)
