@@ -335,3 +335,20 @@ def test_training_members_in_groups_gives_the_result_of_all_at_once(trained):
         np.testing.assert_allclose(alone.precision, together.precision, rtol=1e-3, atol=1e-2)
     with pytest.raises(ConfigError, match="divide"):
         make_ensemble(CFG, group=3)
+
+
+def test_a_plateau_stops_a_member_once_its_objective_flattens_after_min_steps(trained):
+    """plateau = 1e9: every epoch counts as flat, so each member stops at the first epoch that
+    reaches min_steps: the fit of exactly that many epochs."""
+    x, _, comps, s0, _ = trained
+    base = dataclasses.replace(CFG, epochs=12, min_steps=30)  # 600 labels / 64: 10 steps an epoch
+    fit = lambda cfg: make_head(cfg).fit(s0, x, comps, key=jax.random.key(1))  # noqa: E731
+    assert same(fit(dataclasses.replace(base, plateau=1e9)), fit(dataclasses.replace(base, epochs=3)))
+    assert not same(fit(dataclasses.replace(base, epochs=3)), fit(base))
+
+
+def test_a_plateau_keeps_the_grouping_out_of_the_result(trained):
+    x, _, comps, s0, _ = trained
+    cfg = dataclasses.replace(CFG, epochs=6, min_steps=0, plateau=2e-2)
+    fits = [make_ensemble(cfg, group=g).fit(s0, x, comps, key=jax.random.key(1)) for g in (1, 8)]
+    assert max_diff(*fits) < 1e-4
