@@ -347,8 +347,9 @@ def test_a_plateau_stops_a_member_once_its_objective_flattens_after_min_steps(tr
     assert not same(fit(dataclasses.replace(base, epochs=3)), fit(base))
 
 
-def test_a_plateau_keeps_the_grouping_out_of_the_result(trained):
+def test_a_plateau_stop_trains_members_in_groups_as_all_at_once(trained):
     x, _, comps, s0, _ = trained
-    cfg = dataclasses.replace(CFG, epochs=6, min_steps=0, plateau=2e-2)
+    cfg = dataclasses.replace(CFG, epochs=4, min_steps=20, plateau=1e9)  # stops after 2 epochs
     fits = [make_ensemble(cfg, group=g).fit(s0, x, comps, key=jax.random.key(1)) for g in (1, 8)]
-    assert max_diff(*fits) < 1e-4
+    moved = max_diff(fits[1], s0)
+    assert moved > 0.1 and max_diff(*fits) < 1e-3 * moved  # float32 drift only (see above)
