@@ -293,6 +293,18 @@ def test_max_steps_caps_the_epochs_of_a_large_fit_but_keeps_one():
         assert epochs == uncapped if steps * uncapped <= 4096 else epochs < uncapped
 
 
+def test_a_default_fit_is_about_min_steps_in_whole_epochs_at_any_label_count():
+    cfg = HeadConfig()  # epochs 20, min_steps = max_steps = 300, minibatch 256
+    old = dataclasses.replace(cfg, max_steps=None)
+    for m in (1, 300, 3840, 3841, 6500, 26_000, 100_000, 1_000_000):
+        _, _, steps, epochs = schedule(m, cfg, pow2_steps)
+        assert epochs == max(1, -(-300 // steps))  # >= 300 steps, < 300 + one epoch
+        if steps <= 15:  # 20 epochs are under 300 steps: the schedule is what it was
+            assert epochs == schedule(m, old, pow2_steps)[3]
+    capped = dataclasses.replace(cfg, max_steps=100)  # below min_steps: min_steps wins
+    assert schedule(26_000, capped, pow2_steps)[3] == 3
+
+
 def test_minibatches_share_the_labels_evenly():
     m, batch = 300, 256  # two steps per epoch: 150 + 150 real labels, not 256 + 44
     mask = np.zeros(batch * 2, np.float32)
@@ -335,21 +347,3 @@ def test_training_members_in_groups_gives_the_result_of_all_at_once(trained):
         np.testing.assert_allclose(alone.precision, together.precision, rtol=1e-3, atol=1e-2)
     with pytest.raises(ConfigError, match="divide"):
         make_ensemble(CFG, group=3)
-
-
-def test_a_plateau_stops_a_member_once_its_objective_flattens_after_min_steps(trained):
-    """plateau = 1e9: every epoch counts as flat, so each member stops at the first epoch that
-    reaches min_steps: the fit of exactly that many epochs."""
-    x, _, comps, s0, _ = trained
-    base = dataclasses.replace(CFG, epochs=12, min_steps=30)  # 600 labels / 64: 10 steps an epoch
-    fit = lambda cfg: make_head(cfg).fit(s0, x, comps, key=jax.random.key(1))  # noqa: E731
-    assert same(fit(dataclasses.replace(base, plateau=1e9)), fit(dataclasses.replace(base, epochs=3)))
-    assert not same(fit(dataclasses.replace(base, epochs=3)), fit(base))
-
-
-def test_a_plateau_stop_trains_members_in_groups_as_all_at_once(trained):
-    x, _, comps, s0, _ = trained
-    cfg = dataclasses.replace(CFG, epochs=4, min_steps=20, plateau=1e9)  # stops after 2 epochs
-    fits = [make_ensemble(cfg, group=g).fit(s0, x, comps, key=jax.random.key(1)) for g in (1, 8)]
-    moved = max_diff(fits[1], s0)
-    assert moved > 0.1 and max_diff(*fits) < 1e-3 * moved  # float32 drift only (see above)

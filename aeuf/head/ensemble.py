@@ -157,8 +157,6 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
     train_fn = jax.jit(partial(train, opt=opt), static_argnames=("batch", "group", "loss"))
     design_fn = jax.jit(design, static_argnames="block")
     score_fn = jax.jit(score)
-    stop = {} if cfg.plateau is None else {"plateau": jnp.float32(cfg.plateau),
-                                           "floor": jnp.int32(cfg.min_steps)}
 
     def scales(dim: int) -> tuple[float, ...]:
         """The anchor's weight per layer (HeadConfig.anchor_prior)."""
@@ -205,7 +203,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         flat = jax.device_put(flat)  # drop the host array now: it is not held twice in the fit
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
                           jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
-                          group=group or member_group(cfg, dim, batch), **stop)
+                          group=group or member_group(cfg, dim, batch))
         block = design_block(batch, batch * padded)
         return EnsembleState(params, state.anchor, design_fn(
             params, flat, pairs, jnp.int32(-(-m // block)), last_prior(dim), block=block))

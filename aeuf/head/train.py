@@ -17,8 +17,12 @@ batch size, and a full-batch step is the exact gradient.
 
 Schedule (steps, not epochs): with M labels and minibatch B the trainer runs
 s = ceil(M / B) steps per epoch, the real labels spread evenly over those s batches (no
-nearly empty last batch), for max(epochs, ceil(min_steps / s)) epochs. A fit on few labels
-is a full-batch fit of at least `min_steps` Adam steps, so no learning curve jumps where M
+nearly empty last batch), for max(epochs, ceil(min_steps / s)) epochs, cut to
+max(1, ceil(min_steps / s), max_steps // s). The default max_steps = min_steps = 300 makes
+every fit about 300 steps in whole epochs (one epoch above 300 * B labels): warm-started
+from the last round's head, that kept the held-out accuracy of 20 epochs at 6.5k-26k labels
+with 4x fewer steps (BENCHMARKS.md, "Scale"), so a fit's cost stops growing with the pool.
+A fit on few labels is a full-batch fit of at least `min_steps` Adam steps, so no learning curve jumps where M
 crosses a multiple of B (the old fixed 20 epochs gave 20 steps up to 256 labels, 40 above).
 
 Speed: members are trained `group` at a time (a sequential lax.map over groups; inside a
@@ -82,8 +86,7 @@ def batch_rows(order: jax.Array, step: jax.Array, steps: jax.Array, batch: int) 
     return order[jnp.arange(batch) * steps + step]
 
 
-def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, loss, group,
-          plateau=None, floor=None):
+def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, loss, group):
     """`epochs` epochs of `steps` Adam steps each, from fresh Adam moments, `group` members
     at a time (a sequential lax.map over K / group groups; every group sees the same
     minibatches, so the grouping changes the speed, not the result).
@@ -91,16 +94,12 @@ def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, l
     x: f32[N, D] or f16[N, D] flat features (each minibatch is widened to f32);
     pairs: padding.Pairs of length S >= batch * steps;
     m_real: f32[]; key: PRNG key of this fit; epochs, steps: i32[] (traced: no recompile).
-    plateau: f32[] or None: a member stops (its params kept) after an epoch whose mean
-    minibatch objective fell by less than `plateau` times its value since the epoch before,
-    once it has run `floor` (i32[]) steps; None: every member runs all `epochs`.
     Returns params.
     """
     k = jax.tree_util.tree_leaves(params)[0].shape[0]
     split = lambda t: t.reshape(k // group, group, *t.shape[1:])  # noqa: E731
-    stop = None if plateau is None else (plateau, floor)
     run = partial(train_group, x=x, pairs=pairs, m_real=m_real, key=key, epochs=epochs,
-                  steps=steps, batch=batch, opt=opt, loss=loss, stop=stop)
+                  steps=steps, batch=batch, opt=opt, loss=loss)
     out = jax.lax.map(lambda pa: run(*pa), jax.tree_util.tree_map(split, (params, anchor)))
     return jax.tree_util.tree_map(lambda t: t.reshape(k, *t.shape[2:]), out)
 
@@ -111,64 +110,38 @@ def pair_rows(x, pairs, slots):
     return x[jnp.concatenate([pairs.a[slots], pairs.b[slots]])].astype(jnp.float32)
 
 
-def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, opt, loss,
-                stop=None):
-    """train() for one group of members: params leaves [group, ...]. stop: (plateau, floor)
-    or None (train()). Each member's stop depends only on its own objective, so the grouping
-    still changes the speed, not the result."""
+def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, opt, loss):
+    """train() for one group of members: params leaves [group, ...]."""
     members = jax.vmap(loss, in_axes=(0, 0, None, None, None, None))
-    group = jax.tree_util.tree_leaves(params)[0].shape[0]
 
     def grad_step(rows, carry):
-        params, opt_state, active, total_loss = carry
+        params, opt_state = carry
         x2 = pair_rows(x, pairs, rows)
-        total = lambda w: (lambda f: (jnp.sum(f), f))(  # noqa: E731
-            members(w, anchor, x2, pairs.p[rows], pairs.mask[rows], m_real))
-        grads, f = jax.grad(total, has_aux=True)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return (keep(active, optax.apply_updates(params, updates), params), opt_state, active,
-                total_loss + f)
+        total = lambda w: jnp.sum(members(w, anchor, x2, pairs.p[rows], pairs.mask[rows], m_real))  # noqa: E731
+        updates, opt_state = opt.update(jax.grad(total)(params), opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
 
     def epoch(e, carry):
         order = slot_order(jax.random.fold_in(key, e), pairs.mask)
         step = lambda s, c: grad_step(batch_rows(order, s, steps, batch), c)  # noqa: E731
         return jax.lax.fori_loop(0, steps, step, carry)
 
-    ones = jnp.ones(group, bool)
-    if stop is None:
-        carry = (params, opt.init(params), ones, jnp.zeros(group))
-        return jax.lax.fori_loop(0, epochs, epoch, carry)[0]
-    plateau, floor = stop
-
-    def body(c):
-        e, prev, (params, opt_state, active) = c
-        params, opt_state, active, summed = epoch(e, (params, opt_state, active, jnp.zeros(group)))
-        mean = summed / steps
-        flat = (prev - mean) < plateau * jnp.abs(mean)
-        active = active & ~(flat & ((e + 1) * steps >= floor))
-        return e + 1, mean, (params, opt_state, active)
-
-    cond = lambda c: (c[0] < epochs) & jnp.any(c[2][2])  # noqa: E731
-    start = (jnp.int32(0), jnp.full(group, jnp.inf), (params, opt.init(params), ones))
-    return jax.lax.while_loop(cond, body, start)[2][0]
-
-
-def keep(active, new, old):
-    """new params for the active members (bool [group]), old ones for the stopped."""
-    pick = lambda n, o: jnp.where(active.reshape(-1, *(1,) * (n.ndim - 1)), n, o)  # noqa: E731
-    return jax.tree_util.tree_map(pick, new, old)
+    params, _ = jax.lax.fori_loop(0, epochs, epoch, (params, opt.init(params)))
+    return params
 
 
 def schedule(m: int, cfg: HeadConfig, steps_rule: Callable) -> tuple[int, int, int, int]:
     """(minibatch, padded steps per epoch, real steps per epoch, epochs) for M = m labels:
-    cfg.epochs, raised to reach cfg.min_steps, then cut to cfg.max_steps (at least one)."""
+    cfg.epochs, raised to reach cfg.min_steps, then cut to cfg.max_steps, never below
+    the epochs that reach min_steps (nor below one)."""
     batch, padded = steps_rule(m, cfg.batch_size)
     steps = -(-m // batch)
     if cfg.epochs == 0 and cfg.min_steps == 0:
         return batch, padded, steps, 0
-    epochs = max(cfg.epochs, -(-cfg.min_steps // steps))
+    least = -(-cfg.min_steps // steps)
+    epochs = max(cfg.epochs, least)
     if cfg.max_steps is not None:
-        epochs = min(epochs, max(1, cfg.max_steps // steps))
+        epochs = min(epochs, max(1, least, cfg.max_steps // steps))
     return batch, padded, steps, epochs
 
 
