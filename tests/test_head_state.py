@@ -9,13 +9,17 @@ from aeuf.config import HeadConfig
 from aeuf.head import make_head
 from aeuf.head.bll import BLLState
 from aeuf.head.ensemble import EnsembleState
+from aeuf.head.twospeed import TwoSpeedState
 from aeuf.types import Comparisons
 
 CONFIGS = {
     "ensemble": (HeadConfig(members=4, hidden=(16, 8), epochs=2, min_steps=20, batch_size=32), 6),
     "bll": (HeadConfig(name="bll"), 6),
     "bll_projected": (HeadConfig(name="bll", max_dim=4), 6),
+    "ensemble+linear": (HeadConfig(name="ensemble+linear", linear_columns=(4, 5), members=4,
+                                   hidden=(16, 8), epochs=2, min_steps=20, batch_size=32), 6),
 }
+STATES = {"ensemble": EnsembleState, "bll": BLLState, "ensemble+linear": TwoSpeedState}
 
 
 def problem(dim, seed=0, num_p=40, num_r=4, m=90):
@@ -49,7 +53,7 @@ def test_state_round_trips_through_savez_and_resumes_identically(name, tmp_path)
     x, comps = problem(dim)
     s0 = head.init(dim, key=jax.random.key(0))
     s1 = head.fit(s0, x, comps, key=jax.random.key(1))
-    assert isinstance(s1, EnsembleState if cfg.name == "ensemble" else BLLState)
+    assert isinstance(s1, STATES[cfg.name])
     # the structure depends only on config and dim: not on the key, not on fitting
     treedef = jax.tree_util.tree_structure(head.init(dim, key=jax.random.key(7)))
     assert jax.tree_util.tree_structure(s0) == treedef == jax.tree_util.tree_structure(s1)

@@ -37,7 +37,7 @@ from aeuf.config import (
 )
 from aeuf.errors import ConfigError
 from aeuf.oracle import make_oracle
-from aeuf.run.round import engine, signals
+from aeuf.run.round import engine, layout, signals
 from aeuf.run.round.types import Context, Keys, Plan, Purpose, State
 from aeuf.types import Comparisons, ResponsePool
 
@@ -260,7 +260,7 @@ def fit_and_score(task: Task, cfg: RunConfig, comps: Comparisons, seed: int, lab
     evaluated on the held-out prompts against `labels` [M]."""
     from aeuf.head import make_head
 
-    head = make_head(cfg.head)
+    head = make_head(layout.head_config(cfg.head, cfg.features, task.features.shape[-1]))
     keys = Keys.of(seed)
     state = head.init(task.features.shape[-1], key=keys.init())
     state = head.fit(state, task.features, comps, key=keys.round(0, Purpose.FIT))

@@ -18,7 +18,7 @@ from aeuf.errors import ConfigError
 FLAGS = list(flags_of(RunConfig))
 SECTION_TITLES = {"input": "input", "features": "features", "head": "reward head",
                   "acquire": "acquisition", "loop": "rounds", "oracle": "oracle (judge)",
-                  "export": "export"}
+                  "export": "export", "cluster": "cluster (Ray)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aeuf.config.cluster import ClusterConfig  # noqa: F401
 from aeuf.config.fields import (  # noqa: F401  (re-exported: the configs' machinery)
     SettingError,
     at_least,
@@ -79,7 +80,9 @@ class FeatureConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class HeadConfig:
-    name: str = opt("ensemble", "reward head: ensemble or bll", flag="head")
+    name: str = opt("ensemble", "reward head: ensemble, bll or ensemble+linear (a Bayesian "
+                                "linear part on the cheap stats/model columns, the ensemble "
+                                "on the residual)", flag="head")
     members: int = opt(16, "ensemble members / posterior samples K")
     hidden: tuple[int, ...] = opt((128, 128), "ensemble hidden layer widths, e.g. 128,128")
     epochs: int = opt(20, "training epochs per fit (see --min_steps and --max_steps)")
@@ -113,6 +116,12 @@ class HeadConfig:
     newton_steps: int = opt(50, "bll: at most this many Newton steps per fit (it stops "
                                 "earlier once converged)")
     max_dim: int = opt(1024, "bll: project features above this dimension down first")
+    linear_prior: str = opt("ard", "ensemble+linear: prior of the linear part, as "
+                                   "--bll_prior (ard: one evidence-chosen precision per "
+                                   "column)", choices=("evidence", "ard", "fixed"))
+    linear_columns: tuple[int, ...] = opt((), "ensemble+linear: feature columns of the linear "
+                                              "part (default: those of the stats and model "
+                                              "parts, found from --features)")
 
     def __post_init__(self):
         at_least(self, 1, "members", "epochs", "batch_size", "newton_steps", "max_dim",
@@ -267,3 +276,4 @@ class RunConfig:
     loop: LoopConfig = sub(LoopConfig, "rounds")
     oracle: OracleConfig = sub(OracleConfig, "the oracle")
     export: ExportConfig = sub(ExportConfig, "export")
+    cluster: ClusterConfig = sub(ClusterConfig, "where the rounds run (Ray)")

@@ -16,7 +16,7 @@ signatures are the Protocols below:
         largest array) and precision [H, H] (the head's last-layer design, see types.Belief).
 Features may be float16 or a memory map: heads read them in blocks and compute in float32.
 
-Heads are looked up by name in `HEADS` ("ensemble", "bll"). The implementations import JAX,
+Heads are looked up by name in `HEADS` ("ensemble", "bll", "ensemble+linear"). The implementations import JAX,
 so they are imported only when a head is built: `import aeuf.head` stays cheap.
 """
 
@@ -82,6 +82,15 @@ def _bll(cfg: HeadConfig) -> Head:
     from aeuf.head.bll import make_bll
 
     return make_bll(cfg)
+
+
+@HEADS.register("ensemble+linear")
+def _twospeed(cfg: HeadConfig) -> Head:
+    """A Bayesian linear part on the cheap columns plus the ensemble on the residual
+    (aeuf.head.twospeed)."""
+    from aeuf.head.twospeed import make_twospeed
+
+    return make_twospeed(cfg)
 
 
 def make_head(cfg: HeadConfig) -> Head:

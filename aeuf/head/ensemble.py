@@ -166,10 +166,10 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         return init_precisions(dim, tuple(cfg.hidden))
 
     @functools.cache
-    def loss_for(dim: int) -> Callable:
+    def loss_for(dim: int, offset: bool = False) -> Callable:
         """member_loss for D = dim (one object per dim: the jitted trainer's static arg)."""
         return partial(member_loss, lam=float(cfg.anchor), center=float(cfg.center),
-                       scales=scales(dim))
+                       scales=scales(dim), offset=offset)
 
     def last_prior(dim: int) -> jax.Array:
         """The last layer's prior precision 2 * anchor * scale * I [H, H]."""
@@ -185,9 +185,11 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         """State of K freshly initialised members for D = dim features."""
         return _init(int(dim), key)
 
-    def fit(state: EnsembleState, features, comps: Comparisons, *, key: jax.Array):
+    def fit(state: EnsembleState, features, comps: Comparisons, *, key: jax.Array,
+            offset=None):
         """Train on all M comparisons: features f32[P, R, D] or f16 (a memory map too);
-        returns the new state."""
+        returns the new state. offset f32[P, R] (optional): a fixed reward the members' own
+        is added to, so they fit the residual (aeuf.head.twospeed)."""
         x = check_features(features, int(state.params[0]["w"].shape[1]))
         num_p, num_r, dim = x.shape
         check_comparisons(comps, num_p, num_r)
@@ -199,15 +201,21 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         # only the compared rows, in the pool's dtype (float16 stays float16: the trainer
         # widens each minibatch), padded to a power of two (at most the pool): a compile per
         # doubling at most
-        flat, pairs = compact(x.reshape(-1, dim), flat_pairs(comps, num_r, batch * padded),
+        pairs0 = flat_pairs(comps, num_r, batch * padded)
+        flat, pairs = compact(x.reshape(-1, dim), pairs0,
                               size=lambda u: min(next_pow2(u), num_p * num_r), dtype=None)
+        if offset is not None:  # the offset of the same rows, as a last column
+            off, _ = compact(np.asarray(offset, np.float32).reshape(-1, 1), pairs0,
+                             size=lambda u: min(next_pow2(u), num_p * num_r))
+            flat = np.concatenate([np.asarray(flat, np.float32), off], axis=1)
         flat = jax.device_put(flat)  # drop the host array now: it is not held twice in the fit
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
-                          jnp.int32(epochs), jnp.int32(steps), batch=batch, loss=loss_for(dim),
+                          jnp.int32(epochs), jnp.int32(steps), batch=batch,
+                          loss=loss_for(dim, offset is not None),
                           group=group or member_group(cfg, dim, batch))
         block = design_block(batch, batch * padded)
         return EnsembleState(params, state.anchor, design_fn(
-            params, flat, pairs, jnp.int32(-(-m // block)), last_prior(dim), block=block))
+            params, flat[:, :dim], pairs, jnp.int32(-(-m // block)), last_prior(dim), block=block))
 
     def belief(state: EnsembleState, features, *, key: jax.Array | None = None,
                num_samples: int = 16, embed: bool = True) -> Belief:

@@ -51,13 +51,15 @@ GROUP_BYTES = 24 << 20  # working set of the members trained together (member_gr
 
 
 def member_loss(params, anchor, x2, p, mask, m_real, *, lam: float, center: float,
-                scales: tuple[float, ...] | None = None):
+                scales: tuple[float, ...] | None = None, offset: bool = False):
     """One member's F / M on a minibatch.
 
     x2: f32[2B, D] (the B first responses a, then the B second responses b); p, mask: f32[B];
-    m_real: f32[] number of labels M. Returns f32[].
+    m_real: f32[] number of labels M. Returns f32[]. offset: x2's last column is a fixed
+    reward added to the member's (the two-speed head's linear part: the member fits the
+    residual).
     """
-    r = rewards(params, x2)
+    r = rewards(params, x2[:, :-1]) + x2[:, -1] if offset else rewards(params, x2)
     ra, rb = jnp.split(r, 2)
     d = ra - rb
     n = jnp.maximum(jnp.sum(mask), 1.0)

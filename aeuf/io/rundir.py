@@ -38,6 +38,7 @@ HARMLESS_KEYS = frozenset({
     "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
     "send_key_to_local", "features.batch_size", "features.cache",
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
+    "cluster",  # where the rounds run: a deterministic rule chooses the same on Ray
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                     "requests_per_minute", "tokens_per_minute", "timeout",
                                     "retries")),

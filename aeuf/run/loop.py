@@ -27,7 +27,7 @@ from aeuf.errors import ConfigError, InputError, NothingLabelled
 from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import cascade, checks, featurize, records, report
-from aeuf.run.jobs import costplan
+from aeuf.run.jobs import cluster, costplan
 from aeuf.run.ledger import Ledger
 from aeuf.run.preflight import preflight
 from aeuf.run.round import engine, signals
@@ -81,6 +81,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     with watch("read input"):
         pool = read_input(cfg, out)
     engine.validate(cfg, pool.shape[1])
+    cluster.check(cfg)
     _check_oracle(cfg, pool)
     featurize.check_precomputed(pool, cfg.features)
     if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
@@ -138,8 +139,10 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         features, _ = featurize.build_features(pool, cfg.features, progress=progress)
         pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
     usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
+    with watch("shards"):
+        where = cluster.where_of(cfg, rd.path, features)  # --ray: the rounds choose there
     ctx = engine.make_context(cfg, features, pfeat, usable=usable,
-                              signals=signals.of_pool(pool, features))
+                              signals=signals.of_pool(pool, features), where=where)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
                          max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.oracle.retry_unparsable)

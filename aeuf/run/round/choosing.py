@@ -17,7 +17,7 @@ from jaxtyping import Bool, Float, Int
 from aeuf import acquire
 from aeuf.acquire.base import numpy_rng
 from aeuf.run.round.types import Context, Purpose, State
-from aeuf.types import Belief
+from aeuf.types import Belief, Choice
 
 
 def eligible(ctx: Context) -> Bool[np.ndarray, " P"]:
@@ -54,6 +54,16 @@ def tie_step(state: State) -> float:
     if b.pair_var is None:
         return float("nan")
     return acquire.calibrated_step(b.mean, b.pair_var, c.prompt, c.a, c.b, c.p == 0.5)
+
+
+def select(ctx: Context, state: State, name: str, rule, t: int,
+           valid: Bool[np.ndarray, "P R R"] | None) -> Choice:
+    """The rule's choice for every prompt, where the run says (ctx.where: e.g. on the shards
+    of a Ray cluster), else (or for a round it does not take) in this process."""
+    key, k = ctx.keys.round(t, Purpose.CHOOSE), ctx.cfg.acquire.num_annotations
+    got = None if ctx.where is None else ctx.where(ctx, state, name, rule, key, valid)
+    return got if got is not None else rule.select(state.belief, ctx.features, key=key, k=k,
+                                                   valid=valid)
 
 
 def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,

@@ -31,6 +31,7 @@ b prompts in a round, k responses shown per prompt.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import make_head
-from aeuf.run.round import absorbing, beliefs, choosing, passes, routes
+from aeuf.run.round import absorbing, beliefs, choosing, layout, passes, routes
 from aeuf.run.round import signals as signals_
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
@@ -79,18 +80,20 @@ def validate(cfg: RunConfig, R: int) -> dict:
 
 
 def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
-                 usable=None, signals=None) -> Context:
+                 usable=None, signals=None, where=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
     already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
     responses the oracle can judge (None: all); signals: aeuf.run.round.signals.Signals (None: no
-    baselines beside the head's agreement)."""
+    baselines beside the head's agreement); where: where the rule chooses (Context.where;
+    None: in this process)."""
     rules = validate(cfg, features.shape[1])
+    cfg = replace(cfg, head=layout.head_config(cfg.head, cfg.features, features.shape[-1]))
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     kept = isinstance(features, np.ndarray) and features.dtype in (np.float16, np.float32)
     return Context(cfg, features if kept else np.asarray(features, np.float32),
                    np.asarray(prompt_features, np.float32),
                    make_head(cfg.head), rules, Keys.of(cfg.loop.seed),
-                   [] if graph is None else [graph], usable, signals)
+                   [] if graph is None else [graph], usable, signals, where)
 
 
 def sizes_of(ctx: Context) -> list[int]:
@@ -117,8 +120,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
-    choice = rule.select(state.belief, ctx.features, key=ctx.keys.round(t, Purpose.CHOOSE),
-                         k=ctx.cfg.acquire.num_annotations, valid=valid)
+    choice = choosing.select(ctx, state, name, rule, t, valid)
     idx, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     if blocked is not None:
         idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,

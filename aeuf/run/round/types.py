@@ -18,6 +18,7 @@ b prompts in a round, k responses shown per prompt, C calibration pairs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -29,7 +30,7 @@ from aeuf.acquire import Rule
 from aeuf.config import RunConfig
 from aeuf.head import Head
 from aeuf.run.round.signals import Signals
-from aeuf.types import Belief, Comparisons, Judgement, Labelled
+from aeuf.types import Belief, Choice, Comparisons, Judgement, Labelled
 
 INIT_KEY = 1_000_003  # folded into the seed's key (no round) for the head's initialisation
 
@@ -75,7 +76,10 @@ class Context(NamedTuple):
     one-element list so the context stays immutable); usable: bool[P, R] responses the
     oracle can judge (None: all; an oracle that answers from gold cannot judge a response
     without it, so such responses are never shown to it); signals: the cheap signals the
-    head's agreement is compared with (aeuf.run.round.signals; None: none).
+    head's agreement is compared with (aeuf.run.round.signals; None: none); where: where the
+    rule chooses (aeuf.run.round.choosing.select): None in this process, else a function
+    (ctx, state, name, rule, key, valid) -> Choice, or None for a round it does not take
+    (the run layer injects the Ray one, aeuf.run.jobs.cluster).
     """
 
     cfg: RunConfig
@@ -87,6 +91,7 @@ class Context(NamedTuple):
     graph: list
     usable: Bool[np.ndarray, "P R"] | None = None
     signals: Signals | None = None
+    where: Callable[..., Choice | None] | None = None
 
 
 class Routing(NamedTuple):
