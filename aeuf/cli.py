@@ -25,6 +25,7 @@ COMMANDS = {
     "run": ("run", "label a pool actively and export a preference dataset (the default)"),
     "generate": ("generate", "generate candidate responses from a pool of LLMs"),
     "judge": ("judge", "judge an annotation file with an LLM judge or a human"),
+    "annotate": ("annotate", "label a run's annotations.jsonl in the browser (the web page)"),
     "embed": ("embed", "compute (and cache) features for a pool"),
     "bench": ("bench", "label-efficiency benchmark on a pool with gold scores"),
 }

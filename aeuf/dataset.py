@@ -89,6 +89,9 @@ def build_rows(pool: ResponsePool, labelled: list[Labelled], cfg: ExportConfig) 
     per_prompt = [(lab, fmt.rows(pool, lab, cfg) if cfg.keep_ties or not lab.tie else [])
                   for lab in sorted(labelled, key=lambda x: (x.round, x.prompt))]
     frame = pd.DataFrame([row for _, rows in per_prompt for row in rows])
+    if "annotator" in frame:  # a row labelled by no person (the head, a judge): null
+        who = frame["annotator"].astype(object)
+        frame["annotator"] = who.where(who.notna(), None)
     frame.attrs.update(_counts(cfg.format, frame, per_prompt))
     return frame
 
@@ -130,7 +133,14 @@ def pair_row(pool: ResponsePool, lab: Labelled, win: int, lose: int) -> dict:
         "judge": lab.judge,
         "confidence": float(lab.confidence),
         "cut": cut_label(lab, win, lose),
+        **annotator_column(lab),
     }
+
+
+def annotator_column(lab: Labelled) -> dict:
+    """{"annotator": the people who labelled the row, comma-separated} for a person's label
+    (human and web oracles), else {} (build_rows fills null where other rows have one)."""
+    return {"annotator": ",".join(lab.annotators)} if lab.annotators else {}
 
 
 CUT_LABELS = {(False, False): "", (True, False): "chosen", (False, True): "rejected",
@@ -246,6 +256,7 @@ def _kto_row(pool: ResponsePool, lab: Labelled, i: int, median: float) -> dict:
         "acquisition_score": float(lab.acquisition_score),
         "judge": lab.judge,
         "cut": i in lab.cut,
+        **annotator_column(lab),
     }
 
 

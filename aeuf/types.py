@@ -10,7 +10,7 @@ Shape letters used across the package (jaxtyping dimension names):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from jaxtyping import Float, Int, Shaped
@@ -127,6 +127,18 @@ class JudgeTask:
     response_ids: tuple[str, ...]
     responses: tuple[str, ...]
     gold: tuple[float, ...] | None = None  # replay oracle only
+    # a multi-turn prompt's conversation before the answer, (role, text) per turn (the last
+    # user turn is `prompt`); None for a one-turn prompt. Shown by the web oracle.
+    turns: tuple[tuple[str, str], ...] | None = None
+
+
+def turns_of(messages: Any) -> tuple[tuple[str, str], ...] | None:
+    """A pool's conversation ({"role", "content"} dicts) as JudgeTask.turns: None unless it
+    has two or more turns (one user turn is the prompt itself)."""
+    if not isinstance(messages, (list, tuple, np.ndarray)) or len(messages) < 2:
+        return None
+    return tuple((str(m.get("role", "")), "" if m.get("content") is None else str(m["content"]))
+                 for m in messages if isinstance(m, dict)) or None
 
 
 @dataclass(frozen=True)
@@ -169,12 +181,14 @@ class Judgement(NamedTuple):
     ratings: [k] float64, NaN where the oracle gave none (absolute judges; NaN for pairwise)
     pairs:   list of (i, j, p) with i, j slots of the task and p = P(i beats j)
     cut:     slots too long for the judge's context (aeuf.oracle.overlong)
+    annotators: the people whose answers made it (human and web oracles; () otherwise)
     """
 
     task: JudgeTask
     ratings: Float[np.ndarray, " k"]
     pairs: list[tuple[int, int, float]]
     cut: tuple[int, ...] = ()  # slots the judge could not read whole (--judge_overlong)
+    annotators: tuple[str, ...] = ()
 
 
 SELF_LABEL = "head"  # Labelled.judge of a pair the reward head labelled itself
@@ -192,6 +206,7 @@ class Labelled(NamedTuple):
     tie:     the judged responses tied (or too few had a score): exported only on request
     confidence: the labeller's confidence in the chosen > rejected order (NaN if none)
     cut:     positions in `slots` the judge could not read whole (aeuf.oracle.overlong)
+    annotators: the people whose answers labelled it (human and web oracles; () otherwise)
     """
 
     prompt: int
@@ -207,6 +222,7 @@ class Labelled(NamedTuple):
     tie: bool = False
     confidence: float = float("nan")
     cut: tuple[int, ...] = ()
+    annotators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from aeuf.errors import ConfigError
 FLAGS = list(flags_of(RunConfig))
 SECTION_TITLES = {"input": "input", "features": "features", "head": "reward head",
                   "acquire": "acquisition", "loop": "rounds", "oracle": "oracle (judge)",
-                  "export": "export", "cluster": "cluster (Ray)"}
+                  "spend": "spending", "export": "export", "cluster": "cluster (Ray)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +103,6 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     summary = run_loop(cfg, progress=not args.no_progress)
-    if not cfg.oracle.dry_run:  # the dry run printed its plan: there is nothing to summarise
+    if not cfg.spend.dry_run:  # the dry run printed its plan: there is nothing to summarise
         print_summary(summary)
     return 0

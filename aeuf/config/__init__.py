@@ -33,6 +33,7 @@ from aeuf.config.oracle import (  # noqa: F401
     RewardModelConfig,
     WebConfig,
 )
+from aeuf.config.spend import MOVED, SpendConfig, upgrade  # noqa: F401
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,5 +276,25 @@ class RunConfig:
     acquire: AcquireConfig = sub(AcquireConfig, "acquisition")
     loop: LoopConfig = sub(LoopConfig, "rounds")
     oracle: OracleConfig = sub(OracleConfig, "the oracle")
+    spend: SpendConfig = sub(SpendConfig, "spending: caps and the cost plan")
     export: ExportConfig = sub(ExportConfig, "export")
     cluster: ClusterConfig = sub(ClusterConfig, "where the rounds run (Ray)")
+
+
+def stored(data: dict) -> dict:
+    """A run's config.json read in today's layout, so that an older run resumes: keys moved
+    since at their new place (spend.upgrade), settings added since at their defaults (a
+    setting an older release did not have is the run it did with that setting's default)."""
+    import json
+
+    defaults = json.loads(json.dumps(to_dict(RunConfig())))  # tuples as JSON lists
+    return _fill(upgrade(data), defaults)
+
+
+def _fill(data: dict, defaults: dict) -> dict:
+    for key, value in defaults.items():
+        if key not in data:
+            data[key] = value
+        elif isinstance(value, dict) and isinstance(data[key], dict):
+            _fill(data[key], value)
+    return data

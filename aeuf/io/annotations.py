@@ -9,7 +9,7 @@ from pathlib import Path
 from aeuf.config import InputConfig
 from aeuf.errors import InputError
 from aeuf.io.pool import read_pool
-from aeuf.types import JudgeTask
+from aeuf.types import JudgeTask, turns_of
 
 
 def _annotation_task(line: str, path: str, n: int) -> JudgeTask:
@@ -18,8 +18,9 @@ def _annotation_task(line: str, path: str, n: int) -> JudgeTask:
         responses = tuple(str(r) for r in row["responses"])
         ids = tuple(str(i) for i in row.get("response_ids") or
                     [f"{row['prompt_id']}:{j}" for j in range(len(responses))])
-        task = JudgeTask(str(row["prompt_id"]), str(row["prompt"]), ids, responses)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        turns = tuple((str(r), str(t)) for r, t in row.get("turns") or ()) or None
+        task = JudgeTask(str(row["prompt_id"]), str(row["prompt"]), ids, responses, turns=turns)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise InputError(f"{path}: line {n} is not an annotation record ({err})") from None
     if len(ids) != len(responses) or len(responses) < 2:
         raise InputError(f"{path}: line {n} needs two or more responses, one id each")
@@ -50,6 +51,7 @@ def read_judge_tasks(path: str) -> tuple[list[JudgeTask], bool]:
     tasks = [JudgeTask(str(pool.prompt_ids[p]), str(pool.prompts[p]),
                        tuple(str(x) for x in pool.response_ids[p]),
                        tuple(str(x) for x in pool.responses[p]),
-                       None if gold is None else tuple(float(x) for x in gold[p]))
+                       None if gold is None else tuple(float(x) for x in gold[p]),
+                       None if pool.messages is None else turns_of(pool.messages[p]))
              for p in range(pool.shape[0])]
     return tasks, gold is not None

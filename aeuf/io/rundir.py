@@ -9,6 +9,7 @@
       head/state.npz      the head after the latest fit, with the round and the digest of the
                           comparisons it was fit on (restored on resume, never refit)
       annotations.jsonl   the chosen responses, when the run has no oracle
+      web_tokens.json     the web oracle's annotator tokens (0600; aeuf.io.tokens)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from aeuf.config import stored
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from aeuf.io.runlog import JudgementLog, load_pool, write_pool
@@ -38,6 +40,8 @@ HARMLESS_KEYS = frozenset({
     "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
     "send_key_to_local", "features.batch_size", "features.cache",
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
+    # the web oracle's page may move, and people may join or leave (votes_per_pair may not)
+    "oracle.web.host", "oracle.web.port", "oracle.web.annotators",
     "cluster",  # where the rounds run: a deterministic rule chooses the same on Ray
     *(f"oracle.judge.{k}" for k in ("base_url", "api_key_env", "concurrency",
                                     "requests_per_minute", "tokens_per_minute", "timeout",
@@ -54,7 +58,7 @@ HARMLESS_KEYS = frozenset({
 JUDGE_KEYS = frozenset({
     "oracle_used", "oracle.judge.model", "oracle.template", "oracle.temperature",
     "oracle.max_tokens", "oracle.logprobs", "oracle.context_tokens", "oracle.answer_format",
-    "oracle.local_model",
+    "oracle.local_model", "oracle.web.votes_per_pair",
 })
 _MISSING = "<not set>"
 
@@ -110,7 +114,7 @@ class RunDir:
         had no oracle)."""
         path = self.path / "config.json"
         if path.is_file():
-            old = _read_json(path)
+            old = stored(_read_json(path))  # an older release's config.json, read as today's
             free = HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" \
                 else HARMLESS_KEYS
             key = first_difference(old, json.loads(strict_json(config)), harmless=free)

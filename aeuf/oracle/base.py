@@ -41,6 +41,8 @@ class Capabilities(NamedTuple):
     model_judge: a model judges (an LLM or a reward model): its hygiene is reported
     reward_model: a reward model scores the responses (--reward_model names it)
     votes:       several people answer each pair (--votes_per_pair vote slots per pair)
+    links:       people answer through links with a token each (the run keeps the tokens, so
+                 a rerun prints the same links, and passes the ledger's earlier answers)
     """
 
     labels: bool = True
@@ -55,6 +57,7 @@ class Capabilities(NamedTuple):
     model_judge: bool = False
     reward_model: bool = False
     votes: bool = False
+    links: bool = False
 
 
 class PlanFn(Protocol):

@@ -113,6 +113,7 @@ STOPS = {"quit": "stopped at your request", EOF_: "end of input (nothing more to
 
 
 HUMAN = Capabilities(interactive=True, per_pair=True)
+TERMINAL = "terminal"  # the annotator of every answer typed at this terminal (the export's column)
 
 
 @register("human", HUMAN)
@@ -155,6 +156,7 @@ def human_oracle(cfg: OracleConfig, *, stdin: TextIO | None = None,
             if p is not None:
                 i, j = request.slots
                 pairs.append((i, j, p) if i < j else (j, i, 1.0 - p))
-        return Judgement(task, np.full(len(task.responses), np.nan), pairs)
+        return Judgement(task, np.full(len(task.responses), np.nan), pairs,
+                         annotators=(TERMINAL,) if pairs else ())
 
     return Oracle("human", plan, send, resolve, nothing, chunk=10**9, caps=HUMAN)

@@ -7,18 +7,22 @@ plus ":v<i>"), handed out by aeuf.oracle.web_board. How an answer reaches the le
 POST puts (answer, receipt) on a queue; send() yields the answer; the ledger logs and
 fsyncs it, then asks send() for the next one, which first marks the receipt saved; only
 then does the POST reply. Between rounds the page shows "next round in a moment".
-resolve() keeps each pair's majority (a split is a tie).
+resolve() keeps each pair's majority (a split is a tie) and names the annotators whose votes
+made it. The run layer (aeuf.run.annotators) passes the tokens it keeps in the run folder
+(the same links after a rerun) and the ledger's earlier answers (no second vote on a pair
+after a restart). A multi-turn prompt goes to the page as its turns.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import queue
 import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -29,7 +33,7 @@ from aeuf.errors import ConfigError
 from aeuf.oracle.base import Capabilities, Oracle, register, request_key
 from aeuf.oracle.human import pair_order
 from aeuf.oracle.resolve import value_of
-from aeuf.oracle.web_board import Board, left_first, majority
+from aeuf.oracle.web_board import Board, annotator_of, left_first, majority
 from aeuf.oracle.web_render import render
 from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
@@ -54,8 +58,10 @@ class Receipt:
 
 
 def web_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
-    """Names the pair and, by a digest, the texts the annotators saw."""
-    shown = [task.prompt, *(task.responses[s] for s in slots)]
+    """Names the pair and, by a digest, the texts the annotators saw (a multi-turn prompt:
+    every turn, role and text)."""
+    said = task.prompt if not task.turns else json.dumps([list(t) for t in task.turns])
+    shown = [said, *(task.responses[s] for s in slots)]
     digest = hashlib.sha256("\x00".join(shown).encode()).hexdigest()[:16]
     return request_key("web", task.prompt_id, [task.response_ids[s] for s in slots], digest)
 
@@ -63,9 +69,11 @@ def web_key(task: JudgeTask, slots: tuple[int, ...]) -> str:
 class _Desk:
     """The state the server's threads and send() share (one lock around the Board)."""
 
-    def __init__(self, names: tuple[str, ...], tally: Callable | None):
+    def __init__(self, names: tuple[str, ...], tally: Callable | None,
+                 tokens: Mapping[str, str] | None = None):
         self.board, self.lock, self.inbox = Board(names), threading.Lock(), queue.Queue()
-        self.tokens = {secrets.token_urlsafe(18): n for n in names}
+        tokens = tokens or {}
+        self.tokens = {tokens.get(n) or secrets.token_urlsafe(18): n for n in names}
         self.stamps: dict[str, list[float]] = {}
         self.tally, self.closed = tally, False
 
@@ -114,7 +122,9 @@ def _shown(request: JudgeRequest | None) -> dict | None:
         return None
     a, b = (request.task.responses[s] for s in request.slots)
     left, right = (a, b) if left_first(request) else (b, a)
+    turns = request.task.turns
     return {"key": request.key, "prompt": render(request.task.prompt),
+            "turns": [{"role": r, "html": render(t)} for r, t in turns] if turns else None,
             "left": render(left), "right": render(right)}
 
 
@@ -122,20 +132,29 @@ def links(url: str, desk: _Desk) -> list[str]:
     return [f"{name}: {url}/?token={token}" for token, name in desk.tokens.items()]
 
 
-WEB = Capabilities(per_pair=True, votes=True)
+WEB = Capabilities(per_pair=True, votes=True, links=True)
+
+
+def annotator_names(n: int) -> tuple[str, ...]:
+    """The names of --annotators n: annotator1 .. annotator<n> (the ledger's "web:<name>")."""
+    return tuple(f"annotator{i + 1}" for i in range(n))
 
 
 @register("web", WEB)
-def web_oracle(cfg: OracleConfig, *, workdir=None, stdout: TextIO | None = None,
-               tally: Callable[[], tuple[int, int] | None] | None = None, **_) -> Oracle:
-    """Pairwise labels from people at a page; prints one link per annotator."""
+def web_oracle(cfg: OracleConfig, *, stdout: TextIO | None = None,
+               tally: Callable[[], tuple[int, int] | None] | None = None,
+               tokens: Mapping[str, str] | None = None,
+               earlier: Callable[[], Iterable[JudgeAnswer]] | None = None, **_) -> Oracle:
+    """Pairwise labels from people at a page; prints one link per annotator. tokens: {name:
+    token} kept by the run (a rerun prints the same links; default: new random ones);
+    earlier() -> the answers already in the ledger (who voted on what before a restart)."""
     from aeuf.backends import web_server
 
     web = cfg.web
     if web.annotators < 1 or not 1 <= web.votes_per_pair <= web.annotators:
         raise ConfigError(f"--votes_per_pair {web.votes_per_pair} needs 1 <= k <= --annotators "
                           f"({web.annotators}): two votes on one pair never go to one person")
-    desk = _Desk(tuple(f"annotator{i + 1}" for i in range(web.annotators)), tally)
+    desk = _Desk(annotator_names(web.annotators), tally, tokens)
     try:
         server = web_server.start(desk, PAGE, web.host, web.port)
     except OSError as err:
@@ -153,8 +172,9 @@ def web_oracle(cfg: OracleConfig, *, workdir=None, stdout: TextIO | None = None,
                 for o in orders for v in range(web.votes_per_pair)]
 
     def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+        before = list(earlier()) if earlier else ()
         with desk.lock:
-            desk.board.open(requests)
+            desk.board.open(requests, before)
         receipt = None
         try:
             while True:
@@ -176,15 +196,18 @@ def web_oracle(cfg: OracleConfig, *, workdir=None, stdout: TextIO | None = None,
                 desk.board.open(())
 
     def resolve(task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement:
-        pairs = []
+        pairs, people = [], set()
         for head in plan(task)[::web.votes_per_pair]:
             base = head.key.rsplit(":v", 1)[0]
-            votes = [value_of(answers, f"{base}:v{v}") for v in range(web.votes_per_pair)]
-            p = majority([v for v in votes if v is not None])
+            slots = [f"{base}:v{v}" for v in range(web.votes_per_pair)]
+            votes = [(value_of(answers, s), answers.get(s)) for s in slots]
+            p = majority([v for v, _ in votes if v is not None])
             if p is not None:
                 i, j = head.slots
                 pairs.append((i, j, p) if i < j else (j, i, 1.0 - p))
-        return Judgement(task, np.full(len(task.responses), np.nan), pairs)
+                people |= {annotator_of(a) for v, a in votes if v is not None}
+        return Judgement(task, np.full(len(task.responses), np.nan), pairs,
+                         annotators=tuple(sorted(people)))
 
     def close() -> None:
         with desk.lock:

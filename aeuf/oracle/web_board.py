@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from aeuf.oracle.base import RETRACTED
+from aeuf.oracle.base import RETRACTED, is_final
 from aeuf.types import JudgeAnswer, JudgeRequest
 
 # key pressed -> P(left beats right); None: skipped
@@ -30,6 +30,11 @@ def majority(values: Sequence[float]) -> float | None:
     top = max(counts.values())
     best = [v for v, c in counts.items() if c == top]
     return best[0] if len(best) == 1 else 0.5
+
+
+def annotator_of(answer: JudgeAnswer) -> str:
+    """The annotator an answer names (its judge is "web:<name>")."""
+    return answer.judge.split(":", 1)[1] if ":" in answer.judge else answer.judge
 
 
 def pair_of(slot_key: str) -> str:
@@ -60,11 +65,21 @@ class Board:
     count: dict[str, int] = field(default_factory=dict)
     round: int = 0
 
-    def open(self, requests: Sequence[JudgeRequest]) -> None:
-        """Start a round with these slots (an empty sequence closes it)."""
+    def open(self, requests: Sequence[JudgeRequest],
+             earlier: Iterable[JudgeAnswer] = ()) -> None:
+        """Start a round with these slots (an empty sequence closes it). earlier: the answers
+        already in the ledger (a rerun after a kill): whoever voted on a pair is not given
+        another slot of it, and each annotator's count starts from their saved answers."""
         self.requests = {r.key: r for r in requests}
         self.held, self.done, self.history, self.seen = {}, set(), {}, {}
-        self.round += 1 if requests else 0
+        earlier = list(earlier)
+        for a in earlier:
+            who = annotator_of(a)
+            if a.judge.startswith("web:") and who in self.annotators and is_final(a):
+                self.seen.setdefault(who, set()).add(pair_of(a.key))
+        if requests:
+            self.count = {w: len(p) for w, p in self.seen.items()} if earlier else self.count
+            self.round += 1
 
     @property
     def complete(self) -> bool:

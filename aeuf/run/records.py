@@ -13,7 +13,7 @@ import numpy as np
 
 from aeuf.run.round import routes
 from aeuf.run.round.types import Outcome, Plan
-from aeuf.types import Comparisons, ResponsePool
+from aeuf.types import Comparisons, ResponsePool, turns_of
 
 
 def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
@@ -69,5 +69,11 @@ def annotation_records(pool: ResponsePool, plan: Plan) -> list[dict]:
     return [{"prompt_id": str(pool.prompt_ids[p]), "prompt": str(pool.prompts[p]),
              "response_ids": [str(x) for x in pool.response_ids[p, s]],
              "responses": [str(x) for x in pool.responses[p, s]],
-             "round": plan.t, "rule": plan.rule}
+             "round": plan.t, "rule": plan.rule, **_turns(pool, p)}
             for p, s in zip(plan.prompts, plan.slots)]
+
+
+def _turns(pool: ResponsePool, p: int) -> dict:
+    """{"turns": [[role, text], ...]} for a multi-turn prompt (what `aeuf annotate` shows)."""
+    turns = None if pool.messages is None else turns_of(pool.messages[p])
+    return {"turns": [list(t) for t in turns]} if turns else {}

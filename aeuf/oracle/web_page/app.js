@@ -20,6 +20,25 @@
       `${s.left} left in this round${run}${pace}`;
   }
 
+  // A multi-turn prompt is shown turn by turn: the role as text, the turn's sanitised HTML.
+  function showPrompt(pair) {
+    const box = $("prompt");
+    if (!pair.turns) { box.innerHTML = pair.prompt; return; }
+    box.textContent = "";
+    pair.turns.forEach((t) => {
+      const turn = document.createElement("div");
+      turn.className = "turn";
+      const role = document.createElement("div");
+      role.className = "role";
+      role.textContent = t.role;
+      const text = document.createElement("div");
+      text.className = "text";
+      text.innerHTML = t.html;
+      turn.append(role, text);
+      box.append(turn);
+    });
+  }
+
   function show(s) {
     progress(s);
     $("undo").disabled = !s.undo;
@@ -28,7 +47,7 @@
       if (s.pair.key !== current) {
         current = s.pair.key;
         $("pair").dataset.key = current;
-        $("prompt").innerHTML = s.pair.prompt;
+        showPrompt(s.pair);
         $("left").innerHTML = s.pair.left;
         $("right").innerHTML = s.pair.right;
       }

@@ -6,7 +6,7 @@ nothing is written and no model is loaded: the plan reads the pool and renders t
 real chat messages (aeuf.oracle.judge's own request bodies).
 
 Estimates: prompt tokens = characters / 4 + 4 per chat message + 3 (English text through a
-BPE tokenizer; tests/test_costplan.py holds it within a factor 1.5 of the usage the llama.cpp
+BPE tokenizer; tests/run/test_costplan.py holds it within a factor 1.5 of the usage the llama.cpp
 server reports); the prompts labelled are not known before the head chooses them, so each
 round counts the mean over every prompt's requests (the pairwise template: over the pairs
 of each prompt). Completion tokens: EXPECTED_REPLY per reply (a rating line and a short
@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aeuf.config import OracleConfig, RunConfig
+from aeuf.config import OracleConfig, RunConfig, SpendConfig
 from aeuf.oracle import OracleKind, auto_name, kind_of
 from aeuf.oracle.cheap import cheap_config, price_per_token
 from aeuf.oracle.judge import JUDGE
@@ -129,8 +129,13 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
     if kind.caps.llm_judge:
         lines.append(judge_line("judge", name, kind, cfg.oracle, pool, sizes, shown, sample))
     else:
-        lines.append(JudgeLine("judge", name, name, _other_requests(kind, sizes, shown), 0.0,
-                               (0.0, 0.0), (0.0, 0.0), None))
+        votes = cfg.oracle.web.votes_per_pair if kind.caps.votes else 1
+        lines.append(JudgeLine("judge", name, name, _other_requests(kind, sizes, shown) * votes,
+                               0.0, (0.0, 0.0), (0.0, 0.0), None))
+        if votes > 1:
+            notes.append(f"each pair is {votes} votes (--votes_per_pair {votes}): the {name} "
+                         f"line counts votes, {_other_requests(kind, sizes, shown):,} pairs "
+                         f"x {votes}")
     if cfg.oracle.cheap_judge.model:
         lines.append(judge_line("cheap judge", "judge", OracleKind(JUDGE, None),
                                 cheap_config(cfg.oracle), pool, sizes, shown, sample))
@@ -139,7 +144,7 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
     if cfg.loop.self_label_accuracy is not None:
         notes.append("self-labelling: pairs the head is sure of are never sent; the judge "
                      "lines are the most it would be asked")
-    notes += _budget_notes(cfg.oracle)
+    notes += _budget_notes(cfg.spend)
     if P > MAX_PROMPTS:
         notes.append(f"tokens estimated from a sample of {MAX_PROMPTS} prompts")
     return CostPlan(P, sizes, shown, lines, notes)
@@ -147,7 +152,8 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
 
 def _other_requests(kind: OracleKind, sizes, shown) -> int:
     """Requests of an oracle that is no LLM judge: none without labels, one per pair (a
-    person), else one per response shown (replay)."""
+    person; the caller multiplies by the votes per pair), else one per response shown
+    (replay)."""
     if not kind.caps.labels:
         return 0
     if kind.caps.per_pair:
@@ -155,12 +161,12 @@ def _other_requests(kind: OracleKind, sizes, shown) -> int:
     return sum(n * k for n, k in zip(sizes, shown))
 
 
-def _budget_notes(ocfg: OracleConfig) -> list[str]:
+def _budget_notes(spend: SpendConfig) -> list[str]:
     notes = []
-    if ocfg.max_requests is not None:
-        notes.append(f"--max_requests {ocfg.max_requests} stops the run there")
-    if ocfg.max_cost is not None:
-        notes.append(f"--max_cost {ocfg.max_cost} stops the run there")
+    if spend.max_requests is not None:
+        notes.append(f"--max_requests {spend.max_requests} stops the run there")
+    if spend.max_cost is not None:
+        notes.append(f"--max_cost {spend.max_cost} stops the run there")
     return notes
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aeuf import io
-from aeuf.config import OracleConfig
+from aeuf.config import OracleConfig, SpendConfig
 from aeuf.dataset import judgement_scores
 from aeuf.errors import ConfigError
 from aeuf.oracle import ORACLES, auto_name, make_oracle
 from aeuf.oracle.judge import estimate_cost, make_spec, plan_requests
+from aeuf.run.annotators import link_options
 from aeuf.run.ledger import Ledger
 from aeuf.types import Judgement
 
@@ -95,17 +96,22 @@ def _planner(cfg: OracleConfig, has_gold: bool):
         oracle.close()
 
 
-def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
-               progress: bool = True) -> JudgeSummary:
-    """Judge every task of `path` into `out` (default: the file's folder)."""
+def judge_file(cfg: OracleConfig, path: str, out: Path | None, *, progress: bool = True,
+               spend: SpendConfig | None = None) -> JudgeSummary:
+    """Judge every task of `path` into `out` (default: the file's folder), within `spend`'s
+    caps."""
+    spend = spend or SpendConfig()
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
-    oracle = make_oracle(cfg, has_gold=has_gold, store=io.BatchStore(out / "batches"))
+    box: dict = {}  # the ledger, once open: who answered what before (--oracle web)
+    oracle = make_oracle(cfg, has_gold=has_gold, store=io.BatchStore(out / "batches"),
+                         **link_options(cfg, out, box, has_gold=has_gold))
     _check_labels(oracle)
     try:
         with io.RunDir(out) as rd:
-            ledger = Ledger.open(rd.judgements, max_requests=cfg.max_requests,
-                                 max_cost=cfg.max_cost, retry_unparsable=cfg.retry_unparsable)
+            ledger = box["ledger"] = Ledger.open(
+                rd.judgements, max_requests=spend.max_requests, max_cost=spend.max_cost,
+                retry_unparsable=spend.retry_unparsable)
             judgements = ledger.judge(oracle, tasks, chunk=oracle.chunk or max(4 * cfg.judge.concurrency, 16),
                                       progress=progress and not oracle.caps.interactive)
             lines = [judged_line(j) for j in judgements]

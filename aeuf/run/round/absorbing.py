@@ -28,7 +28,7 @@ def labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, seed
     win, lose = (0, 1) if tie else acquire.pick_pair(scores, pairing, key=seed)
     return Labelled(p, slots, scores, int(win), int(lose), plan.rule, plan.t,
                     float(plan.uncertainty[i]), float(plan.score[i]), judge, tie,
-                    cut=tuple(int(c) for c in j.cut))
+                    cut=tuple(int(c) for c in j.cut), annotators=tuple(j.annotators))
 
 
 def judged(lab: Labelled) -> bool:

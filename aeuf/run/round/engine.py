@@ -44,6 +44,7 @@ from aeuf.run.round import absorbing, beliefs, choosing, layout, passes, routes
 from aeuf.run.round import signals as signals_
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
+    Checks,
     Context,
     Keys,
     Outcome,
@@ -53,7 +54,7 @@ from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for
     State,
     Verdicts,
 )
-from aeuf.types import Comparisons, Judgement, JudgeTask, ResponsePool
+from aeuf.types import Comparisons, Judgement, JudgeTask, ResponsePool, turns_of
 
 
 def validate(cfg: RunConfig, R: int) -> dict:
@@ -139,13 +140,15 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
 # --- judge, absorb, refit ---------------------------------------------------------------------
 
 def tasks_of(pool: ResponsePool, plan: Plan) -> list[JudgeTask]:
-    """The oracle's tasks of a plan: each prompt with its shown responses (and gold)."""
+    """The oracle's tasks of a plan: each prompt with its shown responses (and gold, and a
+    multi-turn prompt's turns)."""
     out = []
     for p, s in zip(plan.prompts, plan.slots):
         gold = None if pool.gold is None else tuple(float(g) for g in pool.gold[p, s])
+        turns = None if pool.messages is None else turns_of(pool.messages[p])
         out.append(JudgeTask(str(pool.prompt_ids[p]), str(pool.prompts[p]),
                              tuple(str(x) for x in pool.response_ids[p, s]),
-                             tuple(str(x) for x in pool.responses[p, s]), gold))
+                             tuple(str(x) for x in pool.responses[p, s]), gold, turns))
     return out
 
 
@@ -159,7 +162,7 @@ def absorb(ctx: Context, state: State, plan: Plan,
     pairing = "extremes" if ctx.cfg.export.west_of_n else ctx.rules[plan.rule].pairing
     rng = numpy_rng(ctx.keys.round(plan.t, Purpose.PAIRING))
     seeds = rng.integers(2**31, size=len(plan.prompts))
-    noise = routes.update_noise(state.noise, v)
+    noise = routes.update_noise(state.checks.noise, v)
     eps = routes.flip_rate(noise)
     done, rows, unanswered = [], [], 0
     for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, v.judgements)):
@@ -174,8 +177,9 @@ def absorb(ctx: Context, state: State, plan: Plan,
     if acquired[plan.prompts].any():  # the plan re-opens labelled prompts: a new pass
         acquired[:], passes_done = False, passes_done + 1
     acquired[plan.prompts] = True
-    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired, noise=noise,
-                         passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
+    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired,
+                         passes=passes_done,
+                         checks=Checks(routes.calibrate(state.checks.calib, plan, done, v), noise))
     labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
     base = None if plan.mean is None else signals_.agreements(
