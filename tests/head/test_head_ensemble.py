@@ -293,6 +293,18 @@ def test_max_steps_caps_the_epochs_of_a_large_fit_but_keeps_one():
         assert epochs == uncapped if steps * uncapped <= 4096 else epochs < uncapped
 
 
+def test_a_default_fit_is_about_min_steps_in_whole_epochs_at_any_label_count():
+    cfg = HeadConfig()  # epochs 20, min_steps = max_steps = 300, minibatch 256
+    old = dataclasses.replace(cfg, max_steps=None)
+    for m in (1, 300, 3840, 3841, 6500, 26_000, 100_000, 1_000_000):
+        _, _, steps, epochs = schedule(m, cfg, pow2_steps)
+        assert epochs == max(1, -(-300 // steps))  # >= 300 steps, < 300 + one epoch
+        if steps <= 15:  # 20 epochs are under 300 steps: the schedule is what it was
+            assert epochs == schedule(m, old, pow2_steps)[3]
+    capped = dataclasses.replace(cfg, max_steps=100)  # below min_steps: min_steps wins
+    assert schedule(26_000, capped, pow2_steps)[3] == 3
+
+
 def test_minibatches_share_the_labels_evenly():
     m, batch = 300, 256  # two steps per epoch: 150 + 150 real labels, not 256 + 44
     mask = np.zeros(batch * 2, np.float32)

@@ -153,3 +153,21 @@ def test_a_float16_pool_reaches_the_fit_in_float16_padded_once(monkeypatch):
     assert used <= n < 2 * used and (n & (n - 1) == 0 or n == x.shape[0] * x.shape[1])
     assert not half[used:].any()  # the padding rows are zeros
     np.testing.assert_array_equal(half[:used].astype(np.float32), full[:used].astype(np.float16))
+
+
+def test_a_float16_pool_is_scored_in_float16_blocks_with_the_float32_result(monkeypatch):
+    """The belief's blocks go to the device in the pool's float16 (half the host copy) and
+    are widened there: the same rewards as the float32 values of those features."""
+    x, comps = problem()
+    half = x.astype(np.float16)
+    seen = []
+    real = ens.score
+    monkeypatch.setattr(ens, "score", lambda params, xs: seen.append(xs.dtype) or real(params, xs))
+    head = make_head(HeadConfig(members=4, hidden=(16,), epochs=2, min_steps=4, batch_size=64))
+    state = head.fit(head.init(x.shape[2], key=jax.random.key(0)), half, comps,
+                     key=jax.random.key(1))
+    b_half = head.belief(state, half, key=None)
+    b_f32 = head.belief(state, half.astype(np.float32), key=None)
+    assert seen == [np.float16, np.float32]  # one trace per dtype
+    for h, f in zip(b_half[:3], b_f32[:3]):
+        np.testing.assert_array_equal(h, f)
