@@ -21,6 +21,10 @@ class OracleUnreachable(AeufError):
     """The oracle did not answer a run of requests (server down, wrong URL, bad key)."""
 
 
+class NotSent(AeufError):
+    """A paid request was not sent because its intent could not be logged (a full disk)."""
+
+
 class NothingLabelled(AeufError):
     """A run that asked the oracle got no usable label at all."""
 

@@ -175,6 +175,25 @@ class JudgeAnswer(NamedTuple):
     cut: tuple[str, ...] = ()  # ids of the responses the judge could not be shown whole
 
 
+class Intent(NamedTuple):
+    """A paid request about to be sent, as written (fsync'd) to intents.jsonl before it is
+    sent; the answer that follows it in judgements.jsonl closes it.
+
+    purpose: what asks (the oracle's name: "judge", "cheap_judge", ...); time: UTC, ISO 8601
+    after:   the size of judgements.jsonl when it was written: an answer to `key` that starts
+             at or after this offset closes it; without one the request may have been paid
+             and its answer lost (a kill, a crash, a second Ctrl-C)
+    estimate: USD reserved for it (the oracle's upper bound; 0.0 when unknown)
+    """
+
+    key: str
+    prompt_id: str
+    purpose: str
+    time: str
+    after: int
+    estimate: float = 0.0
+
+
 class Judgement(NamedTuple):
     """A task's answers combined: ratings per response and comparisons within the task.
 

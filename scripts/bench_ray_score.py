@@ -11,7 +11,7 @@ each call starts its actors (which import JAX), so the fixed cost per call is re
 from the rows/s. Prints a Markdown table for docs/cluster.md.
 
 --local-cluster runs on a real two-node Ray cluster on this machine (`ray start --head` and
-`ray start --address` as separate processes, one CPU each: tests/raycluster.py), --address
+`ray start --address` as separate processes, one CPU each: tests/support/raycluster.py), --address
 on a running one. --choose adds the per-shard rates of what `aeuf POOL --ray` runs: writing
 the feature shards (aeuf.run.jobs.cluster.write_shards) and the round's choice on the
 workers (aeuf.run.jobs.sharded.choose_on_shards: members' rewards, belief, deltaucb over
@@ -102,11 +102,11 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--address", default=None, help="a running Ray cluster (default: local)")
     ap.add_argument("--local-cluster", action="store_true",
-                    help="start a two-node Ray cluster on this machine (tests/raycluster.py)")
+                    help="start a two-node Ray cluster on this machine (tests/support/raycluster.py)")
     ap.add_argument("--choose", action="store_true", help="add the --ray round's rates")
     args = ap.parse_args()
     if args.local_cluster:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
         import os
 
         import raycluster

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.webpage import ARGS, CHROMIUM, Run, shown_key, write_pool  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests" / "support")]
+from webpage import ARGS, CHROMIUM, Run, shown_key, write_pool  # noqa: E402
 
 
 def main() -> None:

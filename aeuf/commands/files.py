@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aeuf.commands.flags import RENAMED, Flag, merge, suggest
+from aeuf.config import upgrade
 from aeuf.errors import ConfigError
 
 
@@ -23,7 +24,7 @@ def read_config_file(path: str | None, flags: list[Flag], extras: tuple[str, ...
     command-level settings (e.g. no_progress) kept as they are at the top level."""
     if not path:
         return {}
-    data = _load_mapping(path, f"--config {path}")
+    data = upgrade(_load_mapping(path, f"--config {path}"), f"--config {path}")
     kept = {k: data.pop(k) for k in extras if k in data}
     return {**_unflatten(data, flags, path, extras), **kept}
 

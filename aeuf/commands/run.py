@@ -18,7 +18,7 @@ from aeuf.errors import ConfigError
 FLAGS = list(flags_of(RunConfig))
 SECTION_TITLES = {"input": "input", "features": "features", "head": "reward head",
                   "acquire": "acquisition", "loop": "rounds", "oracle": "oracle (judge)",
-                  "export": "export", "cluster": "cluster (Ray)"}
+                  "spend": "spending", "export": "export", "cluster": "cluster (Ray)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +85,8 @@ def print_summary(s) -> None:
         say(f"aeuf: {s.cost_line}")
     for line in s.judge_lines:
         say(f"aeuf: judge {line}")
+    if s.possibly_paid:
+        say(f"aeuf: {s.possibly_paid}.")
     if s.stopped_why:
         say(f"aeuf: {s.stopped_why}.")
     if s.stopped_by_budget:
@@ -103,6 +105,6 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     summary = run_loop(cfg, progress=not args.no_progress)
-    if not cfg.oracle.dry_run:  # the dry run printed its plan: there is nothing to summarise
+    if not cfg.spend.dry_run:  # the dry run printed its plan: there is nothing to summarise
         print_summary(summary)
     return 0

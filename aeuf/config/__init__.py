@@ -33,6 +33,7 @@ from aeuf.config.oracle import (  # noqa: F401
     RewardModelConfig,
     WebConfig,
 )
+from aeuf.config.spend import MOVED, SpendConfig, upgrade  # noqa: F401
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,10 +91,10 @@ class HeadConfig:
     epochs: int = opt(20, "training epochs per fit (see --min_steps and --max_steps)")
     min_steps: int = opt(300, "ensemble: at least this many optimiser steps per fit (epochs "
                               "are added until reached; few labels train full-batch)")
-    max_steps: int | None = opt(4096, "ensemble: at most about this many optimiser steps per "
-                                      "fit: epochs are cut (to one at least) once the labels "
-                                      "pass ~50k, so a fit's cost stops growing with epochs "
-                                      "x labels on a large pool (none: no cap)")
+    max_steps: int | None = opt(300, "ensemble: at most about this many optimiser steps per "
+                                     "fit, in whole epochs (one at least, and never fewer "
+                                     "than --min_steps needs): a fit's cost stops growing "
+                                     "with the labels (none: no cap)")
     batch_size: int = opt(256, "comparisons per optimiser step", flag="head_batch_size")
     learning_rate: float = opt(1e-3, "head learning rate")
     anchor: float = opt(0.03, "ensemble: strength of the anchor prior: each member fits "
@@ -277,5 +278,25 @@ class RunConfig:
     acquire: AcquireConfig = sub(AcquireConfig, "acquisition")
     loop: LoopConfig = sub(LoopConfig, "rounds")
     oracle: OracleConfig = sub(OracleConfig, "the oracle")
+    spend: SpendConfig = sub(SpendConfig, "spending: caps and the cost plan")
     export: ExportConfig = sub(ExportConfig, "export")
     cluster: ClusterConfig = sub(ClusterConfig, "where the rounds run (Ray)")
+
+
+def stored(data: dict) -> dict:
+    """A run's config.json read in today's layout, so that an older run resumes: keys moved
+    since at their new place (spend.upgrade), settings added since at their defaults (a
+    setting an older release did not have is the run it did with that setting's default)."""
+    import json
+
+    defaults = json.loads(json.dumps(to_dict(RunConfig())))  # tuples as JSON lists
+    return _fill(upgrade(data), defaults)
+
+
+def _fill(data: dict, defaults: dict) -> dict:
+    for key, value in defaults.items():
+        if key not in data:
+            data[key] = value
+        elif isinstance(value, dict) and isinstance(data[key], dict):
+            _fill(data[key], value)
+    return data

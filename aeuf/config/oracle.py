@@ -1,6 +1,7 @@
 """The oracle's configs: an OpenAI-compatible endpoint (with its prices and limits), the
-reward-model oracle, and the oracle as a whole (judge template and sampling, spending caps,
-the cascade's cheap judge, the batch and local oracles)."""
+reward-model oracle, and the oracle as a whole (judge template and sampling, the cascade's
+cheap judge, the batch and local oracles). What a run may spend is the run's own setting
+(aeuf.config.spend.SpendConfig), not the oracle's."""
 
 from __future__ import annotations
 
@@ -120,12 +121,6 @@ class OracleConfig:
                              choices=("auto", "json_schema", "json_object", "lines"))
     logprobs: bool = opt(True, "ask the judge for log-probs (rating = expectation over "
                                "'1'..'5')", flag="judge_logprobs")
-    retry_unparsable: bool = opt(False, "ask again for paid answers that had no parsable "
-                                        "verdict (they are final otherwise)")
-    max_cost: float | None = opt(None, "stop cleanly before spending more than this")
-    max_requests: int | None = opt(None, "stop cleanly after this many requests")
-    dry_run: bool = opt(False, "print the cost plan (requests, estimated tokens, cost, "
-                               "batch shards) and stop: nothing is sent or written")
     cheap_judge: EndpointConfig = sub(EndpointConfig, "a cheaper judge asked first (a cascade: "
                                       "the judge above sees only the pairs the cheap one is "
                                       "unsure of or that disagree with the head)",
@@ -142,6 +137,6 @@ class OracleConfig:
                                 "(--oracle reward_model, --features rm)")
 
     def __post_init__(self):
-        at_least(self, 0, "temperature", "max_cost", "max_requests", "cheap_judge_margin")
+        at_least(self, 0, "temperature", "cheap_judge_margin")
         at_least(self, 1, "max_tokens", "context_tokens", "batch_shard_size")
         at_least(self, 0, "batch_poll_seconds", strict=True)

@@ -90,10 +90,11 @@ def prior_precision(width: int, lam: float) -> jax.Array:
 def score(params, xs: jax.Array):
     """Rewards of every row under every member and the members' mean last hidden layer.
 
-    xs f32[C, chunk, D] -> (f32[K, C * chunk], f32[C * chunk, H])."""
+    xs f32[C, chunk, D] or f16 (widened here, chunk by chunk) -> (f32[K, C * chunk],
+    f32[C * chunk, H])."""
 
     def chunk(xc):
-        h = jax.vmap(hidden, in_axes=(0, None))(params, xc)  # [K, chunk, H]
+        h = jax.vmap(hidden, in_axes=(0, None))(params, xc.astype(jnp.float32))  # [K, chunk, H]
         last = params[-1]
         r = jnp.einsum("kch,kh->kc", h, last["w"][:, :, 0]) + last["b"][:, :1]
         return r, jnp.mean(h, axis=0)
@@ -221,7 +222,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         """Belief whose samples are the K members' rewards [K, P, R]; embed [P, R, H] is the
         members' mean last hidden layer (None when `embed` is False: it is the belief's
         largest array) and precision [H, H] the state's. The pool is scored in blocks of
-        SCORE_BLOCK rows.
+        SCORE_BLOCK rows, in the pool's dtype (a float16 pool goes to the device in float16).
 
         `key` and `num_samples` are unused: the samples are the members themselves.
         """
@@ -233,7 +234,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         r = np.empty((cfg.members, n), np.float32)
         h = np.empty((n, int(cfg.hidden[-1])), np.float32) if embed else None
         for lo, hi in row_blocks(n, block):
-            xb = np.zeros((block, dim), np.float32)
+            xb = np.zeros((block, dim), np.float16 if flat.dtype == np.float16 else np.float32)
             xb[:hi - lo] = np.asarray(flat[lo:hi])
             rb, hb = score_fn(state.params, xb.reshape(-1, chunk, dim))
             r[:, lo:hi] = np.asarray(rb)[:, :hi - lo]

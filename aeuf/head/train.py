@@ -17,8 +17,12 @@ batch size, and a full-batch step is the exact gradient.
 
 Schedule (steps, not epochs): with M labels and minibatch B the trainer runs
 s = ceil(M / B) steps per epoch, the real labels spread evenly over those s batches (no
-nearly empty last batch), for max(epochs, ceil(min_steps / s)) epochs. A fit on few labels
-is a full-batch fit of at least `min_steps` Adam steps, so no learning curve jumps where M
+nearly empty last batch), for max(epochs, ceil(min_steps / s)) epochs, cut to
+max(1, ceil(min_steps / s), max_steps // s). The default max_steps = min_steps = 300 makes
+every fit about 300 steps in whole epochs (one epoch above 300 * B labels): warm-started
+from the last round's head, that kept the held-out accuracy of 20 epochs at 6.5k-26k labels
+with 4x fewer steps (BENCHMARKS.md, "Scale"), so a fit's cost stops growing with the pool.
+A fit on few labels is a full-batch fit of at least `min_steps` Adam steps, so no learning curve jumps where M
 crosses a multiple of B (the old fixed 20 epochs gave 20 steps up to 256 labels, 40 above).
 
 Speed: members are trained `group` at a time (a sequential lax.map over groups; inside a
@@ -130,14 +134,16 @@ def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, 
 
 def schedule(m: int, cfg: HeadConfig, steps_rule: Callable) -> tuple[int, int, int, int]:
     """(minibatch, padded steps per epoch, real steps per epoch, epochs) for M = m labels:
-    cfg.epochs, raised to reach cfg.min_steps, then cut to cfg.max_steps (at least one)."""
+    cfg.epochs, raised to reach cfg.min_steps, then cut to cfg.max_steps, never below
+    the epochs that reach min_steps (nor below one)."""
     batch, padded = steps_rule(m, cfg.batch_size)
     steps = -(-m // batch)
     if cfg.epochs == 0 and cfg.min_steps == 0:
         return batch, padded, steps, 0
-    epochs = max(cfg.epochs, -(-cfg.min_steps // steps))
+    least = -(-cfg.min_steps // steps)
+    epochs = max(cfg.epochs, least)
     if cfg.max_steps is not None:
-        epochs = min(epochs, max(1, cfg.max_steps // steps))
+        epochs = min(epochs, max(1, least, cfg.max_steps // steps))
     return batch, padded, steps, epochs
 
 

@@ -39,10 +39,17 @@ class JsonlLog(Generic[T]):
 
     def load(self) -> dict[str, T]:
         """key -> record for every complete line, in file order."""
+        return self.load_at()[0]
+
+    def load_at(self) -> tuple[dict[str, T], dict[str, int]]:
+        """(key -> record, key -> byte offset of the line that record came from): load() and
+        where each key's last line starts (what an intent's `after` is compared with)."""
         if not self.path.is_file():
-            return {}
+            return {}, {}
         lines = self.path.read_bytes().split(b"\n")
         out: dict[str, T] = {}
+        at: dict[str, int] = {}
+        pos = 0
         for n, line in enumerate(lines[:-1], 1):
             if line.strip():
                 rec = self._parse(line)
@@ -50,10 +57,19 @@ class JsonlLog(Generic[T]):
                     raise InputError(f"{self.path}: line {n} is not {self._what}; delete "
                                      f"that line{self._hint}")
                 out[self._key(rec)] = rec
+                at[self._key(rec)] = pos
+            pos += len(line) + 1
         tail = self._parse(lines[-1]) if lines[-1].strip() else None
         if tail is not None:  # complete record, only its newline was lost
             out[self._key(tail)] = tail
-        return out
+            at[self._key(tail)] = pos
+        return out, at
+
+    def end(self) -> int:
+        """The log's size in bytes once a partial last line is cut away: where the next
+        record will start."""
+        self._repair()
+        return self.path.stat().st_size if self.path.exists() else 0
 
     def append(self, rec: T) -> None:
         """Write one record as a line, then flush and fsync."""

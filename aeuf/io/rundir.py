@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from aeuf.config import stored
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from aeuf.io.runlog import JudgementLog, load_pool, write_pool
@@ -36,7 +37,7 @@ from aeuf.types import ResponsePool
 # key variable and limits may change (a server moved to another port).
 HARMLESS_KEYS = frozenset({
     "input.path", "output_dir", "push_to_hub", "west_of_n", "all_pairs", "format", "keep_ties",
-    "max_cost", "max_requests", "retry_unparsable", "price_in", "price_out",
+    "max_cost", "max_requests", "retry_unparsable", "retry_unanswered", "price_in", "price_out",
     "send_key_to_local", "features.batch_size", "features.cache",
     "batch_shard_size", "batch_poll_seconds", "oracle.name",
     # the web oracle's page may move, and people may join or leave (votes_per_pair may not)
@@ -113,7 +114,7 @@ class RunDir:
         had no oracle)."""
         path = self.path / "config.json"
         if path.is_file():
-            old = _read_json(path)
+            old = stored(_read_json(path))  # an older release's config.json, read as today's
             free = HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" \
                 else HARMLESS_KEYS
             key = first_difference(old, json.loads(strict_json(config)), harmless=free)

@@ -1,6 +1,7 @@
 """The run directory's own files: config.json (run identity), responses.parquet (the pool),
 judgements.jsonl (append-only oracle answers, fsync'd per append) and, for `aeuf generate`,
-generations.jsonl (append-only finished responses)."""
+generations.jsonl (append-only finished responses), and intents.jsonl beside judgements.jsonl
+(one line per paid request, fsync'd before it is sent: aeuf.run.ledger reconciles the two)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, strict_json
 from aeuf.io.jsonl import JsonlLog, json_object
-from aeuf.types import JudgeAnswer, ResponsePool
+from aeuf.types import Intent, JudgeAnswer, ResponsePool
 
 _POOL_META = b"aeuf"
 
@@ -79,12 +80,33 @@ def load_pool(path: Path) -> ResponsePool:
 class JudgementLog(JsonlLog[JudgeAnswer]):
     """judgements.jsonl: one JudgeAnswer per line (aeuf.io.jsonl.JsonlLog); load() ->
     {key: answer}, append(answer), extend(answers) with a single fsync (for fast oracles
-    such as replay). A damaged middle line raises InputError naming file and line."""
+    such as replay). A damaged middle line raises InputError naming file and line.
+    `intents`: the IntentLog beside it (intents.jsonl)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, parse=_parse_answer, dump=_answer_line,
                          key=lambda a: a.key, what="a judgement record",
                          hint=" (its answer will be asked again)")
+        self.intents = IntentLog(self.path.parent / "intents.jsonl")
+
+
+class IntentLog(JsonlLog[Intent]):
+    """intents.jsonl: one Intent per paid request, written before it is sent; load() ->
+    {key: latest intent}."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, parse=_parse_intent, dump=lambda i: strict_json(i._asdict()),
+                         key=lambda i: i.key, what="an intent record",
+                         hint=" (its request then counts as never sent)")
+
+
+def _parse_intent(line: bytes) -> Intent | None:
+    """An Intent from one line; None if the line is not a complete record."""
+    rec = json_object(line, ("key", "prompt_id", "after"))
+    if rec is None or not isinstance(rec["after"], int):
+        return None
+    return Intent(str(rec["key"]), str(rec["prompt_id"]), str(rec.get("purpose", "")),
+                  str(rec.get("time", "")), rec["after"], float(rec.get("estimate") or 0.0))
 
 
 class GenLog(JsonlLog[dict]):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from aeuf.config import OracleConfig
@@ -68,13 +68,26 @@ class SendFn(Protocol):
     def __call__(self, requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]: ...
 
 
+Before = Callable[[JudgeRequest], None]
+
+
+class PaidSendFn(Protocol):
+    """The send() of a paid oracle (Capabilities.paid): it calls before(request) in the
+    caller's thread just before that request leaves, so the run layer can log its intent
+    first; when before raises, that request is not sent and the exception ends send()."""
+
+    def __call__(self, requests: Sequence[JudgeRequest], before: Before | None = None
+                 ) -> Iterator[JudgeAnswer]: ...
+
+
 class ResolveFn(Protocol):
     def __call__(self, task: JudgeTask, answers: Mapping[str, JudgeAnswer]) -> Judgement: ...
 
 
 class Oracle(NamedTuple):
     """plan(task) -> [JudgeRequest] (pure, stable keys); send(requests) -> Iterator[JudgeAnswer]
-    (concurrent, yields each answer when it completes, never raises for one bad request);
+    (concurrent, yields each answer when it completes, never raises for one bad request;
+    a paid oracle's send also takes `before`, see PaidSendFn);
     resolve(task, answers: Mapping[key, JudgeAnswer]) -> Judgement (pure); close().
 
     chunk: how many pending requests the caller should hand to one send() (None: the caller
@@ -166,6 +179,16 @@ def request_key(prefix: str, *parts: object) -> str:
     """A stable key: `prefix:` + 32 hex digits of the SHA-256 of the JSON of `parts`."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
     return f"{prefix}:{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
+
+
+def announced(requests: Iterable[JudgeRequest], before: Before | None
+              ) -> Iterator[JudgeRequest]:
+    """`requests`, calling before(request) as each one is taken (lazily: hand this to
+    map_unordered, which takes a request only when it is about to send it)."""
+    for request in requests:
+        if before is not None:
+            before(request)
+        yield request
 
 
 def nothing() -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from aeuf.config import OracleConfig
 from aeuf.errors import ConfigError
-from aeuf.oracle.base import Capabilities, Lazy, Oracle, register
+from aeuf.oracle.base import Before, Capabilities, Lazy, Oracle, register
 from aeuf.oracle.batch_poll import Batches, live_keys, read_output, shard_id  # noqa: F401
 from aeuf.oracle.judge import (
     FORMATS,
@@ -110,7 +110,10 @@ def batch_oracle(cfg: OracleConfig, *, store=None, api=None, **_) -> Oracle:
     if api is not None:
         client.get()  # a given API is this oracle's to close, as one it opens
 
-    def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
+    def send(requests: Sequence[JudgeRequest], before: Before | None = None
+             ) -> Iterator[JudgeAnswer]:
+        """`before` is not called: each shard's record in the store, written before its batch
+        is created (and found again by its metadata), is the intent of its requests."""
         held, requests = hold_back(spec, requests)
         yield from held
         if not requests:

@@ -23,7 +23,7 @@ import numpy as np
 
 from aeuf.config import OracleConfig
 from aeuf.oracle import overlong
-from aeuf.oracle.base import Capabilities, Lazy, Oracle, register
+from aeuf.oracle.base import Before, Capabilities, Lazy, Oracle, announced, register
 from aeuf.oracle.fence import cost, new_nonce
 from aeuf.oracle.judge_plan import (  # noqa: F401  (re-exported: the judge's plan)
     CHAT_OVERHEAD,
@@ -245,14 +245,15 @@ def judge_oracle(cfg: OracleConfig, *, name: str = "judge",
     url = connect if connect is not None else lambda: cfg.judge.base_url
     client = Lazy(lambda: oc.open_client(settings_for(cfg, url())))
 
-    def send(requests: Sequence[JudgeRequest]) -> Iterator[JudgeAnswer]:
-        held, requests = hold_back(spec, requests)
+    def send(requests: Sequence[JudgeRequest], before: Before | None = None
+             ) -> Iterator[JudgeAnswer]:
+        held, requests = hold_back(spec, requests)  # never sent: no intent
         yield from held
         if not requests:
             return
         complete = client.get().complete
         for _, answer in oc.map_unordered(lambda r: judge_one(spec, complete, r, formats),
-                                          requests, cfg.judge.concurrency):
+                                          announced(requests, before), cfg.judge.concurrency):
             yield answer
 
     def close() -> None:

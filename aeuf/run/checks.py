@@ -49,7 +49,7 @@ def ineffective(cfg: RunConfig, oracle: str) -> str | None:
     if problem:
         return problem
     free = o.judge.price_in == 0 and o.judge.price_out == 0
-    if o.max_cost is not None and caps.llm_judge and free:
+    if cfg.spend.max_cost is not None and caps.llm_judge and free:
         return ("--max_cost has no effect while the judge's prices are 0: set --judge_price_in "
                 "and --judge_price_out (USD per 1M tokens), or use --max_requests")
     return _feature_check(cfg.features) or _west_check(cfg)

@@ -14,49 +14,23 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
-import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from aeuf import dataset, embed, io
-from aeuf.card import render_card
+from aeuf import embed, io
 from aeuf.config import RunConfig, to_dict
-from aeuf.errors import ConfigError, InputError, NothingLabelled
+from aeuf.errors import ConfigError, InputError
 from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
-from aeuf.run import annotators, cascade, checks, featurize, records, report
+from aeuf.run import annotators, cascade, checks, export, featurize, headstore, records, report
+from aeuf.run.export import RunSummary
 from aeuf.run.jobs import cluster, costplan
-from aeuf.run.ledger import Ledger
+from aeuf.run.ledger import Ledger, earlier_unanswered
 from aeuf.run.preflight import preflight
 from aeuf.run.round import engine, signals
-from aeuf.run.round.types import Context, State
 from aeuf.run.timing import Stopwatch
 from aeuf.types import ResponsePool
-
-
-class RunSummary(NamedTuple):
-    output_dir: Path
-    prompts: int
-    labelled: int
-    ties: int
-    rows: int
-    comparisons: int
-    requests_sent: int
-    requests_logged: int
-    failed: int
-    skipped: int
-    cost: float
-    files: dict
-    annotation_file: Path | None
-    stopped_by_budget: bool
-    oracle: str
-    progress: list  # per round: labelled, head/oracle agreement before labelling, uncertainty
-    judge_lines: tuple = ()  # the LLM judge's hygiene, one line per model/template
-    cost_line: str = ""  # requests, tokens and cost per judge model when several judged
-    stopped_why: str = ""  # why the run ended before its last round (--stop_when_agreement)
-    not_reached: int = 0  # prompts chosen but never asked: the --max_cost/--max_requests cap
 
 
 def default_output_dir(path: str) -> Path:
@@ -85,8 +59,8 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     cluster.check(cfg)
     _check_oracle(cfg, pool)
     featurize.check_precomputed(pool, cfg.features)
-    if cfg.oracle.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
-        print(costplan.render(costplan.plan(cfg, pool)))
+    if cfg.spend.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
+        print(costplan.render(costplan.plan(cfg, pool, unanswered=len(earlier_unanswered(out)))))
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
                           None, False, "dry run (nothing sent)", [])
     tally: dict = {}  # filled once the ledger is open: the human oracle's overall progress
@@ -159,14 +133,15 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         where = cluster.where_of(cfg, rd.path, features)  # --ray: the rounds choose there
     ctx = engine.make_context(cfg, features, pfeat, usable=usable,
                               signals=signals.of_pool(pool, features), where=where)
-    ledger = Ledger.open(rd.judgements, max_requests=cfg.oracle.max_requests,
-                         max_cost=cfg.oracle.max_cost, where=_where(cfg, oracle),
-                         retry_unparsable=cfg.oracle.retry_unparsable)
+    ledger = Ledger.open(rd.judgements, max_requests=cfg.spend.max_requests,
+                         max_cost=cfg.spend.max_cost, where=_where(cfg, oracle),
+                         retry_unparsable=cfg.spend.retry_unparsable,
+                         retry_unanswered=cfg.spend.retry_unanswered)
     if not oracle.caps.labels:
-        return _annotate(ctx, rd, pool, ledger, oracle)
+        return export.annotate(ctx, rd, pool, ledger, oracle)
     asked = report.AskedKeys(ledger)  # what each round asked for: its cost in the report
     judge = _judge_through(asked, oracle, cfg, progress, cheap)
-    saved = _usable_head(ctx, rd.load_head(), rd.path)
+    saved = headstore.usable(ctx, rd.load_head(), rd.path)
     state, labelled, rows, why = engine.initial_state(pool.shape[0]), [], [], ""
     sizes = engine.sizes_of(ctx)
     left = sum(sizes)  # prompts the budget still allows: a recorded round may hold more
@@ -194,13 +169,13 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                      "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
         asked.keys.clear()
         with watch("fit"):
-            state = _fit(ctx, rd, state, t, ledger, saved)
+            state = headstore.fit(ctx, rd, state, t, ledger, saved)
         io.atomic_write_json(rd.path / "timings.json", watch.record)  # so far: a long run shows it
         if engine.should_stop(ctx, outcome):  # --stop_when_agreement
             why = _stop_reason(cfg, outcome, t, sizes)
             break
     with watch("export"):
-        summary = _export(cfg, rd, pool, ledger, oracle, state, labelled, rows, why)
+        summary = export.export(cfg, rd, pool, ledger, oracle, state, labelled, rows, why)
     io.atomic_write_json(rd.path / "timings.json", watch.record)
     return summary._replace(files={**summary.files, "timings": rd.path / "timings.json"})
 
@@ -236,113 +211,3 @@ def _judge_through(ledger: report.AskedKeys, oracle: Oracle, cfg: RunConfig, pro
     strong = lambda plan, tasks: ledger.judge(oracle, tasks, chunk=chunk, progress=show)  # noqa: E731
     return cascade.through_ledger(strong, ledger, cheap, cfg, chunk=chunk, progress=show,
                                   strong_name=oracle.name)
-
-
-def _fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,
-         saved: tuple[list, dict] | None) -> State:
-    """The head after round t: none while replaying rounds before the saved head's round,
-    the saved head when it was fit on exactly these comparisons, else a refit (saved)."""
-    if state.comps.size == 0:
-        return state
-    digest = records.comps_digest(state.comps)
-    if saved is not None and t < saved[1]["round"]:
-        return state  # a replayed round; the saved head of a later round is restored
-    if saved is not None and t == saved[1]["round"] and saved[1]["comparisons"] == digest:
-        return engine.restore(ctx, state, _unflatten(ctx, saved[0]), t)
-    if ledger.exhausted:  # a partial round: its head would be refit on a rerun anyway
-        return state
-    state = engine.refit(ctx, state, t)
-    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.head_state)]
-    rd.save_head(leaves, {"round": t, "comparisons": digest, "M": state.comps.size})
-    return state
-
-
-def _usable_head(ctx: Context, saved: tuple[list, dict] | None, out: Path):
-    """The saved head when its leaves have this head's shapes and dtypes, else None (with a
-    note): a damaged or foreign head/state.npz is refit, with the same result."""
-    if saved is None:
-        return None
-    template = jax.tree_util.tree_leaves(ctx.head.init(ctx.features.shape[-1],
-                                                       key=ctx.keys.init()))
-    same = len(template) == len(saved[0]) and all(
-        np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
-        for a, b in zip(template, saved[0]))
-    if not same:
-        print(f"aeuf: {out / 'head' / 'state.npz'} does not fit this head (wrong shapes); "
-              "the head is refit", file=sys.stderr)
-    return saved if same else None
-
-
-def _unflatten(ctx: Context, leaves: list):
-    template = ctx.head.init(ctx.features.shape[-1], key=ctx.keys.init())
-    treedef = jax.tree_util.tree_structure(template)
-    return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves])
-
-
-def _annotate(ctx: Context, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
-              oracle: Oracle) -> RunSummary:
-    """No oracle: one model-free round over the budget, written for annotation."""
-    state = engine.initial_state(pool.shape[0])
-    plan = engine.choose(ctx, state, 0, sum(engine.sizes_of(ctx)))
-    rd.save_round(0, records.plan_record(plan, pool, None))
-    path = rd.write_annotations(records.annotation_records(pool, plan))
-    return _summary(rd, pool, ledger, oracle, state, [], {}, [], annotation=path)
-
-
-def _export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, oracle: Oracle,
-            state: State, labelled: list, rows: list, why: str = "") -> RunSummary:
-    """preferences.{jsonl,parquet}, hf/ with its dataset card, report.md and its pictures.
-    why: why the run stopped before its last round ("" when it did not)."""
-    frame = dataset.build_rows(pool, labelled, cfg.export)
-    summary = _summary(rd, pool, ledger, oracle, state, labelled, {}, rows,
-                       frame_rows=len(frame))._replace(stopped_why=why)
-    facts = report.facts(cfg, rd.path, pool, list(ledger.answers.values()), summary, labelled,
-                         ties_kept=frame.attrs.get("ties_kept", 0))
-    card = render_card(report.card_facts(cfg, pool, summary, facts, frame))
-    if len(frame):
-        files = io.write_preferences(frame, rd.path, cfg.export, card)
-    else:  # an export is the run's own or absent: never an earlier run's beside this report
-        io.remove_preferences(rd.path)
-        files = {}
-    files["report"] = report.write(rd.path, facts, labelled)
-    if summary.labelled == 0 and not summary.stopped_by_budget:
-        raise NothingLabelled(_nothing_reason(facts, rd.path))
-    costs = cascade.judge_costs(ledger.answers.values())
-    return summary._replace(files=files, judge_lines=tuple(facts["hygiene_lines"]),
-                            cost_line=cascade.describe_costs(costs) if len(costs) > 1 else "")
-
-
-def _nothing_reason(f: dict, out: Path) -> str:
-    kinds = ", ".join(f"{n} {k}" for k, n in sorted(f["failures"].items())) or "no answers"
-    hint = (" (rerun with --retry_unparsable, or try another --judge_template or a stronger "
-            "--judge_model)" if f["failures"].get("unparsable") else "")
-    return (f"no prompt got a usable label from the {f['oracle']} oracle ({f['ties']} ties; "
-            f"answers without a value: {kinds}){hint}; the raw replies are in "
-            f"{out / 'judgements.jsonl'} and {out / 'report.md'}")
-
-
-def _summary(rd, pool, ledger: Ledger, oracle: Oracle, state: State, labelled: list, files: dict,
-             rows: list, *, annotation=None, frame_rows: int = 0) -> RunSummary:
-    asked = sum(r["asked"] for r in rows)
-    unsent = _not_reached(pool, ledger, labelled, rows)
-    return RunSummary(
-        output_dir=rd.path, prompts=pool.shape[0], labelled=sum(not x.tie for x in labelled),
-        ties=sum(x.tie for x in labelled), rows=frame_rows, comparisons=state.comps.size,
-        requests_sent=ledger.sent, requests_logged=ledger.paid_requests,
-        failed=asked - len(labelled) - unsent, skipped=len(pool.skipped),
-        cost=ledger.total_cost, files=files, annotation_file=annotation,
-        stopped_by_budget=ledger.exhausted, oracle=oracle.name, progress=rows,
-        not_reached=unsent)
-
-
-def _not_reached(pool, ledger: Ledger, labelled: list, rows: list) -> int:
-    """Prompts a round chose that got no label and no answer at all because the spending cap
-    stopped the run first (not failures of the oracle)."""
-    if not ledger.exhausted:
-        return 0
-    chosen = set().union(*(r.get("prompt_ids", set()) for r in rows))
-    done = {str(pool.prompt_ids[x.prompt]) for x in labelled}
-    answered = {str(a.prompt_id) for a in ledger.answers.values()}
-    return len(chosen - done - answered)
-
-

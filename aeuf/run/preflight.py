@@ -19,7 +19,7 @@ def preflight(cfg: RunConfig) -> None:
     if repo and io.hub_offline():
         raise ConfigError(f"--push_to_hub {repo}: the hub is off (HF_HUB_OFFLINE=1); drop "
                           f"--push_to_hub (push the saved dataset later) or go online")
-    if repo and not cfg.oracle.dry_run:
+    if repo and not cfg.spend.dry_run:
         from huggingface_hub import get_token
 
         if not get_token():

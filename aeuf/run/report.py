@@ -125,6 +125,8 @@ def render(f: dict) -> str:
              f"`{f['head']}` head over `{f['features']}` features |", ""]
     if f.get("stopped"):
         lines += [f"**Stopped early:** {f['stopped']}.", ""]
+    if f.get("possibly_paid"):
+        lines += [f"**Possibly paid, no answer:** {esc(f['possibly_paid'])}.", ""]
     if f.get("failures"):
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(f["failures"].items()))
         lines += [f"**Oracle answers without a value:** {kinds}. The raw replies are in "
@@ -161,7 +163,7 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "responses": pool.shape[1], "oracle": s.oracle,
             "judge": _judge_words(cfg, s.oracle, caps, judge, s.progress),
             "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "ties_kept": ties_kept,
-            "unanswered": s.failed, "stopped": _stopped(s),
+            "unanswered": s.failed, "stopped": _stopped(s), "possibly_paid": s.possibly_paid,
             "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
             "head": cfg.head.name, "features": cfg.features.features,

@@ -6,7 +6,7 @@ nothing is written and no model is loaded: the plan reads the pool and renders t
 real chat messages (aeuf.oracle.judge's own request bodies).
 
 Estimates: prompt tokens = characters / 4 + 4 per chat message + 3 (English text through a
-BPE tokenizer; tests/test_costplan.py holds it within a factor 1.5 of the usage the llama.cpp
+BPE tokenizer; tests/run/test_costplan.py holds it within a factor 1.5 of the usage the llama.cpp
 server reports); the prompts labelled are not known before the head chooses them, so each
 round counts the mean over every prompt's requests (the pairwise template: over the pairs
 of each prompt). Completion tokens: EXPECTED_REPLY per reply (a rating line and a short
@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aeuf.config import OracleConfig, RunConfig
+from aeuf.config import OracleConfig, RunConfig, SpendConfig
 from aeuf.oracle import OracleKind, auto_name, kind_of
 from aeuf.oracle.cheap import cheap_config, price_per_token
 from aeuf.oracle.judge import JUDGE
@@ -113,8 +113,9 @@ def judge_line(role: str, name: str, kind: OracleKind, ocfg: OracleConfig, pool:
     return JudgeLine(role, name, spec.model, sum(req), tokens, (out_exp, out_max), cost, shards)
 
 
-def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
-    """The cost plan of a run (pure: reads nothing but the pool, sends nothing)."""
+def plan(cfg: RunConfig, pool: ResponsePool, *, unanswered: int = 0) -> CostPlan:
+    """The cost plan of a run (pure: reads nothing but the pool, sends nothing). unanswered:
+    requests an earlier run in the folder sent without a logged answer (possibly paid)."""
     rules = engine.validate(cfg, pool.shape[1])
     P, R = pool.shape
     sizes = engine.schedule(P, cfg.loop.budget, cfg.loop.batch_size, cfg.loop.initial_batch)
@@ -144,7 +145,12 @@ def plan(cfg: RunConfig, pool: ResponsePool) -> CostPlan:
     if cfg.loop.self_label_accuracy is not None:
         notes.append("self-labelling: pairs the head is sure of are never sent; the judge "
                      "lines are the most it would be asked")
-    notes += _budget_notes(cfg.oracle)
+    notes += _budget_notes(cfg.spend)
+    if unanswered:
+        notes.append(f"{unanswered} requests an earlier run sent have no logged answer "
+                     "(possibly paid): " + ("asked again (--retry_unanswered)"
+                                            if cfg.spend.retry_unanswered else
+                                            "not sent again; --retry_unanswered asks them"))
     if P > MAX_PROMPTS:
         notes.append(f"tokens estimated from a sample of {MAX_PROMPTS} prompts")
     return CostPlan(P, sizes, shown, lines, notes)
@@ -161,12 +167,12 @@ def _other_requests(kind: OracleKind, sizes, shown) -> int:
     return sum(n * k for n, k in zip(sizes, shown))
 
 
-def _budget_notes(ocfg: OracleConfig) -> list[str]:
+def _budget_notes(spend: SpendConfig) -> list[str]:
     notes = []
-    if ocfg.max_requests is not None:
-        notes.append(f"--max_requests {ocfg.max_requests} stops the run there")
-    if ocfg.max_cost is not None:
-        notes.append(f"--max_cost {ocfg.max_cost} stops the run there")
+    if spend.max_requests is not None:
+        notes.append(f"--max_requests {spend.max_requests} stops the run there")
+    if spend.max_cost is not None:
+        notes.append(f"--max_cost {spend.max_cost} stops the run there")
     return notes
 
 

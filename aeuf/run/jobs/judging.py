@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aeuf import io
-from aeuf.config import OracleConfig
+from aeuf.config import OracleConfig, SpendConfig
 from aeuf.dataset import judgement_scores
 from aeuf.errors import ConfigError
 from aeuf.oracle import ORACLES, auto_name, make_oracle
 from aeuf.oracle.judge import estimate_cost, make_spec, plan_requests
 from aeuf.run.annotators import link_options
-from aeuf.run.ledger import Ledger
+from aeuf.run.ledger import Ledger, unanswered_note
 from aeuf.types import Judgement
 
 
@@ -31,6 +31,7 @@ class JudgePlan(NamedTuple):
     answered: int
     cost: float | None
     oracle: str
+    unanswered: int = 0  # possibly paid by an earlier run, no logged answer: not sent again
 
 
 class JudgeSummary(NamedTuple):
@@ -41,6 +42,7 @@ class JudgeSummary(NamedTuple):
     cost: float
     exhausted: bool
     output: Path
+    possibly_paid: str = ""  # requests an earlier run sent without a logged answer
 
 
 def judged_line(j: Judgement) -> dict:
@@ -64,19 +66,24 @@ def _check_labels(oracle) -> None:
                           "--oracle local or --oracle human")
 
 
-def plan_file(cfg: OracleConfig, path: str, out: Path | None) -> JudgePlan:
+def plan_file(cfg: OracleConfig, path: str, out: Path | None,
+              spend: SpendConfig | None = None) -> JudgePlan:
     """The dry run of judge_file: what it would send, read from the input and any existing
     judgements.jsonl; nothing is sent, nothing is written (no folder, no lock), no key or
     model is needed."""
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
     name, plan, estimate = _planner(cfg, has_gold)
-    ledger = Ledger(io.JudgementLog(out / "judgements.jsonl"))
-    ledger.answers = ledger.log.load()
+    ledger = Ledger.open(io.JudgementLog(out / "judgements.jsonl"), **_retries(spend or SpendConfig()))
     requests = [r for t in tasks for r in plan(t)]
-    todo = ledger.pending(requests)
+    todo, skipped = ledger.pending(requests), ledger.skipped(requests)
     cost = None if estimate is None else sum(estimate(r) for r in todo)
-    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo), cost, name)
+    return JudgePlan(len(tasks), len(todo), len(requests) - len(todo) - len(skipped), cost,
+                     name, len(skipped))
+
+
+def _retries(spend: SpendConfig) -> dict:
+    return {"retry_unparsable": spend.retry_unparsable, "retry_unanswered": spend.retry_unanswered}
 
 
 def _planner(cfg: OracleConfig, has_gold: bool):
@@ -96,9 +103,11 @@ def _planner(cfg: OracleConfig, has_gold: bool):
         oracle.close()
 
 
-def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
-               progress: bool = True) -> JudgeSummary:
-    """Judge every task of `path` into `out` (default: the file's folder)."""
+def judge_file(cfg: OracleConfig, path: str, out: Path | None, *, progress: bool = True,
+               spend: SpendConfig | None = None) -> JudgeSummary:
+    """Judge every task of `path` into `out` (default: the file's folder), within `spend`'s
+    caps."""
+    spend = spend or SpendConfig()
     tasks, has_gold = io.read_judge_tasks(path)
     out = Path(out) if out else Path(path).resolve().parent
     box: dict = {}  # the ledger, once open: who answered what before (--oracle web)
@@ -108,8 +117,9 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
     try:
         with io.RunDir(out) as rd:
             ledger = box["ledger"] = Ledger.open(
-                rd.judgements, max_requests=cfg.max_requests, max_cost=cfg.max_cost,
-                retry_unparsable=cfg.retry_unparsable)
+                rd.judgements, max_requests=spend.max_requests, max_cost=spend.max_cost,
+                retry_unparsable=spend.retry_unparsable,
+                retry_unanswered=spend.retry_unanswered)
             judgements = ledger.judge(oracle, tasks, chunk=oracle.chunk or max(4 * cfg.judge.concurrency, 16),
                                       progress=progress and not oracle.caps.interactive)
             lines = [judged_line(j) for j in judgements]
@@ -117,5 +127,7 @@ def judge_file(cfg: OracleConfig, path: str, out: Path | None, *,
                                  "".join(io.strict_json(x) + "\n" for x in lines))
     finally:
         oracle.close()
-    return JudgeSummary(sum(x["chosen_id"] is not None for x in lines), len(lines), oracle.name,
-                        ledger.sent, ledger.cost, ledger.exhausted, out / "judged.jsonl")
+    decided = [x["prompt_id"] for x in lines if x["chosen_id"] is not None]
+    return JudgeSummary(len(decided), len(lines), oracle.name, ledger.sent, ledger.cost,
+                        ledger.exhausted, out / "judged.jsonl",
+                        unanswered_note(list(ledger.left_out.values()), decided))

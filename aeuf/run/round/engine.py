@@ -40,10 +40,11 @@ from aeuf.acquire.base import numpy_rng
 from aeuf.config import RunConfig
 from aeuf.errors import ConfigError
 from aeuf.head import make_head
-from aeuf.run.round import absorbing, choosing, layout, passes, routes
+from aeuf.run.round import absorbing, beliefs, choosing, layout, passes, routes
 from aeuf.run.round import signals as signals_
 from aeuf.run.round.passes import schedule  # noqa: F401  (re-exported: engine.schedule)
 from aeuf.run.round.types import (  # noqa: F401  (Keys, Routing re-exported for callers)
+    Checks,
     Context,
     Keys,
     Outcome,
@@ -97,10 +98,7 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
 
 
 def sizes_of(ctx: Context) -> list[int]:
-    loop = ctx.cfg.loop
-    P, R = int(choosing.eligible(ctx).sum()), ctx.features.shape[1]
-    budget = None if loop.budget is None else min(loop.budget, passes.max_labels(P, R))
-    return schedule(P, budget, loop.batch_size, loop.initial_batch)
+    return beliefs.round_sizes(ctx)
 
 
 def initial_state(num_prompts: int) -> State:
@@ -164,7 +162,7 @@ def absorb(ctx: Context, state: State, plan: Plan,
     pairing = "extremes" if ctx.cfg.export.west_of_n else ctx.rules[plan.rule].pairing
     rng = numpy_rng(ctx.keys.round(plan.t, Purpose.PAIRING))
     seeds = rng.integers(2**31, size=len(plan.prompts))
-    noise = routes.update_noise(state.noise, v)
+    noise = routes.update_noise(state.checks.noise, v)
     eps = routes.flip_rate(noise)
     done, rows, unanswered = [], [], 0
     for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, v.judgements)):
@@ -179,8 +177,9 @@ def absorb(ctx: Context, state: State, plan: Plan,
     if acquired[plan.prompts].any():  # the plan re-opens labelled prompts: a new pass
         acquired[:], passes_done = False, passes_done + 1
     acquired[plan.prompts] = True
-    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired, noise=noise,
-                         passes=passes_done, calib=routes.calibrate(state.calib, plan, done, v))
+    new = state._replace(comps=absorbing.append(state.comps, rows), acquired=acquired,
+                         passes=passes_done,
+                         checks=Checks(routes.calibrate(state.checks.calib, plan, done, v), noise))
     labelled = [lab for _, lab in done]
     unc = plan.uncertainty[np.isfinite(plan.uncertainty)]
     base = None if plan.mean is None else signals_.agreements(
@@ -201,10 +200,11 @@ def refit(ctx: Context, state: State, t: int) -> State:
 
 
 def restore(ctx: Context, state: State, head_state, t: int) -> State:
-    """The state with a head fit after round t (fresh or read back from disk) and its belief."""
-    belief = ctx.head.belief(head_state, ctx.features, key=ctx.keys.round(t, Purpose.BELIEF),
-                             num_samples=ctx.cfg.head.members,
-                             embed=ctx.rules[ctx.cfg.acquire.rule].needs_embed)
+    """The state with a head fit after round t (fresh or read back from disk) and its belief,
+    scored on the prompts a later round can use (aeuf.run.round.beliefs; zero elsewhere)."""
+    belief = beliefs.belief_on(ctx, head_state, beliefs.rows_needed(ctx, state, t),
+                               key=ctx.keys.round(t, Purpose.BELIEF),
+                               embed=ctx.rules[ctx.cfg.acquire.rule].needs_embed)
     return state._replace(head_state=head_state, belief=belief, fitted_round=t)
 
 

@@ -61,7 +61,7 @@ def route(cfg: RunConfig, plan: Plan, state: State, key) -> Plan:
     head_p = selflabel.pair_prob(state.belief, plan.prompts, plan.slots)
     cut = None
     if loop.self_label_accuracy is not None and head_p is not None:
-        cut = selflabel.threshold(state.calib, loop.self_label_accuracy, loop.self_label_delta)
+        cut = selflabel.threshold(state.checks.calib, loop.self_label_accuracy, loop.self_label_delta)
     check = selflabel.check_slice(numpy_rng(key), len(plan.prompts), head_p, cut,
                                   loop.check_fraction)
     return plan._replace(routing=Routing(head_p, check, selflabel.decide(head_p, check, cut),

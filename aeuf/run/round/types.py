@@ -7,6 +7,7 @@ aeuf.run.round imports and types against.
     Routing    who labels each row of a plan: the plan's extension point
     Plan       what round t chose, and why
     Calibration  the head's confidence vs the oracle on judged pairs (self-labelling)
+    Checks     what the run learned about its labellers: the state's extension point
     State      what carries from one round to the next
     Verdicts   a round's answers, one per plan row, with who gave each
     Routes     a round's rows counted by labeller
@@ -145,12 +146,22 @@ class Calibration(NamedTuple):
         return int(self.conf.shape[0])
 
 
+class Checks(NamedTuple):
+    """What the run has learned about its labellers other than the judge: State's extension
+    point, one typed field per feature that routes rows away from the judge (a feature that
+    keeps evidence across rounds adds a field here and nothing else in State changes).
+    calib: the head's confidence vs the oracle on judged pairs (self-labelling); noise:
+    (checked, flipped) of the cheap judge against the strong one (the cascade)."""
+
+    calib: Calibration = Calibration.empty()
+    noise: tuple[int, int] = (0, 0)
+
+
 class State(NamedTuple):
     """Between rounds: the comparisons so far, the head (None before the first fit), its
     belief, which prompts were labelled in the current pass, after how many rounds the head
-    was fit, how many passes over the pool were completed; calib: the head's confidence vs
-    the oracle on judged pairs (self-labelling); noise: (checked, flipped) of the cheap judge
-    against the strong one (the cascade)."""
+    was fit, how many passes over the pool were completed; checks: what the run has learned
+    about its other labellers (the head, a cheap judge)."""
 
     comps: Comparisons
     head_state: Any
@@ -158,8 +169,7 @@ class State(NamedTuple):
     acquired: Bool[np.ndarray, " P"]
     fitted_round: int = -1
     passes: int = 0
-    calib: Calibration = Calibration.empty()
-    noise: tuple[int, int] = (0, 0)
+    checks: Checks = Checks()
 
 
 class Verdicts(NamedTuple):

@@ -1,0 +1,61 @@
+"""The head across a run: after each round's fit it is saved (head/state.npz with the
+round and a digest of the comparisons it was fit on); a rerun restores it instead of
+refitting when it was fit on exactly these comparisons, and refits a damaged or foreign one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from aeuf import io
+from aeuf.run import records
+from aeuf.run.ledger import Ledger
+from aeuf.run.round import engine
+from aeuf.run.round.types import Context, State
+
+
+def fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,
+         saved: tuple[list, dict] | None) -> State:
+    """The head after round t: none while replaying rounds before the saved head's round,
+    the saved head when it was fit on exactly these comparisons, else a refit (saved)."""
+    if state.comps.size == 0:
+        return state
+    digest = records.comps_digest(state.comps)
+    if saved is not None and t < saved[1]["round"]:
+        return state  # a replayed round; the saved head of a later round is restored
+    if saved is not None and t == saved[1]["round"] and saved[1]["comparisons"] == digest:
+        return engine.restore(ctx, state, _unflatten(ctx, saved[0]), t)
+    if ledger.exhausted:  # a partial round: its head would be refit on a rerun anyway
+        return state
+    state = engine.refit(ctx, state, t)
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.head_state)]
+    rd.save_head(leaves, {"round": t, "comparisons": digest, "M": state.comps.size})
+    return state
+
+
+def usable(ctx: Context, saved: tuple[list, dict] | None, out: Path):
+    """The saved head when its leaves have this head's shapes and dtypes, else None (with a
+    note): a damaged or foreign head/state.npz is refit, with the same result."""
+    if saved is None:
+        return None
+    template = jax.tree_util.tree_leaves(ctx.head.init(ctx.features.shape[-1],
+                                                       key=ctx.keys.init()))
+    same = len(template) == len(saved[0]) and all(
+        np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
+        for a, b in zip(template, saved[0]))
+    if not same:
+        print(f"aeuf: {out / 'head' / 'state.npz'} does not fit this head (wrong shapes); "
+              "the head is refit", file=sys.stderr)
+    return saved if same else None
+
+
+def _unflatten(ctx: Context, leaves: list):
+    template = ctx.head.init(ctx.features.shape[-1], key=ctx.keys.init())
+    treedef = jax.tree_util.tree_structure(template)
+    return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves])
+
+

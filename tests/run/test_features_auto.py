@@ -1,0 +1,60 @@
+"""--features auto: the pool decides (the generating model's one-hot joins when the pool
+names two or more models), an explicit --features is kept, and a run started before `auto`
+was the default resumes under the default flags with the parts it used."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from gold_pool import FAST, R, write_gold_pool
+
+from aeuf import embed, io
+from aeuf.cli import main
+from aeuf.config import InputConfig, RunConfig
+from aeuf.run import loop
+
+DEFAULT_FEATURES = [x for x in FAST if x not in ("--features", "stats")]
+
+
+def _pool(path: Path, models: list[str] | None):
+    write_gold_pool(path)
+    if models is not None:
+        df = pd.read_csv(path)
+        for r in range(R):
+            df[f"response_{r}_model"] = models[r % len(models)]
+        df.to_csv(path, index=False)
+    return io.read_pool(InputConfig(path=str(path)))
+
+
+def test_auto_adds_the_model_part_only_when_the_pool_names_two_models(tmp_path):
+    two = _pool(tmp_path / "two.csv", ["m-a", "m-b"])
+    one = _pool(tmp_path / "one.csv", ["m-a"])
+    none = _pool(tmp_path / "none.csv", None)
+    assert embed.resolve_features("auto", two) == "minilm+stats+model"
+    assert embed.resolve_features("auto", one) == "minilm+stats"
+    assert embed.resolve_features("auto", none) == "minilm+stats"
+    assert embed.resolve_features("minilm+stats", two) == "minilm+stats"  # explicit: kept
+    assert embed.resolve_features("stats+model", none) == "stats+model"
+
+
+def test_the_run_layer_resolves_auto_for_a_fresh_folder(tmp_path):
+    pool = _pool(tmp_path / "two.csv", ["m-a", "m-b"])
+    cfg = loop.resolve_features(RunConfig(), pool, tmp_path / "fresh")
+    assert cfg.features.features == "minilm+stats+model"
+    explicit = RunConfig(features=type(RunConfig().features)(features="stats"))
+    assert loop.resolve_features(explicit, pool, tmp_path / "fresh").features.features == "stats"
+
+
+def test_a_run_from_before_auto_resumes_under_the_default_flags(tmp_path):
+    path = tmp_path / "pool.csv"
+    _pool(path, ["m-a", "m-b"])  # auto would resolve to minilm+stats+model here
+    out = tmp_path / "run"
+    args = [str(path), "--num_responses", str(R), "--num_annotations", "2",
+            "--output_dir", str(out)]
+    assert main([*args, *FAST]) == 0  # config.json: features "stats", as an older run wrote
+    first = (out / "preferences.jsonl").read_text()
+    asked = (out / "judgements.jsonl").read_text()
+    assert main([*args, *DEFAULT_FEATURES]) == 0  # no --features: auto
+    assert json.loads((out / "config.json").read_text())["features"]["features"] == "stats"
+    assert (out / "preferences.jsonl").read_text() == first
+    assert (out / "judgements.jsonl").read_text() == asked  # nothing asked again

@@ -1,0 +1,76 @@
+"""After a fit the head scores only the prompts a later round can pick: those rows equal the
+whole pool's belief, and a rule that draws no random numbers on them chooses the same. (A
+Thompson rule's draws for the other, zero, rows take numbers from the same stream, so its
+choices are other draws from the same distribution.)"""
+
+import numpy as np
+import pytest
+from pools import synthetic_pool
+
+from aeuf.bench.simulate import BenchConfig, replay_judge, run_config
+from aeuf.config import AcquireConfig, HeadConfig, LoopConfig
+from aeuf.run.round import beliefs, engine
+from aeuf.run.round.types import Purpose
+
+P, R, D = 60, 4, 6
+HEAD = HeadConfig(members=4, hidden=(8, 8), epochs=3, min_steps=20)
+
+
+def linear_pool():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(P, R, D)).astype(np.float32)
+    gold = (x @ np.array([3.0, -2.0, 1.5, 0.0, 1.0, 0.5]) + rng.normal(0, 2, (P, R)))
+    return synthetic_pool(gold.astype(np.float64)), x
+
+
+def play_all(rule, head, loop, monkeypatch=None, **acquire):
+    """Every round of a run: [(prompts, slots)] and the rows each refit scored."""
+    bench = BenchConfig(regime="budget" if loop.budget else "once", head=HEAD, loop=loop,
+                        acquire=AcquireConfig(**acquire))
+    cfg = run_config(bench, rule, head, 0, "deterministic")
+    pool, x = linear_pool()
+    ctx = engine.make_context(cfg, x, x.mean(1))
+    judge, state, plans, scored = replay_judge(cfg.oracle), engine.initial_state(P), [], []
+    needed = beliefs.rows_needed
+    if monkeypatch is not None:
+        monkeypatch.setattr(beliefs, "rows_needed", lambda ctx, state, t: None)
+    for t, size in enumerate(engine.sizes_of(ctx)):
+        state, plan, _ = engine.play(ctx, pool, state, t, size, judge, "replay")
+        rows = needed(ctx, state, t)
+        state = engine.refit(ctx, state, t)
+        scored.append(P if rows is None else rows.size)
+        if monkeypatch is None and rows is not None and rows.size:  # = the whole pool's belief
+            whole = ctx.head.belief(state.head_state, x, key=ctx.keys.round(t, Purpose.BELIEF),
+                                    num_samples=HEAD.members, embed=False)
+            for got, want in zip(state.belief[:4], whole[:4]):
+                axis = 1 if got.ndim == 3 and got.shape[0] == HEAD.members else 0
+                assert np.array_equal(np.take(got, rows, axis), np.take(want, rows, axis))
+                assert not np.take(got, np.setdiff1d(np.arange(P), rows), axis).any()
+        plans.append((plan.prompts.tolist(), plan.slots.tolist()))
+    return plans, scored
+
+
+@pytest.mark.parametrize("rule, head", [("deltaucb", "ensemble"), ("deltaucb", "bll")])
+def test_a_run_chooses_the_same_with_only_the_open_prompts_scored(rule, head, monkeypatch):
+    loop = LoopConfig(batch_size=15, initial_rule="aepo")
+    part, scored = play_all(rule, head, loop)
+    assert scored == [45, 30, 15, 0]  # the prompts still open; none after the last round
+    full, _ = play_all(rule, head, loop, monkeypatch)
+    assert part == full
+
+
+def test_a_later_pass_scores_every_prompt_and_the_last_round_none():
+    loop = LoopConfig(batch_size=40, budget=100, initial_rule="random")  # 100 > 60: two passes
+    _, scored = play_all("dts", "ensemble", loop)
+    assert scored == [20, P, 0]  # after round 1 every prompt is open again (pass 2)
+
+
+@pytest.mark.parametrize("rule, acquire", [("doptimal_past", {}), ("dts", {"tie_margin": 0.5})])
+def test_the_design_rules_and_a_learnt_tie_step_score_every_prompt(rule, acquire):
+    bench = BenchConfig(regime="once", head=HEAD, acquire=AcquireConfig(**acquire),
+                        loop=LoopConfig(batch_size=15, initial_rule="aepo"))
+    _, x = linear_pool()
+    ctx = engine.make_context(run_config(bench, rule, "ensemble", 0, "deterministic"), x, x.mean(1))
+    state = engine.initial_state(P)._replace(acquired=np.arange(P) < 15)
+    assert beliefs.rows_needed(ctx, state, 0) is None
+    assert beliefs.rows_needed(ctx, state, 3).size == 0
