@@ -87,7 +87,7 @@ def test_no_cheap_columns_is_the_ensemble(pool):
 
 def test_layout_from_the_features_spec():
     stats = len(embed.STAT_NAMES)
-    default = FeatureConfig()  # minilm+stats
+    default = FeatureConfig(features="minilm+stats")
     assert layout.cheap_columns(default, 384 + stats) == tuple(range(384, 384 + stats))
     assert layout.cheap_columns(FeatureConfig(features="stats+model"), stats + 8) == tuple(
         range(stats + 8))
@@ -98,7 +98,11 @@ def test_layout_from_the_features_spec():
     assert layout.cheap_columns(default, 10) == ()
     cfg = layout.head_config(HeadConfig(name="ensemble+linear"), default, 384 + stats)
     assert cfg.linear_columns == tuple(range(384, 384 + stats))
-    assert layout.head_config(HeadConfig(), default, 395).linear_columns == ()
+    assert layout.head_config(HeadConfig(name="ensemble"), default, 395).linear_columns == ()
+    # --features auto not resolved by a run (a library caller): D tells its two resolutions apart
+    auto = FeatureConfig()
+    assert layout.cheap_columns(auto, 384 + stats) == tuple(range(384, 384 + stats))
+    assert layout.cheap_columns(auto, 384 + stats + 5) == tuple(range(384, 384 + stats + 5))
 
 
 def test_the_round_engine_gives_the_head_its_cheap_columns():
@@ -106,11 +110,12 @@ def test_the_round_engine_gives_the_head_its_cheap_columns():
     from aeuf.run.round import engine
 
     stats = len(embed.STAT_NAMES)
-    cfg = RunConfig(head=HeadConfig(name="ensemble+linear", **SMALL))  # minilm+stats
+    cfg = RunConfig(head=HeadConfig(name="ensemble+linear", **SMALL))  # --features auto
     x = np.zeros((4, 3, 384 + stats), np.float32)
     ctx = engine.make_context(cfg, x, np.zeros((4, 8), np.float32))
     assert ctx.cfg.head.linear_columns == tuple(range(384, 384 + stats))
-    plain = engine.make_context(RunConfig(), x, np.zeros((4, 8), np.float32))
+    plain = engine.make_context(RunConfig(head=HeadConfig(name="ensemble")), x,
+                                np.zeros((4, 8), np.float32))
     assert plain.cfg.head.linear_columns == ()
 
 

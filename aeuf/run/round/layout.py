@@ -21,15 +21,26 @@ ENCODER_WIDTHS = {"all-MiniLM-L6-v2": 384, "sentence-transformers/all-MiniLM-L6-
 
 def part_widths(cfg: FeatureConfig, dim: int) -> dict[str, int] | None:
     """Part name -> width (in --features order), or None when D = dim does not resolve."""
-    parts = embed.parse_parts(cfg.features)
     known = {"stats": len(embed.STAT_NAMES)}
     if cfg.encoder in ENCODER_WIDTHS:
         known["minilm"] = ENCODER_WIDTHS[cfg.encoder]
+    parts = embed.parse_parts(_unautoed(cfg.features, known, dim))
     unknown = [p for p in parts if p not in known]
     rest = dim - sum(known[p] for p in parts if p in known)
     if len(unknown) > 1 or rest < 0 or (not unknown and rest):
         return None
     return {p: known.get(p, rest) for p in parts}
+
+
+def _unautoed(spec: str, known: dict[str, int], dim: int) -> str:
+    """A --features auto that reached the engine unresolved (the run layer resolves it from
+    the pool; a library caller may not): of its two resolutions, the one without the model
+    part when D is exactly its width."""
+    if spec.strip() != embed.AUTO:
+        return spec
+    bare = embed.AUTO_WITHOUT_MODEL
+    fits = all(p in known for p in bare.split("+")) and sum(known[p] for p in bare.split("+")) == dim
+    return bare if fits else embed.AUTO_WITH_MODEL
 
 
 def cheap_columns(cfg: FeatureConfig, dim: int) -> tuple[int, ...]:
