@@ -121,8 +121,9 @@ class RunDir:
             if key is not None:
                 raise InputError(
                     f"{path}: this folder holds a different run ({key}: {_get(old, key)!r} "
-                    f"there, {_get(config, key)!r} now); choose another --output_dir or "
-                    f"delete {self.path}")
+                    f"there, {_get(config, key)!r} now); rerun with the settings it was "
+                    f"started with (its config.json; a default may have changed since), choose "
+                    f"another --output_dir, or delete {self.path}")
         atomic_write_json(path, config)
 
     def stored_config(self) -> dict | None:

@@ -139,13 +139,17 @@ def test_a_run_whose_config_json_has_the_old_layout_resumes(tmp_path, capsys):
     today's layout."""
     pool = write_gold_pool(tmp_path / "pool.csv")
     out = tmp_path / "run"
-    assert _run(pool, out) == 0
+    # the settings whose defaults changed since that release, as that run was started with them
+    then = ("--max_steps", "4096")
+    assert _run(pool, out, *then) == 0
     first = (out / "preferences.jsonl").read_text()
     old = json.loads((DATA / "config_before_spend.json").read_text())
     assert "max_cost" in old["oracle"] and "spend" not in old
     (out / "config.json").write_text(json.dumps(old))
     capsys.readouterr()
-    assert _run(pool, out) == 0
+    assert _run(pool, out) == 1  # today's defaults: refused, naming the setting
+    assert "head.max_steps: 4096 there, 300 now" in capsys.readouterr().err
+    assert _run(pool, out, *then) == 0
     assert "(0 sent now)" in capsys.readouterr().err
     assert (out / "preferences.jsonl").read_text() == first
     now = json.loads((out / "config.json").read_text())
