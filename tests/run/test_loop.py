@@ -140,7 +140,7 @@ def test_a_run_whose_config_json_has_the_old_layout_resumes(tmp_path, capsys):
     pool = write_gold_pool(tmp_path / "pool.csv")
     out = tmp_path / "run"
     # the settings whose defaults changed since that release, as that run was started with them
-    then = ("--max_steps", "4096")
+    then = ("--max_steps", "4096", "--head", "ensemble")
     assert _run(pool, out, *then) == 0
     first = (out / "preferences.jsonl").read_text()
     old = json.loads((DATA / "config_before_spend.json").read_text())
