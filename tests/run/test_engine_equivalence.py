@@ -53,8 +53,8 @@ def test_every_prompt_once_same_choices(pool_csv, tmp_path, rule):
                  "--output_dir", str(tmp_path / "bench"), *settings]) == 0
     for seed in (0, 1):
         out = tmp_path / f"run{seed}"
-        assert main([str(pool_csv), "--rule", rule, "--seed", str(seed), "--oracle", "replay",
-                     "--output_dir", str(out), *settings]) == 0
+        assert main([str(pool_csv), "--rule", rule, "--head", "ensemble", "--seed", str(seed),
+                     "--oracle", "replay", "--output_dir", str(out), *settings]) == 0
         mine, bench = run_rounds(out), bench_rounds(tmp_path / "bench", rule, seed)
         assert len(mine) == 4 and mine == bench
     assert run_rounds(tmp_path / "run0") != run_rounds(tmp_path / "run1")  # the seed matters
