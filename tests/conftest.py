@@ -39,3 +39,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The 2-node cluster tests run first: their in-process driver connects to that cluster,
+    and a driver that already ran (and shut down) a local Ray earlier in this process has
+    Ray Data's actors cancelled before they start (seen in the whole suite, never alone)."""
+    first = [i for i in items if i.path.name == "test_cluster.py"]
+    items[:] = first + [i for i in items if i.path.name != "test_cluster.py"]

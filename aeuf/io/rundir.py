@@ -117,7 +117,9 @@ class RunDir:
             old = stored(_read_json(path))  # an older release's config.json, read as today's
             free = HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" \
                 else HARMLESS_KEYS
-            key = first_difference(old, json.loads(strict_json(config)), harmless=free)
+            # both sides in today's layout, settings absent from either at their defaults
+            new = stored(json.loads(strict_json(config)))
+            key = first_difference(old, new, harmless=free)
             if key is not None:
                 raise InputError(
                     f"{path}: this folder holds a different run ({key}: {_get(old, key)!r} "

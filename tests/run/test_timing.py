@@ -1,5 +1,6 @@
 """timings.json splits the owned memory by stage: what each stage kept and its peak."""
 
+import gc
 import sys
 
 import numpy as np
@@ -8,6 +9,16 @@ import pytest
 from aeuf.run.timing import Stopwatch, owned_gb
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+
+
+@pytest.fixture(autouse=True)
+def _no_collection_meanwhile():
+    """In the whole suite's process, a garbage collection triggered inside a stage frees what
+    earlier tests left behind and hides the stage's own memory: collect first, then hold it."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
 
 
 def test_a_stage_that_keeps_memory_is_charged_with_it_and_one_that_frees_it_is_not():
