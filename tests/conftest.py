@@ -33,17 +33,15 @@ def _has_cuda() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    """GPU tests skip without CUDA. The 2-node cluster tests run first: their in-process
+    driver connects to that cluster, and a driver that already ran (and shut down) a local
+    Ray earlier in this process has Ray Data's actors cancelled before they start (seen in
+    the whole suite, never alone)."""
+    first = [i for i in items if i.path.name == "test_cluster.py"]
+    items[:] = first + [i for i in items if i.path.name != "test_cluster.py"]
     if _has_cuda():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-
-
-def pytest_collection_modifyitems(config, items):
-    """The 2-node cluster tests run first: their in-process driver connects to that cluster,
-    and a driver that already ran (and shut down) a local Ray earlier in this process has
-    Ray Data's actors cancelled before they start (seen in the whole suite, never alone)."""
-    first = [i for i in items if i.path.name == "test_cluster.py"]
-    items[:] = first + [i for i in items if i.path.name != "test_cluster.py"]
