@@ -43,7 +43,7 @@ def problem(folder: Path, num_p: int):
 
 def run(x, a, b, y, perm, max_steps: int | None) -> dict:
     test, train = np.sort(perm[:HELD_OUT]), perm[HELD_OUT:]
-    head = make_head(HeadConfig(max_steps=max_steps))
+    head = make_head(HeadConfig(name="ensemble", max_steps=max_steps))
     state, xt, out = head.init(x.shape[-1], key=jax.random.key(0)), np.asarray(x[test]), []
     for q in (1, 2, 3, 4):
         idx = train[: len(train) * q // 4]

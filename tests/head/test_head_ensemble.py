@@ -16,7 +16,7 @@ from aeuf.head.train import batch_rows, schedule, slot_order
 from aeuf.types import Comparisons
 
 D = 8
-CFG = HeadConfig(
+CFG = HeadConfig(name="ensemble", 
     members=8, hidden=(32, 32), epochs=40, batch_size=64, learning_rate=3e-3, center=0.1
 )
 
@@ -93,7 +93,7 @@ def test_registry_lists_both_heads_and_rejects_unknown_names():
     with pytest.raises(ConfigError, match="bll.*ensemble"):
         make_head(HeadConfig(name="gp"))
     with pytest.raises(ConfigError):
-        make_head(HeadConfig(hidden=()))
+        make_head(HeadConfig(name="ensemble", hidden=()))
 
 
 def test_fit_recovers_the_order_of_a_linear_reward(head, trained):
@@ -129,7 +129,7 @@ def test_uncertainty_shrinks_on_labelled_region_and_stays_high_off_it(head):
 def test_half_labels_pull_the_two_rewards_together_and_hard_labels_push_them_apart():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(64, 2, D)).astype(np.float32)
-    cfg = HeadConfig(
+    cfg = HeadConfig(name="ensemble", 
         members=4, hidden=(16,), epochs=100, batch_size=64, anchor=0.01, learning_rate=2e-2
     )
     head = make_head(cfg)
@@ -156,8 +156,8 @@ def test_warm_start_continues_from_the_given_state(trained):
     assert max_diff(s1.params, s0.params) > 0.1
     assert same(s1.anchor, s0.anchor)  # w0 is kept, never trained
     tiny = dict(members=8, hidden=(32, 32), epochs=2, batch_size=64, learning_rate=1e-7)
-    warm = make_head(HeadConfig(**tiny)).fit(s1, x, comps, key=jax.random.key(5))
-    cold = make_head(HeadConfig(**tiny, warm_start=False)).fit(s1, x, comps, key=jax.random.key(5))
+    warm = make_head(HeadConfig(name="ensemble", **tiny)).fit(s1, x, comps, key=jax.random.key(5))
+    cold = make_head(HeadConfig(name="ensemble", **tiny, warm_start=False)).fit(s1, x, comps, key=jax.random.key(5))
     assert max_diff(warm.params, s1.params) < 1e-4
     assert max_diff(cold.params, s0.params) < 1e-4
     assert same(warm.anchor, s0.anchor) and same(cold.anchor, s0.anchor)
@@ -275,7 +275,7 @@ def test_belief_embed_is_the_mean_last_hidden_layer_and_precision_its_design(hea
 
 
 def test_every_fit_runs_at_least_min_steps_and_few_labels_train_full_batch():
-    cfg = HeadConfig(epochs=3, min_steps=300, batch_size=256)
+    cfg = HeadConfig(name="ensemble", epochs=3, min_steps=300, batch_size=256)
     for m in (1, 7, 50, 255, 256, 257, 300, 511, 513, 1000, 5000, 20000):
         batch, padded, steps, epochs = schedule(m, cfg, pow2_steps)
         assert steps * epochs >= 300 and epochs >= 3 and padded >= steps
@@ -284,7 +284,7 @@ def test_every_fit_runs_at_least_min_steps_and_few_labels_train_full_batch():
 
 
 def test_max_steps_caps_the_epochs_of_a_large_fit_but_keeps_one():
-    cfg = HeadConfig(epochs=20, min_steps=300, max_steps=4096, batch_size=256)
+    cfg = HeadConfig(name="ensemble", epochs=20, min_steps=300, max_steps=4096, batch_size=256)
     for m in (1, 1000, 50_000, 60_000, 250_000, 1_000_000, 3_000_000):
         _, _, steps, epochs = schedule(m, cfg, pow2_steps)
         assert epochs >= 1 and steps * epochs >= min(300, steps)
@@ -294,7 +294,7 @@ def test_max_steps_caps_the_epochs_of_a_large_fit_but_keeps_one():
 
 
 def test_a_default_fit_is_about_min_steps_in_whole_epochs_at_any_label_count():
-    cfg = HeadConfig()  # epochs 20, min_steps = max_steps = 300, minibatch 256
+    cfg = HeadConfig(name="ensemble")  # epochs 20, min_steps = max_steps = 300, minibatch 256
     old = dataclasses.replace(cfg, max_steps=None)
     for m in (1, 300, 3840, 3841, 6500, 26_000, 100_000, 1_000_000):
         _, _, steps, epochs = schedule(m, cfg, pow2_steps)
@@ -321,7 +321,7 @@ def test_fits_just_below_and_above_one_minibatch_agree():
     x, _, comps = linear_problem(11, m=65)
     moves = {}
     for min_steps in (400, 0):
-        cfg = HeadConfig(members=4, hidden=(16,), epochs=4, batch_size=64, min_steps=min_steps,
+        cfg = HeadConfig(name="ensemble", members=4, hidden=(16,), epochs=4, batch_size=64, min_steps=min_steps,
                          learning_rate=1e-2)
         head = make_head(cfg)
         s0 = head.init(D, key=jax.random.key(0))

@@ -13,7 +13,7 @@ from aeuf.head.twospeed import TwoSpeedState
 from aeuf.types import Comparisons
 
 CONFIGS = {
-    "ensemble": (HeadConfig(members=4, hidden=(16, 8), epochs=2, min_steps=20, batch_size=32), 6),
+    "ensemble": (HeadConfig(name="ensemble", members=4, hidden=(16, 8), epochs=2, min_steps=20, batch_size=32), 6),
     "bll": (HeadConfig(name="bll"), 6),
     "bll_projected": (HeadConfig(name="bll", max_dim=4), 6),
     "ensemble+linear": (HeadConfig(name="ensemble+linear", linear_columns=(4, 5), members=4,

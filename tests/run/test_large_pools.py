@@ -15,7 +15,7 @@ from aeuf.io import align_features, read_precomputed_features
 from aeuf.run.featurize import feature_dtype
 from aeuf.types import Comparisons
 
-CFG = HeadConfig(members=4, hidden=(16,), epochs=3, min_steps=20, batch_size=64)
+CFG = HeadConfig(name="ensemble", members=4, hidden=(16,), epochs=3, min_steps=20, batch_size=64)
 
 
 def problem(num_p=300, num_r=4, dim=12, m=500, seed=0):
@@ -113,7 +113,7 @@ def test_the_ensemble_fit_reads_only_the_compared_rows():
     """The fit moves only the compared rows (re-indexed): rows no comparison touches are
     never read (NaN there changes nothing), and the re-indexed fit is the same fit."""
     x, comps = problem()
-    head = make_head(HeadConfig(members=4, hidden=(16,), epochs=20, min_steps=300,
+    head = make_head(HeadConfig(name="ensemble", members=4, hidden=(16,), epochs=20, min_steps=300,
                                 batch_size=64, learning_rate=1e-2))
     s0 = head.init(x.shape[2], key=jax.random.key(0))
     want = head.fit(s0, x, comps, key=jax.random.key(1))
@@ -142,7 +142,7 @@ def test_a_float16_pool_reaches_the_fit_in_float16_padded_once(monkeypatch):
 
     real = ens.compact
     monkeypatch.setattr(ens, "compact", spy)
-    head = make_head(HeadConfig(members=4, hidden=(16,), epochs=2, min_steps=4, batch_size=64))
+    head = make_head(HeadConfig(name="ensemble", members=4, hidden=(16,), epochs=2, min_steps=4, batch_size=64))
     s0 = head.init(x.shape[2], key=jax.random.key(0))
     head.fit(s0, x.astype(np.float16), comps, key=jax.random.key(1))
     head.fit(s0, x, comps, key=jax.random.key(1))
@@ -163,7 +163,7 @@ def test_a_float16_pool_is_scored_in_float16_blocks_with_the_float32_result(monk
     seen = []
     real = ens.score
     monkeypatch.setattr(ens, "score", lambda params, xs: seen.append(xs.dtype) or real(params, xs))
-    head = make_head(HeadConfig(members=4, hidden=(16,), epochs=2, min_steps=4, batch_size=64))
+    head = make_head(HeadConfig(name="ensemble", members=4, hidden=(16,), epochs=2, min_steps=4, batch_size=64))
     state = head.fit(head.init(x.shape[2], key=jax.random.key(0)), half, comps,
                      key=jax.random.key(1))
     b_half = head.belief(state, half, key=None)

@@ -13,7 +13,7 @@ from aeuf.run.round import beliefs, engine
 from aeuf.run.round.types import Purpose
 
 P, R, D = 60, 4, 6
-HEAD = HeadConfig(members=4, hidden=(8, 8), epochs=3, min_steps=20)
+HEAD = HeadConfig(name="ensemble", members=4, hidden=(8, 8), epochs=3, min_steps=20)
 
 
 def linear_pool():
