@@ -16,7 +16,7 @@ from aeuf.head.train import batch_rows, schedule, slot_order
 from aeuf.types import Comparisons
 
 D = 8
-CFG = HeadConfig(name="ensemble", 
+CFG = HeadConfig(name="ensemble",
     members=8, hidden=(32, 32), epochs=40, batch_size=64, learning_rate=3e-3, center=0.1
 )
 
@@ -129,7 +129,7 @@ def test_uncertainty_shrinks_on_labelled_region_and_stays_high_off_it(head):
 def test_half_labels_pull_the_two_rewards_together_and_hard_labels_push_them_apart():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(64, 2, D)).astype(np.float32)
-    cfg = HeadConfig(name="ensemble", 
+    cfg = HeadConfig(name="ensemble",
         members=4, hidden=(16,), epochs=100, batch_size=64, anchor=0.01, learning_rate=2e-2
     )
     head = make_head(cfg)
