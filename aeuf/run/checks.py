@@ -58,7 +58,8 @@ def ineffective(cfg: RunConfig, oracle: str) -> str | None:
 def _reward_model_check(cfg: RunConfig, oracle: str, caps: Capabilities) -> str | None:
     """Reward-model flags without a reward-model oracle (or, for --reward_model alone, the
     'rm' feature part) change nothing."""
-    rm, uses_rm_part = cfg.oracle.rm, "rm" in parse_parts(cfg.features.features)
+    spec = cfg.features.features  # 'auto' never holds the 'rm' part
+    rm, uses_rm_part = cfg.oracle.rm, spec != "auto" and "rm" in parse_parts(spec)
     if caps.reward_model:
         return None if rm.model else ("--oracle reward_model needs --reward_model NAME_OR_PATH")
     names = ("convention", "batch_size", "max_length", "aspect", "base_url", "endpoint",
