@@ -73,7 +73,7 @@ def _reward_model_check(cfg: RunConfig, oracle: str, caps: Capabilities) -> str 
 
 
 def _feature_check(f: FeatureConfig) -> str | None:
-    parts = parse_parts(f.features)
+    parts = ("minilm", "stats", "model") if f.features == "auto" else parse_parts(f.features)
     if f.precomputed and "file" not in parts:
         return f"--precomputed has no effect without the 'file' feature part (--features {f.features}+file)"
     if f.llm_encoder and "llm" not in parts:
