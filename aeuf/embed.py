@@ -73,6 +73,12 @@ def resolve_features(spec: str, pool: ResponsePool) -> str:
     return AUTO_WITH_MODEL if len(known_models(pool)) >= 2 else AUTO_WITHOUT_MODEL
 
 
+def possible_parts(spec: str) -> list[str]:
+    """The parts `spec` may use before the pool is read: 'auto' -> the parts of either of its
+    resolutions (AUTO_WITH_MODEL holds both), any other spec -> parse_parts(spec)."""
+    return parse_parts(AUTO_WITH_MODEL if spec.strip() == AUTO else spec)
+
+
 def resolve_config(cfg: FeatureConfig, pool: ResponsePool) -> FeatureConfig:
     """`cfg` with its features resolved for `pool` (see resolve_features)."""
     spec = resolve_features(cfg.features, pool)

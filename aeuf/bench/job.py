@@ -35,8 +35,7 @@ def check_names(bench) -> None:
     for m in bench.label_modes:
         if m not in LABEL_MODES:
             raise ConfigError(f"unknown label mode '{m}': choose one of {', '.join(LABEL_MODES)}")
-    if bench.features.features.strip() != embed.AUTO:  # auto: resolved once the pool is read
-        embed.parse_parts(bench.features.features)
+    embed.possible_parts(bench.features.features)  # auto: resolved once the pool is read
     if bench.seeds < 1:
         raise ConfigError("--seeds must be >= 1")
 

@@ -18,7 +18,7 @@ from aeuf.config import (
     RewardModelConfig,
     RunConfig,
 )
-from aeuf.embed import parse_parts
+from aeuf.embed import possible_parts
 from aeuf.oracle import ORACLES, Capabilities
 
 JUDGE_ONLY = ("template", "temperature", "max_tokens", "context_tokens", "answer_format",
@@ -58,8 +58,7 @@ def ineffective(cfg: RunConfig, oracle: str) -> str | None:
 def _reward_model_check(cfg: RunConfig, oracle: str, caps: Capabilities) -> str | None:
     """Reward-model flags without a reward-model oracle (or, for --reward_model alone, the
     'rm' feature part) change nothing."""
-    spec = cfg.features.features  # 'auto' never holds the 'rm' part
-    rm, uses_rm_part = cfg.oracle.rm, spec != "auto" and "rm" in parse_parts(spec)
+    rm, uses_rm_part = cfg.oracle.rm, "rm" in possible_parts(cfg.features.features)
     if caps.reward_model:
         return None if rm.model else ("--oracle reward_model needs --reward_model NAME_OR_PATH")
     names = ("convention", "batch_size", "max_length", "aspect", "base_url", "endpoint",
@@ -73,7 +72,7 @@ def _reward_model_check(cfg: RunConfig, oracle: str, caps: Capabilities) -> str 
 
 
 def _feature_check(f: FeatureConfig) -> str | None:
-    parts = ("minilm", "stats", "model") if f.features == "auto" else parse_parts(f.features)
+    parts = possible_parts(f.features)
     if f.precomputed and "file" not in parts:
         return f"--precomputed has no effect without the 'file' feature part (--features {f.features}+file)"
     if f.llm_encoder and "llm" not in parts:

@@ -1,11 +1,10 @@
 """The head's agreement against the cheap signals the labels reveal (aeuf.run.round.signals), in
 a run's report.md and in the benchmark's per-round record."""
 
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from gold_pool import write_gold_pool
 
 from aeuf.cli import main
 from aeuf.run.round import signals
@@ -77,23 +76,8 @@ def test_centrality_needs_features():
     assert sig.centrality[0, 1] > sig.centrality[0, 2]  # response 1 is near both others
 
 
-def _write_pool(path: Path) -> Path:
-    """Gold = length (plus noise): the length signal is the one to beat."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for p in range(P):
-        row = {"instruction": f"Question {p}: explain topic {p} in a few sentences."}
-        for r in range(R):
-            n = int(rng.integers(1, 40))
-            row[f"response_{r}"] = " ".join(f"w{p}x{r}y{i}" for i in range(n)) + "."
-            row[f"response_{r}_score"] = float(n + rng.normal(0, 3))
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
-
-
 def test_report_shows_head_agreement_beside_the_best_single_feature(tmp_path):
-    pool = _write_pool(tmp_path / "pool.csv")
+    pool = write_gold_pool(tmp_path / "pool.csv")  # gold = length plus noise: the signal to beat
     out = tmp_path / "run"
     assert main([str(pool), "--num_responses", str(R), "--num_annotations", "2",
                  "--output_dir", str(out), *FAST]) == 0
