@@ -126,13 +126,14 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 watch: Stopwatch | None = None, tally: dict | None = None) -> RunSummary:
     watch = watch or Stopwatch()
     with watch("features"):
-        features, _ = featurize.build_features(pool, cfg.features, progress=progress)
+        features, info = featurize.build_features(pool, cfg.features, progress=progress)
         pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
     usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
     with watch("shards"):
         where = cluster.where_of(cfg, rd.path, features)  # --ray: the rounds choose there
     ctx = engine.make_context(cfg, features, pfeat, usable=usable,
-                              signals=signals.of_pool(pool, features), where=where)
+                              signals=signals.of_pool(pool, features), where=where,
+                              widths=info.dims)  # the head's linear part: stats, model
     ledger = Ledger.open(rd.judgements, max_requests=cfg.spend.max_requests,
                          max_cost=cfg.spend.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.spend.retry_unparsable,

@@ -151,3 +151,25 @@ def one_round_of(r, rng, m):
 def agreement_of(mean, r):
     i, j = np.triu_indices(r.shape[1], 1)
     return float(np.mean(np.sign(mean[:, i] - mean[:, j]) == np.sign(r[:, i] - r[:, j])))
+
+
+def test_the_run_gives_the_head_the_cheap_columns_of_the_parts_it_built():
+    """Two parts of unknown width (model and file, or another encoder) leave D ambiguous;
+    the widths the run built resolve it, so the linear part still reads stats and model."""
+    from aeuf.config import RunConfig
+    from aeuf.run.round import engine
+
+    stats = len(embed.STAT_NAMES)
+    spec = FeatureConfig(features="stats+model+file")
+    widths = {"stats": stats, "model": 3, "file": 16}
+    x = np.zeros((4, 3, stats + 3 + 16), np.float32)
+    assert layout.cheap_columns(spec, x.shape[-1]) == ()  # D alone cannot tell
+    cfg = RunConfig(features=spec, head=HeadConfig(name="ensemble+linear", **SMALL))
+    ctx = engine.make_context(cfg, x, np.zeros((4, 8), np.float32), widths=widths)
+    assert ctx.cfg.head.linear_columns == tuple(range(stats + 3))
+    other = FeatureConfig(features="minilm+stats+model", encoder="/some/mpnet")
+    cfg = RunConfig(features=other, head=HeadConfig(name="ensemble+linear", **SMALL))
+    x = np.zeros((4, 3, 768 + stats + 2), np.float32)
+    ctx = engine.make_context(cfg, x, np.zeros((4, 8), np.float32),
+                              widths={"minilm": 768, "stats": stats, "model": 2})
+    assert ctx.cfg.head.linear_columns == tuple(range(768, 768 + stats + 2))
