@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from gold_pool import FAST, R, write_gold_pool
 
 from aeuf import embed, io
@@ -61,6 +62,7 @@ def test_a_run_from_before_auto_resumes_under_the_default_flags(tmp_path):
     assert (out / "judgements.jsonl").read_text() == asked  # nothing asked again
 
 
+@pytest.mark.slow
 def test_a_two_speed_head_without_cheap_columns_says_it_is_the_ensemble(tmp_path, capsys):
     """--features file (what `aeuf embed` writes: its stats and model columns are not
     known as such) leaves the default head's linear part nothing to read: one note says the
@@ -70,10 +72,9 @@ def test_a_two_speed_head_without_cheap_columns_says_it_is_the_ensemble(tmp_path
     ids = [str(i) for i in pool.response_ids.reshape(-1)]
     vecs = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
     npy = io.write_precomputed_features(tmp_path / "feats", vecs, ids)
-    args = [str(path), "--num_responses", str(R), "--num_annotations", "2", *FAST[2:]]
-    assert main([*args, "--output_dir", str(tmp_path / "file"), "--features", "file",
-                 "--precomputed", str(npy)]) == 0
+    args = [str(path), "--num_responses", str(R), "--num_annotations", "2", *FAST[2:],
+            "--budget", "6", "--precomputed", str(npy)]  # one round
+    assert main([*args, "--output_dir", str(tmp_path / "file"), "--features", "file"]) == 0
     assert "the ensemble+linear head reads no stats or model column" in capsys.readouterr().err
-    assert main([*args, "--output_dir", str(tmp_path / "stats"), "--features", "stats+file",
-                 "--precomputed", str(npy)]) == 0
+    assert main([*args, "--output_dir", str(tmp_path / "stats"), "--features", "stats+file"]) == 0
     assert "reads no stats or model column" not in capsys.readouterr().err
