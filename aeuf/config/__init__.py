@@ -53,7 +53,7 @@ class InputConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
-    features: str = opt("auto", "feature parts joined by '+': minilm, stats, model, llm, "
+    features: str = opt("auto", "feature parts joined by '+': minilm, stats, model, llm, rm, "
                                 "file; auto: minilm+stats+model when the pool names the "
                                 "generating model of its responses (two or more), else "
                                 "minilm+stats")
