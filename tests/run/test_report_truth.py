@@ -201,7 +201,7 @@ def test_round_ticks_are_whole_rounds(rounds):
     assert lo < min(rounds) and hi > max(rounds)
 
 
-def test_prompts_without_two_gold_scores_are_counted_in_the_report(tmp_path):
+def test_prompts_without_two_gold_scores_are_counted_in_the_report(tmp_path, capsys):
     """NaN gold (real pools have it): a prompt with fewer than two scored responses cannot
     be labelled by the replay oracle; the report says how many, not only 'n of P labelled'."""
     def score(p, r, k):
@@ -214,3 +214,5 @@ def test_prompts_without_two_gold_scores_are_counted_in_the_report(tmp_path):
     assert "| prompts labelled | 6 of 8: 6 decided, 0 tied |" in report
     assert "| prompts the oracle cannot label (fewer than 2 responses with a gold score) | 2 |" \
         in report
+    assert "6 of 8 prompts labelled by the replay oracle (0 ties, 0 without a usable label, " \
+        "2 with fewer than 2 gold scores, 0 skipped" in capsys.readouterr().err
