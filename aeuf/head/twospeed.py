@@ -35,6 +35,8 @@ from aeuf.head.ensemble import EnsembleState, make_ensemble
 from aeuf.head.padding import check_features, non_finite, refuse_non_finite
 from aeuf.types import Belief, Comparisons
 
+CHECK_ROWS = 8192  # compared responses checked for NaN at a time in fit
+
 
 class TwoSpeedState(NamedTuple):
     """linear: the bll state on the cheap columns; resid: the ensemble's state."""
@@ -95,12 +97,12 @@ def make_twospeed(cfg: HeadConfig) -> Head:
         parameter of the fit."""
         if cols.size:
             refuse_non_finite(cheap(x))
-        if comps.size:
-            prompts = np.concatenate([comps.prompt, comps.prompt])
-            slots = np.concatenate([comps.a, comps.b])
-            rows = np.asarray(x[prompts, slots], np.float32)  # [2M, D]: only the compared
-            bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        prompts = np.concatenate([comps.prompt, comps.prompt])
+        slots = np.concatenate([comps.a, comps.b])
+        for lo in range(0, prompts.size, CHECK_ROWS):  # chunks: a large pool is never copied
+            p, r = prompts[lo:lo + CHECK_ROWS], slots[lo:lo + CHECK_ROWS]
+            bad = np.flatnonzero(~np.isfinite(np.asarray(x[p, r], np.float32)).all(axis=1))
             if bad.size:
-                raise non_finite(int(prompts[bad[0]]), int(slots[bad[0]]))
+                raise non_finite(int(p[bad[0]]), int(r[bad[0]]))
 
     return Head(init, fit, belief)
