@@ -39,6 +39,26 @@ def test_auto_adds_the_model_part_only_when_the_pool_names_two_models(tmp_path):
     assert embed.resolve_features("stats+model", none) == "stats+model"
 
 
+def test_auto_leaves_out_model_names_that_never_recur(tmp_path):
+    """A name unique to each response (a run id in the model column) tells no prompt anything
+    about another: its one-hot would be a column of noise per response."""
+    path = tmp_path / "unique.csv"
+    write_gold_pool(path)
+    df = pd.read_csv(path)
+    for r in range(R):
+        df[f"response_{r}_model"] = [f"run-{p}-{r}" for p in range(len(df))]
+    df.to_csv(path, index=False)
+    unique = io.read_pool(InputConfig(path=str(path)))
+    assert embed.resolve_features("auto", unique) == "minilm+stats"
+    df["response_0_model"] = "m-a"  # one model recurs: still nothing to compare it with
+    df.to_csv(path, index=False)
+    assert embed.resolve_features("auto", io.read_pool(InputConfig(path=str(path)))) == "minilm+stats"
+    df["response_1_model"] = "m-b"  # two recur
+    df.to_csv(path, index=False)
+    assert embed.resolve_features("auto", io.read_pool(InputConfig(path=str(path)))) == \
+        "minilm+stats+model"
+
+
 def test_the_run_layer_resolves_auto_for_a_fresh_folder(tmp_path):
     pool = _pool(tmp_path / "two.csv", ["m-a", "m-b"])
     cfg = loop.resolve_features(RunConfig(), pool, tmp_path / "fresh")
