@@ -98,3 +98,32 @@ def test_a_two_speed_head_without_cheap_columns_says_it_is_the_ensemble(tmp_path
     assert "the ensemble+linear head reads no stats or model column" in capsys.readouterr().err
     assert main([*args, "--output_dir", str(tmp_path / "stats"), "--features", "stats+file"]) == 0
     assert "reads no stats or model column" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_feature_part_that_yields_non_finite_values_is_refused_for_every_head(
+        tmp_path, monkeypatch, capsys, bad):
+    """An encoder that returns NaN or an infinity for one response (a fault, injected here into
+    the 'stats' part) would make any head's scores NaN: the run refuses it in one line naming
+    the part, prompt and response, before anything is asked; once the part is mended, the same
+    command runs."""
+    path = write_gold_pool(tmp_path / "pool.csv")
+    part = embed.PARTS.get("stats")
+
+    def broken(pool, cfg):
+        values = part.compute(pool, cfg)
+        values[2 * R + 1, 3] = bad  # prompt 3, response 2
+        return values
+
+    monkeypatch.setitem(embed.PARTS._items, "stats", part._replace(compute=broken))
+    out = tmp_path / "run"
+    for head in ("ensemble", "bll"):
+        code = main([str(path), "--num_responses", str(R), "--num_annotations", "2",
+                     "--output_dir", str(out), "--head", head, *FAST])
+        err = capsys.readouterr().err
+        assert code == 1 and "'stats' features of prompt 3, response 2" in err
+        assert "Traceback" not in err and not (out / "judgements.jsonl").exists()
+        out = tmp_path / "run_bll"
+    monkeypatch.setitem(embed.PARTS._items, "stats", part)
+    assert main([str(path), "--num_responses", str(R), "--num_annotations", "2",
+                 "--output_dir", str(out), "--head", "bll", *FAST]) == 0
