@@ -85,7 +85,7 @@ def load_data(pool_path: str, bench, cache: Path | None, progress: bool):
             feat = dataclasses.replace(bench.features, features=name)
             sets[name] = features if name == bench.features.features else build_set(feat)[0]
     lengths = np.vectorize(len, otypes=[np.int64])(pool.responses.astype(str))
-    return BenchData(pool, split, features, pfeat, lengths, sets), info, bench
+    return BenchData(pool, split, features, pfeat, lengths, sets, info.dims), info, bench
 
 
 def write_choices(results, pool, out: Path) -> None:

@@ -42,7 +42,8 @@ class BenchData(NamedTuple):
     pool: the whole ResponsePool (with gold); split: (pool idx int64 [P'], test idx [T]);
     features: f32[P, R, D], standardised on the pool prompts only (as the main command would
     standardise them on a file holding just those); prompt_features: f32[P', d] of the pool
-    prompts; lengths: [P, R] response lengths; ceiling_features: feature set -> f32[P, R, D_set].
+    prompts; lengths: [P, R] response lengths; ceiling_features: feature set -> f32[P, R, D_set];
+    widths: part name -> width of `features` as built (the head's layout, as the run passes it).
     """
 
     pool: ResponsePool
@@ -51,6 +52,7 @@ class BenchData(NamedTuple):
     prompt_features: np.ndarray
     lengths: np.ndarray
     ceiling_features: dict
+    widths: dict | None = None
 
 
 class Results(NamedTuple):
@@ -76,8 +78,9 @@ def make_task(data: BenchData, features: np.ndarray, pairs: HeldOutPairs | None,
     pool, test = data.split
     gold = np.asarray(data.pool.gold, np.float64)
     f = np.asarray(features, np.float32)
+    widths = data.widths if features is data.features else None  # a ceiling set: from D
     return Task(data.pool.take(pool), f[pool], data.prompt_features, f[test], gold[test], pairs,
-                graph)
+                graph, widths)
 
 
 def baselines(lengths, gold, pairs: HeldOutPairs) -> dict:

@@ -107,7 +107,8 @@ class Task(NamedTuple):
 
     features: f32[P, R, D]; prompt_features: f32[P, d]; test_features: f32[T, R, D];
     test_gold: f64[T, R]; pairs: the held-out pairs (T = 0 in the `once` regime);
-    graph: kNN graph of prompt_features, shared by every run (or None: built on first use).
+    graph: kNN graph of prompt_features, shared by every run (or None: built on first use);
+    widths: part name -> width of the features as built (None: read off --features and D).
     """
 
     pool: ResponsePool
@@ -117,6 +118,7 @@ class Task(NamedTuple):
     test_gold: np.ndarray
     pairs: HeldOutPairs | None
     graph: object = None
+    widths: dict | None = None
 
 
 class Curve(NamedTuple):
@@ -189,7 +191,8 @@ def simulate(task: Task, cfg: RunConfig, *, curve: bool = True) -> Curve:
     (only the uncertainty the main command records beside each plan)."""
     ctx = engine.make_context(cfg, task.features, task.prompt_features, graph=task.graph,
                               usable=np.isfinite(task.pool.gold),
-                              signals=signals.of_pool(task.pool, task.features))
+                              signals=signals.of_pool(task.pool, task.features),
+                              widths=task.widths)
     judge = replay_judge(cfg.oracle)
     state = engine.initial_state(task.features.shape[0])
     fit = curve or any(r.needs_belief for r in ctx.rules.values())
@@ -260,7 +263,8 @@ def fit_and_score(task: Task, cfg: RunConfig, comps: Comparisons, seed: int, lab
     evaluated on the held-out prompts against `labels` [M]."""
     from aeuf.head import make_head
 
-    head = make_head(layout.head_config(cfg.head, cfg.features, task.features.shape[-1]))
+    head = make_head(layout.head_config(cfg.head, cfg.features, task.features.shape[-1],
+                                        task.widths))
     keys = Keys.of(seed)
     state = head.init(task.features.shape[-1], key=keys.init())
     state = head.fit(state, task.features, comps, key=keys.round(0, Purpose.FIT))

@@ -153,3 +153,35 @@ def test_model_free_rule_runs_from_the_first_round(task):
     bench = dataclasses.replace(BENCH, loop=dataclasses.replace(BENCH.loop, initial_rule="aepo"))
     assert {p.rule for p in simulate(task, cfg("random", bench=bench)).plans} == {"random"}
     assert [p.rule for p in simulate(task, cfg("infomax", bench=bench)).plans][:2] == ["aepo", "infomax"]
+
+
+def test_the_bench_gives_the_head_the_part_widths_as_the_run_does(task, monkeypatch):
+    """D alone cannot place two parts of unknown width (model and file): the run passes the
+    widths it built to the head's layout, and the bench must too, or its two-speed head would
+    silently be the ensemble alone (aeuf bench = aeuf)."""
+    from aeuf.bench import runner
+    from aeuf.bench import simulate as sim
+    from aeuf.config import FeatureConfig
+    from aeuf.run.round import engine
+
+    widths = {"stats": 2, "model": 1, "file": 3}
+    seen = []
+    real = engine.make_context
+
+    def spy(*args, **kw):
+        ctx = real(*args, **kw)
+        seen.append(ctx.cfg.head.linear_columns)
+        return ctx
+
+    monkeypatch.setattr(sim.engine, "make_context", spy)
+    bench = dataclasses.replace(BENCH, features=FeatureConfig(features="stats+model+file"),
+                                head=HeadConfig(name="ensemble+linear", members=2,
+                                                hidden=(4,), epochs=1))
+    simulate(task._replace(widths=widths), run_config(bench, "dts", "ensemble+linear", 1,
+                                                      "deterministic"),
+             curve=False)
+    assert seen == [(0, 1, 2)]  # stats and model: the first three of D = 6 columns
+    data = runner.BenchData(synthetic_pool(np.zeros((4, R))), (np.arange(3), np.arange(3, 4)),
+                            np.zeros((4, R, D)), None, None, {}, widths)
+    assert runner.make_task(data, data.features, None, None).widths == widths
+    assert runner.make_task(data, np.zeros((4, R, D)), None, None).widths is None  # a ceiling set
