@@ -69,7 +69,7 @@ def export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, or
         io.remove_preferences(rd.path)
         files = {}
     files["report"] = report.write(rd.path, facts, labelled)
-    if summary.labelled == 0 and not summary.stopped_by_budget:
+    if summary.labelled == 0 and not summary.stopped_by_budget and not len(frame):
         raise NothingLabelled(_nothing_reason(facts, rd.path))
     costs = cascade.judge_costs(ledger.answers.values())
     return summary._replace(files=files, judge_lines=tuple(facts["hygiene_lines"]),
@@ -78,6 +78,10 @@ def export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, or
 
 
 def _nothing_reason(f: dict, out: Path) -> str:
+    if f["ties"] and not f["failures"]:  # every answer came back, each a tie
+        return (f"every answer of the {f['oracle']} oracle was a tie ({f['ties']} ties): no "
+                f"chosen/rejected pair to export; rerun with --keep_ties to export them as rows "
+                f"with tie=true (see {out / 'report.md'})")
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(f["failures"].items())) or "no answers"
     hint = (" (rerun with --retry_unparsable, or try another --judge_template or a stronger "
             "--judge_model)" if f["failures"].get("unparsable") else "")

@@ -139,3 +139,21 @@ def test_a_killed_export_leaves_nothing_the_next_run_keeps(tmp_path):
     assert main([str(pool), "--output_dir", str(out), *FAST]) == 0
     assert sorted(p.name for p in out.glob(".*tmp-*")) == []
     assert (out / "preferences.jsonl").is_file()
+
+
+def test_a_pool_whose_every_pair_ties_says_so_and_keep_ties_exports_them(tmp_path, capsys):
+    """Every answer came back and each was a tie (constant gold): the one line says so and
+    names --keep_ties, and with it the tied pairs are the export (exit 0)."""
+    path = tmp_path / "ties.csv"
+    rows = [{"instruction": f"Question {p}?", **{f"response_{r}": f"answer {r} to {p}"
+                                                  for r in range(3)},
+             **{f"response_{r}_score": 5.0 for r in range(3)}} for p in range(6)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    args = [str(path), "--num_responses", "3", "--num_annotations", "2", *FAST]
+    assert main([*args, "--output_dir", str(tmp_path / "plain")]) == 1
+    line = one_error_line(capsys)
+    assert "every answer of the replay oracle was a tie (6 ties)" in line and "--keep_ties" in line
+    out = tmp_path / "kept"
+    assert main([*args, "--output_dir", str(out), "--keep_ties"]) == 0
+    exported = [json.loads(x) for x in (out / "preferences.jsonl").read_text().splitlines()]
+    assert len(exported) == 6 and all(x["tie"] for x in exported)
