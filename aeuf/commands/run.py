@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from aeuf.commands.files import add_judge_files, judge_files, read_config_file
-from aeuf.commands.flags import add_flags, build, flags_of
-from aeuf.config import RunConfig
+from aeuf.commands.flags import add_flags, build, flags_of, given, merge
+from aeuf.config import RunConfig, to_dict
 from aeuf.config.fields import SettingError, coerce
 from aeuf.errors import ConfigError
 
@@ -47,8 +47,57 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if not prompts:
         raise ConfigError("no input: give PROMPTS (a pool file), or `prompts: FILE` in the "
                           "--config file")
-    return build(RunConfig, args, FLAGS, file=file, fixed={"input": {"path": prompts}},
-                 where=", ".join([f"--config {path}"] * bool(path) + names) or "settings")
+    fixed = {"input": {"path": prompts}}
+    where = ", ".join([f"--config {path}"] * bool(path) + names) or "settings"
+    cfg = build(RunConfig, args, FLAGS, file=file, fixed=fixed, where=where)
+    return resumed(cfg, args, file, fixed, where)
+
+
+def resumed(cfg: RunConfig, args: argparse.Namespace, file: dict, fixed: dict,
+            where: str) -> RunConfig:
+    """cfg with the settings the run already in its output folder started with, wherever the
+    user gave none (neither a flag nor the --config file): a default changed since never
+    refuses an old run. A setting given that differs is still refused by the run. Which kept
+    settings differ from today's defaults lands on args.kept (the note print_kept shows)."""
+    from aeuf.run.loop import started_with
+
+    kept = started_with(cfg)
+    if not kept:
+        return cfg
+    args.kept = unlike_defaults(kept, merge(merge(file, given(args, FLAGS)), fixed),
+                                to_dict(RunConfig()))
+    return build(RunConfig, args, FLAGS, file=merge(kept, file), fixed=fixed, where=where)
+
+
+def unlike_defaults(kept: dict, explicit: dict, defaults: dict, prefix: str = "") -> list:
+    """(dotted key, kept value, today's default) for each kept setting the user did not give
+    whose value differs from today's default."""
+    out = []
+    for key, value in kept.items():
+        mine, default = explicit.get(key), defaults.get(key)
+        if isinstance(value, dict):
+            out += unlike_defaults(value, mine if isinstance(mine, dict) else {},
+                                   default if isinstance(default, dict) else {}, f"{prefix}{key}.")
+        elif key not in explicit and _plain(value) != _plain(default):
+            out.append((f"{prefix}{key}", value, default))
+    return out
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def print_kept(args: argparse.Namespace, cfg: RunConfig) -> None:
+    """One line when a rerun keeps settings that are no longer the defaults."""
+    from aeuf.run.loop import default_output_dir
+
+    kept = getattr(args, "kept", None)
+    if kept:
+        shown = ", ".join(f"{k} {v!r} (default now {d!r})" for k, v, d in kept)
+        out = cfg.export.output_dir or default_output_dir(cfg.input.path)
+        print(f"aeuf: resuming {out} with the settings it was "
+              f"started with: {shown}; to change one, start another run (--output_dir)",
+              file=sys.stderr)
 
 
 def _extra(file: dict, key: str, kind: type, path: str | None):
@@ -104,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from aeuf.run.loop import run as run_loop
 
     cfg = config_from_args(args)
+    print_kept(args, cfg)
     summary = run_loop(cfg, progress=not args.no_progress)
     if not cfg.spend.dry_run:  # the dry run printed its plan: there is nothing to summarise
         print_summary(summary)

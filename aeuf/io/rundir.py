@@ -115,8 +115,7 @@ class RunDir:
         path = self.path / "config.json"
         if path.is_file():
             old = stored(_read_json(path))  # an older release's config.json, read as today's
-            free = HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" \
-                else HARMLESS_KEYS
+            free = free_keys(old)
             # both sides in today's layout, settings absent from either at their defaults
             new = stored(json.loads(strict_json(config)))
             key = first_difference(old, new, harmless=free)
@@ -210,6 +209,34 @@ def _read_json(path: Path) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError(f"{path}: not valid JSON; delete it or choose another "
                          "--output_dir") from None
+
+
+def free_keys(old: dict) -> frozenset:
+    """The keys a rerun of the run whose config.json is `old` may change: HARMLESS_KEYS, and
+    JUDGE_KEYS while that run had no oracle."""
+    return HARMLESS_KEYS | JUDGE_KEYS if old.get("oracle_used", "none") == "none" else HARMLESS_KEYS
+
+
+def fixed_settings(old: dict, layout: dict, prefix: str = "", *,
+                   free: frozenset | None = None) -> dict:
+    """The settings of a stored run (its config.json in today's layout, `old`) that a rerun may
+    not change: the keys today's config has (`layout`: RunConfig as a dict), free keys left
+    out. A rerun takes them where the user gives no value, so that a default changed since
+    never refuses an old run (nested dict, like `old`)."""
+    free = free_keys(old) if free is None else free
+    out: dict = {}
+    for key, value in old.items():
+        path = f"{prefix}{key}"
+        if key not in layout or path in free or str(key) in free:
+            continue
+        if isinstance(layout[key], dict):
+            sub = fixed_settings(value, layout[key], f"{path}.", free=free) \
+                if isinstance(value, dict) else {}
+            if sub:
+                out[key] = sub
+        else:
+            out[key] = value
+    return out
 
 
 def first_difference(old: dict, new: dict, prefix: str = "", *,

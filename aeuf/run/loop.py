@@ -19,8 +19,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from aeuf import embed, io
-from aeuf.config import RunConfig, to_dict
-from aeuf.errors import ConfigError, InputError
+from aeuf.config import RunConfig, stored, to_dict
+from aeuf.errors import AeufError, ConfigError, InputError
 from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import annotators, cascade, checks, export, featurize, headstore, records, report
@@ -41,6 +41,20 @@ def default_output_dir(path: str) -> Path:
     if name == "generated" and p.parent.name:
         name = f"{p.parent.name}-labels"
     return Path("runs") / name
+
+
+def started_with(cfg: RunConfig) -> dict:
+    """The settings of the run already in cfg's output folder that a rerun may not change
+    (io.fixed_settings, nested like config.json); {} for a new folder, and for a config.json
+    that cannot be read (run() names that file itself)."""
+    out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
+    try:
+        data = io.RunDir(out).stored_config()
+    except (AeufError, OSError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return io.fixed_settings(stored(data), stored({}))
 
 
 def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:

@@ -126,6 +126,30 @@ def test_output_dir_of_a_different_run_is_refused(tmp_path, capsys):
     assert "config.json" in err and "rule" in err
 
 
+def test_a_rerun_keeps_the_settings_the_run_started_with_unless_given(tmp_path, capsys):
+    """A default that changes between releases must not refuse a run started under the old
+    one: settings the user does not give are read from the run's config.json; a setting given
+    that differs is still another run."""
+    pool = write_gold_pool(tmp_path / "pool.csv")
+    out = tmp_path / "run"
+    assert _run(pool, out, "--head", "ensemble", "--rule", "deltaucb") == 0  # as if defaults
+    first, asked = (out / "preferences.jsonl").read_text(), (out / "judgements.jsonl").read_text()
+    capsys.readouterr()
+    assert _run(pool, out) == 0
+    err = capsys.readouterr().err
+    assert "(0 sent now)" in err
+    assert "head.name 'ensemble' (default now 'ensemble+linear')" in err
+    assert "acquire.rule 'deltaucb'" in err
+    assert (out / "preferences.jsonl").read_text() == first
+    assert (out / "judgements.jsonl").read_text() == asked
+    config = json.loads((out / "config.json").read_text())
+    assert config["head"]["name"] == "ensemble" and config["acquire"]["rule"] == "deltaucb"
+    assert _run(pool, out, "--head", "bll") == 1  # given: a different run, refused
+    assert "head.name: 'ensemble' there, 'bll' now" in capsys.readouterr().err
+    assert _run(pool, tmp_path / "fresh") == 0  # a new folder: no note
+    assert "resuming" not in capsys.readouterr().err
+
+
 def test_cli_error_on_missing_file_exits_1_without_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "aeuf", str(tmp_path / "nope.csv"), "--no_progress"],
                        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -147,7 +171,10 @@ def test_a_run_whose_config_json_has_the_old_layout_resumes(tmp_path, capsys):
     assert "max_cost" in old["oracle"] and "spend" not in old
     (out / "config.json").write_text(json.dumps(old))
     capsys.readouterr()
-    assert _run(pool, out) == 1  # today's defaults: refused, naming the setting
+    assert _run(pool, out) == 0  # today's defaults: the run keeps the settings it started with
+    err = capsys.readouterr().err
+    assert "(0 sent now)" in err and "head.max_steps 4096 (default now 300)" in err
+    assert _run(pool, out, "--max_steps", "300") == 1  # given and different: another run
     assert "head.max_steps: 4096 there, 300 now" in capsys.readouterr().err
     assert _run(pool, out, *then) == 0
     assert "(0 sent now)" in capsys.readouterr().err
