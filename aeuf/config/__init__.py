@@ -184,7 +184,8 @@ class AcquireConfig:
                                             "always exact")
     knn_index: str = opt("ivf", "BAL-PM: the approximate kNN index above knn_exact_max: ivf "
                                 "(4 sqrt(P) lists, cost P^1.5) or ivf_hnsw (64-point lists "
-                                "found through an HNSW graph, cost P log P)",
+                                "found through an HNSW graph, cost P log P at a fixed number "
+                                "of lists scanned; about ivf's cost up to 3e5 prompts)",
                          choices=("ivf", "ivf_hnsw"))
 
     def __post_init__(self):
