@@ -24,7 +24,7 @@ nearest lists. Two ways to cut the space into lists (INDEXES):
   the only order-sensitive step (multi-threaded, the graph changes from run to run), searches
   are independent per query, so the same input gives the same graph at any thread count.
   Not the default: measured up to 3 x 10^5 x 384 it costs about what "ivf" costs at the same
-  recall (recall at a fixed nprobe falls as P grows, for both: BENCHMARKS.md, "Scale").
+  recall (recall at a fixed nprobe falls as P grows, for both: BENCHMARKS.md, "Acquisition").
 """
 
 from __future__ import annotations
