@@ -103,10 +103,10 @@ def test_the_sampled_k_means_gives_the_same_graph_every_time():
 
 def test_ivf_hnsw_graph_is_reproducible_close_and_excludes_self():
     """The P log P index (constant-size lists, HNSW over the centroids): the same input gives
-    the same graph, near the exact one, never a point's own index."""
+    the same graph on 2 threads as on 1, near the exact one, never a point's own index."""
     x = clustered(12000)
-    first, d = approx_knn(x, 13, index="ivf_hnsw")
-    again, _ = approx_knn(x, 13, index="ivf_hnsw")
+    first, d = approx_knn(x, 13, index="ivf_hnsw", threads=2)
+    again, _ = approx_knn(x, 13, index="ivf_hnsw", threads=1)  # and at any thread count
     np.testing.assert_array_equal(first, again)
     assert (first != np.arange(12000)[:, None]).all()
     assert (np.diff(d, axis=1) >= -1e-6).all()
@@ -148,3 +148,21 @@ def test_knn_graph_takes_the_index_from_the_config(monkeypatch):
     assert seen == ["ivf_hnsw"]
     g = knn_graph(x, 5, exact_max=1000, index="ivf_hnsw")
     assert got.tolist() == select_prompts(score, x, none, 100, cfg, graph=g).tolist()
+
+
+def test_the_hnsw_quantiser_is_the_same_at_any_thread_count_and_leaves_the_callers():
+    """Its insertion is order-sensitive, so it runs on one thread; the caller's faiss thread
+    count is restored after it."""
+    import faiss
+
+    c = np.random.default_rng(6).normal(size=(4000, 16)).astype(np.float32)
+    before = faiss.omp_get_max_threads()
+    graphs = []
+    try:
+        for threads in (2, 1):
+            faiss.omp_set_num_threads(threads)
+            graphs.append(faiss.vector_to_array(ann._hnsw(faiss, c, ef=16).hnsw.neighbors))
+            assert faiss.omp_get_max_threads() == threads
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(graphs[1], graphs[0])
