@@ -64,13 +64,25 @@ def known_models(pool: ResponsePool) -> list[str]:
     return sorted({m for m in names if isinstance(m, str) and m})
 
 
+def recurring_models(pool: ResponsePool) -> list[str]:
+    """The generating models that answer at least two prompts (sorted): only these let labels
+    on one prompt say something about another."""
+    names = np.asarray(pool.models, dtype=object).reshape(pool.shape)
+    seen: dict[str, int] = {}
+    for row in names:
+        for m in {m for m in row if isinstance(m, str) and m}:
+            seen[m] = seen.get(m, 0) + 1
+    return sorted(m for m, prompts in seen.items() if prompts >= 2)
+
+
 def resolve_features(spec: str, pool: ResponsePool) -> str:
-    """--features as used: 'auto' -> minilm+stats+model when the pool names at least two
-    generating models (the one-hot then tells responses apart), else minilm+stats; any
-    other spec is returned unchanged."""
+    """--features as used: 'auto' -> minilm+stats+model when at least two generating models
+    each answer two or more prompts (the one-hot then carries what labels teach about a model
+    to other prompts; a name unique to one response would add a column of noise), else
+    minilm+stats; any other spec is returned unchanged."""
     if spec.strip() != AUTO:
         return spec
-    return AUTO_WITH_MODEL if len(known_models(pool)) >= 2 else AUTO_WITHOUT_MODEL
+    return AUTO_WITH_MODEL if len(recurring_models(pool)) >= 2 else AUTO_WITHOUT_MODEL
 
 
 def possible_parts(spec: str) -> list[str]:

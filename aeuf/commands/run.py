@@ -121,6 +121,7 @@ def print_summary(s) -> None:
     say(f"aeuf: {s.labelled} of {s.prompts} prompts labelled by the {s.oracle} oracle "
         f"({s.ties} ties, {s.failed} without a usable label, "
         f"{f'{s.not_reached} not reached (cost cap), ' if s.not_reached else ''}"
+        f"{f'{s.no_gold} with fewer than 2 gold scores, ' if s.no_gold else ''}"
         f"{s.skipped} skipped while reading); {s.comparisons} comparisons, {s.requests_logged} oracle requests "
         f"({s.requests_sent} sent now), cost ${s.cost:.4f} (USD at --judge_price_in/--judge_price_out "
         f"per 1M tokens).")

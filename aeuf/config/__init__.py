@@ -53,10 +53,10 @@ class InputConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
-    features: str = opt("auto", "feature parts joined by '+': minilm, stats, model, llm, "
+    features: str = opt("auto", "feature parts joined by '+': minilm, stats, model, llm, rm, "
                                 "file; auto: minilm+stats+model when the pool names the "
-                                "generating model of its responses (two or more), else "
-                                "minilm+stats")
+                                "generating model of its responses (two or more, each "
+                                "answering two or more prompts), else minilm+stats")
     encoder: str = opt("all-MiniLM-L6-v2", "sentence-transformers model name or path "
                                            "(default: the packaged MiniLM)")
     llm_encoder: str | None = opt(None, "causal LM for the 'llm' feature part (hidden states)")

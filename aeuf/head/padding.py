@@ -137,3 +137,19 @@ def compact(x, pairs: Pairs, *, size=None, dtype=np.float32):
 def row_blocks(n: int, block: int):
     """(start, stop) of consecutive blocks of at most `block` rows covering range(n)."""
     return [(start, min(start + block, n)) for start in range(0, n, block)]
+
+
+def non_finite(p: int, r: int, what: str = "features") -> InputError:
+    """The error for NaN or an infinity in `what` of prompt p, response r (0-based here,
+    1-based in the message, as the messages name rows)."""
+    return InputError(f"{what} of prompt {p + 1}, response {r + 1} hold NaN or infinite values "
+                      "(or overflow float32); recompute them, or drop that response")
+
+
+def refuse_non_finite(values, what: str = "features") -> None:
+    """non_finite(...) for the first (prompt, response) of values [P, R, ...] that holds NaN
+    or an infinity: a head fit on or scoring such a value would give NaN scores silently."""
+    finite = np.isfinite(np.asarray(values, np.float32))
+    ok = finite.reshape(finite.shape[0], finite.shape[1], -1).all(axis=-1)
+    if not ok.all():
+        raise non_finite(*(int(i) for i in np.argwhere(~ok)[0]), what)

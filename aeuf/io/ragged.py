@@ -115,15 +115,17 @@ def square(rows: Rows, num: int | None, source: str) -> ResponsePool:
     keep = np.flatnonzero(counts >= R)
     ids = [rows.ids[p] for p in keep]
     cands = [rows.cands[p][:R] for p in keep]
-    gold = None
-    if rows.gold_kind is not None:
+    gold, kind = None, rows.gold_kind
+    if kind is not None:
         gold = np.array([[c.gold for c in row] for row in cands], dtype=np.float64)
+        if not np.isfinite(gold).any():  # score columns, every cell empty: no gold at all
+            gold, kind = None, None
     return ResponsePool(
         prompt_ids=_column(ids), prompts=_column([rows.prompts[p] for p in keep]),
         responses=_grid([[c.text for c in row] for row in cands]),
         models=_grid([[c.model for c in row] for row in cands]),
         response_ids=_grid([[f"{i}:{c.slot}" for c in row] for i, row in zip(ids, cands)]),
-        gold=gold, gold_kind=rows.gold_kind, source=str(source),
+        gold=gold, gold_kind=kind, source=str(source),
         messages=None if rows.messages is None else _column([rows.messages[p] for p in keep]),
         skipped=tuple(rows.ids[p] for p in np.flatnonzero(counts < R)))
 

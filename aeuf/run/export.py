@@ -40,6 +40,7 @@ class RunSummary(NamedTuple):
     stopped_why: str = ""  # why the run ended before its last round (--stop_when_agreement)
     not_reached: int = 0  # prompts chosen but never asked: the --max_cost/--max_requests cap
     possibly_paid: str = ""  # requests an earlier run sent without a logged answer (not re-sent)
+    no_gold: int = 0  # prompts a gold oracle cannot label: fewer than two gold scores
 
 
 def annotate(ctx: Context, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
@@ -72,6 +73,7 @@ def export(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, ledger: Ledger, or
         raise NothingLabelled(_nothing_reason(facts, rd.path))
     costs = cascade.judge_costs(ledger.answers.values())
     return summary._replace(files=files, judge_lines=tuple(facts["hygiene_lines"]),
+                            no_gold=facts["no_gold"],
                             cost_line=cascade.describe_costs(costs) if len(costs) > 1 else "")
 
 

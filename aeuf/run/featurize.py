@@ -18,6 +18,7 @@ from aeuf import embed, io
 from aeuf.backends import silence_progress_bars
 from aeuf.config import FeatureConfig
 from aeuf.errors import ConfigError
+from aeuf.head.padding import non_finite
 from aeuf.types import ResponsePool
 
 CHUNK = 256
@@ -125,6 +126,8 @@ def build_features(
                 desc=f"embed {name}", progress=progress)
         else:
             block = part.compute(pool, cfg)
+        if name != "file":  # io refuses a non-finite precomputed file as it reads it
+            check_finite(block, R, name)
         blocks.append(block)
         dims[name] = int(block.shape[1])
     rows = None if fit_prompts is None else (
@@ -133,6 +136,16 @@ def build_features(
     weights = embed.GROUP_SCALES[cfg.group_scale]([b.shape[1] for b in blocks])
     return (embed.compose(blocks, rows, dtype=dtype, weights=weights).reshape(P, R, -1),
             FeatureInfo(dims, encoded))
+
+
+def check_finite(block: np.ndarray, R: int, part: str, chunk: int = 65536) -> None:
+    """InputError naming the first response whose `part` features [P*R, d] hold NaN or an
+    infinity (read in chunks): composed in, it would make every head's scores NaN, silently."""
+    for start in range(0, block.shape[0], chunk):
+        ok = np.isfinite(np.asarray(block[start:start + chunk], np.float32)).all(axis=1)
+        if not ok.all():
+            n = start + int(np.flatnonzero(~ok)[0])
+            raise non_finite(n // R, n % R, f"the '{part}' features")
 
 
 def feature_dtype(name: str, values: int) -> type:

@@ -140,13 +140,15 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 watch: Stopwatch | None = None, tally: dict | None = None) -> RunSummary:
     watch = watch or Stopwatch()
     with watch("features"):
-        features, _ = featurize.build_features(pool, cfg.features, progress=progress)
+        features, info = featurize.build_features(pool, cfg.features, progress=progress)
         pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
     usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
     with watch("shards"):
         where = cluster.where_of(cfg, rd.path, features)  # --ray: the rounds choose there
     ctx = engine.make_context(cfg, features, pfeat, usable=usable,
-                              signals=signals.of_pool(pool, features), where=where)
+                              signals=signals.of_pool(pool, features), where=where,
+                              widths=info.dims)  # the head's linear part: stats, model
+    _note_linear_part(ctx.cfg)
     ledger = Ledger.open(rd.judgements, max_requests=cfg.spend.max_requests,
                          max_cost=cfg.spend.max_cost, where=_where(cfg, oracle),
                          retry_unparsable=cfg.spend.retry_unparsable,
@@ -192,6 +194,16 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         summary = export.export(cfg, rd, pool, ledger, oracle, state, labelled, rows, why)
     io.atomic_write_json(rd.path / "timings.json", watch.record)
     return summary._replace(files={**summary.files, "timings": rd.path / "timings.json"})
+
+
+def _note_linear_part(cfg: RunConfig) -> None:
+    """A note when the two-speed head found no cheap column to fit its linear part on (it is
+    then the ensemble): e.g. --features file, whose stats and model columns are not known."""
+    if cfg.head.name == "ensemble+linear" and not cfg.head.linear_columns:
+        print(f"aeuf: the ensemble+linear head reads no stats or model column in --features "
+              f"{cfg.features.features}, so it is the ensemble alone; add 'stats' (and "
+              "'model') to --features for its linear part, or pass --head ensemble",
+              file=sys.stderr)
 
 
 def _tally(t: dict) -> tuple[int, int] | None:

@@ -116,6 +116,8 @@ def render(f: dict) -> str:
              f"{f['labelled']} decided, {f['ties']} tied |",
              f"| ties | {_ties(f)} |",
              f"| prompts without a usable label | {f['unanswered']} |",
+             *([f"| prompts the oracle cannot label (fewer than 2 responses with a gold "
+                f"score) | {f['no_gold']} |"] if f.get("no_gold") else []),
              f"| labelled prompts with a response too long for the judge | {f.get('cut', 0)} "
              f"(`cut` column; --judge_overlong {f.get('overlong', 'loss')}) |",
              f"| prompts skipped while reading | {f['skipped']} (fewer responses than the rest) |",
@@ -164,7 +166,8 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "judge": _judge_words(cfg, s.oracle, caps, judge, s.progress),
             "rows": s.rows, "labelled": s.labelled, "ties": s.ties, "ties_kept": ties_kept,
             "unanswered": s.failed, "stopped": _stopped(s), "possibly_paid": s.possibly_paid,
-            "skipped": s.skipped, "requests": s.requests_logged, "sent_now": s.requests_sent,
+            "skipped": s.skipped, "no_gold": _without_gold(pool, caps),
+            "requests": s.requests_logged, "sent_now": s.requests_sent,
             "cost": s.cost, "initial_rule": cfg.loop.initial_rule, "rule": cfg.acquire.rule,
             "head": cfg.head.name, "features": cfg.features.features,
             "failures": failure_kinds(answers), "length_bias": length_bias(pool, labelled),
@@ -174,6 +177,14 @@ def facts(cfg: RunConfig, out: Path, pool: ResponsePool, answers: list[JudgeAnsw
             "rounds": [{k: v for k, v in r.items() if k != "keys"} | {"cost": c}
                        for r, c in zip(s.progress, costs)],
             "cost_elsewhere": max(s.cost - sum(costs), 0.0)}
+
+
+def _without_gold(pool: ResponsePool, caps: Capabilities) -> int:
+    """Prompts an oracle that answers from the gold cannot label: fewer than two responses
+    with a gold score (they are never chosen)."""
+    if not caps.uses_gold or pool.gold is None:
+        return 0
+    return int(np.sum(np.isfinite(pool.gold).sum(axis=1) < 2))
 
 
 def _judge_words(cfg: RunConfig, oracle: str, caps: Capabilities, judge: str | None,

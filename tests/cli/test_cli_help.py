@@ -161,3 +161,17 @@ def test_version_and_clean_subcommand_help():
         for line in " ".join(text.split()).split("(default:")[1:]:
             assert line.count(")") >= 1  # one default each: never "(default: x) (default: y)"
         assert "(default: every prompt once) (default" not in " ".join(text.split())
+
+
+def test_features_help_names_every_feature_part():
+    """--features' help lists the parts a user may join (the registry's names, 'rm' too)."""
+    import dataclasses
+
+    from aeuf.config import FeatureConfig
+    from aeuf.embed import PARTS
+
+    text = next(f.metadata["help"] for f in dataclasses.fields(FeatureConfig)
+                if f.name == "features")
+    named = text.split(";")[0]
+    assert all(f" {part}," in named or f" {part}" == named[-len(part) - 1:]
+               for part in PARTS.names()), named

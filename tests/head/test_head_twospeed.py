@@ -151,3 +151,70 @@ def one_round_of(r, rng, m):
 def agreement_of(mean, r):
     i, j = np.triu_indices(r.shape[1], 1)
     return float(np.mean(np.sign(mean[:, i] - mean[:, j]) == np.sign(r[:, i] - r[:, j])))
+
+
+def test_the_run_gives_the_head_the_cheap_columns_of_the_parts_it_built():
+    """Two parts of unknown width (model and file, or another encoder) leave D ambiguous;
+    the widths the run built resolve it, so the linear part still reads stats and model."""
+    from aeuf.config import RunConfig
+    from aeuf.run.round import engine
+
+    stats = len(embed.STAT_NAMES)
+    spec = FeatureConfig(features="stats+model+file")
+    widths = {"stats": stats, "model": 3, "file": 16}
+    x = np.zeros((4, 3, stats + 3 + 16), np.float32)
+    assert layout.cheap_columns(spec, x.shape[-1]) == ()  # D alone cannot tell
+    cfg = RunConfig(features=spec, head=HeadConfig(name="ensemble+linear", **SMALL))
+    ctx = engine.make_context(cfg, x, np.zeros((4, 8), np.float32), widths=widths)
+    assert ctx.cfg.head.linear_columns == tuple(range(stats + 3))
+    other = FeatureConfig(features="minilm+stats+model", encoder="/some/mpnet")
+    cfg = RunConfig(features=other, head=HeadConfig(name="ensemble+linear", **SMALL))
+    x = np.zeros((4, 3, 768 + stats + 2), np.float32)
+    ctx = engine.make_context(cfg, x, np.zeros((4, 8), np.float32),
+                              widths={"minilm": 768, "stats": stats, "model": 2})
+    assert ctx.cfg.head.linear_columns == tuple(range(768, 768 + stats + 2))
+
+
+def degenerate_fit(x, comps):
+    """ensemble+linear (cheap columns: the last four) fit on `comps`, then its belief."""
+    cfg = HeadConfig(name="ensemble+linear", members=4, hidden=(8, 8), min_steps=20,
+                     max_steps=20, linear_columns=tuple(range(x.shape[-1] - 4, x.shape[-1])))
+    head = make_head(cfg)
+    state = head.init(x.shape[-1], key=jax.random.PRNGKey(0))
+    state = head.fit(state, x, comps, key=jax.random.PRNGKey(1))
+    return head.belief(state, x, key=jax.random.PRNGKey(2))
+
+
+def first_pairs(num_p, p=1.0, m=None):
+    """Response 0 vs 1 on the first m prompts (default all), label p."""
+    m = num_p if m is None else m
+    idx = np.arange(m, dtype=np.int32)
+    return Comparisons(idx, np.zeros(m, np.int32), np.ones(m, np.int32),
+                       np.full(m, p, np.float32))
+
+
+def test_degenerate_but_finite_inputs_give_finite_beliefs():
+    """All-constant features, all ties, one label, no label, cheap columns constant within
+    each prompt: a belief with finite mean, std, samples and pair variances."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 12)).astype(np.float32)
+    within = x.copy()
+    within[..., 8:] = rng.normal(size=(8, 1, 4))
+    cases = [(np.zeros_like(x), first_pairs(8)), (x, first_pairs(8, 0.5)),
+             (x, first_pairs(8, m=1)), (x, first_pairs(8, m=0)), (within, first_pairs(8))]
+    for features, comps in cases:
+        b = degenerate_fit(features, comps)
+        for a in (b.mean, b.std, b.samples, b.pair_var):
+            assert np.isfinite(a).all()
+
+
+@pytest.mark.parametrize("bad, column", [(np.nan, 2), (np.inf, 10)])  # ensemble's, linear part
+def test_non_finite_features_are_refused_not_scored_nan(bad, column):
+    from aeuf.errors import InputError
+
+    x = np.random.default_rng(0).normal(size=(8, 4, 12)).astype(np.float32)
+    x[3, 1, column] = bad
+    with pytest.raises(InputError, match=r"prompt 4, response 2"):
+        degenerate_fit(x, first_pairs(8))  # a compared response
+    with pytest.raises(InputError, match=r"prompt 4, response 2"):
+        degenerate_fit(x, first_pairs(8, m=2))  # scored only

@@ -174,3 +174,22 @@ def test_long_table_bad_cell_names_row_and_column(tmp_path, column, value, what)
     path = write_jsonl(tmp_path / "long.jsonl", rows)
     msg = error_of(path)
     assert "row 3" in msg and f"column '{column}'" in msg and what in msg
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_score_columns_with_no_score_at_all_are_no_gold(tmp_path, layout):
+    """Score columns present but every cell empty: the pool has no gold (so --oracle auto
+    does not pick the replay oracle, which could label nothing); one score is gold."""
+    if layout == "wide":
+        df = wide([["a", "b"], ["c", "d"]])
+        df["r0_score"], df["r1_score"] = np.nan, np.nan
+    else:
+        df = pd.DataFrame({"prompt": ["p0?", "p0?", "p1?", "p1?"], "model": ["m", "n"] * 2,
+                           "response": ["a", "b", "c", "d"], "score": [np.nan] * 4})
+    df.to_csv(tmp_path / "pool.csv", index=False)
+    pool = read(tmp_path / "pool.csv")
+    assert pool.gold is None and pool.gold_kind is None
+    score = "r0_score" if layout == "wide" else "score"
+    df.loc[1, score] = 0.5
+    df.to_csv(tmp_path / "pool.csv", index=False)
+    assert read(tmp_path / "pool.csv").gold_kind == "score"

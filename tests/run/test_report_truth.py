@@ -199,3 +199,20 @@ def test_round_ticks_are_whole_rounds(rounds):
     plt.close(fig)
     assert ticks and all(float(x).is_integer() for x in ticks)
     assert lo < min(rounds) and hi > max(rounds)
+
+
+def test_prompts_without_two_gold_scores_are_counted_in_the_report(tmp_path, capsys):
+    """NaN gold (real pools have it): a prompt with fewer than two scored responses cannot
+    be labelled by the replay oracle; the report says how many, not only 'n of P labelled'."""
+    def score(p, r, k):
+        return None if p == 0 or (p == 1 and r > 0) else float(k)
+
+    pool = _pool(tmp_path / "p.csv", 8, score)
+    out = tmp_path / "run"
+    assert main([str(pool), "--num_annotations", "2", "--output_dir", str(out), *FAST]) == 0
+    report = (out / "report.md").read_text()
+    assert "| prompts labelled | 6 of 8: 6 decided, 0 tied |" in report
+    assert "| prompts the oracle cannot label (fewer than 2 responses with a gold score) | 2 |" \
+        in report
+    assert "6 of 8 prompts labelled by the replay oracle (0 ties, 0 without a usable label, " \
+        "2 with fewer than 2 gold scores, 0 skipped" in capsys.readouterr().err

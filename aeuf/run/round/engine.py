@@ -81,14 +81,16 @@ def validate(cfg: RunConfig, R: int) -> dict:
 
 
 def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
-                 usable=None, signals=None, where=None) -> Context:
+                 usable=None, signals=None, where=None, widths=None) -> Context:
     """The run's shared context (validates the settings). graph: the prompts' kNN graph when
     already built (it depends only on the prompt features and knn_k); usable: bool[P, R]
     responses the oracle can judge (None: all); signals: aeuf.run.round.signals.Signals (None: no
     baselines beside the head's agreement); where: where the rule chooses (Context.where;
-    None: in this process)."""
+    None: in this process); widths: part name -> width as the features were built (None:
+    read off --features and D, aeuf.run.round.layout)."""
     rules = validate(cfg, features.shape[1])
-    cfg = replace(cfg, head=layout.head_config(cfg.head, cfg.features, features.shape[-1]))
+    cfg = replace(cfg, head=layout.head_config(cfg.head, cfg.features, features.shape[-1],
+                                               widths))
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     kept = isinstance(features, np.ndarray) and features.dtype in (np.float16, np.float32)
     return Context(cfg, features if kept else np.asarray(features, np.float32),

@@ -43,10 +43,13 @@ def _unautoed(spec: str, known: dict[str, int], dim: int) -> str:
     return bare if fits else embed.AUTO_WITH_MODEL
 
 
-def cheap_columns(cfg: FeatureConfig, dim: int) -> tuple[int, ...]:
+def cheap_columns(cfg: FeatureConfig, dim: int,
+                  widths: dict[str, int] | None = None) -> tuple[int, ...]:
     """The columns of the stats and model parts of D = dim composed features (() if the
-    layout does not resolve)."""
-    widths = part_widths(cfg, dim)
+    layout does not resolve). widths: part name -> width in composition order, as built
+    (used when they add up to D)."""
+    if widths is None or sum(widths.values()) != dim:
+        widths = part_widths(cfg, dim)
     if widths is None:
         return ()
     cols, lo = [], 0
@@ -57,9 +60,10 @@ def cheap_columns(cfg: FeatureConfig, dim: int) -> tuple[int, ...]:
     return tuple(cols)
 
 
-def head_config(head: HeadConfig, features: FeatureConfig, dim: int) -> HeadConfig:
-    """`head` with linear_columns filled from the layout when the head has a linear part and
-    none were given."""
+def head_config(head: HeadConfig, features: FeatureConfig, dim: int,
+                widths: dict[str, int] | None = None) -> HeadConfig:
+    """`head` with linear_columns filled from the layout (or the built `widths`) when the
+    head has a linear part and none were given."""
     if head.name != "ensemble+linear" or head.linear_columns:
         return head
-    return replace(head, linear_columns=cheap_columns(features, dim))
+    return replace(head, linear_columns=cheap_columns(features, dim, widths))
