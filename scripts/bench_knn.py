@@ -2,19 +2,26 @@
 
     python scripts/bench_knn.py [--prompts 100000] [--dim 384] [--k 13]
                                 [--data clustered|gaussian] [--libs faiss_ivf,faiss_hnsw,...]
-                                [--cache bench_out/knn_cache]
+                                [--cache bench_out/knn_cache] [--recall-rows 2000]
+
+    e.g. --libs aeuf_ann,aeuf_ivf_hnsw,aeuf_ivf_hnsw/list_size=128/nprobe=24
+    (options after a library's name, `/name=integer`, go to its function)
 
 For P prompt-feature vectors of dimension D, times aeuf's exact kNN graph (chunked numpy,
 aeuf.acquire.prompts.knn_graph with the approximate path switched off) and each approximate
 index: build, query (every point queried against the index, self removed), recall@k against the
-exact neighbour sets, the k-th neighbour distance (BAL-PM's radius) relative to the exact one,
+exact neighbour sets (with --recall-rows N: of N seeded random rows only, their exact neighbours
+found by brute force, for P where the exact graph is too slow), the k-th neighbour distance (BAL-PM's radius) relative to the exact one,
 and whether two builds give the same graph (aeuf promises the same choices for the same seed).
 All in one process, --threads threads for every library; wall and process CPU time (the
 machine is shared: CPU seconds are the steadier figure). The exact graph is cached under
 --cache.
 
 The competitors are not aeuf dependencies: pip install faiss-cpu hnswlib usearch pynndescent
-to rerun them all (faiss-cpu is the one aeuf keeps: aeuf.backends.ann, IVF-Flat, nprobe 32).
+to rerun them all (faiss-cpu is the one aeuf keeps: aeuf.backends.ann, IVF-Flat, nprobe 32:
+`aeuf_ann` is its 4 sqrt(P)-list index, `aeuf_ivf_hnsw` its constant-list-size one with an HNSW
+quantiser). Each row also gives the load average when it finished (a shared machine: compare
+rows of one run, not runs).
 
 Data: `gaussian` is isotropic N(0, I) (the worst case for any index: no structure);
 `clustered` is unit vectors from 2,000 Zipf-sized clusters in a 48-dim subspace plus small
@@ -24,6 +31,7 @@ noise in all D dims, closer to sentence embeddings.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -142,7 +150,15 @@ LIBS = {
     "pynndescent": pynndescent_,
     "aeuf_ann": aeuf_ann,
     "aeuf_ann_train256": lambda x, k, t: aeuf_ann(x, k, t, train_per_list=256),
+    "aeuf_ivf_hnsw": lambda x, k, t, **o: aeuf_ann(x, k, t, index="ivf_hnsw", **o),
 }
+
+
+def lib(spec: str):
+    """'name/option=int/...' -> a function of (x, k, threads)."""
+    name, *opts = spec.split("/")
+    kw = {o.split("=")[0]: int(o.split("=")[1]) for o in opts}
+    return lambda x, k, t: LIBS[name](x, k, t, **kw)
 
 
 def exact(x, k, cache: Path, name: str):
@@ -159,15 +175,29 @@ def exact(x, k, cache: Path, name: str):
     return g.neighbors, g.radius, seconds
 
 
-def kth_distance(x, ids):
-    """Distance from each point to the last of its neighbours ids [P, k]."""
-    return np.linalg.norm(x - x[ids[:, -1]], axis=1)
+def exact_rows(x, k, rows):
+    """The exact k nearest other points of x[rows] by brute force (chunks of 256 rows):
+    (ids [R, k], distance to the k-th [R]), and the seconds it took."""
+    t = time.perf_counter()
+    sq = np.einsum("pd,pd->p", x, x)
+    ids = np.empty((rows.size, k), np.int64)
+    for s in range(0, rows.size, 256):
+        r = rows[s : s + 256]
+        d = sq[None, :] - 2.0 * (x[r] @ x.T)
+        d[np.arange(r.size), r] = np.inf
+        part = np.argpartition(d, k - 1, axis=1)[:, :k]
+        ids[s : s + 256] = np.take_along_axis(part, np.argsort(
+            np.take_along_axis(d, part, 1), axis=1), 1)
+    radius = np.linalg.norm(x[rows] - x[ids[:, -1]], axis=1)
+    return ids, radius, time.perf_counter() - t
 
 
-def score(x, ids, true_ids, true_radius, k):
+def score(x, ids, true_ids, true_radius, k, rows):
+    """Recall@k and median k-th-distance error over `rows` (true_* are of those rows)."""
     ids = drop_self(ids, k)
-    hits = (ids[:, :, None] == true_ids[:, None, :]).any(axis=2).sum(axis=1)
-    d = np.sort(np.linalg.norm(x[:, None, :] - x[ids], axis=2), axis=1)[:, -1]
+    got = ids[rows]
+    hits = (got[:, :, None] == true_ids[:, None, :]).any(axis=2).sum(axis=1)
+    d = np.sort(np.linalg.norm(x[rows, None, :] - x[got], axis=2), axis=1)[:, -1]
     return hits.mean() / k, np.median(d / true_radius - 1.0), ids
 
 
@@ -180,27 +210,39 @@ def main() -> None:
     ap.add_argument("--libs", default=",".join(k for k in LIBS if not k.startswith("aeuf_ann")))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="bench_out/knn_cache")
+    ap.add_argument("--recall-rows", type=int, default=0,
+                    help="recall on this many seeded random rows by brute force instead of "
+                         "the whole exact graph (0: the whole graph)")
     ap.add_argument("--twice", action=argparse.BooleanOptionalAction, default=True,
                     help="build each index twice to check the graph is reproducible")
     a = ap.parse_args()
     x = (clustered if a.data == "clustered" else gaussian)(a.prompts, a.dim)
     print(f"P={a.prompts} D={a.dim} k={a.k} data={a.data} threads={a.threads} "
           f"{machine_line()}", flush=True)
-    true_ids, true_radius, t_exact = exact(x, a.k, Path(a.cache), a.data)
-    print(f"exact (aeuf chunked numpy): {t_exact:.1f} s", flush=True)
+    if a.recall_rows:
+        rows = np.sort(np.random.default_rng(1).choice(a.prompts, a.recall_rows, replace=False))
+        true_ids, true_radius, t_rows = exact_rows(x, a.k, rows)
+        print(f"exact neighbours of {rows.size} rows (brute force): {t_rows:.1f} s", flush=True)
+        t_exact = t_rows * a.prompts / rows.size  # the whole graph at this rate
+        print(f"(whole exact graph at that rate: ~{t_exact:.0f} s)", flush=True)
+    else:
+        rows = np.arange(a.prompts)
+        true_ids, true_radius, t_exact = exact(x, a.k, Path(a.cache), a.data)
+        print(f"exact (aeuf chunked numpy): {t_exact:.1f} s", flush=True)
     print("\n| index | build (s) | query (s) | CPU s (build + query) | total / exact | recall@k "
-          "| median radius error | same graph twice |\n|---|---|---|---|---|---|---|---|")
+          "| median radius error | same graph twice | load |\n|---|---|---|---|---|---|---|---|---|")
     for name in a.libs.split(","):
         cpu = time.process_time()
-        build, query, ids = LIBS[name](x, a.k, a.threads)
+        build, query, ids = lib(name)(x, a.k, a.threads)
         cpu = time.process_time() - cpu
-        recall, rad, ids = score(x, ids, true_ids, true_radius, a.k)
+        recall, rad, ids = score(x, ids, true_ids, true_radius, a.k, rows)
         same = "-"
         if a.twice:
-            again = drop_self(LIBS[name](x, a.k, a.threads)[2], a.k)
+            again = drop_self(lib(name)(x, a.k, a.threads)[2], a.k)
             same = np.array_equal(np.sort(ids, 1), np.sort(again, 1))
         print(f"| {name} | {build:.1f} | {query:.1f} | {cpu:.1f} | "
-              f"{(build + query) / t_exact:.3f} | {recall:.4f} | {rad:+.2%} | {same} |",
+              f"{(build + query) / t_exact:.3f} | {recall:.4f} | {rad:+.2%} | {same} | "
+              f"{os.getloadavg()[0]:.1f} |",
               flush=True)
 
 

@@ -184,7 +184,8 @@ def round_here(folder: str, num_p: int, num_r: int, dim: int, max_labels: int) -
     pfeat = timed(t, "prompt_features", lambda: x.mean(axis=1, dtype=np.float32))
     acfg, hcfg = AcquireConfig(), HeadConfig()
     graph = timed(t, "knn_graph", lambda: knn_graph(pfeat, acfg.knn_k,
-                                                   exact_max=acfg.knn_exact_max))
+                                                   exact_max=acfg.knn_exact_max,
+                                                   index=acfg.knn_index))
     rng = np.random.default_rng(1)
     m = min(num_p, max_labels)
     a = rng.integers(0, num_r, m)

@@ -46,12 +46,13 @@ def knn_graph(
     chunk: int | None = None,
     *,
     exact_max: int | None = EXACT_MAX,
+    index: str = AcquireConfig.knn_index,
     threads: int | None = None,
 ) -> KnnGraph:
     """The KnnGraph of prompt_features f32[P, D] (k is capped at P - 1).
 
     exact_max: exact search up to this many prompts, an approximate index above it
-    (aeuf.backends.ann; None: always exact). The exact search runs in row chunks of `chunk`
+    (aeuf.backends.ann, `index` one of its INDEXES; None: always exact). The exact search runs in row chunks of `chunk`
     rows (default: as many as keep the [chunk, P] distance block near 128 MB), so its memory
     stays O(P k + chunk P) at any P. Radii are exact distances to the k-th neighbour found.
     """
@@ -65,7 +66,7 @@ def knn_graph(
     if exact_max is not None and P > exact_max:
         from aeuf.backends.ann import approx_knn
 
-        neighbors, kth = _resort_exact(x, approx_knn(x, k, threads=threads)[0])
+        neighbors, kth = _resort_exact(x, approx_knn(x, k, index=index, threads=threads)[0])
     else:
         neighbors, kth = _exact_knn(x, k, chunk or max(1, min(1024, BUDGET // P)))
     radius = np.sqrt(np.maximum(kth, 0.0))
@@ -144,7 +145,7 @@ def select_prompts(
     if acquired.size < 2:  # no neighbours to estimate an entropy from
         return np.flatnonzero(~acquired)[: max(batch, 0)].astype(np.int32)
     g = graph if graph is not None else knn_graph(
-        prompt_features, cfg.knn_k, exact_max=cfg.knn_exact_max
+        prompt_features, cfg.knn_k, exact_max=cfg.knn_exact_max, index=cfg.knn_index
     )
     k = g.neighbors.shape[1]
     psi = digamma(np.arange(1, k + 2))  # psi(n + 1) for n = 0..k

@@ -105,7 +105,8 @@ def run_benchmark(data: BenchData, bench: BenchConfig, *,
     gold = np.asarray(data.pool.gold, np.float64)
     pairs = held_out_pairs(gold[test], bench.max_test_pairs, seed=bench.split_seed) if test.size else None
     acq = bench.acquire
-    graph = (knn_graph(data.prompt_features, acq.knn_k, exact_max=acq.knn_exact_max)
+    graph = (knn_graph(data.prompt_features, acq.knn_k, exact_max=acq.knn_exact_max,
+                       index=acq.knn_index)
              if pool.size > 1 else None)
     task = make_task(data, data.features, pairs, graph)
     once = bench.regime == "once"

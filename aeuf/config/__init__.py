@@ -182,6 +182,11 @@ class AcquireConfig:
     knn_exact_max: int | None = opt(20_000, "BAL-PM: exact kNN graph up to this many prompts, "
                                             "an approximate (faiss IVF) index above; none: "
                                             "always exact")
+    knn_index: str = opt("ivf", "BAL-PM: the approximate kNN index above knn_exact_max: ivf "
+                                "(4 sqrt(P) lists, cost P^1.5) or ivf_hnsw (64-point lists "
+                                "found through an HNSW graph, cost P log P at a fixed number "
+                                "of lists scanned; about ivf's cost up to 3e5 prompts)",
+                         choices=("ivf", "ivf_hnsw"))
 
     def __post_init__(self):
         if self.rule is None:  # the goal's rule (frozen: set once, here)

@@ -6,6 +6,7 @@ import tracemalloc
 import numpy as np
 
 import aeuf.acquire.prompts as prompts
+import aeuf.backends.ann as ann
 from aeuf.acquire import knn_graph, select_prompts
 from aeuf.backends.ann import approx_knn
 from aeuf.config import AcquireConfig
@@ -22,6 +23,13 @@ def clustered(P, D=32, seed=0):
 
 def recall(a, b):
     return np.mean([len(set(r) & set(s)) for r, s in zip(a, b)]) / a.shape[1]
+
+
+def exact_rows(x, k, rows):
+    """The exact k nearest other points of x[rows], by brute force."""
+    d = (x * x).sum(axis=1)[None, :] - 2.0 * (x[rows] @ x.T)
+    d[np.arange(rows.size), rows] = np.inf
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
 
 
 def test_above_the_threshold_the_graph_is_approximate_close_and_reproducible():
@@ -91,3 +99,70 @@ def test_the_sampled_k_means_gives_the_same_graph_every_time():
     again, _ = approx_knn(x, 13, train_per_list=8)
     np.testing.assert_array_equal(first, again)
     assert recall(first, knn_graph(x, 13, exact_max=None).neighbors) >= 0.8
+
+
+def test_ivf_hnsw_graph_is_reproducible_close_and_excludes_self():
+    """The P log P index (constant-size lists, HNSW over the centroids): the same input gives
+    the same graph on 2 threads as on 1, near the exact one, never a point's own index."""
+    x = clustered(8000)
+    first, d = approx_knn(x, 13, index="ivf_hnsw", threads=2)
+    again, _ = approx_knn(x, 13, index="ivf_hnsw", threads=1)  # and at any thread count
+    np.testing.assert_array_equal(first, again)
+    assert (first != np.arange(8000)[:, None]).all()
+    assert (np.diff(d, axis=1) >= -1e-6).all()
+    rows = np.arange(0, 8000, 8)
+    assert recall(first[rows], exact_rows(x, 13, rows)) >= 0.9
+
+
+def test_ivf_hnsw_lists_stay_the_same_size_as_the_pool_grows():
+    """What makes the cost P log P: the number of lists grows with P, so the points a query
+    scans (nprobe lists) stay bounded, where the 4 sqrt(P)-list index's grow as sqrt(P)."""
+    import faiss
+
+    mean, largest = [], []
+    for P in (8000, 32000):
+        x = clustered(P, D=16, seed=4)
+        opts = {"nprobe": ann.NPROBE["ivf_hnsw"], "train_per_list": 32, "list_size": 64}
+        index = ann.INDEXES["ivf_hnsw"](faiss, x, **opts)
+        index.add(x)
+        sizes = np.array([index.invlists.list_size(i) for i in range(index.nlist)])
+        assert sizes.sum() == P
+        mean.append(sizes.mean())
+        largest.append(np.sort(sizes)[-opts["nprobe"]:].sum())  # the most one query can scan
+    assert abs(mean[1] - mean[0]) <= 2 and 60 <= mean[0] <= 66, mean
+    assert largest[1] <= 1.5 * largest[0], largest
+    # the other index's lists grow as sqrt(P): twice as long at 4 times the points
+    assert 128000 / ann._nlist(128000) >= 1.9 * 32000 / ann._nlist(32000)
+
+
+def test_knn_graph_takes_the_index_from_the_config(monkeypatch):
+    import aeuf.backends.ann as ann_
+
+    seen, real = [], ann_.approx_knn
+    monkeypatch.setattr(ann_, "approx_knn", lambda *a, **kw: seen.append(kw["index"]) or
+                        real(*a, **kw))
+    x = clustered(3000, seed=5)
+    score, none = np.random.default_rng(5).random(3000) * 0.01, np.zeros(3000, bool)
+    cfg = AcquireConfig(knn_exact_max=1000, knn_k=5, knn_index="ivf_hnsw")
+    got = select_prompts(score, x, none, 100, cfg)
+    assert seen == ["ivf_hnsw"]
+    g = knn_graph(x, 5, exact_max=1000, index="ivf_hnsw")
+    assert got.tolist() == select_prompts(score, x, none, 100, cfg, graph=g).tolist()
+
+
+def test_the_hnsw_quantiser_is_the_same_at_any_thread_count_and_leaves_the_callers():
+    """Its insertion is order-sensitive, so it runs on one thread; the caller's faiss thread
+    count is restored after it."""
+    import faiss
+
+    c = np.random.default_rng(6).normal(size=(4000, 16)).astype(np.float32)
+    before = faiss.omp_get_max_threads()
+    graphs = []
+    try:
+        for threads in (2, 1):
+            faiss.omp_set_num_threads(threads)
+            graphs.append(faiss.vector_to_array(ann._hnsw(faiss, c, ef=16).hnsw.neighbors))
+            assert faiss.omp_get_max_threads() == threads
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(graphs[1], graphs[0])

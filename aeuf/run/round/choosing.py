@@ -80,7 +80,8 @@ def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: i
     if not ctx.graph:
         acq = ctx.cfg.acquire
         ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
-                                           exact_max=acq.knn_exact_max))
+                                           exact_max=acq.knn_exact_max,
+                                           index=acq.knn_index))
     score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
     return np.asarray(acquire.select_prompts(score, ctx.prompt_features, acquired, size,
                                              ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
