@@ -152,17 +152,19 @@ def test_knn_graph_takes_the_index_from_the_config(monkeypatch):
 
 def test_the_hnsw_quantiser_is_the_same_at_any_thread_count_and_leaves_the_callers():
     """Its insertion is order-sensitive, so it runs on one thread; the caller's faiss thread
-    count is restored after it."""
+    count is restored after it. Compared through what the graph answers (the raw neighbour
+    table also holds slots faiss never writes, which differ from build to build)."""
     import faiss
 
     c = np.random.default_rng(6).normal(size=(4000, 16)).astype(np.float32)
     before = faiss.omp_get_max_threads()
-    graphs = []
+    found = []
     try:
         for threads in (2, 1):
             faiss.omp_set_num_threads(threads)
-            graphs.append(faiss.vector_to_array(ann._hnsw(faiss, c, ef=16).hnsw.neighbors))
+            index = ann._hnsw(faiss, c, ef=16)
             assert faiss.omp_get_max_threads() == threads
+            found.append(index.search(c[::7], 5)[1])
     finally:
         faiss.omp_set_num_threads(before)
-    np.testing.assert_array_equal(graphs[1], graphs[0])
+    np.testing.assert_array_equal(found[1], found[0])
