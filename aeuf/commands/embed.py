@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from aeuf.commands.flags import add_flags
 from aeuf.commands.run import FLAGS, config_from_args
@@ -25,10 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aeuf.run.jobs.embedding import embed_pool
-    from aeuf.run.loop import default_output_dir
+    from aeuf.run.loop import output_dir
 
     cfg = config_from_args(args)
-    out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(args.prompts)
+    out = output_dir(cfg)
     s = embed_pool(cfg, out, progress=not args.no_progress)
     print(f"aeuf: {s.responses} responses x {s.dims} features ({s.parts}); "
           f"newly embedded {s.encoded}; wrote {s.path}", file=sys.stderr)

@@ -89,12 +89,12 @@ def _plain(value):
 
 def print_kept(args: argparse.Namespace, cfg: RunConfig) -> None:
     """One line when a rerun keeps settings that are no longer the defaults."""
-    from aeuf.run.loop import default_output_dir
+    from aeuf.run.loop import output_dir
 
     kept = getattr(args, "kept", None)
     if kept:
         shown = ", ".join(f"{k} {v!r} (default now {d!r})" for k, v, d in kept)
-        out = cfg.export.output_dir or default_output_dir(cfg.input.path)
+        out = output_dir(cfg)
         print(f"aeuf: resuming {out} with the settings it was "
               f"started with: {shown}; to change one, start another run (--output_dir)",
               file=sys.stderr)

@@ -43,24 +43,29 @@ def default_output_dir(path: str) -> Path:
     return Path("runs") / name
 
 
+def output_dir(cfg: RunConfig) -> Path:
+    """The run folder of cfg: --output_dir, else default_output_dir of the input."""
+    return Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
+
+
 def started_with(cfg: RunConfig) -> dict:
     """The settings of the run already in cfg's output folder that a rerun may not change
     (io.fixed_settings, nested like config.json); {} for a new folder, and for a config.json
     that cannot be read (run() names that file itself)."""
-    out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
+    out = output_dir(cfg)
     try:
         data = io.RunDir(out).stored_config()
     except (AeufError, OSError):
         return {}
     if not isinstance(data, dict):
         return {}
-    return io.fixed_settings(stored(data), stored({}))
+    return io.fixed_settings(stored(data), stored({}))  # stored({}): today's defaults, as JSON
 
 
 def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     """Run (or resume) the whole pipeline for one config; returns what it did."""
     preflight(cfg)  # what this machine lacks fails now, not after the embedding
-    out = Path(cfg.export.output_dir) if cfg.export.output_dir else default_output_dir(cfg.input.path)
+    out = output_dir(cfg)
     cfg = dataclasses.replace(cfg, export=dataclasses.replace(cfg.export, output_dir=str(out)))
     if cfg.oracle.rm.model and not cfg.features.rm_encoder:  # --features rm reads --reward_model
         cfg = dataclasses.replace(cfg, features=dataclasses.replace(
