@@ -126,3 +126,18 @@ def test_bench_records_per_round_head_and_signal_agreement(task):
     table = rounds([list(c.agreement)])
     assert table[0]["head"] is None and table[1]["best_signal"] == "length"
     assert table[1]["best_signal_agreement"] == 1.0
+
+
+def test_head_agreement_counts_an_equal_score_half_and_no_opinion_as_none():
+    from aeuf.run.round.absorbing import agreement
+    from aeuf.run.round.types import Plan
+
+    rows = [lab(0, 0, 1), lab(1, 1, 0), lab(2, 0, 1)]
+
+    def plan(mean):
+        m = None if mean is None else np.asarray(mean, np.float32)
+        return Plan(1, "dts", np.arange(3), np.array([[0, 1]] * 3), np.zeros(3), np.zeros(3), m)
+
+    assert agreement(plan([[1, 0], [1, 0], [0, 0]]), rows) == pytest.approx(0.5)  # 1, 0, half
+    assert agreement(plan([[0, 0]] * 3), rows) is None  # a head with no opinion: "—", not 0.00
+    assert agreement(plan(None), rows) is None

@@ -38,15 +38,20 @@ def judged(lab: Labelled) -> bool:
 
 def agreement(plan: Plan, labelled: list[Labelled]) -> float | None:
     """Share of decided prompts labelled by a judge (self-labels left out) where the head,
-    when it chose (before the label), ranked chosen above rejected (None without a head or
-    a decided prompt)."""
+    when it chose (before the label), ranked chosen above rejected; a pair it scored equal
+    counts half, as for the cheap signals (aeuf.run.round.signals). None without a head, a
+    decided prompt or an opinion: a head that scored every such pair equal agreed with
+    nothing and disagreed with nothing (the report shows "—", not 0.00)."""
     decided = [x for x in labelled if not x.tie and judged(x)]
     if plan.mean is None or not decided:
         return None
-    row = {int(p): i for i, p in enumerate(plan.prompts)}
-    mean = plan.mean
-    return float(np.mean([mean[row[x.prompt], x.slots[x.chosen]]
-                          > mean[row[x.prompt], x.slots[x.rejected]] for x in decided]))
+    where = {int(p): i for i, p in enumerate(plan.prompts)}
+    row = np.array([where[x.prompt] for x in decided])
+    won = plan.mean[row, [x.slots[x.chosen] for x in decided]]
+    lost = plan.mean[row, [x.slots[x.rejected] for x in decided]]
+    if (won == lost).all():
+        return None
+    return float(np.where(won > lost, 1.0, np.where(won < lost, 0.0, 0.5)).mean())
 
 
 def append(comps: Comparisons, rows: list[tuple[int, int, int, float]]) -> Comparisons:
