@@ -117,14 +117,16 @@ def content_hash(text: str, n: int = 16) -> str:
 
 
 def numeric_column(df: pd.DataFrame, column: str, source: str) -> np.ndarray:
-    """float64 [rows] of a score column; empty cells are NaN, non-numbers raise."""
+    """float64 [rows] of a score column; empty cells are NaN, non-numbers and infinities raise
+    (an infinite gold score would otherwise be quietly taken as missing)."""
     raw = df[column]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
-    bad = np.flatnonzero(np.isnan(values) & ~raw.isna().to_numpy())
+    bad = np.flatnonzero((np.isnan(values) & ~raw.isna().to_numpy()) | np.isinf(values))
     if bad.size:
         n = int(bad[0])
+        what = "not a finite number" if np.isinf(values[n]) else "not a number"
         raise InputError(f"{where(source, n + 1, column)}: the score is "
-                         f"{describe(raw.iloc[n])}, not a number; fix it or leave it empty")
+                         f"{describe(raw.iloc[n])}, {what}; fix it or leave it empty")
     return values
 
 

@@ -230,13 +230,16 @@ def _completion(item: Any, source: str, row: int, j: int) -> Cand | None:
     text = cells.response_text(item["response"], source, row, column + ".response")
     model = item.get("model")
     model = model if isinstance(model, str) and model else None
-    return None if text is None else Cand(text, model, str(j), _gold_of(item))
+    return None if text is None else Cand(text, model, str(j), _gold_of(item, source, row, column))
 
 
-def _gold_of(item: dict) -> float:
+def _gold_of(item: dict, source: str, row: int, column: str) -> float:
     for key in GOLD_KEYS:
         value = item.get(key)
         if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            if np.isinf(value):
+                raise InputError(f"{cells.where(source, row, f'{column}.{key}')}: the score is "
+                                 f"{value}, not a finite number; fix it or leave it empty")
             return float(value)
     return float("nan")
 

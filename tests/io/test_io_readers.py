@@ -263,6 +263,22 @@ def test_bad_score_names_row_and_column(tmp_path):
     assert "row 2" in msg and "'response_b_score'" in msg and "not a number" in msg
 
 
+@pytest.mark.parametrize("layout", ["columns", "completions"])
+def test_an_infinite_score_is_refused_not_taken_as_missing(tmp_path, layout):
+    if layout == "columns":
+        df = columns_frame()
+        df.loc[1, "response_b_score"] = np.inf
+        df.to_csv(path := tmp_path / "s.csv", index=False)  # written as "inf"
+        where_ = "'response_b_score'"
+    else:
+        recs = completions_records()
+        recs[1]["completions"][0]["overall_score"] = float("-inf")
+        path = write_jsonl(tmp_path / "c.jsonl", recs)
+        where_ = "completions[0].overall_score"
+    msg = error_of(path)
+    assert "row 2" in msg and where_ in msg and "not a finite number" in msg
+
+
 def test_bad_json_line_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "a", "r1": "x", "r2": "y"}\n{"prompt": "b",\n')
