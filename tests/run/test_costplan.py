@@ -88,8 +88,9 @@ def test_mean_tokens_per_request_from_the_rendered_messages():
 
 def test_other_oracles_and_the_cascade():
     pool = tiny_pool()
-    replay = costplan.plan(run_cfg(name="replay"), pool).lines[0]
-    assert (replay.requests, replay.cost) == (16, (0.0, 0.0))
+    replay = costplan.plan(run_cfg(name="replay"), pool)
+    assert (replay.lines[0].requests, replay.lines[0].cost) == (16, (0.0, 0.0))
+    assert "tokens" not in costplan.render(replay)  # no estimate to explain: no token line
     assert costplan.plan(run_cfg(name="human"), pool).lines[0].requests == 8
     web = costplan.plan(run_cfg(name="web", web=WebConfig(annotators=3, votes_per_pair=3)), pool)
     assert web.lines[0].requests == 8 * 3  # votes: pairs x votes_per_pair
@@ -100,7 +101,7 @@ def test_other_oracles_and_the_cascade():
     assert cp.lines[1].model == "small-model" and cp.lines[1].requests == 16
     assert any("cheap judge first" in n for n in cp.notes)
     text = costplan.render(cp)
-    assert "nothing was sent" in text and "16 requests" in text
+    assert "nothing was sent" in text and "16 requests" in text and "characters/4" in text
 
 
 @pytest.mark.server

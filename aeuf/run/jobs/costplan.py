@@ -191,7 +191,8 @@ def render(cp: CostPlan) -> str:
         if ln.shards is not None:
             out.append(f"    batch shards: {ln.shards}")
     out += [f"  note: {n}" for n in cp.notes]
-    out.append("  tokens: characters/4 + 4 per message; completion ~"
-               f"{EXPECTED_REPLY} per reply, at most --judge_max_tokens per reply with one "
-               "retry per request")
+    if any(ln.prompt_tokens for ln in cp.lines):  # only an LLM judge has tokens to estimate
+        out.append("  tokens: characters/4 + 4 per message; completion ~"
+                   f"{EXPECTED_REPLY} per reply, at most --judge_max_tokens per reply with one "
+                   "retry per request")
     return "\n".join(out)
