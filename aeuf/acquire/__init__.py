@@ -22,6 +22,8 @@ Rules (RULES registry, formulas in docs/algorithms.md and each rule's docstring)
         window [q - eps, q + eps] of the gaps UCB_i - LCB_j), maxminlcb, infomax, infomax_bald
     design on last-layer features z = e_i - e_j: doptimal (max z^T z / lambda), doptimal_past
         (max z^T A^-1 z, A = the head's precision, updated greedily within the batch)
+    for a DPO dataset: dpo_value (the pair maximising P(it holds the best) + its expected
+        share of the reward range, over the joint draws; goals.py)
     for a reward model (--goal rm): rm_mix (a random pair on a cfg.mix_random share of the
         prompts, the BALD pair on the rest; goals.py)
     tie-aware choice (cfg.tie_margin): a wrapper around any belief rule that drops pairs the

@@ -25,6 +25,7 @@ from aeuf.acquire.base import (
     make_choice,
     numpy_rng,
     pair_mask,
+    pair_std_score,
     require_belief,
     shown_k,
 )
@@ -61,3 +62,49 @@ def make_rm_mix(cfg: AcquireConfig) -> Rule:
         return make_choice(idx, B[np.arange(P)[:, None], idx[:, iu], idx[:, ju]].mean(axis=1))
 
     return Rule(select, True, "extremes", shown_k)
+
+
+CHUNK = 4096  # prompts per block: [K, CHUNK, R, R] float32 stays a few tens of MB
+
+
+def dpo_value(samples: np.ndarray) -> np.ndarray:
+    """V[p, i, j] = P(i or j is the prompt's best response) + E[|r_i - r_j| / (max r - min r)],
+    both read off the joint draws r^(m) [K, P, R]: the chance that the pair holds the best
+    response (the exported chosen is then the best) plus the share of the prompt's whole
+    reward range the pair spans (the gap a DPO pair carries; a predicted tie spans none).
+    A draw's tie for the best splits the chance. Returns float32 [P, R, R] (diagonal 0)."""
+    K, P, R = samples.shape
+    out = np.empty((P, R, R), np.float32)
+    for lo in range(0, P, CHUNK):
+        s = np.asarray(samples[:, lo:lo + CHUNK], np.float32)
+        top = s == s.max(axis=2, keepdims=True)
+        p_best = (top / top.sum(axis=2, keepdims=True)).mean(axis=0)  # [n, R]
+        span = s.max(axis=2) - s.min(axis=2)  # [K, n]
+        scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0)
+        z = s * scale[:, :, None].astype(np.float32)  # each draw on its own range
+        d = z[:, :, :, None] - z[:, :, None, :]
+        gap = np.abs(d, out=d).mean(axis=0)  # [n, R, R]
+        out[lo:lo + CHUNK] = p_best[:, :, None] + p_best[:, None, :] + gap
+    idx = np.arange(R)
+    out[:, idx, idx] = 0.0
+    return out
+
+
+@RULES.register("dpo_value")
+def make_dpo_value(cfg: AcquireConfig) -> Rule:
+    """The pair with the largest dpo_value: the head's top two where it cannot tell them apart,
+    its best against a response it is sure is worse where it can (dts always sends two likely
+    winners, so its gap is small; deltaucb always the widest pair, so its chosen is often not
+    the best). k > 2: grown greedily by the same value. Score: as dts (pair std)."""
+
+    def select(belief, features, *, key, k, valid=None) -> Choice:
+        b = require_belief(belief, "dpo_value")
+        P, R = b.mean.shape
+        check_k(k, R)
+        rng = numpy_rng(key)
+        V = dpo_value(b.samples)
+        idx = greedy_extend(V, best_pair(V, rng, True, pair_mask(valid, P, R)), k, rng)
+        return make_choice(idx, pair_std_score(b.pair_var, idx))
+
+    return Rule(select, True, "extremes", shown_k)
+

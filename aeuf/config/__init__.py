@@ -147,7 +147,7 @@ class AcquireConfig:
                            "teach a reward model); sets --rule unless it is given",
                     choices=tuple(GOAL_RULES))
     rule: str | None = opt(None, "acquisition rule (dts, drts, infogain, deltaucb, "
-                                 "deltaquantile, maxminlcb, infomax, infomax_bald, rm_mix, "
+                                 "deltaquantile, maxminlcb, infomax, infomax_bald, rm_mix, dpo_value, "
                                  "doptimal, doptimal_past, random, ultrafeedback, west_of_n, "
                                  "aepo); default: the --goal's")
     num_annotations: int = opt(2, "responses per prompt sent to the oracle (2 = a pair)")

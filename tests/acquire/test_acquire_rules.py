@@ -12,7 +12,7 @@ from aeuf.types import Belief
 
 MODEL_FREE = {"random", "ultrafeedback", "west_of_n", "aepo"}
 BELIEF_RULES = ["dts", "drts", "infogain", "deltaucb", "deltaquantile", "maxminlcb", "infomax",
-                "infomax_bald", "doptimal", "doptimal_past", "rm_mix"]
+                "infomax_bald", "doptimal", "doptimal_past", "rm_mix", "dpo_value"]
 
 
 def belief_from_samples(samples):

@@ -52,3 +52,28 @@ def test_rm_mix_random_pairs_honour_the_pair_mask():
                                                                        valid=valid)
     got = {tuple(sorted(x)) for x in c.idx.tolist()}
     assert got == {(1, 3), (2, 4)}
+
+
+def test_dpo_value_counts_the_chance_of_the_best_and_the_share_of_the_range():
+    from aeuf.acquire.goals import dpo_value
+
+    # two draws: response 2 best in one, 3 in the other; 0 always the worst
+    s = np.array([[[0.0, 1.0, 4.0, 3.0]], [[0.0, 1.0, 3.0, 4.0]]], np.float32)
+    V = dpo_value(s)[0]
+    assert V[2, 3] == pytest.approx(1.0 + 0.25)  # holds the best in both draws, spans 1/4
+    assert V[0, 2] == pytest.approx(0.5 + (1.0 + 0.75) / 2)
+    assert V[0, 1] == pytest.approx(0.25) and V[1, 0] == V[0, 1] and V[0, 0] == 0.0
+    flat = dpo_value(np.zeros((3, 1, 4), np.float32))[0]  # no opinion: every pair a tie
+    assert np.allclose(flat[~np.eye(4, dtype=bool)], 0.5)
+
+
+def test_dpo_value_sends_the_likeliest_best_against_the_surely_worse():
+    pick = lambda s: make_rule(AcquireConfig(rule="dpo_value")).select(  # noqa: E731
+        belief(s), None, key=0, k=2).idx[0].tolist()
+    sure = np.tile(np.array([0.0, 1.0, 2.0, 3.0, 4.0], np.float32), (8, 1, 1))
+    assert sorted(pick(sure)) == [0, 4]  # the best is known: best against the worst
+    # response 2 has the highest mean (one draw puts it far ahead) but 3 is the best in 7 of
+    # 8 draws: the pair holds 3, against 0, the worst in every draw
+    s = np.tile(np.array([0.0, 1.0, 1.9, 2.0], np.float32), (8, 1, 1))
+    s[0, 0, 2] = 10.0
+    assert s.mean(0)[0].argmax() == 2 and sorted(pick(s)) == [0, 3]
