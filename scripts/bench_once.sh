@@ -11,7 +11,7 @@
 # UltraFeedback's best-of-4, AEPO and the no-call baselines (longer vs shorter; the delta pair:
 # largest vs smallest model by the parameter count in its name).
 # Env: SEEDS (3), RULES, HEADS, FEATURES (minilm+stats+model), ROUNDS (extra round flags,
-# e.g. "--initial_batch 50 --batch_size 100"; default: the main command's quarters),
+# e.g. "--initial_batch 50 --batch_size 100"; default: the main command's rounds),
 # TAG (suffix of the PNG's name), PY (python), POOL, CACHE (feature cache; MiniLM of the
 # pool takes 15+ min once).
 set -euo pipefail

@@ -201,10 +201,11 @@ class AcquireConfig:
 @dataclass(frozen=True, kw_only=True)
 class LoopConfig:
     budget: int | None = opt(None, "prompts to label in total (default: every prompt once)")
-    batch_size: int | None = opt(None, "prompts labelled per round (default: a quarter of "
-                                       "the budget)")
+    batch_size: int | None = opt(None, "prompts labelled per round (default: the rest of a "
+                                       "pass in three rounds)")
     initial_batch: int | None = opt(None, "prompts in the first, model-free round (default: "
-                                           "--batch_size)")
+                                           "--batch_size if given, else 50 or a quarter of "
+                                           "the budget if fewer)")
     initial_rule: str = opt("aepo", "model-free rule of the first round")
     seed: int = opt(0, "random seed (every choice of a run derives from it)")
     self_label_accuracy: float | None = opt(None, "let the head label the pairs it is sure of, "

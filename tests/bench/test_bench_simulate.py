@@ -68,6 +68,10 @@ def test_schedule_sums_to_the_budget_in_passes_over_the_pool():
     assert schedule(45, 100, 30, None) == [30, 15, 30, 15, 10]  # no round spans two passes
     assert schedule(8, None, None, None) == [2, 2, 2, 2]
     assert schedule(10, 25, None, None) == [3, 3, 3, 1, 3, 3, 3, 1, 3, 2]
+    # the default first round is small (50 prompts), the rest of a pass in three rounds
+    assert schedule(604, None, None, None) == [50, 185, 185, 184]
+    assert schedule(604, None, 100, None) == [100] * 6 + [4]  # a given batch sizes round 0 too
+    assert schedule(1000, None, None, 10) == [10, 330, 330, 330]
 
 
 def test_rules_share_the_first_batch_and_learn(task):

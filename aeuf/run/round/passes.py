@@ -87,16 +87,26 @@ def max_labels(P: int, R: int) -> int:
     return P * (R * (R - 1) // 2)
 
 
+FIRST_ROUND = 50  # the default first (model-free) round: small, so the head picks the rest
+
+
 def schedule(num_prompts: int, budget: int | None, batch: int | None,
              initial: int | None) -> list[int]:
     """Prompts to label in each round: [initial, batch, ..., rest] summing to the budget
-    (default: every prompt once); batch defaults to a quarter of min(budget, num_prompts).
-    A budget above num_prompts takes several passes; no round spans two passes."""
+    (default: every prompt once). Defaults: the first round is FIRST_ROUND prompts or a
+    quarter of min(budget, num_prompts) if that is fewer, and batch is what is left of
+    that in three rounds (so four rounds a pass, as before, but the model-free first round
+    labels 50 prompts, not a quarter: on the dev pool the head's pairs beat AEPO's, so the
+    fewer prompts it leaves to the first round, the better; BENCHMARKS.md, "Win where it is
+    measured"). A given --batch_size also sizes the first round unless --initial_batch is
+    given. A budget above num_prompts takes several passes; no round spans two passes."""
     total = budget or num_prompts
-    batch = batch or max(1, -(-min(total, num_prompts) // 4))
+    base = min(total, num_prompts)
+    first = initial or batch or min(FIRST_ROUND, max(1, -(-base // 4)))
+    batch = batch or max(1, -(-max(base - first, 1) // 3))
     sizes, done, left = [], 0, num_prompts
     while done < total:
-        size = min(initial or batch if not sizes else batch, total - done, left)
+        size = min(first if not sizes else batch, total - done, left)
         sizes.append(size)
         done, left = done + size, (left - size) or num_prompts
     return sizes
