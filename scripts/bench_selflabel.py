@@ -208,7 +208,9 @@ def main(argv=None) -> int:
                     help="the dev pool (default: $AEUF_DEV_POOL, else bench_out/alpacaeval_dev.parquet)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--split_seed", type=int, default=0)
-    ap.add_argument("--batch_size", type=int, default=50)
+    ap.add_argument("--batch_size", type=int, default=50,
+                    help="prompts per round; 0: the main command's rounds (a first round of "
+                         "50, then three equal rounds)")
     ap.add_argument("--features", default="stats+model")
     ap.add_argument("--noise", default="1.0,2.0", help="cheap judge noise scales")
     ap.add_argument("--margin", type=float, default=2.0, help="cheap margin (gold units)")
@@ -220,7 +222,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     bench = BenchConfig(regime="once", features=FeatureConfig(features=args.features))
     bench = dataclasses.replace(bench, loop=dataclasses.replace(bench.loop,
-                                                                batch_size=args.batch_size))
+                                                                batch_size=args.batch_size or None))
     specs = CONFIGS + cascades([float(x) for x in args.noise.split(",")], args.margin)
     if args.configs != "all":
         specs = [specs[int(i)] for i in args.configs.split(",")]
