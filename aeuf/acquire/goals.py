@@ -92,10 +92,12 @@ def dpo_value(samples: np.ndarray) -> np.ndarray:
 
 @RULES.register("dpo_value")
 def make_dpo_value(cfg: AcquireConfig) -> Rule:
-    """The pair with the largest dpo_value: the head's top two where it cannot tell them apart,
-    its best against a response it is sure is worse where it can (dts always sends two likely
-    winners, so its gap is small; deltaucb always the widest pair, so its chosen is often not
-    the best). k > 2: grown greedily by the same value. Score: as dts (pair std)."""
+    """The pair with the largest dpo_value. With both terms weighted equally this is nearly
+    always the response most likely to be the best against one the draws agree is far below
+    it (the top two win only where the second is as likely the best as it is far from the
+    worst), so it trades chosen-is-best for gap against dts, which sends two likely winners
+    (BENCHMARKS.md, "A small first round, and dpo_value"). k > 2: grown greedily by the same
+    value. Score: as dts (pair std)."""
 
     def select(belief, features, *, key, k, valid=None) -> Choice:
         b = require_belief(belief, "dpo_value")
@@ -107,4 +109,3 @@ def make_dpo_value(cfg: AcquireConfig) -> Rule:
         return make_choice(idx, pair_std_score(b.pair_var, idx))
 
     return Rule(select, True, "extremes", shown_k)
-
