@@ -233,6 +233,16 @@ def greedy_extend(
     return np.stack(out, axis=1)
 
 
+def best_set(
+    V: Float[np.ndarray, "P R R"], rng: np.random.Generator, k: int,
+    valid: Bool[np.ndarray, "P R R"] | None = None,
+) -> Int[np.ndarray, "P k"]:
+    """The allowed pair with the largest symmetric value V[p, i, j] in each row, grown to k
+    responses greedily by the same value (best_pair, then greedy_extend). Returns int64 [P, k]."""
+    P, R, _ = V.shape
+    return greedy_extend(V, best_pair(V, rng, True, pair_mask(valid, P, R)), k, rng)
+
+
 def pair_std_score(
     pair_var: Float[np.ndarray, "P R R"], idx: Int[np.ndarray, "P k"]
 ) -> Float[np.ndarray, " P"]:

@@ -20,6 +20,7 @@ from aeuf.acquire.base import (
     RULES,
     Rule,
     best_pair,
+    best_set,
     check_k,
     greedy_extend,
     make_choice,
@@ -101,11 +102,8 @@ def make_dpo_value(cfg: AcquireConfig) -> Rule:
 
     def select(belief, features, *, key, k, valid=None) -> Choice:
         b = require_belief(belief, "dpo_value")
-        P, R = b.mean.shape
-        check_k(k, R)
-        rng = numpy_rng(key)
-        V = dpo_value(b.samples)
-        idx = greedy_extend(V, best_pair(V, rng, True, pair_mask(valid, P, R)), k, rng)
+        check_k(k, b.mean.shape[1])
+        idx = best_set(dpo_value(b.samples), numpy_rng(key), k, valid)
         return make_choice(idx, pair_std_score(b.pair_var, idx))
 
     return Rule(select, True, "extremes", shown_k)

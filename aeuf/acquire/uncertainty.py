@@ -19,6 +19,7 @@ from aeuf.acquire.base import (
     Rule,
     argmax_random,
     best_pair,
+    best_set,
     check_k,
     greedy_extend,
     make_choice,
@@ -177,9 +178,8 @@ def _bald_select(belief, features, *, key, k, valid=None) -> Choice:
     b = require_belief(belief, "infomax_bald")
     P, R = b.mean.shape
     check_k(k, R)
-    rng = numpy_rng(key)
     B = bald_matrix(b.samples)
-    idx = greedy_extend(B, best_pair(B, rng, True, pair_mask(valid, P, R)), k, rng)
+    idx = best_set(B, numpy_rng(key), k, valid)
     iu, ju = np.triu_indices(k, 1)
     score = B[np.arange(P)[:, None], idx[:, iu], idx[:, ju]].mean(axis=1)
     return make_choice(idx, score)
