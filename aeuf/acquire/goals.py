@@ -73,18 +73,21 @@ def dpo_value(samples: np.ndarray) -> np.ndarray:
     both read off the joint draws r^(m) [K, P, R]: the chance that the pair holds the best
     response (the exported chosen is then the best) plus the share of the prompt's whole
     reward range the pair spans (the gap a DPO pair carries; a predicted tie spans none).
-    A draw's tie for the best splits the chance. Returns float32 [P, R, R] (diagonal 0)."""
+    A draw's tie for the best splits the chance; a NaN or infinite value counts for nothing.
+    Returns float32 [P, R, R] (diagonal 0)."""
     K, P, R = samples.shape
     out = np.empty((P, R, R), np.float32)
     for lo in range(0, P, CHUNK):
         s = np.asarray(samples[:, lo:lo + CHUNK], np.float32)
-        top = s == s.max(axis=2, keepdims=True)
-        p_best = (top / top.sum(axis=2, keepdims=True)).mean(axis=0)  # [n, R]
-        span = s.max(axis=2) - s.min(axis=2)  # [K, n]
+        s = np.where(np.isfinite(s), s, np.nan)  # a diverged draw's value says nothing
+        hi, low = np.fmax.reduce(s, axis=2), np.fmin.reduce(s, axis=2)  # NaN-blind [K, n]
+        top = s == hi[:, :, None]
+        p_best = (top / np.maximum(top.sum(axis=2, keepdims=True), 1)).mean(axis=0)  # [n, R]
+        span = hi - low
         scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0)
         z = s * scale[:, :, None].astype(np.float32)  # each draw on its own range
         d = z[:, :, :, None] - z[:, :, None, :]
-        gap = np.abs(d, out=d).mean(axis=0)  # [n, R, R]
+        gap = np.nan_to_num(np.abs(d, out=d), copy=False, nan=0.0).mean(axis=0)  # [n, R, R]
         out[lo:lo + CHUNK] = p_best[:, :, None] + p_best[:, None, :] + gap
     idx = np.arange(R)
     out[:, idx, idx] = 0.0

@@ -239,11 +239,20 @@ def _read_base(folder: Path) -> tuple[list[str], np.ndarray] | None:
         return None
     try:  # each file opened once: a compaction may replace it while it is read
         values = _map_npy(vpath)
-        keys = pd.read_parquet(io.BytesIO(ipath.read_bytes()))["key"].tolist()
+        keys = _read_keys(ipath.read_bytes())
     except FileNotFoundError:
         return None
     n = min(len(keys), len(values))
     return keys[:n], values[:n]
+
+
+def _read_keys(data: bytes) -> list[str]:
+    """ids.parquet's keys, read on this thread: Arrow's thread pools can abort a process at
+    exit (`terminate called without an active exception`, apache/arrow#34314), which a
+    concurrent writer in CI hit once."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(data), use_threads=False).column("key").to_pylist()
 
 
 def _map_npy(path: Path) -> np.ndarray:

@@ -77,3 +77,16 @@ def test_dpo_value_sends_the_likeliest_best_against_the_surely_worse():
     s = np.tile(np.array([0.0, 1.0, 1.9, 2.0], np.float32), (8, 1, 1))
     s[0, 0, 2] = 10.0
     assert s.mean(0)[0].argmax() == 2 and sorted(pick(s)) == [0, 3]
+
+
+def test_dpo_value_reads_a_diverged_draw_as_no_evidence():
+    from aeuf.acquire.goals import dpo_value
+
+    s = np.array([[[0.0, 1.0, 4.0, 3.0]], [[0.0, 1.0, 3.0, 4.0]]], np.float32)
+    bad = np.concatenate([s, [[[np.nan, 2.0, np.inf, 0.5]]]])  # a third draw, diverged
+    with np.errstate(all="raise"):
+        V = dpo_value(bad)[0]
+    assert np.isfinite(V).all()
+    # the third draw's only finite values (2.0 > 0.5) make response 1 its best
+    assert V[2, 3] == pytest.approx((2 * 1.0 + 0.0) / 3 + (0.25 + 0.25 + 0.0) / 3)
+    assert np.argmax(V[0]) == 2 or np.argmax(V[0]) == 3
