@@ -5,12 +5,14 @@
 d_k(x): Euclidean distance from x to its k-th nearest other prompt in the pool (k = knn_k);
 n(x): acquired prompts within that radius, i.e. among x's k nearest neighbours (ties at the
 radius are not counted). Greedy within the batch: take the argmax, count it as acquired for
-every prompt that has it among its neighbours, repeat. Numpy (a JAX version of this greedy
-measured ~3x slower on CPU; formulas in docs/algorithms.md).
+every prompt that has it among its neighbours, repeat (a lazy max-heap: a pick only lowers
+the objective of the prompts that list it, so the batch costs O((P + batch k) log P), not an
+argmax over P per pick; formulas in docs/algorithms.md).
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import NamedTuple
 
 import numpy as np
@@ -152,14 +154,26 @@ def select_prompts(
     n = acquired[g.neighbors].sum(axis=1)
     log_r = np.log(2.0 * g.radius + 1e-4)
     s = np.nan_to_num(np.asarray(score, np.float64), nan=-1e30, posinf=1e30, neginf=-1e30)
-    obj = np.where(acquired, -np.inf, s + cfg.prompt_beta * (log_r - psi[n]))
-    picks = []
-    for _ in range(min(batch, int((~acquired).sum()))):
-        y = int(np.argmax(obj))
+    obj = s + cfg.prompt_beta * (log_r - psi[n])
+    return _lazy_greedy(obj, s, log_r, psi, n, g, acquired, batch, cfg.prompt_beta)
+
+
+def _lazy_greedy(obj, s, log_r, psi, n, g: KnnGraph, acquired, batch: int, beta: float):
+    """The greedy's picks through a max-heap of (objective, prompt): a pick only lowers its
+    owners' objectives (beta >= 0, psi increasing), so an entry is re-scored when it reaches
+    the top and taken once its score is current. The same picks, ties to the lowest index,
+    as an argmax over every prompt at every pick, in O((P + batch k) log P) instead of
+    O(batch P)."""
+    free = np.flatnonzero(~acquired)
+    heap = list(zip((-obj[free]).tolist(), free.tolist()))
+    heapq.heapify(heap)
+    picks: list[int] = []
+    while heap and len(picks) < batch:
+        neg, y = heapq.heappop(heap)
+        now = float(s[y] + beta * (log_r[y] - psi[n[y]]))
+        if -neg != now:  # stale: one of its neighbours was picked since it was pushed
+            heapq.heappush(heap, (-now, y))
+            continue
         picks.append(y)
-        obj[y] = -np.inf
-        xs = g.owners[g.starts[y] : g.starts[y + 1]]
-        n[xs] += 1
-        live = xs[np.isfinite(obj[xs])]
-        obj[live] = s[live] + cfg.prompt_beta * (log_r[live] - psi[n[live]])
+        n[g.owners[g.starts[y] : g.starts[y + 1]]] += 1
     return np.asarray(picks, np.int32)

@@ -41,6 +41,37 @@ def test_greedy_matches_the_formula_computed_directly():
     assert got.tolist() == reference(score, x.astype(np.float64), acquired, 30, 6, 0.05)
 
 
+
+def argmax_greedy(score, g, acquired, batch, beta):
+    """The greedy as an argmax over every prompt at every pick (lowest index on ties)."""
+    k = g.neighbors.shape[1]
+    psi, n = digamma(np.arange(1, k + 2)), acquired[g.neighbors].sum(axis=1)
+    log_r = np.log(2.0 * g.radius + 1e-4)
+    obj = np.where(acquired, -np.inf, score + beta * (log_r - psi[n]))
+    picks = []
+    for _ in range(min(batch, int((~acquired).sum()))):
+        y = int(np.argmax(obj))
+        picks.append(y)
+        obj[y] = -np.inf
+        xs = g.owners[g.starts[y]:g.starts[y + 1]]
+        n[xs] += 1
+        live = xs[np.isfinite(obj[xs])]
+        obj[live] = score[live] + beta * (log_r[live] - psi[n[live]])
+    return picks
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.01, 1.0])
+def test_the_lazy_heap_picks_what_an_argmax_per_pick_picks_ties_included(beta):
+    rng = np.random.default_rng(9)
+    x = np.round(rng.normal(size=(2000, 6)), 1).astype(np.float32)
+    x[1000:1400] = x[:400]  # duplicated prompts: equal radii, so equal objectives
+    score = np.round(rng.random(2000), 1)  # ten levels: many exact ties
+    acquired = rng.random(2000) < 0.1
+    g = knn_graph(x, 9)
+    got = select_prompts(score, x, acquired, 700, AcquireConfig(knn_k=9, prompt_beta=beta),
+                         graph=g)
+    assert got.tolist() == argmax_greedy(score, g, acquired, 700, beta)
+
 def pentagons(n_clusters=4, gap=100.0):
     """n_clusters regular pentagons far apart: with knn_k = 4 each point's neighbours are
     exactly the rest of its cluster, and every point has the same radius."""
