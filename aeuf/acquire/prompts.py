@@ -19,10 +19,11 @@ import numpy as np
 from jaxtyping import Float
 from scipy.special import digamma
 
+from aeuf.acquire.cells import CellGraph, cell_graph, pick_in_cells
+from aeuf.acquire.exact_knn import exact_knn
 from aeuf.config import AcquireConfig
 from aeuf.errors import ConfigError, InputError
 
-BLOCK = 64  # columns per block in the kNN search
 BUDGET = 1 << 25  # float32 entries of one [chunk, P] distance block in the exact search (128 MB)
 EXACT_MAX = AcquireConfig.knn_exact_max  # above this many prompts: an approximate index
 
@@ -50,8 +51,9 @@ def knn_graph(
     exact_max: int | None = EXACT_MAX,
     index: str = AcquireConfig.knn_index,
     threads: int | None = None,
-) -> KnnGraph:
-    """The KnnGraph of prompt_features f32[P, D] (k is capped at P - 1).
+) -> KnnGraph | CellGraph:
+    """The KnnGraph of prompt_features f32[P, D] (k is capped at P - 1); above exact_max
+    with index "cells", the CellGraph of aeuf.acquire.cells instead.
 
     exact_max: exact search up to this many prompts, an approximate index above it
     (aeuf.backends.ann, `index` one of its INDEXES; None: always exact). The exact search runs in row chunks of `chunk`
@@ -65,33 +67,18 @@ def knn_graph(
         raise ConfigError("prompt selection needs at least two prompts")
     if not np.isfinite(x).all():
         raise InputError("prompt features contain NaN or infinite values")
+    if exact_max is not None and P > exact_max and index == "cells":
+        return cell_graph(x, k)
     if exact_max is not None and P > exact_max:
         from aeuf.backends.ann import approx_knn
 
         neighbors, kth = _resort_exact(x, approx_knn(x, k, index=index, threads=threads)[0])
     else:
-        neighbors, kth = _exact_knn(x, k, chunk or max(1, min(1024, BUDGET // P)))
+        neighbors, kth = exact_knn(x, k, chunk or max(1, min(1024, BUDGET // P)))
     radius = np.sqrt(np.maximum(kth, 0.0))
     owners = np.argsort(neighbors.ravel(), kind="stable") // k
     starts = np.searchsorted(np.sort(neighbors.ravel()), np.arange(P + 1))
     return KnnGraph(radius, neighbors, owners, starts)
-
-
-def _exact_knn(x: np.ndarray, k: int, chunk: int):
-    """(neighbors int64 [P, k] nearest first, squared distance to the k-th float64 [P])."""
-    P = x.shape[0]
-    sq = np.einsum("pd,pd->p", x, x)
-    block = max(1, min(BLOCK, (P - 1) // k))
-    pad = -P % block  # zero rows with infinite norm: never anyone's neighbour
-    xp = np.concatenate([x, np.zeros((pad, x.shape[1]), np.float32)])
-    half_sq = np.concatenate([0.5 * sq, np.full(pad, np.inf, np.float32)])
-    neighbors = np.empty((P, k), np.int64)
-    kth = np.empty(P, np.float64)
-    for s in range(0, P, chunk):
-        rows = np.arange(s, min(s + chunk, P))
-        neighbors[rows], key = _nearest(xp, half_sq, rows, k, block)
-        kth[rows] = 2.0 * key.astype(np.float64) + sq[rows]
-    return neighbors, kth
 
 
 def _resort_exact(x: np.ndarray, neighbors: np.ndarray, chunk: int = 4096):
@@ -106,28 +93,6 @@ def _resort_exact(x: np.ndarray, neighbors: np.ndarray, chunk: int = 4096):
     return np.take_along_axis(neighbors, order, 1), out.max(axis=1)
 
 
-def _nearest(xp, half_sq, rows, k: int, block: int):
-    """The k nearest other prompts of xp[rows], nearest first: (int64 [c, k], key of the k-th).
-
-    xp: [P', D] features padded to a multiple of `block` rows; half_sq: [P'] |y|^2 / 2 (inf on
-    padding). Ranks by key = |y|^2 / 2 - x.y, the squared distance / 2 up to the row's own
-    constant. The k blocks of `block` columns with the smallest minima hold the k nearest
-    (any other block's minimum is at least the k-th of those k minima), so only k * block
-    entries per row are partitioned: a full argpartition of each row is several times slower.
-    """
-    c = rows.size
-    key = xp[rows] @ xp.T
-    np.subtract(half_sq[None, :], key, out=key)
-    key[np.arange(c), rows] = np.inf
-    blocks = key.reshape(c, -1, block)
-    near_blocks = np.argpartition(blocks.min(axis=2), k - 1, axis=1)[:, :k]  # [c, k]
-    cand = blocks[np.arange(c)[:, None], near_blocks].reshape(c, k * block)
-    col = (near_blocks[:, :, None] * block + np.arange(block)).reshape(c, k * block)
-    part = np.argpartition(cand, k - 1, axis=1)[:, :k]
-    part = np.take_along_axis(part, np.argsort(np.take_along_axis(cand, part, 1), 1), 1)
-    return np.take_along_axis(col, part, 1), np.take_along_axis(cand, part[:, -1:], 1)[:, 0]
-
-
 def select_prompts(
     score,
     prompt_features,
@@ -135,7 +100,7 @@ def select_prompts(
     batch: int,
     cfg: AcquireConfig,
     *,
-    graph: KnnGraph | None = None,
+    graph: KnnGraph | CellGraph | None = None,
 ) -> np.ndarray:
     """Greedy BAL-PM choice of up to `batch` not-yet-acquired prompts.
 
@@ -149,11 +114,13 @@ def select_prompts(
     g = graph if graph is not None else knn_graph(
         prompt_features, cfg.knn_k, exact_max=cfg.knn_exact_max, index=cfg.knn_index
     )
+    s = np.nan_to_num(np.asarray(score, np.float64), nan=-1e30, posinf=1e30, neginf=-1e30)
+    if isinstance(g, CellGraph):
+        return pick_in_cells(s, acquired, batch, cfg.prompt_beta, g)
     k = g.neighbors.shape[1]
     psi = digamma(np.arange(1, k + 2))  # psi(n + 1) for n = 0..k
     n = acquired[g.neighbors].sum(axis=1)
     log_r = np.log(2.0 * g.radius + 1e-4)
-    s = np.nan_to_num(np.asarray(score, np.float64), nan=-1e30, posinf=1e30, neginf=-1e30)
     obj = s + cfg.prompt_beta * (log_r - psi[n])
     return _lazy_greedy(obj, s, log_r, psi, n, g, acquired, batch, cfg.prompt_beta)
 

@@ -182,11 +182,13 @@ class AcquireConfig:
     knn_exact_max: int | None = opt(20_000, "BAL-PM: exact kNN graph up to this many prompts, "
                                             "an approximate (faiss IVF) index above; none: "
                                             "always exact")
-    knn_index: str = opt("ivf", "BAL-PM: the approximate kNN index above knn_exact_max: ivf "
-                                "(4 sqrt(P) lists, cost P^1.5) or ivf_hnsw (64-point lists "
-                                "found through an HNSW graph, cost P log P at a fixed number "
-                                "of lists scanned; about ivf's cost up to 3e5 prompts)",
-                         choices=("ivf", "ivf_hnsw"))
+    knn_index: str = opt("cells", "BAL-PM above knn_exact_max prompts: cells (no graph over "
+                                  "all prompts: the density and the acquired count read off "
+                                  "cells around 8,192 sampled prompts, cost P), or a faiss kNN "
+                                  "graph: ivf (4 sqrt(P) lists, cost P^1.5) or ivf_hnsw "
+                                  "(64-point lists found through an HNSW graph, P log P at a "
+                                  "fixed number of lists scanned)",
+                         choices=("ivf", "ivf_hnsw", "cells"))
 
     def __post_init__(self):
         if self.rule is None:  # the goal's rule (frozen: set once, here)

@@ -35,7 +35,7 @@ def exact_rows(x, k, rows):
 def test_above_the_threshold_the_graph_is_approximate_close_and_reproducible():
     x = clustered(4000)
     exact = knn_graph(x, 13, exact_max=None)
-    approx = knn_graph(x, 13, exact_max=1000)
+    approx = knn_graph(x, 13, exact_max=1000, index="ivf")
     r = recall(approx.neighbors, exact.neighbors)
     assert 0.9 <= r < 1.0, r  # approximate (not the exact path), and close
     assert (approx.neighbors != np.arange(4000)[:, None]).all()
@@ -43,7 +43,7 @@ def test_above_the_threshold_the_graph_is_approximate_close_and_reproducible():
     assert (approx.radius >= exact.radius * (1 - 1e-4)).all()  # float32 rounding
     far = np.linalg.norm(x - x[approx.neighbors[:, -1]], axis=1)
     np.testing.assert_allclose(approx.radius, far, rtol=1e-5)
-    again = knn_graph(x, 13, exact_max=1000)
+    again = knn_graph(x, 13, exact_max=1000, index="ivf")
     np.testing.assert_array_equal(again.neighbors, approx.neighbors)
     # the owner lists are rebuilt from the approximate neighbours
     y = int(approx.neighbors[7, 0])
@@ -58,13 +58,15 @@ def test_select_prompts_takes_the_threshold_from_the_config(monkeypatch):
                         real(*a, **kw))
     x = clustered(3000, seed=1)
     score, none = np.random.default_rng(1).random(3000) * 0.01, np.zeros(3000, bool)
-    got = select_prompts(score, x, none, 200, AcquireConfig(knn_exact_max=1000, knn_k=5))
+    got = select_prompts(score, x, none, 200, AcquireConfig(knn_exact_max=1000, knn_k=5,
+                                                            knn_index="ivf"))
     assert calls == [(3000, 32)]
-    approx = knn_graph(x, 5, exact_max=1000)
+    approx = knn_graph(x, 5, exact_max=1000, index="ivf")
     assert got.tolist() == select_prompts(score, x, none, 200, AcquireConfig(knn_k=5),
                                           graph=approx).tolist()
     select_prompts(score, x, none, 200, AcquireConfig(knn_exact_max=None, knn_k=5))
     select_prompts(score, x, none, 200, AcquireConfig(knn_k=5))  # default 20,000 > 3,000
+    select_prompts(score, x, none, 200, AcquireConfig(knn_exact_max=1000, knn_k=5))  # cells
     assert len(calls) == 2  # the one above and knn_graph(exact_max=1000): none since
 
 
