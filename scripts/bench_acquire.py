@@ -112,7 +112,7 @@ def run_jax(name: str, b: Belief, keys) -> tuple[np.ndarray, np.ndarray]:
 def direct_balpm(score, x, acquired, batch, cfg: AcquireConfig) -> np.ndarray:
     """Same greedy, computing each pick's distance row to update n(x) = #acquired within
     d_k(x); d_k from the same kNN pass (its cost is timed separately)."""
-    g = knn_graph(x, cfg.knn_k)
+    g = knn_graph(x, cfg.knn_k, exact_max=None)
     sq = np.einsum("pd,pd->p", x, x)
     acquired = acquired.copy()
     n = acquired[g.neighbors].sum(1)

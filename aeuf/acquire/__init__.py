@@ -6,11 +6,12 @@
         (idx int32 [P, k'] distinct per row, score f32 [P]; valid: bool [P,R,R] pairs a
         belief rule may choose first, None = all)
     select_prompts(score f32[P], prompt_features f32[P,D], acquired bool[P], batch, cfg,
-                   *, graph=None) -> int32 [batch]
+                   *, graph=None) -> int32 [min(batch, prompts not acquired)]
         (BAL-PM: score + beta * kNN entropy, greedy within the batch; pass
-        graph=knn_graph(prompt_features, cfg.knn_k, exact_max=cfg.knn_exact_max), built once
-        per pool, to skip the neighbour search every round: exact, O(P^2 D) in memory-bounded
-        chunks, up to knn_exact_max prompts; an approximate faiss IVF index above)
+        graph=knn_graph(prompt_features, cfg.knn_k, exact_max=cfg.knn_exact_max,
+        index=cfg.knn_index), built once per pool, to skip the neighbour search every round:
+        exact, O(P^2 D) in memory-bounded chunks, up to knn_exact_max prompts; above, by
+        default the cells of aeuf.acquire.cells (cost P), or a faiss kNN index)
     pick_pair(ratings f64[k'], pairing, *, key) -> (chosen_slot, rejected_slot)
     doptimal_batch(embed f32[P,R,H], ainv f64[H,H], batch, *, key) -> DesignBatch
         (the greedy within-batch D-optimal choice, for an engine that knows its batch size)

@@ -6,7 +6,8 @@ prompt.
     pick_in_cells(score f64[P], acquired bool[P], batch, beta, g) -> int32 [<= batch]
 
 m = min(P, sample) prompts drawn with a fixed seed are the cells' centres; every prompt joins
-its nearest centre's cell (exact, a chunked matmul: P m D work); the exact kNN graph of the
+its nearest centre's cell (by |c|^2 / 2 - x.c in float32, a chunked matmul: P m D work;
+for features far from the origin the rounding can pick a slightly farther centre); the exact kNN graph of the
 centres gives cell c its radius r_c (distance to its k-th nearest other centre) and its
 neighbourhood N(c) = {c} and its k nearest centres. A prompt x of cell c scores
 
@@ -100,7 +101,7 @@ def pick_in_cells(score: np.ndarray, acquired: np.ndarray, batch: int, beta: flo
     while heap and len(picks) < batch:
         neg, y, c = heapq.heappop(heap)
         now = value(c)
-        if -neg != now:  # stale: a neighbouring cell took a prompt since it was pushed
+        if now < -neg:  # stale: a neighbouring cell took a prompt since it was pushed
             heapq.heappush(heap, (-now, y, c))
             continue
         picks.append(y)

@@ -56,7 +56,8 @@ def knn_graph(
     with index "cells", the CellGraph of aeuf.acquire.cells instead.
 
     exact_max: exact search up to this many prompts, an approximate index above it
-    (aeuf.backends.ann, `index` one of its INDEXES; None: always exact). The exact search runs in row chunks of `chunk`
+    (`index` "cells": the CellGraph of aeuf.acquire.cells; else one of aeuf.backends.ann's INDEXES;
+    None: always exact). The exact search runs in row chunks of `chunk`
     rows (default: as many as keep the [chunk, P] distance block near 128 MB), so its memory
     stays O(P k + chunk P) at any P. Radii are exact distances to the k-th neighbour found.
     """
@@ -138,7 +139,7 @@ def _lazy_greedy(obj, s, log_r, psi, n, g: KnnGraph, acquired, batch: int, beta:
     while heap and len(picks) < batch:
         neg, y = heapq.heappop(heap)
         now = float(s[y] + beta * (log_r[y] - psi[n[y]]))
-        if -neg != now:  # stale: one of its neighbours was picked since it was pushed
+        if now < -neg:  # stale: one of its neighbours was picked since it was pushed
             heapq.heappush(heap, (-now, y))
             continue
         picks.append(y)

@@ -180,8 +180,7 @@ class AcquireConfig:
     prompt_beta: float = opt(0.01, "BAL-PM entropy weight for choosing prompts")
     knn_k: int = opt(13, "BAL-PM: neighbours of the kNN entropy estimate")
     knn_exact_max: int | None = opt(20_000, "BAL-PM: exact kNN graph up to this many prompts, "
-                                            "an approximate (faiss IVF) index above; none: "
-                                            "always exact")
+                                            "--knn_index above; none: always exact")
     knn_index: str = opt("cells", "BAL-PM above knn_exact_max prompts: cells (no graph over "
                                   "all prompts: the density and the acquired count read off "
                                   "cells around 8,192 sampled prompts, cost P), or a faiss kNN "

@@ -163,7 +163,7 @@ def at_least(cfg: Any, low: float, *names: str, strict: bool = False) -> None:
     None values pass."""
     for name in names:
         value = getattr(cfg, name)
-        if value is not None and (value < low or (strict and value == low)):
+        if value is not None and not (value > low or (not strict and value == low)):  # NaN too
             raise SettingError(name, value, f"must be {'above' if strict else 'at least'} "
                                             f"{low:g}")
 

@@ -11,17 +11,23 @@ from aeuf.acquire.cells import CellGraph, cell_graph, pick_in_cells
 from aeuf.config import AcquireConfig
 
 
-def argmax_reference(score, acquired, batch, beta, g):
-    """Recompute every prompt's objective from scratch at every pick."""
+def centres_of(x, m):
+    return x[np.sort(np.random.default_rng(4321).choice(len(x), m, replace=False))]
+
+
+def argmax_reference(score, acquired, batch, beta, g, centres):
+    """Recompute every prompt's objective from scratch at every pick, each cell's
+    neighbourhood (itself and its k nearest other centres) found by brute force."""
     acquired, m = acquired.copy(), g.radius.size
-    hoods = [g.owners[g.starts[c]:g.starts[c + 1]] for c in range(m)]  # cells holding c
+    d = ((centres[:, None, :] - centres[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    hood = np.concatenate([np.arange(m)[:, None], np.argsort(d, axis=1)[:, :g.k]], axis=1)
     picks = []
     for _ in range(min(batch, int((~acquired).sum()))):
         inside = np.bincount(g.cell[acquired], minlength=m)
-        hood_acq = np.zeros(m)
-        for c in range(m):
-            hood_acq[hoods[c]] += inside[c]
-        n = g.k * hood_acq / np.maximum(g.size, 1.0)
+        hood_acq = inside[hood].sum(axis=1)
+        size = np.bincount(g.cell, minlength=m)[hood].sum(axis=1)
+        n = g.k * hood_acq / np.maximum(size, 1.0)
         h = np.log(2.0 * g.radius + 1e-4) - digamma(n + 1.0)
         obj = np.where(acquired, -np.inf, score + beta * h[g.cell])
         y = int(np.argmax(obj))
@@ -33,21 +39,22 @@ def argmax_reference(score, acquired, batch, beta, g):
 @pytest.mark.parametrize("beta", [0.0, 0.05, 2.0])
 def test_the_cell_greedy_is_the_argmax_of_its_objective_ties_included(beta):
     rng = np.random.default_rng(0)
-    x = np.round(rng.normal(size=(600, 4)), 1).astype(np.float32)
+    x = rng.normal(size=(600, 4)).astype(np.float32)
     g = cell_graph(x, 5, sample=40)
     assert g.cell.shape == (600,) and g.radius.shape == (40,) and g.k == 5
     score = np.round(rng.random(600), 1)  # ten levels: many exact ties
     acquired = rng.random(600) < 0.15
     got = pick_in_cells(score, acquired, 250, beta, g)
     assert got.dtype == np.int32 and not acquired[got].any()
-    assert got.tolist() == argmax_reference(score, acquired, 250, beta, g)
+    assert got.tolist() == argmax_reference(score, acquired, 250, beta, g,
+                                            centres_of(x, 40))
 
 
 def test_every_prompt_joins_its_nearest_centre():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 6)).astype(np.float32)
     g = cell_graph(x, 4, sample=30)
-    centres = x[np.sort(np.random.default_rng(4321).choice(300, 30, replace=False))]
+    centres = centres_of(x, 30)
     d = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
     assert np.array_equal(g.cell, d.argmin(axis=1))
     dc = ((centres[:, None, :] - centres[None]) ** 2).sum(-1)
@@ -86,3 +93,19 @@ def test_the_main_path_uses_cells_above_the_exact_limit_only():
     assert select_prompts(score, x, acquired, 30, cfg).tolist() == \
         pick_in_cells(score, acquired, 30, cfg.prompt_beta, g).tolist()
     assert not isinstance(knn_graph(x, 5, exact_max=1000, index="cells"), CellGraph)
+
+
+def test_a_nan_objective_still_ends_the_greedy():
+    """The config refuses a NaN beta; called directly, both greedies still stop (a stale-check
+    written as `!=` re-pushed a NaN entry forever)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    g = cell_graph(x, 4, sample=30)
+    assert len(pick_in_cells(rng.random(300), np.zeros(300, bool), 20, float("nan"), g)) == 20
+    from aeuf.acquire.prompts import _lazy_greedy
+
+    k = knn_graph(x, 4)
+    s, n = rng.random(300), np.zeros(300, np.int64)
+    log_r, psi = np.log(2.0 * k.radius + 1e-4), digamma(np.arange(1, 6))
+    obj = s + np.nan * (log_r - psi[n])
+    assert len(_lazy_greedy(obj, s, log_r, psi, n, k, np.zeros(300, bool), 20, np.nan)) == 20

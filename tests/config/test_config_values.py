@@ -26,6 +26,7 @@ def _cfg(tmp_path, text: str, *argv: str):
     ("learning_rate: [1, 2]\n", "head.learning_rate", "[1, 2]", "expected a number"),
     ("format: KTO\n", "export.format", "'KTO'", "must be one of standard, conversational, kto"),
     ("head:\n  members: 0\n", "head.members", "0", "must be at least 1"),
+    ("prompt_beta: .nan\n", "acquire.prompt_beta", "nan", "must be at least 0"),  # NaN < 0 is False
 ])
 def test_a_wrong_value_in_a_config_file_is_one_line(tmp_path, capsys, text, key, value,
                                                      expected):
