@@ -118,20 +118,20 @@ def select_prompts(
     s = np.nan_to_num(np.asarray(score, np.float64), nan=-1e30, posinf=1e30, neginf=-1e30)
     if isinstance(g, CellGraph):
         return pick_in_cells(s, acquired, batch, cfg.prompt_beta, g)
-    k = g.neighbors.shape[1]
-    psi = digamma(np.arange(1, k + 2))  # psi(n + 1) for n = 0..k
-    n = acquired[g.neighbors].sum(axis=1)
-    log_r = np.log(2.0 * g.radius + 1e-4)
-    obj = s + cfg.prompt_beta * (log_r - psi[n])
-    return _lazy_greedy(obj, s, log_r, psi, n, g, acquired, batch, cfg.prompt_beta)
+    return _lazy_greedy(s, g, acquired, batch, cfg.prompt_beta)
 
 
-def _lazy_greedy(obj, s, log_r, psi, n, g: KnnGraph, acquired, batch: int, beta: float):
+def _lazy_greedy(s, g: KnnGraph, acquired, batch: int, beta: float):
     """The greedy's picks through a max-heap of (objective, prompt): a pick only lowers its
     owners' objectives (beta >= 0, psi increasing), so an entry is re-scored when it reaches
     the top and taken once its score is current. The same picks, ties to the lowest index,
     as an argmax over every prompt at every pick, in O((P + batch k) log P) instead of
     O(batch P)."""
+    k = g.neighbors.shape[1]
+    psi = digamma(np.arange(1, k + 2))  # psi(n + 1) for n = 0..k
+    n = acquired[g.neighbors].sum(axis=1)
+    log_r = np.log(2.0 * g.radius + 1e-4)
+    obj = s + beta * (log_r - psi[n])
     free = np.flatnonzero(~acquired)
     heap = list(zip((-obj[free]).tolist(), free.tolist()))
     heapq.heapify(heap)

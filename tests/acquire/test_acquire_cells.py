@@ -104,8 +104,5 @@ def test_a_nan_objective_still_ends_the_greedy():
     assert len(pick_in_cells(rng.random(300), np.zeros(300, bool), 20, float("nan"), g)) == 20
     from aeuf.acquire.prompts import _lazy_greedy
 
-    k = knn_graph(x, 4)
-    s, n = rng.random(300), np.zeros(300, np.int64)
-    log_r, psi = np.log(2.0 * k.radius + 1e-4), digamma(np.arange(1, 6))
-    obj = s + np.nan * (log_r - psi[n])
-    assert len(_lazy_greedy(obj, s, log_r, psi, n, k, np.zeros(300, bool), 20, np.nan)) == 20
+    assert len(_lazy_greedy(rng.random(300), knn_graph(x, 4), np.zeros(300, bool), 20,
+                            float("nan"))) == 20
