@@ -195,18 +195,24 @@ GROUP_SCALES = {"none": lambda dims: [1.0] * len(dims), "equal": equal_groups}
 
 
 def compose(blocks: list[np.ndarray], rows: np.ndarray | None = None, *,
-            dtype=np.float32, weights: list[float] | None = None) -> np.ndarray:
+            dtype=np.float32, weights: list[float] | None = None,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Standardise each [N, d_i] block (statistics of `rows`, default all), times its weight
     (default 1; GROUP_SCALES), and concatenate: -> [N, sum d_i] of `dtype` (float16 halves a
     large pool's memory). Written chunk by chunk into one array: the only full-size
-    allocation is the result."""
+    allocation is the result, or `out` ([N, sum d_i] of `dtype`) when the caller gives one
+    (a memory-mapped array, say)."""
     n = {b.shape[0] for b in blocks}
     if len(n) != 1:
         raise ValueError(f"feature blocks disagree on the number of rows: {sorted(n)}")
     stats = [column_stats(b, rows) for b in blocks]
     dims = np.cumsum([0] + [b.shape[1] for b in blocks])
     weights = [1.0] * len(blocks) if weights is None else weights
-    out = np.empty((n.pop(), int(dims[-1])), dtype)
+    shape = (n.pop(), int(dims[-1]))
+    if out is None:
+        out = np.empty(shape, dtype)
+    elif out.shape != shape or out.dtype != np.dtype(dtype):
+        raise ValueError(f"compose: out is {out.dtype}{out.shape}, needs {np.dtype(dtype)}{shape}")
     for b, (mean, std), lo, hi, w in zip(blocks, stats, dims[:-1], dims[1:], weights):
         shift = mean.astype(np.float32)
         scale = (np.where(std > 1e-6, std, 1.0) / w).astype(np.float32)

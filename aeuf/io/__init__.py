@@ -25,6 +25,7 @@ from aeuf.io.jsonl import JsonlLog
 from aeuf.io.pool import read_pool, read_prompts
 from aeuf.io.rundir import RunDir, fixed_settings, pool_digest
 from aeuf.io.runlog import GenLog, IntentLog, JudgementLog, load_pool, write_pool
+from aeuf.io.scratch import scratch_array
 from aeuf.io.store import FeatureStore, feature_cache_dir
 from aeuf.io.tables import hub_offline, read_table
 from aeuf.io.tokens import TOKENS_FILE, annotator_tokens
@@ -34,5 +35,5 @@ __all__ = [
     "atomic_write_json", "atomic_write_parquet", "read_judge_tasks", "atomic_write_text", "RunDir", "fixed_settings", "pool_digest",
     "load_pool", "read_pool", "read_precomputed_features", "write_precomputed_features", "read_prompts", "read_table",
     "strict_json", "write_pool", "write_preferences", "remove_preferences", "hub_offline",
-    "TOKENS_FILE", "annotator_tokens",
+    "TOKENS_FILE", "annotator_tokens", "scratch_array",
 ]

@@ -23,6 +23,7 @@ from aeuf.types import ResponsePool
 
 CHUNK = 256
 HALF_FROM = 2**30  # feature values from which 'auto' holds them in float16 (4 GB in float32)
+SPILL_FROM = 2**30  # bytes from which the composed features live in a mapped scratch file
 
 
 class FeatureInfo(NamedTuple):
@@ -102,13 +103,15 @@ def check_precomputed(pool: ResponsePool, cfg: FeatureConfig) -> None:
 
 def build_features(
     pool: ResponsePool, cfg: FeatureConfig, cache: Path | None = None, *,
-    progress: bool = True, fit_prompts: np.ndarray | None = None,
+    progress: bool = True, fit_prompts: np.ndarray | None = None, spill: Path | None = None,
 ) -> tuple[np.ndarray, FeatureInfo]:
     """Composed, standardised features: pool [P, R] -> ([P, R, D], FeatureInfo), float32 or
     float16 (FeatureConfig.dtype). cache: the feature cache folder (default: cache_root).
 
     fit_prompts: prompt indices whose responses set the standardisation (default: all), so
-    held-out prompts are scaled like the pool a run would see."""
+    held-out prompts are scaled like the pool a run would see. spill: a folder (the run's)
+    where features of SPILL_FROM bytes or more are held in a mapped scratch file
+    (io.scratch_array: page cache, not memory the process owns) instead of in RAM."""
     if not progress:
         silence_progress_bars()  # "Loading weights" bars of the encoders too
     P, R = pool.shape
@@ -134,8 +137,16 @@ def build_features(
         np.asarray(fit_prompts)[:, None] * R + np.arange(R)).reshape(-1)
     dtype = feature_dtype(cfg.dtype, P * R * sum(dims.values()))
     weights = embed.GROUP_SCALES[cfg.group_scale]([b.shape[1] for b in blocks])
-    return (embed.compose(blocks, rows, dtype=dtype, weights=weights).reshape(P, R, -1),
+    out = scratch_or_none(spill, (P * R, sum(dims.values())), dtype)
+    return (embed.compose(blocks, rows, dtype=dtype, weights=weights, out=out).reshape(P, R, -1),
             FeatureInfo(dims, encoded))
+
+
+def scratch_or_none(spill: Path | None, shape: tuple[int, ...], dtype) -> np.ndarray | None:
+    """A mapped scratch array in `spill` for an array of SPILL_FROM bytes or more, else None
+    (the caller allocates in RAM)."""
+    size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return None if spill is None or size < SPILL_FROM else io.scratch_array(spill, shape, dtype)
 
 
 def check_finite(block: np.ndarray, R: int, part: str, chunk: int = 65536) -> None:
@@ -157,15 +168,23 @@ def feature_dtype(name: str, values: int) -> type:
 
 def prompt_features(
     pool: ResponsePool, features: np.ndarray, cfg: FeatureConfig, cache: Path | None = None, *,
-    progress: bool = True
+    progress: bool = True, spill: Path | None = None
 ) -> np.ndarray:
     """Features of the prompts alone for diversity across prompts: -> f32[P, d].
 
     The sentence encoder on the prompt text when 'minilm' is a part, else the mean of the
-    prompt's response features.
+    prompt's response features (in a mapped scratch file in `spill` from SPILL_FROM bytes,
+    as build_features).
     """
     if "minilm" not in embed.parse_parts(cfg.features):
-        return features.mean(axis=1, dtype=np.float32)
+        P, _, D = features.shape
+        out = scratch_or_none(spill, (P, D), np.float32)
+        if out is None:
+            return features.mean(axis=1, dtype=np.float32)
+        for lo in range(0, P, embed.ROWS_PER_CHUNK):
+            out[lo:lo + embed.ROWS_PER_CHUNK] = features[lo:lo + embed.ROWS_PER_CHUNK].mean(
+                axis=1, dtype=np.float32)
+        return out
     part = embed.PARTS.get("minilm")
     vecs, _ = cached_encode(list(pool.prompts), part, cfg, cache_root(cfg, cache),
                             desc="embed prompts", progress=progress)

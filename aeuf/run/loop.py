@@ -145,8 +145,10 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 watch: Stopwatch | None = None, tally: dict | None = None) -> RunSummary:
     watch = watch or Stopwatch()
     with watch("features"):
-        features, info = featurize.build_features(pool, cfg.features, progress=progress)
-        pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress)
+        features, info = featurize.build_features(pool, cfg.features, progress=progress,
+                                                  spill=rd.path)
+        pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress,
+                                          spill=rd.path)
     usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
     with watch("shards"):
         where = cluster.where_of(cfg, rd.path, features)  # --ray: the rounds choose there
