@@ -38,8 +38,9 @@ from aeuf.head.padding import (
 from aeuf.head.train import member_group, member_loss, pair_rows, schedule, train
 from aeuf.types import Belief, Comparisons
 
-SCORE_CHUNK = 4096  # rows per lax.map chunk when scoring the pool
-SCORE_BLOCK = 16 * SCORE_CHUNK  # rows sent to the device per scoring call (bounded memory)
+SCORE_CHUNK = 1024  # rows per lax.map chunk when scoring the pool (1.07-1.15x faster than
+# 4096 on 2 AVX-512 cores, K = 16 of 128-128: the members' activations stay in cache)
+SCORE_BLOCK = 65_536  # rows sent to the device per scoring call (bounded memory)
 MOMENT_PROMPTS = 65_536  # prompts per block of the belief's moments (float64 work arrays)
 DESIGN_ROWS = 1024  # labels per step of the design pass
 
@@ -87,20 +88,23 @@ def prior_precision(width: int, lam: float) -> jax.Array:
     return 2.0 * lam * jnp.eye(width, dtype=jnp.float32)
 
 
-def score(params, xs: jax.Array):
-    """Rewards of every row under every member and the members' mean last hidden layer.
+def score(params, xs: jax.Array, embed: bool = True):
+    """Rewards of every row under every member and (embed) the members' mean last hidden
+    layer.
 
     xs f32[C, chunk, D] or f16 (widened here, chunk by chunk) -> (f32[K, C * chunk],
-    f32[C * chunk, H])."""
+    f32[C * chunk, H] or None). Without `embed` the members' hidden layers are never
+    materialised for the mean, which halves the time (BENCHMARKS.md, "Scale")."""
 
     def chunk(xc):
         h = jax.vmap(hidden, in_axes=(0, None))(params, xc.astype(jnp.float32))  # [K, chunk, H]
         last = params[-1]
         r = jnp.einsum("kch,kh->kc", h, last["w"][:, :, 0]) + last["b"][:, :1]
-        return r, jnp.mean(h, axis=0)
+        return (r, jnp.mean(h, axis=0)) if embed else (r, None)
 
     r, h = jax.lax.map(chunk, xs)  # [C, K, chunk], [C, chunk, H]
-    return jnp.transpose(r, (1, 0, 2)).reshape(r.shape[1], -1), h.reshape(-1, h.shape[-1])
+    r = jnp.transpose(r, (1, 0, 2)).reshape(r.shape[1], -1)
+    return r, None if h is None else h.reshape(-1, h.shape[-1])
 
 
 def belief_from_samples(samples: np.ndarray, embed=None, precision=None) -> Belief:
@@ -157,7 +161,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
     opt = optax.adam(cfg.learning_rate)
     train_fn = jax.jit(partial(train, opt=opt), static_argnames=("batch", "group", "loss"))
     design_fn = jax.jit(design, static_argnames="block")
-    score_fn = jax.jit(score)
+    score_fn = jax.jit(score, static_argnames="embed")
 
     def scales(dim: int) -> tuple[float, ...]:
         """The anchor's weight per layer (HeadConfig.anchor_prior)."""
@@ -236,7 +240,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         for lo, hi in row_blocks(n, block):
             xb = np.zeros((block, dim), np.float16 if flat.dtype == np.float16 else np.float32)
             xb[:hi - lo] = np.asarray(flat[lo:hi])
-            rb, hb = score_fn(state.params, xb.reshape(-1, chunk, dim))
+            rb, hb = score_fn(state.params, xb.reshape(-1, chunk, dim), embed=embed)
             r[:, lo:hi] = np.asarray(rb)[:, :hi - lo]
             if h is not None:
                 h[lo:hi] = np.asarray(hb)[:hi - lo]

@@ -162,7 +162,8 @@ def test_a_float16_pool_is_scored_in_float16_blocks_with_the_float32_result(monk
     half = x.astype(np.float16)
     seen = []
     real = ens.score
-    monkeypatch.setattr(ens, "score", lambda params, xs: seen.append(xs.dtype) or real(params, xs))
+    monkeypatch.setattr(ens, "score", lambda params, xs, embed=True: seen.append(xs.dtype)
+                        or real(params, xs, embed))
     head = make_head(HeadConfig(name="ensemble", members=4, hidden=(16,), epochs=2, min_steps=4, batch_size=64))
     state = head.fit(head.init(x.shape[2], key=jax.random.key(0)), half, comps,
                      key=jax.random.key(1))
@@ -171,3 +172,16 @@ def test_a_float16_pool_is_scored_in_float16_blocks_with_the_float32_result(monk
     assert seen == [np.float16, np.float32]  # one trace per dtype
     for h, f in zip(b_half[:3], b_f32[:3]):
         np.testing.assert_array_equal(h, f)
+
+
+def test_a_belief_without_the_embedding_has_the_rewards_of_one_with_it():
+    """score(embed=False) skips the members' mean hidden layer (half the time) and nothing
+    else: the same samples, moments and pair variances, bit for bit."""
+    x, comps = problem()
+    head = make_head(CFG)
+    state = head.fit(head.init(x.shape[2], key=jax.random.key(0)), x, comps, key=jax.random.key(1))
+    with_e, without = head.belief(state, x, embed=True), head.belief(state, x, embed=False)
+    assert with_e.embed is not None and with_e.embed.shape[:2] == x.shape[:2]
+    assert without.embed is None
+    for name in ("mean", "std", "samples", "pair_var"):
+        np.testing.assert_array_equal(getattr(with_e, name), getattr(without, name))
