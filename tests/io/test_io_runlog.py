@@ -223,3 +223,18 @@ def test_parquet_and_json_failures_keep_old_content(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_json(target, {"a": object()})
     assert json.loads(target.read_text()) == {"a": [1, 2.5]} and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), np.float64("nan"),
+                                 np.array([1.0, np.nan], np.float32)])
+def test_strict_json_nulls_every_non_finite_value_wherever_it_sits(bad):
+    from aeuf.io import strict_json
+
+    obj = {"a": [1, (2.5, bad)], "b": {"c": bad}, "d": np.int64(3), "e": np.float32(0.5)}
+    text = strict_json(obj)
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+    assert back["d"] == 3 and back["e"] == 0.5 and back["a"][1][0] == 2.5
+    want = [1.0, None] if isinstance(bad, np.ndarray) else None
+    assert back["a"][1][1] == want and back["b"]["c"] == want
+    clean = {"a": [1, (2.5, 3.0)], "d": np.int64(3), "p": np.array([1.5, 2.0])}
+    assert json.loads(strict_json(clean)) == {"a": [1, [2.5, 3.0]], "d": 3, "p": [1.5, 2.0]}
