@@ -38,8 +38,8 @@ from aeuf.head.padding import (
 from aeuf.head.train import member_group, member_loss, pair_rows, schedule, train
 from aeuf.types import Belief, Comparisons
 
-SCORE_CHUNK = 1024  # rows per lax.map chunk when scoring the pool (1.07-1.15x faster than
-# 4096 on 2 AVX-512 cores, K = 16 of 128-128: the members' activations stay in cache)
+SCORE_CHUNK = 1024  # rows per lax.map chunk when scoring the pool (a float16 pool: 1.07-1.15x
+# faster than 4096 on 2 AVX-512 cores, K = 16 of 128-128; float32: the same within noise)
 SCORE_BLOCK = 65_536  # rows sent to the device per scoring call (bounded memory)
 MOMENT_PROMPTS = 65_536  # prompts per block of the belief's moments (float64 work arrays)
 DESIGN_ROWS = 1024  # labels per step of the design pass
