@@ -29,7 +29,10 @@ def _check_answers(reqs, gens, max_tokens):
     assert sorted(g.key for g in gens) == sorted(r.key for r in reqs)
     for g in gens:
         assert g.error is None and g.text.strip()
-        assert 0 < g.completion_tokens <= max_tokens and g.prompt_tokens > 0
+        # llama.cpp (0.3.36) may run one token past max_tokens to finish a multi-byte
+        # character (seen on an emoji); never more
+        assert 0 < g.completion_tokens <= max_tokens + (g.finish_reason == "length")
+        assert g.prompt_tokens > 0
         assert g.finish_reason in ("stop", "length")
 
 

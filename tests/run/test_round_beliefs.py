@@ -44,7 +44,10 @@ def play_all(rule, head, loop, monkeypatch=None, **acquire):
                                     num_samples=HEAD.members, embed=False)
             for got, want in zip(state.belief[:4], whole[:4]):
                 axis = 1 if got.ndim == 3 and got.shape[0] == HEAD.members else 0
-                assert np.array_equal(np.take(got, rows, axis), np.take(want, rows, axis))
+                # the same rows scored in smaller blocks: equal up to float32 rounding (the
+                # matmul kernel may differ with the block's shape on some CPUs)
+                np.testing.assert_allclose(np.take(got, rows, axis), np.take(want, rows, axis),
+                                           rtol=1e-5, atol=1e-6)
                 assert not np.take(got, np.setdiff1d(np.arange(P), rows), axis).any()
         plans.append((plan.prompts.tolist(), plan.slots.tolist()))
     return plans, scored
