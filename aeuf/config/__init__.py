@@ -91,10 +91,10 @@ class HeadConfig:
     epochs: int = opt(20, "training epochs per fit (see --min_steps and --max_steps)")
     min_steps: int = opt(300, "ensemble: at least this many optimiser steps per fit (epochs "
                               "are added until reached; few labels train full-batch)")
-    max_steps: int | None = opt(300, "ensemble: at most about this many optimiser steps per "
-                                     "fit, in whole epochs (one at least, and never fewer "
-                                     "than --min_steps needs): a fit's cost stops growing "
-                                     "with the labels (none: no cap)")
+    max_steps: int | None = opt(300, "ensemble: at most this many optimiser steps per fit "
+                                     "(never fewer than --min_steps; the last epoch may be "
+                                     "cut short): a fit's cost stops growing with the "
+                                     "labels (none: no cap)")
     batch_size: int = opt(256, "comparisons per optimiser step", flag="head_batch_size")
     learning_rate: float = opt(1e-3, "head learning rate")
     anchor: float = opt(0.03, "ensemble: strength of the anchor prior: each member fits "

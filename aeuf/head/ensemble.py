@@ -201,7 +201,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
         params = state.params if cfg.warm_start else state.anchor
         if m == 0:
             return EnsembleState(params, state.anchor, last_prior(dim))
-        batch, padded, steps, epochs = schedule(m, cfg, steps_rule)
+        batch, padded, steps, total = schedule(m, cfg, steps_rule)
         # only the compared rows, in the pool's dtype (float16 stays float16: the trainer
         # widens each minibatch), padded to a power of two (at most the pool): a compile per
         # doubling at most
@@ -214,7 +214,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
             flat = np.concatenate([np.asarray(flat, np.float32), off], axis=1)
         flat = jax.device_put(flat)  # drop the host array now: it is not held twice in the fit
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
-                          jnp.int32(epochs), jnp.int32(steps), batch=batch,
+                          jnp.int32(total), jnp.int32(steps), batch=batch,
                           loss=loss_for(dim, offset is not None),
                           group=group or member_group(cfg, dim, batch))
         block = design_block(batch, batch * padded)

@@ -17,13 +17,16 @@ batch size, and a full-batch step is the exact gradient.
 
 Schedule (steps, not epochs): with M labels and minibatch B the trainer runs
 s = ceil(M / B) steps per epoch, the real labels spread evenly over those s batches (no
-nearly empty last batch), for max(epochs, ceil(min_steps / s)) epochs, cut to
-max(1, ceil(min_steps / s), max_steps // s). The default max_steps = min_steps = 300 makes
-every fit about 300 steps in whole epochs (one epoch above 300 * B labels): warm-started
-from the last round's head, that kept the held-out accuracy of 20 epochs at 6.5k-26k labels
-with 4x fewer steps (BENCHMARKS.md, "Scale"), so a fit's cost stops growing with the pool.
-A fit on few labels is a full-batch fit of at least `min_steps` Adam steps, so no learning curve jumps where M
-crosses a multiple of B (the old fixed 20 epochs gave 20 steps up to 256 labels, 40 above).
+nearly empty last batch), max(epochs * s, min_steps) steps in all, cut to
+max(max_steps, min_steps). The cut may end inside an epoch: its batches come from that
+epoch's random order, so the labels seen are a uniform sample. The default max_steps =
+min_steps = 300 makes every fit 300 steps, so a fit's cost stops growing with the pool.
+Warm-started from the last round's head, that kept the held-out accuracy of 20 epochs at
+6.5k-26k labels with 4x fewer steps and of whole epochs at 22k-90k labels; at 245k-980k
+labels it costs 0.3-0.6 points against one whole epoch (957-3,828 steps; BENCHMARKS.md,
+"Scale"): --max_steps 4096 gives about one epoch there. A fit on few labels is a full-batch
+fit of `min_steps` Adam steps, so no learning curve jumps where M crosses a multiple of B
+(the old fixed 20 epochs gave 20 steps up to 256 labels, 40 above).
 
 Speed: members are trained `group` at a time (a sequential lax.map over groups; inside a
 group they are vmapped and share each minibatch, so the first layer is one
@@ -88,19 +91,20 @@ def batch_rows(order: jax.Array, step: jax.Array, steps: jax.Array, batch: int) 
     return order[jnp.arange(batch) * steps + step]
 
 
-def train(params, anchor, x, pairs, m_real, key, epochs, steps, *, batch, opt, loss, group):
-    """`epochs` epochs of `steps` Adam steps each, from fresh Adam moments, `group` members
+def train(params, anchor, x, pairs, m_real, key, total, steps, *, batch, opt, loss, group):
+    """`total` Adam steps in epochs of `steps` (the last one cut short), from fresh Adam
+    moments, `group` members
     at a time (a sequential lax.map over K / group groups; every group sees the same
     minibatches, so the grouping changes the speed, not the result).
 
     x: f32[N, D] or f16[N, D] flat features (each minibatch is widened to f32);
     pairs: padding.Pairs of length S >= batch * steps;
-    m_real: f32[]; key: PRNG key of this fit; epochs, steps: i32[] (traced: no recompile).
+    m_real: f32[]; key: PRNG key of this fit; total, steps: i32[] (traced: no recompile).
     Returns params.
     """
     k = jax.tree_util.tree_leaves(params)[0].shape[0]
     split = lambda t: t.reshape(k // group, group, *t.shape[1:])  # noqa: E731
-    run = partial(train_group, x=x, pairs=pairs, m_real=m_real, key=key, epochs=epochs,
+    run = partial(train_group, x=x, pairs=pairs, m_real=m_real, key=key, total=total,
                   steps=steps, batch=batch, opt=opt, loss=loss)
     out = jax.lax.map(lambda pa: run(*pa), jax.tree_util.tree_map(split, (params, anchor)))
     return jax.tree_util.tree_map(lambda t: t.reshape(k, *t.shape[2:]), out)
@@ -112,7 +116,7 @@ def pair_rows(x, pairs, slots):
     return x[jnp.concatenate([pairs.a[slots], pairs.b[slots]])].astype(jnp.float32)
 
 
-def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, opt, loss):
+def train_group(params, anchor, *, x, pairs, m_real, key, total, steps, batch, opt, loss):
     """train() for one group of members: params leaves [group, ...]."""
     members = jax.vmap(loss, in_axes=(0, 0, None, None, None, None))
 
@@ -126,25 +130,23 @@ def train_group(params, anchor, *, x, pairs, m_real, key, epochs, steps, batch, 
     def epoch(e, carry):
         order = slot_order(jax.random.fold_in(key, e), pairs.mask)
         step = lambda s, c: grad_step(batch_rows(order, s, steps, batch), c)  # noqa: E731
-        return jax.lax.fori_loop(0, steps, step, carry)
+        return jax.lax.fori_loop(0, jnp.minimum(steps, total - e * steps), step, carry)
 
+    epochs = (total + steps - 1) // steps
     params, _ = jax.lax.fori_loop(0, epochs, epoch, (params, opt.init(params)))
     return params
 
 
 def schedule(m: int, cfg: HeadConfig, steps_rule: Callable) -> tuple[int, int, int, int]:
-    """(minibatch, padded steps per epoch, real steps per epoch, epochs) for M = m labels:
-    cfg.epochs, raised to reach cfg.min_steps, then cut to cfg.max_steps, never below
-    the epochs that reach min_steps (nor below one)."""
+    """(minibatch, padded steps per epoch, real steps per epoch, total steps) for M = m
+    labels: cfg.epochs epochs, raised to cfg.min_steps steps, then cut to cfg.max_steps
+    steps (never below min_steps; the cut may end inside an epoch)."""
     batch, padded = steps_rule(m, cfg.batch_size)
     steps = -(-m // batch)
-    if cfg.epochs == 0 and cfg.min_steps == 0:
-        return batch, padded, steps, 0
-    least = -(-cfg.min_steps // steps)
-    epochs = max(cfg.epochs, least)
+    total = max(cfg.epochs * steps, cfg.min_steps)
     if cfg.max_steps is not None:
-        epochs = min(epochs, max(1, least, cfg.max_steps // steps))
-    return batch, padded, steps, epochs
+        total = min(total, max(cfg.max_steps, cfg.min_steps))
+    return batch, padded, steps, total
 
 
 def member_group(cfg: HeadConfig, dim: int, batch: int) -> int:
