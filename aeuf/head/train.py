@@ -93,9 +93,8 @@ def batch_rows(order: jax.Array, step: jax.Array, steps: jax.Array, batch: int) 
 
 def train(params, anchor, x, pairs, m_real, key, total, steps, *, batch, opt, loss, group):
     """`total` Adam steps in epochs of `steps` (the last one cut short), from fresh Adam
-    moments, `group` members
-    at a time (a sequential lax.map over K / group groups; every group sees the same
-    minibatches, so the grouping changes the speed, not the result).
+    moments, `group` members at a time (a sequential lax.map over K / group groups; every
+    group sees the same minibatches, so the grouping changes the speed, not the result).
 
     x: f32[N, D] or f16[N, D] flat features (each minibatch is widened to f32);
     pairs: padding.Pairs of length S >= batch * steps;
