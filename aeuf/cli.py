@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -116,8 +117,31 @@ def _error(message: str) -> None:
     print(f"{red}aeuf: error: {message}{reset}", file=sys.stderr)
 
 
+COMPILE_CACHE_OFF = "AEUF_JAX_CACHE"  # =0: compile every program afresh (no cache on disk)
+COMPILE_CACHE_BYTES = 1 << 30  # the least recently used programs go beyond this
+
+
+def compile_cache() -> None:
+    """JAX keeps the programs it compiles in $XDG_CACHE_HOME/aeuf/jax (or ~/.cache/aeuf/jax),
+    so a rerun, a resume or the next round compiles nothing twice; set before JAX is imported.
+    JAX_COMPILATION_CACHE_DIR set by the user wins; AEUF_JAX_CACHE=0 turns the cache off."""
+    if os.environ.get(COMPILE_CACHE_OFF) == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "aeuf", "jax")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:  # no cache folder to be had: compile afresh, say nothing
+        return
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    if importlib.util.find_spec("filelock"):  # JAX's size cap locks the folder with it
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILE_CACHE_BYTES))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    compile_cache()
     argv = list(sys.argv[1:] if argv is None else argv)
     modules = _available()
     if argv and argv[0] not in modules and argv[0] not in TOP_LEVEL:

@@ -1,6 +1,10 @@
-"""Test-wide settings: offline hub, strict JAX rank promotion, a GPU marker that skips."""
+"""Test-wide settings: offline hub, strict JAX rank promotion, one JAX compilation cache for
+the session (this process and every `aeuf` it starts), a GPU marker that skips."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -9,6 +13,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 _CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
 os.environ.setdefault("HF_HOME", os.path.join(_CACHE, "huggingface"))
 os.environ.setdefault("TORCH_HOME", os.path.join(_CACHE, "torch"))
+
+# the same programs compile once per session, not once per test and per subprocess: compiling
+# is most of the suite's time (tests/run/test_loop.py: 146 s without, 86 s with)
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    _JIT = tempfile.mkdtemp(prefix="aeuf-test-jax-")
+    atexit.register(shutil.rmtree, _JIT, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _JIT
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
