@@ -34,7 +34,7 @@ FLAGS = ["--head", "ensemble", "--features", "stats", "--members", "4", "--hidde
          "--no_progress"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_AUTH_MODE", "disabled")  # a local test cluster: no token
@@ -49,8 +49,8 @@ def cluster():
 
 @pytest.fixture(scope="module", autouse=True)
 def driver_leaves():
-    """This process leaves the cluster after these tests (the cluster lives on for the
-    session), so a later module may start its own local Ray."""
+    """This process leaves the cluster after these tests (and the cluster stops), so a later
+    module may start its own local Ray."""
     yield
     if ray.is_initialized():
         ray.shutdown()
