@@ -17,6 +17,7 @@ import sys
 
 from aeuf import __version__
 from aeuf.commands.flags import Renamed, add_renamed, suggest
+from aeuf.config.paths import cache_home
 from aeuf.errors import AeufError
 
 TOP_LEVEL = ("-h", "--help", "--version")
@@ -127,8 +128,7 @@ def compile_cache() -> None:
     JAX_COMPILATION_CACHE_DIR set by the user wins; AEUF_JAX_CACHE=0 turns the cache off."""
     if os.environ.get(COMPILE_CACHE_OFF) == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "aeuf", "jax")
+    folder = str(cache_home("jax"))
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:  # no cache folder to be had: compile afresh, say nothing
@@ -141,7 +141,6 @@ def compile_cache() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    compile_cache()
     argv = list(sys.argv[1:] if argv is None else argv)
     modules = _available()
     if argv and argv[0] not in modules and argv[0] not in TOP_LEVEL:
@@ -152,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
+    compile_cache()  # after parsing: `--help` and a bad flag leave no folder behind
     try:
         return modules[args.command].run(args)
     except AeufError as err:

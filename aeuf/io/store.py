@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aeuf.config.paths import cache_home
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, atomic_write_json, atomic_write_parquet, is_temp_name
 
@@ -41,8 +42,7 @@ def feature_cache_dir(folder: str | os.PathLike | None = None) -> Path:
     $XDG_CACHE_HOME/aeuf/features, else ~/.cache/aeuf/features."""
     if folder:
         return Path(folder).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "aeuf" / "features"
+    return cache_home("features")
 
 
 MAX_CHUNKS = 256  # compact when there are more chunks than this ...

@@ -6,13 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from gold_pool import FAST, R, write_gold_pool
 
-from aeuf.cli import compile_cache
+from aeuf.cli import compile_cache, main
 
 
-def _run(pool: Path, out: Path, xdg: Path, **env: str) -> None:
-    environ = os.environ | {"XDG_CACHE_HOME": str(xdg), "HF_HUB_OFFLINE": "1", **env}
+def _run(pool: Path, out: Path, xdg: Path) -> None:
+    environ = os.environ | {"XDG_CACHE_HOME": str(xdg), "HF_HUB_OFFLINE": "1"}
     environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # the test session's own cache
     environ.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
     done = subprocess.run([sys.executable, "-m", "aeuf", str(pool), "--num_responses", str(R),
@@ -53,3 +54,12 @@ def test_the_users_own_folder_wins_zero_turns_it_off_and_no_folder_is_no_cache(m
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a_file"))  # no folder to be had
     compile_cache()
     assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+
+
+def test_help_and_a_bad_flag_leave_no_cache_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    for argv in (["--help"], ["run", "--help"], ["run", "--no_such_flag"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert not (tmp_path / "aeuf").exists()
