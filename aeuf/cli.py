@@ -14,6 +14,7 @@ import importlib.util
 import os
 import re
 import sys
+from pathlib import Path
 
 from aeuf import __version__
 from aeuf.commands.flags import Renamed, add_renamed, suggest
@@ -124,23 +125,30 @@ COMPILE_CACHE_BYTES = 1 << 30  # the least recently used programs go beyond this
 
 def compile_cache() -> None:
     """JAX keeps the programs it compiles in $XDG_CACHE_HOME/aeuf/jax (or ~/.cache/aeuf/jax),
-    so a rerun, a resume or the next round compiles nothing twice; set before JAX is imported.
-    JAX_COMPILATION_CACHE_DIR set by the user wins; AEUF_JAX_CACHE=0 turns the cache off."""
+    so a rerun, a resume or the next round compiles nothing twice; set before JAX is imported
+    (building the parser imports it). JAX makes the folder on its first write, so `--help`
+    leaves none behind. JAX_COMPILATION_CACHE_DIR set by the user wins; AEUF_JAX_CACHE=0 turns
+    the cache off; so does a cache home that is not a writable folder (compile afresh, quietly)."""
     if os.environ.get(COMPILE_CACHE_OFF) == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
-    folder = str(cache_home("jax"))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:  # no cache folder to be had: compile afresh, say nothing
+    folder = cache_home("jax")
+    if not _can_make(folder):
         return
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     if importlib.util.find_spec("filelock"):  # JAX's size cap locks the folder with it
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILE_CACHE_BYTES))
 
 
+def _can_make(folder: Path) -> bool:
+    """Whether `folder` is, or could be made as, a folder this user can write in."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    compile_cache()
     argv = list(sys.argv[1:] if argv is None else argv)
     modules = _available()
     if argv and argv[0] not in modules and argv[0] not in TOP_LEVEL:
@@ -151,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
-    compile_cache()  # after parsing: `--help` and a bad flag leave no folder behind
     try:
         return modules[args.command].run(args)
     except AeufError as err:
