@@ -23,7 +23,7 @@ def check_names(bench) -> None:
     from aeuf import embed
     from aeuf.acquire import RULES
     from aeuf.bench.heuristics import BASELINES
-    from aeuf.bench.simulate import LABEL_MODES
+    from aeuf.bench.settings import LABEL_MODES
     from aeuf.head import HEADS
 
     for r in (*bench.rules, bench.loop.initial_rule):

@@ -30,7 +30,7 @@ from aeuf.commands.flags import add_flags, build, flags_of
 
 
 def _bench_flags():
-    from aeuf.bench.simulate import BenchConfig
+    from aeuf.bench.settings import BenchConfig
 
     return BenchConfig, list(flags_of(BenchConfig))
 

@@ -63,3 +63,14 @@ def test_help_and_a_bad_flag_leave_no_cache_folder(monkeypatch, tmp_path):
         with pytest.raises(SystemExit):
             main(argv)
     assert not (tmp_path / "aeuf").exists()
+
+
+def test_the_command_line_is_built_without_importing_jax():
+    """The cache must be set before JAX is imported, and `aeuf --help` should not wait for it:
+    building every command's flags imports no JAX (python -X importtime lists each import)."""
+    for argv in (["--help"], ["bench", "--help"], ["run", "--no_such_flag"]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "aeuf", *argv],
+                              capture_output=True, text=True, timeout=120)
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "aeuf.cli" in imported and "jax" not in imported, argv
