@@ -142,7 +142,7 @@ def bench_ensemble(args, x, comps, batch: int, peak: float) -> dict:
     from aeuf.head.train import member_group
 
     cfg = HeadConfig(members=args.members, hidden=args.hidden, epochs=args.epochs,
-                     min_steps=0, batch_size=batch)
+                     min_steps=0, max_steps=None, batch_size=batch)
     xd = jax.device_put(x)  # the loop passes the same device array every round
     fit_flop = mlp_flops(args.dim, args.hidden)[1] * 2 * args.labels * args.members * args.epochs
     design_flop = (mlp_flops(args.dim, args.hidden)[0] - 2 * args.hidden[-1]) * 2 * args.labels * args.members
@@ -167,7 +167,9 @@ def bench_ensemble(args, x, comps, batch: int, peak: float) -> dict:
                              "over_adjacent_floor_cpu": min(r[2] for r in runs),
                              "gflops": fit_flop / best[0] / 1e9}
         print(f"  batch {batch} group {g}: {out[f'group_{g}']}", file=sys.stderr, flush=True)
-    zero = make_ensemble(dataclasses.replace(cfg, epochs=0), group=None)
+    no_steps = dataclasses.replace(cfg)
+    object.__setattr__(no_steps, "epochs", 0)  # the design pass alone (the flags refuse 0)
+    zero = make_ensemble(no_steps, group=None)
     state = zero.init(x.shape[2], key=jax.random.key(0))
     zero.fit(state, xd, comps, key=jax.random.key(1))
     out["design_s"] = seconds(lambda: zero.fit(state, xd, comps, key=jax.random.key(1)))

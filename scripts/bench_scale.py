@@ -202,12 +202,12 @@ def round_here(folder: str, num_p: int, num_r: int, dim: int, max_labels: int) -
                                               np.zeros(num_p, bool), num_p // 4, acfg,
                                               graph=graph))
     fwd, train = mlp_flops(dim, tuple(hcfg.hidden))
-    epochs = schedule(m, hcfg, pow2_steps)[3]
-    fit_flop = (train * epochs + fwd) * 2 * m * hcfg.members  # + the design pass
+    batch, _, _, steps = schedule(m, hcfg, pow2_steps)
+    fit_flop = (train * steps * batch + fwd * m) * 2 * hcfg.members  # + the design pass
     floors = {"fit": floor_seconds(fit_flop, peak["jax"]),
               "belief": floor_seconds(fwd * num_p * num_r * hcfg.members, peak["jax"]),
               "knn_graph": floor_seconds(2.0 * num_p**2 * dim, peak["numpy"])}
-    return {"P": num_p, "labels": m, "epochs": epochs, "dtype": np.dtype(dtype).name,
+    return {"P": num_p, "labels": m, "steps": steps, "batch": batch, "dtype": np.dtype(dtype).name,
             "exact_graph": num_p <= (acfg.knn_exact_max or num_p), "peak_gflops": peak,
             "seconds": t, "floor_s": {k: round(v, 3) for k, v in floors.items()},
             "x_floor": {k: round(t[k] / v, 2) for k, v in floors.items()},
