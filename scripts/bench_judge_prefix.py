@@ -7,9 +7,12 @@ system message is the same for every request and llama.cpp evaluates it once (it
 previous request's tokens and evaluates only what differs after the common prefix). The
 baseline is the same template with that tag line moved to the top of the system message, as
 aeuf shipped before (the nonce was ~80 tokens in): every request is evaluated from its start.
-Both send the same (prompt, response) texts with a fresh nonce each, interleaved in blocks,
+Both send the same (prompt, response) texts of the bundled example (dataset/prompts.csv: prompt
+i with its response i mod 4, cut to 1,000 tokens together) with a fresh nonce each, interleaved
+in blocks,
 to one `python -m llama_cpp.server` on the packaged SmolLM2-135M GGUF, after a warm-up.
-Prints the median seconds per request of each and their ratio.
+Prints the median seconds per request of each, their ratio, and how many replies of each the
+rating parser read (the tag line must not lead the judge to answer with something else).
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ import statistics
 import time
 import urllib.request
 
+import pandas as pd
+
 from aeuf.backends import llama_server
 from aeuf.bench.measure import machine_line
 from aeuf.oracle.fence import new_nonce
+from aeuf.oracle.parsers import parse_rating
 from aeuf.oracle.prompts import Template, load_templates, render
 
-PROMPT = "What is the capital of France, and why did it become the capital?"
-PHRASES = ("Paris is the capital. ", "It grew around the Seine. ", "The kings lived there. ",
-           "I am not sure about this. ", "Lyon, probably. ", "It has been so since 987. ")
+EXAMPLE = "dataset/prompts.csv"
 
 
 def nonce_first(template: Template) -> Template:
@@ -45,34 +49,36 @@ def main() -> None:
     shipped = load_templates(args.template)[0]
     variants = {"nonce in the system message (before)": nonce_first(shipped),
                 "static system message (shipped)": shipped}
-    responses = [" ".join(PHRASES[(i + j) % len(PHRASES)] for j in range(4 + i % 5))
-                 for i in range(args.requests)]
+    table = pd.read_csv(EXAMPLE).head(args.requests)
+    texts = [(str(row.iloc[0]), str(row.iloc[1 + i % 4])) for i, (_, row) in enumerate(table.iterrows())]
     server = llama_server.start(alias="smollm2", n_ctx=2048)
 
-    def ask(template: Template, response: str) -> float:
-        messages = render(template, PROMPT, (response,), nonce=new_nonce())
-        body = json.dumps({"model": "smollm2", "messages": messages, "max_tokens": 8,
+    def ask(template: Template, text: tuple[str, str]) -> tuple[float, bool]:
+        messages = render(template, text[0], (text[1],), nonce=new_nonce(), tokens=1000)
+        body = json.dumps({"model": "smollm2", "messages": messages, "max_tokens": 12,
                            "temperature": 0}).encode()
         req = urllib.request.Request(f"{server.base_url}/chat/completions", data=body,
                                      headers={"Content-Type": "application/json"})
         start = time.perf_counter()
-        urllib.request.urlopen(req, timeout=600).read()
-        return time.perf_counter() - start
+        reply = json.loads(urllib.request.urlopen(req, timeout=600).read())
+        seconds = time.perf_counter() - start
+        return seconds, parse_rating(reply["choices"][0]["message"]["content"] or "") is not None
 
     try:
-        ask(shipped, "warm up")
-        seconds: dict[str, list[float]] = {name: [] for name in variants}
+        ask(shipped, ("Say hello.", "Hello."))
+        seconds: dict[str, list[tuple[float, bool]]] = {name: [] for name in variants}
         half = max(1, args.requests // 2)
-        for block in (responses[:half], responses[half:]):
+        for block in (texts[:half], texts[half:]):
             for name, template in variants.items():
                 seconds[name] += [ask(template, r) for r in block]
     finally:
         server.stop()
-    median = {name: statistics.median(s) for name, s in seconds.items()}
+    median = {name: statistics.median(t for t, _ in s) for name, s in seconds.items()}
+    parsed = {name: sum(ok for _, ok in s) for name, s in seconds.items()}
     print(f"{args.requests} requests each, template {args.template}, {machine_line()}\n")
-    print("| system message | median s/request |\n|---|---|")
+    print("| system message | median s/request | replies parsed |\n|---|---|---|")
     for name, m in median.items():
-        print(f"| {name} | {m:.2f} |")
+        print(f"| {name} | {m:.2f} | {parsed[name]}/{len(seconds[name])} |")
     before, shipped_s = median.values()
     print(f"\nbefore / shipped: {before / shipped_s:.2f}x")
 
