@@ -126,7 +126,7 @@ COMPILE_CACHE_BYTES = 1 << 30  # the least recently used programs go beyond this
 def compile_cache() -> None:
     """JAX keeps the programs it compiles in $XDG_CACHE_HOME/aeuf/jax (or ~/.cache/aeuf/jax),
     so a rerun, a resume or the next round compiles nothing twice; set before JAX is imported
-    (building the parser imports it). JAX makes the folder on its first write, so `--help`
+    (a command module may import it). JAX makes the folder on its first write, so `--help`
     leaves none behind. JAX_COMPILATION_CACHE_DIR set by the user wins; AEUF_JAX_CACHE=0 turns
     the cache off; so does a cache home that is not a writable folder (compile afresh, quietly)."""
     if os.environ.get(COMPILE_CACHE_OFF) == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
