@@ -1,86 +1,96 @@
 """What a static system message saves on a judge with a prompt cache (the packaged local judge).
 
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_judge_prefix.py [--requests 10] [--template overall]
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_judge_prefix.py [--requests 24] [--template overall]
 
 The shipped template names the request's fence tag on the user message's first line, so the
 system message is the same for every request and llama.cpp evaluates it once (it keeps the
-previous request's tokens and evaluates only what differs after the common prefix). The
-baseline is the same template with that tag line moved to the top of the system message, as
-aeuf shipped before (the nonce was ~80 tokens in): every request is evaluated from its start.
-Both send the same (prompt, response) texts of the bundled example (dataset/prompts.csv: prompt
-i with its response i mod 4, cut to 1,000 tokens together) with a fresh nonce each, interleaved
-in blocks,
-to one `python -m llama_cpp.server` on the packaged SmolLM2-135M GGUF, after a warm-up.
-Prints the median seconds per request of each, their ratio, and how many replies of each the
-rating parser read (the tag line must not lead the judge to answer with something else).
+previous request's tokens and evaluates only what follows the common prefix). The baseline is
+the same template file with that tag line moved to the top of the system section (aeuf before
+2026-12-07 had the nonce ~80 tokens in): every request is evaluated from its start.
+Both go through aeuf's own judge oracle (make_oracle: plan, render, client, retry, parse), at
+concurrency 1, on the same (prompt, response) texts of the bundled example (dataset/prompts.csv:
+prompt i with its response i mod 4), interleaved in two blocks, against one
+`python -m llama_cpp.server` on the packaged SmolLM2-135M GGUF, after a warm-up. Prints the
+median seconds per judgement of each (an unparsable reply's retry included), their ratio, and
+how many judgements got a rating.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import statistics
+import tempfile
 import time
-import urllib.request
+from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
 from aeuf.backends import llama_server
 from aeuf.bench.measure import machine_line
-from aeuf.oracle.fence import new_nonce
-from aeuf.oracle.parsers import parse_rating
-from aeuf.oracle.prompts import Template, load_templates, render
+from aeuf.config import EndpointConfig, OracleConfig
+from aeuf.oracle import make_oracle
+from aeuf.types import JudgeTask
 
 EXAMPLE = "dataset/prompts.csv"
+TAG_LINE = "Tag: {{tag}}\n\n"
 
 
-def nonce_first(template: Template) -> Template:
-    """The baseline: the tag line at the top of the system message instead of the user's."""
-    tag_line, _, user = template.user.partition("\n")
-    return dataclasses.replace(template, system=f"{tag_line}\n{template.system}", user=user)
+def nonce_first(text: str) -> str:
+    """The baseline template file: the user section's tag line moved to the top of the system
+    section."""
+    assert "--- user ---\n" + TAG_LINE in text, "the shipped template has no tag line"
+    text = text.replace("--- user ---\n" + TAG_LINE, "--- user ---\n")
+    return text.replace("--- system ---\n", "--- system ---\n" + TAG_LINE, 1)
+
+
+def judge(url: str, template: str, tasks: list[JudgeTask]) -> list[tuple[float, bool]]:
+    """(seconds, got a rating) per judgement, through aeuf's judge oracle at concurrency 1."""
+    cfg = OracleConfig(name="judge", judge=EndpointConfig(base_url=url, model="smollm2"),
+                       template=template, max_tokens=12, context_tokens=2048)
+    oracle = make_oracle(cfg, has_gold=False)
+    out, last = [], time.perf_counter()
+    try:
+        for answer in oracle.send([r for t in tasks for r in oracle.plan(t)]):
+            now = time.perf_counter()
+            out.append((now - last, answer.value is not None))
+            last = now
+    finally:
+        oracle.close()
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=10, help="per variant")
-    ap.add_argument("--template", default="overall")
+    ap.add_argument("--requests", type=int, default=24, help="judgements per variant")
+    ap.add_argument("--template", default="overall", help="a built-in single-file template")
     args = ap.parse_args()
-    shipped = load_templates(args.template)[0]
-    variants = {"nonce in the system message (before)": nonce_first(shipped),
-                "static system message (shipped)": shipped}
+    shipped = resources.files("aeuf.oracle").joinpath("templates", f"{args.template}.txt")
+    folder = Path(tempfile.mkdtemp(prefix="aeuf-prefix-"))
+    before = folder / f"{args.template}.txt"
+    before.write_text(nonce_first(shipped.read_text(encoding="utf-8")), encoding="utf-8")
+    variants = {"nonce in the system message (before)": str(before),
+                "static system message (shipped)": args.template}
     table = pd.read_csv(EXAMPLE).head(args.requests)
-    texts = [(str(row.iloc[0]), str(row.iloc[1 + i % 4])) for i, (_, row) in enumerate(table.iterrows())]
+    tasks = [JudgeTask(f"t{i}", str(row.iloc[0]), (f"t{i}:0",), (str(row.iloc[1 + i % 4]),))
+             for i, (_, row) in enumerate(table.iterrows())]
     server = llama_server.start(alias="smollm2", n_ctx=2048)
-
-    def ask(template: Template, text: tuple[str, str]) -> tuple[float, bool]:
-        messages = render(template, text[0], (text[1],), nonce=new_nonce(), tokens=1000)
-        body = json.dumps({"model": "smollm2", "messages": messages, "max_tokens": 12,
-                           "temperature": 0}).encode()
-        req = urllib.request.Request(f"{server.base_url}/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
-        start = time.perf_counter()
-        reply = json.loads(urllib.request.urlopen(req, timeout=600).read())
-        seconds = time.perf_counter() - start
-        return seconds, parse_rating(reply["choices"][0]["message"]["content"] or "") is not None
-
     try:
-        ask(shipped, ("Say hello.", "Hello."))
-        seconds: dict[str, list[tuple[float, bool]]] = {name: [] for name in variants}
-        half = max(1, args.requests // 2)
-        for block in (texts[:half], texts[half:]):
+        judge(server.base_url, args.template, [JudgeTask("w", "Say hello.", ("w:0",), ("Hello.",))])
+        runs: dict[str, list[tuple[float, bool]]] = {name: [] for name in variants}
+        half = max(1, len(tasks) // 2)
+        for block in (tasks[:half], tasks[half:]):
             for name, template in variants.items():
-                seconds[name] += [ask(template, r) for r in block]
+                runs[name] += judge(server.base_url, template, block)
     finally:
         server.stop()
-    median = {name: statistics.median(t for t, _ in s) for name, s in seconds.items()}
-    parsed = {name: sum(ok for _, ok in s) for name, s in seconds.items()}
-    print(f"{args.requests} requests each, template {args.template}, {machine_line()}\n")
-    print("| system message | median s/request | replies parsed |\n|---|---|---|")
-    for name, m in median.items():
-        print(f"| {name} | {m:.2f} | {parsed[name]}/{len(seconds[name])} |")
-    before, shipped_s = median.values()
-    print(f"\nbefore / shipped: {before / shipped_s:.2f}x")
+    median = {name: statistics.median(t for t, _ in r) for name, r in runs.items()}
+    print(f"{len(tasks)} judgements each, template {args.template}, {machine_line()}\n")
+    print("| system message | median s/judgement | rated |\n|---|---|---|")
+    for name, r in runs.items():
+        print(f"| {name} | {median[name]:.2f} | {sum(ok for _, ok in r)}/{len(r)} |")
+    old, new = median.values()
+    print(f"\nbefore / shipped: {old / new:.2f}x")
 
 
 if __name__ == "__main__":
