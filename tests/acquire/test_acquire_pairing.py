@@ -53,3 +53,27 @@ def test_fewer_than_two_rated_raises(ratings):
 def test_unknown_pairing_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown pairing 'middle'.*best_vs_random.*extremes"):
         pick_pair([1.0, 2.0], "middle", key=jax.random.PRNGKey(0))
+
+
+def test_the_lazy_generator_draws_what_a_seeded_generator_draws():
+    """pick_pair seeds a Generator only when a draw has several candidates; the pairs are
+    those of a Generator seeded up front, ties at the top, at the bottom and everywhere."""
+    from aeuf.acquire.base import numpy_rng
+    from aeuf.acquire.pairing import PAIRINGS
+
+    class Eager:
+        def __init__(self, key):
+            self.rng = numpy_rng(key)
+
+        def choice(self, a):
+            return self.rng.choice(a)
+
+    rng = np.random.default_rng(3)
+    for seed in range(400):
+        r = rng.integers(0, 3, size=rng.integers(2, 6)).astype(float)
+        r[rng.random(r.size) < 0.2] = np.nan
+        if np.count_nonzero(~np.isnan(r)) < 2:
+            continue
+        for pairing in ("extremes", "best_vs_random"):
+            want = PAIRINGS.get(pairing)(r, Eager(seed))
+            assert pick_pair(r, pairing, key=seed) == want, (r, pairing, seed)
