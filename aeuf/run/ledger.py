@@ -207,9 +207,12 @@ class Ledger:
                 "same command (nothing answered is asked again)")
 
     def judge(self, oracle: Oracle, tasks: Sequence[JudgeTask], *, chunk: int,
-              progress: bool = True) -> list[Judgement]:
-        """Plan, send what is missing, and resolve every task from the log."""
+              progress: bool = True, planned: list[str] | None = None) -> list[Judgement]:
+        """Plan, send what is missing, and resolve every task from the log. planned: a list
+        the requests' keys are appended to (what the round asked for)."""
         requests = [r for t in tasks for r in oracle.plan(t)]
+        if planned is not None:
+            planned.extend(r.key for r in requests)
         self.ask(oracle, requests, chunk=chunk, progress=progress)
         return [oracle.resolve(t, self.answers) for t in tasks]
 

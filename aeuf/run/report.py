@@ -47,8 +47,7 @@ class AskedKeys:
         self.ledger, self.keys = ledger, []
 
     def judge(self, oracle, tasks, **options):
-        self.keys += [r.key for t in tasks for r in oracle.plan(t)]
-        return self.ledger.judge(oracle, tasks, **options)
+        return self.ledger.judge(oracle, tasks, planned=self.keys, **options)
 
 
 def cost_per_round(round_keys: list[set[str]], answers: list[JudgeAnswer]) -> list[float]:
