@@ -125,6 +125,10 @@ class HeadConfig:
     linear_columns: tuple[int, ...] = opt((), "ensemble+linear: feature columns of the linear "
                                               "part (default: those of the stats and model "
                                               "parts, found from --features)")
+    precision: bool = opt(True, "ensemble: build the belief's precision of the last layer (a "
+                                "pass over every label) at each fit; a run turns it off when "
+                                "no rule of it reads the precision (the design rules do)",
+                          cli=False)
 
     def __post_init__(self):
         at_least(self, 1, "members", "epochs", "batch_size", "newton_steps", "max_dim",

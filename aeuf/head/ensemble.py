@@ -217,6 +217,8 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
                           jnp.int32(total), jnp.int32(steps), batch=batch,
                           loss=loss_for(dim, offset is not None),
                           group=group or member_group(cfg, dim, batch))
+        if not cfg.precision:  # no rule reads it: the prior stands in (HeadConfig.precision)
+            return EnsembleState(params, state.anchor, last_prior(dim))
         block = design_block(batch, batch * padded)
         return EnsembleState(params, state.anchor, design_fn(
             params, flat[:, :dim], pairs, jnp.int32(-(-m // block)), last_prior(dim), block=block))

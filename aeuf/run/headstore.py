@@ -21,19 +21,22 @@ from aeuf.run.round.types import Context, State
 def fit(ctx: Context, rd: io.RunDir, state: State, t: int, ledger: Ledger,
          saved: tuple[list, dict] | None) -> State:
     """The head after round t: none while replaying rounds before the saved head's round,
-    the saved head when it was fit on exactly these comparisons, else a refit (saved)."""
+    the saved head when it was fit on exactly these comparisons (and built the precision
+    when this run's rules read it: HeadConfig.precision), else a refit (saved)."""
     if state.comps.size == 0:
         return state
     digest = records.comps_digest(state.comps)
     if saved is not None and t < saved[1]["round"]:
         return state  # a replayed round; the saved head of a later round is restored
-    if saved is not None and t == saved[1]["round"] and saved[1]["comparisons"] == digest:
+    if saved is not None and t == saved[1]["round"] and saved[1]["comparisons"] == digest \
+            and (saved[1].get("precision", True) or not ctx.cfg.head.precision):
         return engine.restore(ctx, state, _unflatten(ctx, saved[0]), t)
     if ledger.exhausted:  # a partial round: its head would be refit on a rerun anyway
         return state
     state = engine.refit(ctx, state, t)
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state.head_state)]
-    rd.save_head(leaves, {"round": t, "comparisons": digest, "M": state.comps.size})
+    rd.save_head(leaves, {"round": t, "comparisons": digest, "M": state.comps.size,
+                          "precision": ctx.cfg.head.precision})
     return state
 
 

@@ -367,3 +367,16 @@ def test_training_members_in_groups_gives_the_result_of_all_at_once(trained):
         np.testing.assert_allclose(alone.precision, together.precision, rtol=1e-3, atol=1e-2)
     with pytest.raises(ConfigError, match="divide"):
         make_ensemble(CFG, group=3)
+
+
+def test_without_precision_a_fit_skips_the_design_pass_and_trains_the_same(trained):
+    """HeadConfig.precision False (a run whose rules read no precision): the same members, and
+    the prior stands for the precision (no pass over the labels)."""
+    x, _, comps, s0, state = trained
+    lean = make_head(dataclasses.replace(CFG, precision=False))
+    got = lean.fit(s0, x, comps, key=jax.random.key(1))
+    for a, b in zip(leaves(got.params), leaves(state.params)):
+        np.testing.assert_array_equal(a, b)
+    prior = 2.0 * CFG.anchor * CFG.hidden[-1] * np.eye(CFG.hidden[-1])
+    np.testing.assert_allclose(got.precision, prior)
+    assert not np.allclose(state.precision, prior)  # the full fit did add the labels

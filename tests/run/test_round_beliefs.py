@@ -77,3 +77,50 @@ def test_the_design_rules_and_a_learnt_tie_step_score_every_prompt(rule, acquire
     state = engine.initial_state(P)._replace(acquired=np.arange(P) < 15)
     assert beliefs.rows_needed(ctx, state, 0) is None
     assert beliefs.rows_needed(ctx, state, 3).size == 0
+
+
+@pytest.mark.parametrize("rule, wanted", [("dts", False), ("deltaucb", False),
+                                          ("doptimal_past", True)])
+def test_the_design_pass_runs_only_for_a_rule_that_reads_the_precision(rule, wanted):
+    """make_context turns the ensemble's design pass (Belief.precision) off unless a rule of
+    the run reads it; a rule that does gets the labels' design, not the prior."""
+    bench = BenchConfig(regime="once", head=HEAD, loop=LoopConfig(batch_size=15),
+                        acquire=AcquireConfig())
+    cfg = run_config(bench, rule, "ensemble", 0, "deterministic")
+    pool, x = linear_pool()
+    ctx = engine.make_context(cfg, x, x.mean(1))
+    assert ctx.cfg.head.precision is wanted
+    judge, state = replay_judge(cfg.oracle), engine.initial_state(P)
+    state, _, _ = engine.play(ctx, pool, state, 0, 15, judge, "replay")
+    state = engine.refit(ctx, state, 0)
+    prior = 2.0 * HEAD.anchor * HEAD.hidden[-1] * np.eye(HEAD.hidden[-1])
+    assert np.allclose(state.head_state.precision, prior) is not wanted
+
+
+def test_a_saved_head_without_precision_is_refit_for_a_rule_that_reads_it(tmp_path):
+    """headstore: a head saved by a run that skipped the design pass is not restored where a
+    rule reads the precision (it is refit, with the labels' design)."""
+    from types import SimpleNamespace
+
+    import jax
+
+    from aeuf import io
+    from aeuf.run import headstore, records
+
+    bench = BenchConfig(regime="once", head=HEAD, loop=LoopConfig(batch_size=15),
+                        acquire=AcquireConfig())
+    cfg = run_config(bench, "doptimal_past", "ensemble", 0, "deterministic")
+    pool, x = linear_pool()
+    ctx = engine.make_context(cfg, x, x.mean(1))
+    state, _, _ = engine.play(ctx, pool, engine.initial_state(P), 0, 15,
+                              replay_judge(cfg.oracle), "replay")
+    lean = engine.refit(ctx._replace(head=ctx.head._replace(fit=lambda s, f, c, key: s)),
+                        state, 0).head_state  # the init's state: the prior precision
+    leaves = [np.asarray(v) for v in jax.tree_util.tree_leaves(lean)]
+    meta = {"round": 0, "comparisons": records.comps_digest(state.comps)}
+    rd, ledger = io.RunDir(tmp_path), SimpleNamespace(exhausted=False)
+    prior = np.asarray(lean.precision)
+    kept = headstore.fit(ctx, rd, state, 0, ledger, (leaves, {**meta, "precision": True}))
+    np.testing.assert_array_equal(kept.head_state.precision, prior)  # restored as saved
+    refit = headstore.fit(ctx, rd, state, 0, ledger, (leaves, {**meta, "precision": False}))
+    assert not np.allclose(refit.head_state.precision, prior)

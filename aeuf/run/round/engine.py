@@ -89,8 +89,10 @@ def make_context(cfg: RunConfig, features, prompt_features, *, graph=None,
     None: in this process); widths: part name -> width as the features were built (None:
     read off --features and D, aeuf.run.round.layout)."""
     rules = validate(cfg, features.shape[1])
-    cfg = replace(cfg, head=layout.head_config(cfg.head, cfg.features, features.shape[-1],
-                                               widths))
+    head = layout.head_config(cfg.head, cfg.features, features.shape[-1], widths)
+    # the design pass of every fit only when a rule reads its precision (the design rules)
+    cfg = replace(cfg, head=replace(head, precision=head.precision and any(
+        r.needs_embed for r in rules.values())))
     usable = None if usable is None or np.all(usable) else np.asarray(usable, bool)
     kept = isinstance(features, np.ndarray) and features.dtype in (np.float16, np.float32)
     return Context(cfg, features if kept else np.asarray(features, np.float32),
