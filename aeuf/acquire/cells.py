@@ -73,7 +73,9 @@ def nearest_centre(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     chunk = max(1, BUDGET // centres.shape[0])
     out = np.empty(x.shape[0], np.int64)
     for lo in range(0, x.shape[0], chunk):
-        out[lo:lo + chunk] = np.argmin(half[None, :] - x[lo:lo + chunk] @ centres.T, axis=1)
+        block = x[lo:lo + chunk] @ centres.T
+        np.subtract(half, block, out=block)  # in place: no second [chunk, m] array
+        out[lo:lo + chunk] = np.argmin(block, axis=1)
     return out
 
 
