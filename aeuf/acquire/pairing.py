@@ -36,6 +36,8 @@ class Draws:
 
 
 PAIRINGS: Registry[Callable[[np.ndarray, Draws], tuple[int, int]]] = Registry("pairing")
+# Every pairing exports the better of two slots rated differently as chosen, the other as
+# rejected: pick_pair answers that case (most prompts of a run that shows two) without one.
 
 
 def _best(r: np.ndarray, rated: np.ndarray, rng: Draws) -> int:
@@ -72,6 +74,8 @@ def pick_pair(ratings: Any, pairing: str, *, key: Any) -> tuple[int, int]:
     """
     how = PAIRINGS.get(pairing)
     r = np.asarray(ratings, np.float64).ravel()
+    if r.size == 2 and (r[0] > r[1] or r[0] < r[1]):  # both rated, not equal (PAIRINGS)
+        return (0, 1) if r[0] > r[1] else (1, 0)
     if np.count_nonzero(~np.isnan(r)) < 2:
         raise AeufError(
             f"cannot form a pair: only {np.count_nonzero(~np.isnan(r))} of {r.size} shown "

@@ -56,8 +56,10 @@ def test_unknown_pairing_is_a_config_error():
 
 
 def test_the_lazy_generator_draws_what_a_seeded_generator_draws():
-    """pick_pair seeds a Generator only when a draw has several candidates; the pairs are
-    those of a Generator seeded up front, ties at the top, at the bottom and everywhere."""
+    """pick_pair seeds a Generator only when a draw has several candidates, and answers two
+    slots rated differently itself (best over worst); the pairs are those of every
+    registered pairing with a Generator seeded up front, ties at the top, at the bottom
+    and everywhere."""
     from aeuf.acquire.base import numpy_rng
     from aeuf.acquire.pairing import PAIRINGS
 
@@ -74,6 +76,6 @@ def test_the_lazy_generator_draws_what_a_seeded_generator_draws():
         r[rng.random(r.size) < 0.2] = np.nan
         if np.count_nonzero(~np.isnan(r)) < 2:
             continue
-        for pairing in ("extremes", "best_vs_random"):
+        for pairing in PAIRINGS.names():
             want = PAIRINGS.get(pairing)(r, Eager(seed))
             assert pick_pair(r, pairing, key=seed) == want, (r, pairing, seed)
