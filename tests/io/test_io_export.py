@@ -197,3 +197,31 @@ def huggingface_hub_card(text: str):
     from huggingface_hub import DatasetCard
 
     return DatasetCard(text)
+
+
+def test_the_json_lines_are_what_each_row_made_plain_gives():
+    """json_records, a column at a time, gives the JSON of _jsonable(to_dict row) for every
+    kind of column: float32/float64 with NaN and inf, ints, bools, nullable ints, strings,
+    None, lists holding NaN and numpy scalars, timestamps."""
+    import json
+
+    from aeuf.io.export import _jsonable, json_records
+
+    rng = np.random.default_rng(0)
+    n = 50
+    f64 = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, n)
+    f64[[1, 5, 9]] = [np.nan, np.inf, -np.inf]
+    f32 = f64.astype(np.float32)
+    df = pd.DataFrame({
+        "f64": f64, "f32": f32, "i": rng.integers(-5, 5, n), "u8": np.arange(n, dtype=np.uint8),
+        "b": rng.random(n) < 0.5,
+        "ni": pd.array([None if i % 7 == 0 else i for i in range(n)], dtype="Int64"),
+        "s": [None if i % 5 == 0 else f"r\u00e9ponse {i} \U0001F600" for i in range(n)],
+        "lst": [[float("nan"), np.float32(i), np.int64(i)] for i in range(n)],
+        "t": pd.Timestamp("2026-12-07") + pd.to_timedelta(np.arange(n), "s"),
+        "o": [np.float64(np.nan) if i % 3 == 0 else np.int32(i) for i in range(n)],
+    })
+    want = [json.dumps(_jsonable(r), ensure_ascii=False) for r in df.to_dict("records")]
+    got = [json.dumps(r, ensure_ascii=False) for r in json_records(df)]
+    assert got == want
+    assert "NaN" not in "".join(got) and "Infinity" not in "".join(got)
