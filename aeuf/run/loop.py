@@ -173,32 +173,35 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
         votes = cfg.oracle.web.votes_per_pair if oracle.caps.votes else 1  # vote slots
         tally.update(ledger=ledger, name=oracle.name,
                      planned=sum(sizes) * k * (k - 1) // 2 * votes)
-    bar = progress and not oracle.caps.interactive  # a person at the terminal owns it
-    for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
-        rec = rd.round_record(t)
-        size = min(size, left)
-        if rec is None and (ledger.exhausted or size <= 0):
-            break
-        with watch("choose"):
-            plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
-            if rec is None:
-                rd.save_round(t, records.plan_record(plan, pool, state.belief))
-        with watch("judge"):
-            state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name,
-                                               plan=plan)
-        labelled += outcome.labelled
-        left -= len(plan.prompts)
-        rows.append({**records.progress_row(plan, outcome), "keys": set(asked.keys),
-                     "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
-        asked.keys.clear()
-        with watch("fit"):
-            state = headstore.fit(ctx, rd, state, t, ledger, saved)
-        io.atomic_write_json(rd.path / "timings.json", watch.record)  # so far: a long run shows it
-        if engine.should_stop(ctx, outcome):  # --stop_when_agreement
-            why = _stop_reason(cfg, outcome, t, sizes)
-            break
-    with watch("export"):
-        summary = export.export(cfg, rd, pool, ledger, oracle, state, labelled, rows, why)
+    with headstore.Saver(rd) as saver:  # the last fit runs on while the run exports
+        bar = progress and not oracle.caps.interactive  # a person at the terminal owns it
+        for t, size in enumerate(tqdm(sizes, desc="rounds", unit="round", disable=not bar)):
+            rec = rd.round_record(t)
+            size = min(size, left)
+            if rec is None and (ledger.exhausted or size <= 0):
+                break
+            with watch("choose"):
+                plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
+                if rec is None:
+                    rd.save_round(t, records.plan_record(plan, pool, state.belief))
+            with watch("judge"):
+                state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name,
+                                                   plan=plan)
+            labelled += outcome.labelled
+            left -= len(plan.prompts)
+            rows.append({**records.progress_row(plan, outcome), "keys": set(asked.keys),
+                         "prompt_ids": {str(pool.prompt_ids[p]) for p in plan.prompts}})
+            asked.keys.clear()
+            with watch("fit"):
+                state = headstore.fit(ctx, rd, state, t, ledger, saved, saver)
+            io.atomic_write_json(rd.path / "timings.json", watch.record)  # so far: a long run shows it
+            if engine.should_stop(ctx, outcome):  # --stop_when_agreement
+                why = _stop_reason(cfg, outcome, t, sizes)
+                break
+        with watch("export"):
+            summary = export.export(cfg, rd, pool, ledger, oracle, state, labelled, rows, why)
+        with watch("fit"):  # what is left of the last fit once the export is written
+            saver.wait()
     io.atomic_write_json(rd.path / "timings.json", watch.record)
     return summary._replace(files={**summary.files, "timings": rd.path / "timings.json"})
 

@@ -39,6 +39,8 @@ def play_all(rule, head, loop, monkeypatch=None, **acquire):
         rows = needed(ctx, state, t)
         state = engine.refit(ctx, state, t)
         scored.append(P if rows is None else rows.size)
+        if monkeypatch is None and rows is not None and rows.size == 0:  # no later round:
+            assert state.belief is None and state.head_state is not None  # nothing waits
         if monkeypatch is None and rows is not None and rows.size:  # = the whole pool's belief
             whole = ctx.head.belief(state.head_state, x, key=ctx.keys.round(t, Purpose.BELIEF),
                                     num_samples=HEAD.members, embed=False)
@@ -124,3 +126,31 @@ def test_a_saved_head_without_precision_is_refit_for_a_rule_that_reads_it(tmp_pa
     np.testing.assert_array_equal(kept.head_state.precision, prior)  # restored as saved
     refit = headstore.fit(ctx, rd, state, 0, ledger, (leaves, {**meta, "precision": False}))
     assert not np.allclose(refit.head_state.precision, prior)
+
+
+def test_the_saver_writes_the_head_in_a_thread_and_hands_its_error_to_the_caller(tmp_path):
+    """headstore.Saver: the head is on disk once wait() returns (as the synchronous save
+    writes it); a failed save raises in the caller, at wait() or when the with block ends,
+    and never hides the error the block itself raised."""
+    import jax
+
+    from aeuf import io
+    from aeuf.run import headstore
+
+    head = engine.make_head(HEAD)
+    state = head.init(D, key=jax.random.key(0))
+    rd = io.RunDir(tmp_path / "run")
+    with headstore.Saver(rd) as saver:
+        saver.save(state, {"round": 2, "comparisons": "x"})
+    leaves, meta = rd.load_head()
+    assert meta["round"] == 2
+    for got, want in zip(leaves, jax.tree_util.tree_leaves(state), strict=True):
+        np.testing.assert_array_equal(got, np.asarray(want))
+    broken = io.RunDir(tmp_path / "broken")
+    broken.path.mkdir(parents=True)
+    (broken.path / "head").write_text("a file where the folder goes")
+    with pytest.raises(OSError), headstore.Saver(broken) as saver:
+        saver.save(state, {"round": 0, "comparisons": "x"})
+    with pytest.raises(KeyError), headstore.Saver(broken) as saver:
+        saver.save(state, {"round": 0, "comparisons": "x"})
+        raise KeyError("the run's own error")

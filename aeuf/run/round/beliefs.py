@@ -4,7 +4,8 @@ A rule reads the belief of every prompt, but a prompt the next round cannot pick
 nothing it does (its choice is never taken, and BAL-PM never ranks it), so after round t the
 head scores only:
 
-- no prompt when round t was the run's last (sizes_of(ctx) has no round t + 1);
+- no prompt when round t was the run's last (sizes_of(ctx) has no round t + 1): the belief is
+  None, so nothing waits for the fit, which runs on while the run exports;
 - every prompt in a later pass (every prompt is open again), for a rule that reads the
   belief's embedding (the design rules' greedy runs over every prompt) and when the
   rating step is read off the labelled prompts' beliefs (--tie_margin without
@@ -51,10 +52,12 @@ def round_sizes(ctx: Context) -> list[int]:
 
 
 def belief_on(ctx: Context, head_state, rows: Int[np.ndarray, " n"] | None, *, key,
-              embed: bool) -> Belief:
+              embed: bool) -> Belief | None:
     """The head's belief over all P prompts, scored only on `rows` (None: all), in blocks of
-    PROMPT_BLOCK prompts; the other rows are zero."""
+    PROMPT_BLOCK prompts; the other rows are zero. No rows: None (no later round reads it)."""
     num = ctx.cfg.head.members
+    if rows is not None and rows.size == 0:
+        return None
     if rows is None:
         return ctx.head.belief(head_state, ctx.features, key=key, num_samples=num, embed=embed)
     P, R = ctx.features.shape[:2]
@@ -65,9 +68,6 @@ def belief_on(ctx: Context, head_state, rows: Int[np.ndarray, " n"] | None, *, k
                             embed=embed)
         out = empty_belief(b, P, R) if out is None else out
         scatter(out, b, part)
-    if out is None:  # nothing to score: the shapes of one prompt's belief
-        b = ctx.head.belief(head_state, ctx.features[:1], key=key, num_samples=num, embed=embed)
-        out = empty_belief(b, P, R)
     return out
 
 

@@ -10,6 +10,8 @@ A run is a list of rounds. Round t:
                                                  replay oracle's pure path in the benchmark)
     absorb(ctx, state, plan, judgements) -> (State, Outcome)   comparisons and labelled rows
     refit(ctx, state, t)            -> State     the head refit (warm-started) and its belief
+                                                 (none after the last round: JAX computes the
+                                                 fit while the caller goes on)
 
 A budget above the number of prompts takes several passes over the pool (aeuf.run.round.passes):
 once every prompt is labelled a new pass starts, and a later pass never shows the oracle a

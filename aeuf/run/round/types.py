@@ -159,9 +159,10 @@ class Checks(NamedTuple):
 
 class State(NamedTuple):
     """Between rounds: the comparisons so far, the head (None before the first fit), its
-    belief, which prompts were labelled in the current pass, after how many rounds the head
-    was fit, how many passes over the pool were completed; checks: what the run has learned
-    about its other labellers (the head, a cheap judge)."""
+    belief (None before the first fit and after the last round: no round reads it), which
+    prompts were labelled in the current pass, after how many rounds the head was fit, how
+    many passes over the pool were completed; checks: what the run has learned about its
+    other labellers (the head, a cheap judge)."""
 
     comps: Comparisons
     head_state: Any
