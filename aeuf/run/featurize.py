@@ -94,16 +94,23 @@ def cache_root(cfg: FeatureConfig, cache: Path | None = None) -> Path:
     return Path(cache) if cache is not None else io.feature_cache_dir(cfg.cache)
 
 
-def check_precomputed(pool: ResponsePool, cfg: FeatureConfig) -> None:
+def check_precomputed(pool: ResponsePool, cfg: FeatureConfig) -> np.ndarray | None:
     """InputError when the 'file' part's features lack an id of the pool: called before a
-    run writes anything, so a refused run leaves no config.json or responses.parquet."""
-    if "file" in embed.parse_parts(cfg.features):
-        precomputed_block(pool, cfg)
+    run writes anything, so a refused run leaves no config.json or responses.parquet.
+
+    Returns the checked block when it is the file's own memory map (its ids in the pool's
+    order), for build_features(file_block=) to use without reading and checking the file
+    again; else None (a gathered block would be held in memory until then)."""
+    if "file" not in embed.parse_parts(cfg.features):
+        return None
+    block = precomputed_block(pool, cfg)
+    return block if isinstance(block, np.memmap) else None
 
 
 def build_features(
     pool: ResponsePool, cfg: FeatureConfig, cache: Path | None = None, *,
     progress: bool = True, fit_prompts: np.ndarray | None = None, spill: Path | None = None,
+    file_block: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FeatureInfo]:
     """Composed, standardised features: pool [P, R] -> ([P, R, D], FeatureInfo), float32 or
     float16 (FeatureConfig.dtype). cache: the feature cache folder (default: cache_root).
@@ -111,7 +118,8 @@ def build_features(
     fit_prompts: prompt indices whose responses set the standardisation (default: all), so
     held-out prompts are scaled like the pool a run would see. spill: a folder (the run's)
     where features of SPILL_FROM bytes or more are held in a mapped scratch file
-    (io.scratch_array: page cache, not memory the process owns) instead of in RAM."""
+    (io.scratch_array: page cache, not memory the process owns) instead of in RAM.
+    file_block: the 'file' part as check_precomputed returned it for this pool (None: read)."""
     if not progress:
         silence_progress_bars()  # "Loading weights" bars of the encoders too
     P, R = pool.shape
@@ -120,7 +128,7 @@ def build_features(
     for name in embed.parse_parts(cfg.features):
         part = embed.PARTS.get(name)
         if name == "file":
-            block = precomputed_block(pool, cfg)
+            block = precomputed_block(pool, cfg) if file_block is None else file_block
         elif part.encode is not None:
             if part.texts is None and texts is None:
                 texts = embed.pool_texts(pool)

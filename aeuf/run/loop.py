@@ -77,7 +77,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
     engine.validate(cfg, pool.shape[1])
     cluster.check(cfg)
     _check_oracle(cfg, pool)
-    featurize.check_precomputed(pool, cfg.features)
+    checked = featurize.check_precomputed(pool, cfg.features)  # read once: passed on below
     if cfg.spend.dry_run:  # the cost plan (issue 12): nothing is sent, nothing is written
         print(costplan.render(costplan.plan(cfg, pool, unanswered=len(earlier_unanswered(out)))))
         return RunSummary(out, pool.shape[0], 0, 0, 0, 0, 0, 0, 0, len(pool.skipped), 0.0, {},
@@ -95,7 +95,7 @@ def run(cfg: RunConfig, *, progress: bool = True) -> RunSummary:
                 rd.check_config({**to_dict(cfg), "input_digest": io.pool_digest(pool),
                                  "oracle_used": oracle.name})
                 rd.store_pool(pool)
-            return _run_rounds(cfg, rd, pool, oracle, progress, cheap, watch, tally)
+            return _run_rounds(cfg, rd, pool, oracle, progress, cheap, watch, tally, checked)
     finally:
         oracle.close()
         if cheap is not None:
@@ -142,11 +142,14 @@ def read_input(cfg: RunConfig, out: Path) -> ResponsePool:
 
 def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracle,
                 progress: bool, cheap: Oracle | None = None,
-                watch: Stopwatch | None = None, tally: dict | None = None) -> RunSummary:
+                watch: Stopwatch | None = None, tally: dict | None = None,
+                file_block: np.ndarray | None = None) -> RunSummary:
+    """The rounds and the export. file_block: the 'file' features as check_precomputed
+    returned them for this pool (the stored pool has the same response ids: same digest)."""
     watch = watch or Stopwatch()
     with watch("features"):
         features, info = featurize.build_features(pool, cfg.features, progress=progress,
-                                                  spill=rd.path)
+                                                  spill=rd.path, file_block=file_block)
         pfeat = featurize.prompt_features(pool, features, cfg.features, progress=progress,
                                           spill=rd.path)
     usable = np.isfinite(pool.gold) if oracle.caps.uses_gold and pool.gold is not None else None
