@@ -17,21 +17,32 @@ from aeuf.types import Comparisons, ResponsePool, turns_of
 
 
 def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
-    """The JSON record of round t's plan (NaN written as null)."""
+    """The JSON record of round t's plan (NaN written as null, here: the writer need not walk
+    the record for them)."""
+    prompts = np.asarray(plan.prompts, np.int64)
+    slots = np.asarray(plan.slots, np.int64).reshape(len(prompts), -1)
     rec = {
         "round": plan.t, "rule": plan.rule,
-        "prompts": plan.prompts.tolist(),
-        "prompt_ids": [str(pool.prompt_ids[p]) for p in plan.prompts],
-        "slots": plan.slots.tolist(),
-        "response_ids": [[str(x) for x in pool.response_ids[p, s]]
-                         for p, s in zip(plan.prompts, plan.slots)],
-        "acquisition_score": plan.score.tolist(),
-        "uncertainty": plan.uncertainty.tolist(),
+        "prompts": prompts.tolist(),
+        "prompt_ids": [str(x) for x in np.asarray(pool.prompt_ids, object)[prompts].tolist()],
+        "slots": slots.tolist(),
+        "response_ids": [[str(x) for x in row] for row in
+                         np.asarray(pool.response_ids, object)[prompts[:, None], slots].tolist()],
+        "acquisition_score": json_floats(plan.score),
+        "uncertainty": json_floats(plan.uncertainty),
     }
     if plan.mean is not None:
-        rec["mean"] = plan.mean.tolist()
-        rec["std"] = np.asarray(belief.std, np.float32)[plan.prompts].tolist()
+        rec["mean"] = json_floats(plan.mean)
+        rec["std"] = json_floats(np.asarray(belief.std, np.float32)[prompts])
     return rec | routes.extras(plan)
+
+
+def json_floats(a) -> list:
+    """A float array as (nested) lists of Python floats, NaN and infinities as None."""
+    a = np.asarray(a)
+    out = a.astype(object)  # Python floats of the same values
+    out[~np.isfinite(a)] = None
+    return out.tolist()
 
 
 def plan_from(rec: dict) -> Plan:

@@ -112,3 +112,23 @@ def test_the_batch_oracle_is_handed_its_store_by_the_run_layer():
                                                           model="m", api_key_env="NO_SUCH_KEY"))
     with pytest.raises(ConfigError, match="run directory"):
         oracle_stage.make_oracle(cfg, has_gold=False)
+
+
+def test_a_round_record_holds_no_nan_for_the_writer_to_walk_and_reads_back_exactly():
+    """plan_record writes NaN as null itself (so strict_json's plain json.dumps takes it
+    at once); plan_from reads the same plan back, NaN included, and the ids by position."""
+    import json
+
+    plan = _plan()._replace(routing=Routing(), mean=np.array(
+        [[0.5, np.nan], [np.inf, -1.0], [0.25, 0.125]], np.float32))
+    belief = type("B", (), {"std": np.full((3, 2), np.nan, np.float32)})()
+    rec = records.plan_record(plan, _pool(), belief)
+    text = json.dumps(rec, allow_nan=False)  # raises on a NaN left in the record
+    assert rec["uncertainty"] == [np.float32(0.1).item(), None, np.float32(0.3).item()]
+    assert rec["std"] == [[None, None]] * 3 and rec["mean"][1] == [None, -1.0]
+    assert rec["prompt_ids"] == ["p2", "p0", "p1"]
+    assert rec["response_ids"] == [["p2:0", "p2:1"], ["p0:1", "p0:0"], ["p1:0", "p1:1"]]
+    back = records.plan_from(json.loads(text))
+    for name in ("prompts", "slots", "score", "uncertainty"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(plan, name))
+    np.testing.assert_array_equal(back.mean[[0, 2]], plan.mean[[0, 2]])
