@@ -265,12 +265,16 @@ def _get(d: Any, dotted: str) -> Any:
     return d
 
 
+DIGEST_CHUNK = 65_536  # values per update of the pool digest
+
+
 def pool_digest(pool: ResponsePool) -> str:
     """sha256 over everything of a pool that selection and judging depend on."""
     h = hashlib.sha256()
     for name in ("prompt_ids", "prompts", "responses", "models", "response_ids"):
-        for value in np.asarray(getattr(pool, name), dtype=object).reshape(-1):
-            h.update(f"{value!s}\x1f".encode())
+        values = np.asarray(getattr(pool, name), dtype=object).reshape(-1).tolist()
+        for lo in range(0, len(values), DIGEST_CHUNK):  # the same bytes, fed in chunks
+            h.update("".join(f"{v!s}\x1f" for v in values[lo:lo + DIGEST_CHUNK]).encode())
         h.update(b"\x1e")
     if pool.gold is not None:
         h.update(np.ascontiguousarray(pool.gold, np.float64).tobytes())

@@ -170,3 +170,34 @@ def test_responses_without_gold_are_never_shown_to_the_replay_oracle(tmp_path, c
     assert f"{len(df) - 1} of {len(df)} prompts labelled" in capsys.readouterr().err
     log = [json.loads(x) for x in (out / "judgements.jsonl").read_text().splitlines()]
     assert log and all(x["value"] is not None for x in log)
+
+
+def test_the_pool_digest_hashes_every_value_in_order_whatever_the_chunks(monkeypatch):
+    """pool_digest feeds sha256 in chunks: the digest of value by value (what a run stored
+    before) whatever the chunk, and any swap of two responses changes it."""
+    import dataclasses
+    import hashlib
+
+    import numpy as np
+
+    from aeuf.io import rundir
+    from aeuf.types import ResponsePool
+
+    P, k = 7, 3
+    ids = np.array([f"p{i}" for i in range(P)], object)
+    texts = np.array([[f"r\u00e9ponse {i}.{j} \U0001F600" for j in range(k)] for i in range(P)],
+                     object)
+    models = np.array([[None if j == 1 else f"m{j}" for j in range(k)] for _ in range(P)], object)
+    rids = np.array([[f"p{i}:{j}" for j in range(k)] for i in range(P)], object)
+    pool = ResponsePool(ids, ids.copy(), texts, models, rids)
+    h = hashlib.sha256()
+    for name in ("prompt_ids", "prompts", "responses", "models", "response_ids"):
+        for value in np.asarray(getattr(pool, name), dtype=object).reshape(-1):
+            h.update(f"{value!s}\x1f".encode())
+        h.update(b"\x1e")
+    for chunk in (1, 4, 1000):
+        monkeypatch.setattr(rundir, "DIGEST_CHUNK", chunk)
+        assert rundir.pool_digest(pool) == h.hexdigest()
+    swapped = texts.copy()
+    swapped[2, [0, 1]] = swapped[2, [1, 0]]
+    assert rundir.pool_digest(dataclasses.replace(pool, responses=swapped)) != h.hexdigest()
