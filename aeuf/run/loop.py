@@ -203,7 +203,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 break
         with watch("export"):
             summary = export.export(cfg, rd, pool, ledger, oracle, state, labelled, rows, why)
-        with watch("fit"):  # what is left of the last fit once the export is written
+        with watch("last fit, after export"):  # what is left of it once the export is written
             saver.wait()
     io.atomic_write_json(rd.path / "timings.json", watch.record)
     return summary._replace(files={**summary.files, "timings": rd.path / "timings.json"})
