@@ -162,8 +162,8 @@ class RunDir:
         return _read_json(path) if path.is_file() else None
 
     def save_round(self, t: int, record: dict) -> None:
-        """rounds/<t>.json, compact: an indented record of 10^5 prompts took Python's slow
-        encoder 1.3 s, this 0.05 s (json reads both)."""
+        """rounds/<t>.json, compact: Python's indenting encoder took 1.9 s for a record of
+        33k prompts, compact JSON 0.6 s (json reads both)."""
         atomic_write_text(self.path / "rounds" / f"{t}.json", strict_json(record) + "\n")
 
     # --- head ------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class Saver:
         self.rd, self._thread, self._error = rd, None, None
 
     def save(self, head_state, meta: dict) -> None:
+        """Start writing `head_state` with `meta` (after the save before it is done)."""
         self.wait()
 
         def write() -> None:
@@ -48,14 +49,18 @@ class Saver:
         return self
 
     def __exit__(self, kind, *_) -> None:
-        """Waits for the last save; raises its error only when nothing else is raised."""
+        """Waits for the last save; raises its error when nothing else is raised, else
+        notes it on stderr (the run's own error is the one raised)."""
         try:
             self.wait()
-        except BaseException:
+        except Exception as err:
             if kind is None:
                 raise
+            print(f"aeuf: the head was not saved ({type(err).__name__}: {err}); a rerun "
+                  "refits it", file=sys.stderr)
 
     def wait(self) -> None:
+        """Return once the last save is on disk; raise what it raised."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None

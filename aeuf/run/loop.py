@@ -183,8 +183,10 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
             size = min(size, left)
             if rec is None and (ledger.exhausted or size <= 0):
                 break
+            saver.wait()  # a failed save of the last head stops the run before it asks more
             with watch("choose"):
-                plan = records.plan_from(rec) if rec is not None else engine.choose(ctx, state, t, size)
+                plan = records.plan_from(rec) if rec is not None else \
+                    engine.choose(ctx, state, t, size)
                 if rec is None:
                     rd.save_round(t, records.plan_record(plan, pool, state.belief))
             with watch("judge"):
@@ -197,7 +199,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
             asked.keys.clear()
             with watch("fit"):
                 state = headstore.fit(ctx, rd, state, t, ledger, saved, saver)
-            io.atomic_write_json(rd.path / "timings.json", watch.record)  # so far: a long run shows it
+            io.atomic_write_json(rd.path / "timings.json", watch.record)  # a long run shows it
             if engine.should_stop(ctx, outcome):  # --stop_when_agreement
                 why = _stop_reason(cfg, outcome, t, sizes)
                 break

@@ -20,7 +20,7 @@ def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
     """The JSON record of round t's plan (NaN written as null, here: the writer need not walk
     the record for them)."""
     prompts = np.asarray(plan.prompts, np.int64)
-    slots = np.asarray(plan.slots, np.int64).reshape(len(prompts), -1)
+    slots = rows_of(plan.slots, len(prompts))
     rec = {
         "round": plan.t, "rule": plan.rule,
         "prompts": prompts.tolist(),
@@ -35,6 +35,12 @@ def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
         rec["mean"] = json_floats(plan.mean)
         rec["std"] = json_floats(np.asarray(belief.std, np.float32)[prompts])
     return rec | routes.extras(plan)
+
+
+def rows_of(slots, n: int) -> np.ndarray:
+    """Shown slots as int64 [n, k] (an empty plan, n = 0, as [0, 0])."""
+    slots = np.asarray(slots, np.int64)
+    return slots.reshape(n, -1) if n else np.zeros((0, 0), np.int64)
 
 
 def json_floats(a) -> list:
@@ -52,7 +58,7 @@ def plan_from(rec: dict) -> Plan:
 
     mean = rec.get("mean")
     return Plan(int(rec["round"]), str(rec["rule"]), np.asarray(rec["prompts"], np.int64),
-                np.asarray(rec["slots"], np.int64).reshape(len(rec["prompts"]), -1),
+                rows_of(rec["slots"], len(rec["prompts"])),
                 floats(rec["acquisition_score"]), floats(rec["uncertainty"]),
                 None if mean is None else np.asarray(mean, np.float32), routes.extras_from(rec))
 

@@ -128,7 +128,8 @@ def test_a_saved_head_without_precision_is_refit_for_a_rule_that_reads_it(tmp_pa
     assert not np.allclose(refit.head_state.precision, prior)
 
 
-def test_the_saver_writes_the_head_in_a_thread_and_hands_its_error_to_the_caller(tmp_path):
+def test_the_saver_writes_the_head_in_a_thread_and_hands_its_error_to_the_caller(tmp_path,
+                                                                               capsys):
     """headstore.Saver: the head is on disk once wait() returns (as the synchronous save
     writes it); a failed save raises in the caller, at wait() or when the with block ends,
     and never hides the error the block itself raised."""
@@ -154,3 +155,4 @@ def test_the_saver_writes_the_head_in_a_thread_and_hands_its_error_to_the_caller
     with pytest.raises(KeyError), headstore.Saver(broken) as saver:
         saver.save(state, {"round": 0, "comparisons": "x"})
         raise KeyError("the run's own error")
+    assert "the head was not saved" in capsys.readouterr().err  # noted, not raised

@@ -132,3 +132,16 @@ def test_a_round_record_holds_no_nan_for_the_writer_to_walk_and_reads_back_exact
     for name in ("prompts", "slots", "score", "uncertainty"):
         np.testing.assert_array_equal(getattr(back, name), getattr(plan, name))
     np.testing.assert_array_equal(back.mean[[0, 2]], plan.mean[[0, 2]])
+
+
+def test_an_empty_plan_is_recorded_and_read_back():
+    """A round that finds nothing left to show (a later pass with every pair judged) writes
+    an empty record, and a resume reads it back."""
+    import json
+
+    plan = Plan(3, "dts", np.zeros(0, np.int64), np.zeros((0, 2), np.int64),
+                np.zeros(0, np.float32), np.zeros(0, np.float32))
+    rec = json.loads(json.dumps(records.plan_record(plan, _pool(), None), allow_nan=False))
+    assert rec["prompts"] == [] and rec["slots"] == [] and rec["response_ids"] == []
+    back = records.plan_from(rec)
+    assert back.prompts.size == 0 and back.slots.shape[0] == 0 and back.t == 3
