@@ -12,6 +12,7 @@ from aeuf.io.atomic import (
     atomic_write_json,
     atomic_write_parquet,
     atomic_write_text,
+    json_floats,
     strict_json,
 )
 from aeuf.io.batch_store import BatchStore
@@ -34,6 +35,6 @@ __all__ = [
     "BatchStore", "FeatureStore", "feature_cache_dir", "GenLog", "IntentLog", "JsonlLog", "JudgementLog", "align_features", "atomic_write", "atomic_write_bytes",
     "atomic_write_json", "atomic_write_parquet", "read_judge_tasks", "atomic_write_text", "RunDir", "fixed_settings", "pool_digest",
     "load_pool", "read_pool", "read_precomputed_features", "write_precomputed_features", "read_prompts", "read_table",
-    "strict_json", "write_pool", "write_preferences", "remove_preferences", "hub_offline",
+    "json_floats", "strict_json", "write_pool", "write_preferences", "remove_preferences", "hub_offline",
     "TOKENS_FILE", "annotator_tokens", "scratch_array",
 ]

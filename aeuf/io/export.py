@@ -19,7 +19,7 @@ import pandas as pd
 
 from aeuf.config import ExportConfig
 from aeuf.errors import AeufError
-from aeuf.io.atomic import TMP_MARK, fsync_dir, replace_dir
+from aeuf.io.atomic import TMP_MARK, fsync_dir, json_floats, replace_dir
 from aeuf.io.tables import hub_offline, network_errors
 
 EXPORT_NAMES = {"jsonl": "preferences.jsonl", "parquet": "preferences.parquet", "hf": "hf"}
@@ -150,10 +150,7 @@ def _json_column(s: pd.Series) -> list:
     unwrapped in numpy; any other dtype value by value."""
     kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else "O"
     if kind == "f":
-        v = s.to_numpy()
-        out = v.astype(object)  # Python floats of the same values
-        out[~np.isfinite(v)] = None
-        return out.tolist()
+        return json_floats(s.to_numpy())
     if kind in "iub":
         return s.to_numpy().tolist()
     return [_jsonable(x) for x in s.tolist()]

@@ -11,6 +11,7 @@ import hashlib
 
 import numpy as np
 
+from aeuf.io import json_floats
 from aeuf.run.round import routes
 from aeuf.run.round.types import Outcome, Plan
 from aeuf.types import Comparisons, ResponsePool, turns_of
@@ -41,14 +42,6 @@ def rows_of(slots, n: int) -> np.ndarray:
     """Shown slots as int64 [n, k] (an empty plan, n = 0, as [0, 0])."""
     slots = np.asarray(slots, np.int64)
     return slots.reshape(n, -1) if n else np.zeros((0, 0), np.int64)
-
-
-def json_floats(a) -> list:
-    """A float array as (nested) lists of Python floats, NaN and infinities as None."""
-    a = np.asarray(a)
-    out = a.astype(object)  # Python floats of the same values
-    out[~np.isfinite(a)] = None
-    return out.tolist()
 
 
 def plan_from(rec: dict) -> Plan:
