@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import importlib
 import importlib.util
 import os
@@ -140,6 +141,19 @@ def compile_cache() -> None:
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILE_CACHE_BYTES))
 
 
+GC_YOUNG = 100_000  # allocations between young collections (Python's default: 700)
+
+
+def quiet_gc() -> None:
+    """Python's cycle collector, made to look less often: a run holds millions of live
+    objects (strings, answers, tasks) and its per-prompt loops allocate as many, so the
+    default thresholds walk the whole heap again and again (10^5 x 8 main command: 28 full
+    collections, 9.7 s of 11.5 s in the collector; with this, 2.0 s, the same dataset).
+    Reference counting still frees everything that is not a cycle at once."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG), middle, old)
+
+
 def _can_make(folder: Path) -> bool:
     """Whether `folder` is, or could be made as, a folder this user can write in."""
     existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
@@ -149,6 +163,7 @@ def _can_make(folder: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     compile_cache()
+    quiet_gc()
     argv = list(sys.argv[1:] if argv is None else argv)
     modules = _available()
     if argv and argv[0] not in modules and argv[0] not in TOP_LEVEL:
