@@ -24,11 +24,12 @@ from aeuf.errors import AeufError, ConfigError, InputError
 from aeuf.oracle import Oracle, auto_name, is_final, judge_over_gold, make_oracle
 from aeuf.oracle.cheap import cheap_judge_oracle
 from aeuf.run import annotators, cascade, checks, export, featurize, headstore, records, report
+from aeuf.run.ahead import soon
 from aeuf.run.export import RunSummary
 from aeuf.run.jobs import cluster, costplan
 from aeuf.run.ledger import Ledger, earlier_unanswered
 from aeuf.run.preflight import preflight
-from aeuf.run.round import engine, signals
+from aeuf.run.round import choosing, engine, signals
 from aeuf.run.timing import Stopwatch
 from aeuf.types import ResponsePool
 
@@ -170,6 +171,8 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
     saved = headstore.usable(ctx, rd.load_head(), rd.path)
     state, labelled, rows, why = engine.initial_state(pool.shape[0]), [], [], ""
     sizes = engine.sizes_of(ctx)
+    if choosing.graph_ahead(ctx, sizes):  # built while round 0 is judged and fit
+        ctx.graph.append(soon(choosing.build_graph, ctx))
     left = sum(sizes)  # prompts the budget still allows: a recorded round may hold more
     k = cfg.acquire.num_annotations
     if tally is not None:

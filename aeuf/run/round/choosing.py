@@ -10,6 +10,7 @@ per prompt.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future
 
 import numpy as np
 from jaxtyping import Bool, Float, Int
@@ -77,14 +78,39 @@ def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: i
     if mode == "random" or (mode == "auto" and not needs_belief):
         rng = numpy_rng(ctx.keys.round(t, Purpose.PROMPTS))
         return np.sort(rng.choice(free, size, replace=False))
-    if not ctx.graph:
-        acq = ctx.cfg.acquire
-        ctx.graph.append(acquire.knn_graph(ctx.prompt_features, acq.knn_k,
-                                           exact_max=acq.knn_exact_max,
-                                           index=acq.knn_index))
     score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
     return np.asarray(acquire.select_prompts(score, ctx.prompt_features, acquired, size,
-                                             ctx.cfg.acquire, graph=ctx.graph[0]), np.int64)
+                                             ctx.cfg.acquire, graph=graph_of(ctx)), np.int64)
+
+
+def build_graph(ctx: Context):
+    """The prompts' kNN graph BAL-PM reads (a KnnGraph, or a CellGraph above knn_exact_max)."""
+    acq = ctx.cfg.acquire
+    return acquire.knn_graph(ctx.prompt_features, acq.knn_k, exact_max=acq.knn_exact_max,
+                             index=acq.knn_index)
+
+
+def graph_of(ctx: Context):
+    """ctx's graph, built on first use; when the run layer started building it ahead (a
+    Future in ctx.graph), its result (or the error building it raised)."""
+    if not ctx.graph:
+        ctx.graph.append(build_graph(ctx))
+    graph = ctx.graph[0]
+    return graph.result() if isinstance(graph, Future) else graph
+
+
+def graph_ahead(ctx: Context, sizes: list[int]) -> bool:
+    """Whether a round of these sizes will read the graph (pick_prompts): BAL-PM selection
+    (--prompt_selection balpm, or auto with a belief rule, from round 1 on) in a round that
+    labels fewer prompts than its pass has left."""
+    acq = ctx.cfg.acquire
+    mode, belief = acq.prompt_selection, ctx.rules[acq.rule].needs_belief
+    if mode == "random" or (mode == "auto" and not belief):
+        return False
+    total, done = int(eligible(ctx).sum()), np.cumsum([0, *sizes])
+    first = 0 if mode == "balpm" else 1
+    return total > 0 and any(size < total - done[t] % total
+                             for t, size in enumerate(sizes) if t >= first)
 
 
 def usable_slots(slots: Int[np.ndarray, "b k"], usable: Bool[np.ndarray, "b R"], rng):
