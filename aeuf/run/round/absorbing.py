@@ -8,6 +8,8 @@ Shape letters: b prompts in a round, R responses per prompt.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from aeuf import acquire, dataset
@@ -21,10 +23,10 @@ def labelled(plan: Plan, i: int, p: int, slots, j: Judgement, pairing: str, seed
     """The Labelled record of one judged prompt (row i of the plan); None when fewer than two
     responses got a score; a tie when every score is equal."""
     scores = dataset.judgement_scores(j)
-    finite = scores[np.isfinite(scores)]
-    if finite.size < 2:
+    finite = [x for x in scores.tolist() if math.isfinite(x)]  # k is small: no numpy calls
+    if len(finite) < 2:
         return None
-    tie = bool(finite.max() == finite.min())
+    tie = max(finite) == min(finite)
     win, lose = (0, 1) if tie else acquire.pick_pair(scores, pairing, key=seed)
     return Labelled(p, slots, scores, int(win), int(lose), plan.rule, plan.t,
                     float(plan.uncertainty[i]), float(plan.score[i]), judge, tie,

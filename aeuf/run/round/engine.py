@@ -171,10 +171,11 @@ def absorb(ctx: Context, state: State, plan: Plan,
     noise = routes.update_noise(state.checks.noise, v)
     eps = routes.flip_rate(noise)
     done, rows, unanswered = [], [], 0
-    for i, (p, s, j) in enumerate(zip(plan.prompts, plan.slots, v.judgements)):
-        slots = tuple(int(x) for x in s)
-        rows += routes.row_comparisons(v, i, int(p), slots, eps)
-        lab = absorbing.labelled(plan, i, int(p), slots, j, pairing, int(seeds[i]), v.judges[i])
+    for i, (p, s, j, seed) in enumerate(zip(plan.prompts.tolist(), plan.slots.tolist(),
+                                            v.judgements, seeds.tolist())):
+        slots = tuple(s)
+        rows += routes.row_comparisons(v, i, p, slots, eps)
+        lab = absorbing.labelled(plan, i, p, slots, j, pairing, seed, v.judges[i])
         if lab is None:
             unanswered += 1
         else:
