@@ -54,6 +54,37 @@ def test_compose_standardises_each_block():
     assert np.all(x[:, 4:] == 0)
 
 
+def test_compose_in_threads_writes_what_one_thread_writes(monkeypatch):
+    """Chunks are read and standardised by several threads; the statistics are added in
+    chunk order, so the features are the same bits as one thread's."""
+    monkeypatch.setattr(embed, "ROWS_PER_CHUNK", 64)
+    rng = np.random.default_rng(1)
+    blocks = [rng.normal(3.0, 2.0, (1000, 5)).astype(np.float32) * 1e3,
+              rng.normal(size=(1000, 3)).astype(np.float16)]
+    rows = np.sort(rng.choice(1000, 700, replace=False))
+    got = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(embed, "THREADS", threads)
+        got[threads] = [embed.compose(blocks, rows, dtype=d, weights=[0.5, 2.0]) for d in
+                        (np.float32, np.float16)] + [np.stack(embed.column_stats(blocks[0], rows))]
+    for one, four in zip(got[1], got[4]):
+        assert one.dtype == four.dtype and one.tobytes() == four.tobytes()
+    assert np.abs(got[4][0][rows].mean(0)).max() < 1e-3  # standardised on `rows`
+
+
+def test_a_chunk_that_fails_raises_in_the_caller(monkeypatch):
+    monkeypatch.setattr(embed, "THREADS", 2)
+
+    def fn(start):
+        if start == 3:
+            raise OSError("a bad read")
+        return start
+
+    with pytest.raises(OSError, match="bad read"):
+        list(embed.in_threads(fn, range(100)))
+    assert list(embed.in_threads(lambda s: 2 * s, range(0, 50, 7))) == [0, 14, 28, 42, 56, 70, 84, 98]
+
+
 def test_parse_parts_rejects_unknown_names_listing_valid_ones():
     assert embed.parse_parts("minilm+stats") == ["minilm", "stats"]
     with pytest.raises(ConfigError, match="choose one of .*minilm"):
