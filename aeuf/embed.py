@@ -164,7 +164,8 @@ def model_onehot(pool: ResponsePool, cfg: FeatureConfig | None = None) -> np.nda
 
 
 ROWS_PER_CHUNK = 4096  # rows standardised at a time (cache-sized: 10x faster than 64k here)
-THREADS = min(4, os.cpu_count() or 1)  # chunks read and standardised at once
+THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+              else os.cpu_count() or 1)  # chunks read and standardised at once
 T = TypeVar("T")
 
 
@@ -176,7 +177,8 @@ def column_stats(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndar
 
     def sums(start: int) -> tuple[np.ndarray, np.ndarray]:
         part = np.asarray(x[idx[start:start + ROWS_PER_CHUNK]], np.float64)
-        return part.sum(axis=0), np.square(part).sum(axis=0)
+        total = part.sum(axis=0)
+        return total, np.square(part, out=part).sum(axis=0)  # in place: one copy per thread
 
     for part_total, part_square in in_threads(sums, range(0, idx.size, ROWS_PER_CHUNK)):
         total += part_total  # added in chunk order: the same sums as one thread adds
@@ -240,7 +242,7 @@ def in_threads(fn: Callable[[int], T], starts: range) -> Iterator[T]:
     if THREADS < 2 or len(starts) < 2:
         yield from map(fn, starts)
         return
-    pool = ThreadPoolExecutor(THREADS, thread_name_prefix="aeuf-compose")
+    pool = ThreadPoolExecutor(THREADS, thread_name_prefix="aeuf-features")
     try:
         yield from pool.map(fn, starts)
     finally:  # an error (or a caller that stops early) cancels the chunks not started

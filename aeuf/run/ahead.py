@@ -6,7 +6,8 @@
 Used for the prompts' kNN graph (aeuf.run.round.choosing.graph_of): round 0 of a belief rule
 picks its prompts uniformly, so the graph BAL-PM reads from round 1 on is built while round
 0 is judged (single-threaded Python) and fit. The thread is a daemon: a run that stops early
-(an error, Ctrl-C) does not wait for it.
+(an error, Ctrl-C) does not wait for it, though it computes on (beside the export) until the
+process exits; an error nobody reads is dropped with the Future.
 """
 
 from __future__ import annotations

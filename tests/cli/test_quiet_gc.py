@@ -1,6 +1,6 @@
 """`aeuf` makes Python's cycle collector look less often (cli.quiet_gc): young collections
 every GC_YOUNG allocations instead of 700, the older generations' ratios kept; a larger
-threshold already set is kept."""
+threshold already set is kept, and so is a collector turned off (threshold 0)."""
 
 import gc
 
@@ -23,3 +23,6 @@ def test_every_command_sets_the_young_threshold_and_keeps_a_larger_one(threshold
     gc.set_threshold(4 * GC_YOUNG, 20, 5)
     main([])
     assert gc.get_threshold() == (4 * GC_YOUNG, 20, 5)
+    gc.set_threshold(0, 10, 10)  # the collector off: it stays off
+    main([])
+    assert gc.get_threshold() == (0, 10, 10)

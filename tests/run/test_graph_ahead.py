@@ -1,6 +1,7 @@
-"""The prompts' kNN graph is built ahead, in a thread, exactly when a round will read it
-(choosing.graph_ahead says so iff pick_prompts builds it); a graph built ahead gives the same
-run, and an error building it surfaces in the round that reads it."""
+"""The prompts' kNN graph is built ahead, in a thread, when a round will read it: on nine
+schedules of fresh runs, choosing.graph_ahead says so exactly when pick_prompts builds it; a
+graph built ahead gives the same run, and an error building it surfaces in the round that
+reads it."""
 
 import json
 

@@ -1,7 +1,8 @@
 """The choose half of a round (aeuf.run.round.engine.choose): which rule plays, which prompts can be
 and are picked, the shown responses made judgeable, and the uncertainty of the pairs shown.
 
-Pure. Typed against the round's records (aeuf.run.round.types).
+Pure, but for graph_of: it may wait for the graph the run layer started building ahead (a
+Future in ctx.graph). Typed against the round's records (aeuf.run.round.types).
 
 Shape letters: P prompts, R responses per prompt, b prompts in a round, k responses shown
 per prompt.
@@ -17,6 +18,7 @@ from jaxtyping import Bool, Float, Int
 
 from aeuf import acquire
 from aeuf.acquire.base import numpy_rng
+from aeuf.acquire.cells import CellGraph
 from aeuf.run.round.types import Context, Purpose, State
 from aeuf.types import Belief, Choice
 
@@ -71,11 +73,10 @@ def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: i
                  score: Float[np.ndarray, " P"], needs_belief: bool) -> Int[np.ndarray, " b"]:
     """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
     `acquired` (bool [P])."""
-    mode = ctx.cfg.acquire.prompt_selection
     free = np.flatnonzero(~acquired & eligible(ctx))
     if size >= free.size:
         return free
-    if mode == "random" or (mode == "auto" and not needs_belief):
+    if not balpm_selects(ctx.cfg.acquire.prompt_selection, needs_belief):
         rng = numpy_rng(ctx.keys.round(t, Purpose.PROMPTS))
         return np.sort(rng.choice(free, size, replace=False))
     score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
@@ -83,14 +84,20 @@ def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: i
                                              ctx.cfg.acquire, graph=graph_of(ctx)), np.int64)
 
 
-def build_graph(ctx: Context):
+def balpm_selects(mode: str, needs_belief: bool) -> bool:
+    """Whether --prompt_selection `mode` picks a round's prompts by BAL-PM (reading the
+    graph) for a rule that does or does not need a belief; else uniformly."""
+    return mode != "random" and (mode != "auto" or needs_belief)
+
+
+def build_graph(ctx: Context) -> acquire.KnnGraph | CellGraph:
     """The prompts' kNN graph BAL-PM reads (a KnnGraph, or a CellGraph above knn_exact_max)."""
     acq = ctx.cfg.acquire
     return acquire.knn_graph(ctx.prompt_features, acq.knn_k, exact_max=acq.knn_exact_max,
                              index=acq.knn_index)
 
 
-def graph_of(ctx: Context):
+def graph_of(ctx: Context) -> acquire.KnnGraph | CellGraph:
     """ctx's graph, built on first use; when the run layer started building it ahead (a
     Future in ctx.graph), its result (or the error building it raised)."""
     if not ctx.graph:
@@ -101,11 +108,13 @@ def graph_of(ctx: Context):
 
 def graph_ahead(ctx: Context, sizes: list[int]) -> bool:
     """Whether a round of these sizes will read the graph (pick_prompts): BAL-PM selection
-    (--prompt_selection balpm, or auto with a belief rule, from round 1 on) in a round that
-    labels fewer prompts than its pass has left."""
+    (balpm_selects; with auto, from round 1 on) in a round that labels fewer prompts than its
+    pass has left. Never False when a round of a fresh run reads it; it can be True when
+    none does (a later pass whose prompts have no pair left, a run that stops early, a
+    resume with every round recorded): that costs one graph build beside the run."""
     acq = ctx.cfg.acquire
-    mode, belief = acq.prompt_selection, ctx.rules[acq.rule].needs_belief
-    if mode == "random" or (mode == "auto" and not belief):
+    mode = acq.prompt_selection
+    if not balpm_selects(mode, ctx.rules[acq.rule].needs_belief):
         return False
     total, done = int(eligible(ctx).sum()), np.cumsum([0, *sizes])
     first = 0 if mode == "balpm" else 1

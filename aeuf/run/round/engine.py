@@ -171,8 +171,8 @@ def absorb(ctx: Context, state: State, plan: Plan,
     noise = routes.update_noise(state.checks.noise, v)
     eps = routes.flip_rate(noise)
     done, rows, unanswered = [], [], 0
-    for i, (p, s, j, seed) in enumerate(zip(plan.prompts.tolist(), plan.slots.tolist(),
-                                            v.judgements, seeds.tolist())):
+    prompts, slot_rows = np.asarray(plan.prompts).tolist(), np.asarray(plan.slots).tolist()
+    for i, (p, s, j, seed) in enumerate(zip(prompts, slot_rows, v.judgements, seeds.tolist())):
         slots = tuple(s)
         rows += routes.row_comparisons(v, i, p, slots, eps)
         lab = absorbing.labelled(plan, i, p, slots, j, pairing, seed, v.judges[i])
