@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from aeuf import dataset
-from aeuf.dataset import pairs, rows
 from aeuf.config import ExportConfig
+from aeuf.dataset import pairs, rows
 from aeuf.types import SELF_LABEL, Labelled, ResponsePool
 
 

@@ -225,3 +225,35 @@ def test_the_json_lines_are_what_each_row_made_plain_gives():
     got = [json.dumps(r, ensure_ascii=False) for r in json_records(df)]
     assert got == want
     assert "NaN" not in "".join(got) and "Infinity" not in "".join(got)
+
+
+@pytest.mark.parametrize("block", [1, 7, 65_536])
+def test_json_lines_are_json_dumps_of_each_record(block):
+    """json_lines encodes a column at a time and formats each row once; its text is exactly
+    json.dumps(row, ensure_ascii=False) + newline for every json_records row: quotes,
+    backslashes, control characters, '%' (the row template is a %-format), non-ASCII text,
+    NaN and inf, ints past 2**53, bools, None, nested lists and dicts, odd column names, and
+    blocks that split the rows anywhere."""
+    import json
+
+    from aeuf.io.export import json_lines, json_records
+
+    rng = np.random.default_rng(1)
+    n = 23
+    f64 = rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, n)
+    f64[[0, 4]] = [np.nan, -np.inf]
+    df = pd.DataFrame({
+        "f64": f64, "f32": (f64 / 10.0 ** 280).astype(np.float32), "big": [2**63 - 1 - i for i in range(n)],
+        "b": rng.random(n) < 0.5,
+        "s": ["" if i == 3 else f'a "q" \\ %s %d %% \n\t\x00\x1f\u2028 r\u00e9 \U0001F600 {i}'
+              for i in range(n)],
+        'odd "name" %s\n': [None if i % 2 else i * 0.5 for i in range(n)],
+        "msgs": [[{"role": "user", "content": f"x{i}\n"}] for i in range(n)],
+        "obj": [True if i % 3 == 0 else (None if i % 3 == 1 else 1e-7) for i in range(n)],
+        1: np.arange(n),
+    })
+    want = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in json_records(df))
+    assert "".join(json_lines(df, block)) == want
+    assert "".join(json_lines(df.iloc[:0], block)) == ""
+    twice = pd.DataFrame([[1, 2]], columns=["a", "a"])  # one key per name, as a dict keeps
+    assert "".join(json_lines(twice, block)) == json.dumps({"a": 2}) + "\n"
