@@ -44,9 +44,12 @@ def is_text(value: Any) -> bool:
 def response_texts(df: pd.DataFrame, column: str, source: str) -> list[str | None]:
     """[rows] the column's responses (response_text of each cell); in a CSV/TSV table
     (df.attrs flag) an empty cell is an empty response, not a missing one."""
+    values = df[column].tolist()
+    if set(map(type, values)) <= {str}:  # every cell a plain str (the common case): as it is
+        return values
     empty = "" if df.attrs.get(EMPTY_IS_TEXT) else None
     return [empty if empty is not None and is_missing(v) else response_text(v, source, n, column)
-            for n, v in enumerate(df[column].tolist(), 1)]
+            for n, v in enumerate(values, 1)]
 
 
 def response_text(value: Any, source: str, row: int, column: str) -> str | None:

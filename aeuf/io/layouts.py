@@ -7,6 +7,8 @@ apart, an empty response cell is an empty response); ragged.square makes them [P
 from __future__ import annotations
 
 import sys
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -57,8 +59,11 @@ def _build_columns(df: pd.DataFrame, source: str, cfg: InputConfig) -> Rows:
     _too_few_columns(source, cols, cfg.num_responses)
     per_col = [_column_cands(df, c, source) for c in cols]
     gaps = _ragged_gaps(df, cols)
-    cands = [[c for j, col in enumerate(per_col) if (c := col[p]) is not None and not gaps[p, j]]
-             for p in range(len(df))]
+    if gaps.any() or any(None in col for col in per_col):
+        cands = [[c for j, col in enumerate(per_col) if (c := col[p]) is not None
+                  and not gaps[p, j]] for p in range(len(df))]
+    else:  # every prompt has every column's response (the common case): one zip
+        cands = list(map(list, zip(*per_col, strict=True)))
     has_gold = any(f"{c}_score" in df.columns or f"score_{c}" in df.columns for c in cols)
     return Rows(wide.ids, wide.texts, wide.messages, cands, "score" if has_gold else None)
 
@@ -117,6 +122,8 @@ def _column_cands(df: pd.DataFrame, column: str, source: str) -> list[Cand | Non
     models = _models_of(df, f"{column}_model")
     gold = _score_of(df, column, source)
     texts = cells.response_texts(df, column, source)
+    if None not in texts:  # Cand._make of each cell, without a Python call per cell
+        return list(map(partial(tuple.__new__, Cand), zip(texts, models, repeat(str(column)), gold)))
     return [None if t is None else Cand(t, m, str(column), g)
             for t, m, g in zip(texts, models, gold)]
 

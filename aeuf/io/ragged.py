@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -120,11 +122,13 @@ def square(rows: Rows, num: int | None, source: str) -> ResponsePool:
         gold = np.array([[c.gold for c in row] for row in cands], dtype=np.float64)
         if not np.isfinite(gold).any():  # score columns, every cell empty: no gold at all
             gold, kind = None, None
+    flat = list(chain.from_iterable(cands))  # Q * R cells, row-major
+    field = lambda f: _grid(list(map(f, flat)), R)  # noqa: E731
     return ResponsePool(
         prompt_ids=_column(ids), prompts=_column([rows.prompts[p] for p in keep]),
-        responses=_grid([[c.text for c in row] for row in cands]),
-        models=_grid([[c.model for c in row] for row in cands]),
-        response_ids=_grid([[f"{i}:{c.slot}" for c in row] for i, row in zip(ids, cands)]),
+        responses=field(attrgetter("text")), models=field(attrgetter("model")),
+        response_ids=_grid(list(map("{}:{}".format, chain.from_iterable(repeat(i, R) for i in ids),
+                                    map(attrgetter("slot"), flat))), R),
         gold=gold, gold_kind=kind, source=str(source),
         messages=None if rows.messages is None else _column([rows.messages[p] for p in keep]),
         skipped=tuple(rows.ids[p] for p in np.flatnonzero(counts < R)))
@@ -138,9 +142,8 @@ def _column(values: list) -> np.ndarray:
     return out
 
 
-def _grid(rows: list[list]) -> np.ndarray:
-    """object [Q, R] from Q lists of R values."""
-    out = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
-    for q, row in enumerate(rows):
-        out[q, :] = row
-    return out
+def _grid(values: list, R: int) -> np.ndarray:
+    """object [Q, R] from Q * R values, row-major (each value one cell)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out.reshape(-1, R)
