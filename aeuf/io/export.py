@@ -20,12 +20,14 @@ import pandas as pd
 from aeuf.config import ExportConfig
 from aeuf.errors import AeufError
 from aeuf.io.atomic import TMP_MARK, fsync_dir, json_floats, replace_dir
+from aeuf.io.jsonl import encoded, lines
 from aeuf.io.tables import hub_offline, network_errors
 
 EXPORT_NAMES = {"jsonl": "preferences.jsonl", "parquet": "preferences.parquet", "hf": "hf"}
 CARD_NAME = "README.md"  # the dataset card, inside hf/
 LINES_BLOCK = 65_536  # JSON lines per string written (the text of one block is held at once)
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) uses
+_PLAIN = {str, int, bool, type(None)}  # cell types that are JSON values as they are
 
 
 def write_preferences(df: pd.DataFrame, output_dir: Path, cfg: ExportConfig,
@@ -142,52 +144,15 @@ def _fsync_file(path: Path) -> None:
 def json_lines(df: pd.DataFrame, block: int = LINES_BLOCK) -> Iterator[str]:
     """The JSON lines of `df`, `block` rows per string: for every row of json_records(df),
     exactly json.dumps(row, ensure_ascii=False) + "\\n", but each value is encoded once, a
-    column at a time, and a row is one %-format of its encoded values (every row has every
-    column, in the same order)."""
+    column at a time (aeuf.io.jsonl.lines)."""
     names = [str(c) for c in df.columns]
-    if len(set(names)) < len(names):  # a row's dict keeps one value per name: as json.dumps
-        for lo in range(0, len(df), block):
-            yield "".join(json.dumps(r, ensure_ascii=False) + "\n"
-                          for r in json_records(df.iloc[lo:lo + block]))
-        return
-    keys = [_ENCODER.encode(c).replace("%", "%%") for c in names]
-    line = "{" + ", ".join(f"{k}: %s" for k in keys) + "}\n"
     for lo in range(0, len(df), block):
         part = df.iloc[lo:lo + block]
-        cols = [_encoded(_json_column(part.iloc[:, i])) for i in range(part.shape[1])]
-        yield "".join([line % row for row in zip(*cols, strict=True)])
-
-
-def _encoded(values: list) -> list[str]:
-    """The JSON text of each value of one column: a column of one plain type (str, int,
-    bool, finite floats, None) in one C-level map, a mixed one value by value."""
-    kinds = set(map(type, values))
-    column = _COLUMN.get(kinds.pop()) if len(kinds) == 1 else None
-    encoded = column(values) if column is not None else None
-    return encoded if encoded is not None else list(map(_encode, values))
-
-
-def _finite_floats(values: list) -> list[str] | None:
-    return list(map(float.__repr__, values)) if all(map(math.isfinite, values)) else None
-
-
-def _encode(value: Any) -> str:
-    """The JSON text json.dumps(..., ensure_ascii=False) gives one plain value: str, finite
-    float, int, bool and None directly, anything else through the encoder."""
-    fast = _FAST.get(type(value))
-    return fast(value) if fast is not None else _ENCODER.encode(value)
-
-
-def _float(x: float) -> str:
-    return float.__repr__(x) if math.isfinite(x) else _ENCODER.encode(x)
-
-
-_BOOLS = {True: "true", False: "false"}
-_FAST = {str: json.encoder.encode_basestring, float: _float, int: int.__repr__,
-         bool: _BOOLS.__getitem__, type(None): lambda _: "null"}
-_COLUMN = {str: lambda v: list(map(json.encoder.encode_basestring, v)),
-           int: lambda v: list(map(int.__repr__, v)), bool: lambda v: list(map(_BOOLS.__getitem__, v)),
-           float: _finite_floats, type(None): lambda v: ["null"] * len(v)}
+        if len(set(names)) < len(names):  # a row's dict keeps one value per name
+            yield "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in json_records(part))
+        elif part.shape[1]:
+            yield lines(names, [encoded(_json_column(part.iloc[:, i]), _ENCODER.encode)
+                                for i in range(part.shape[1])])
 
 
 def json_records(df: pd.DataFrame) -> Iterator[dict]:
@@ -206,7 +171,10 @@ def _json_column(s: pd.Series) -> list:
         return json_floats(s.to_numpy())
     if kind in "iub":
         return s.to_numpy().tolist()
-    return [_jsonable(x) for x in s.tolist()]
+    values = s.tolist()
+    if set(map(type, values)) <= _PLAIN:  # _jsonable would return each as it is
+        return values
+    return [_jsonable(x) for x in values]
 
 
 def _jsonable(value: Any) -> Any:

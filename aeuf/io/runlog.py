@@ -6,6 +6,7 @@ generations.jsonl (append-only finished responses), and intents.jsonl beside jud
 from __future__ import annotations
 
 import json
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pandas as pd
 
 from aeuf.errors import InputError
 from aeuf.io.atomic import atomic_write, strict_json
-from aeuf.io.jsonl import JsonlLog, json_object
+from aeuf.io.jsonl import JsonlLog, encoded, json_object, lines
 from aeuf.types import Intent, JudgeAnswer, ResponsePool
 
 _POOL_META = b"aeuf"
@@ -86,7 +87,7 @@ class JudgementLog(JsonlLog[JudgeAnswer]):
     def __init__(self, path: Path) -> None:
         super().__init__(path, parse=_parse_answer, dump=_answer_line,
                          key=lambda a: a.key, what="a judgement record",
-                         hint=" (its answer will be asked again)")
+                         hint=" (its answer will be asked again)", dump_many=_answer_lines)
         self.intents = IntentLog(self.path.parent / "intents.jsonl")
 
 
@@ -132,6 +133,27 @@ def _answer_line(a: JudgeAnswer) -> str:
     else:
         rec.pop("cut", None)
     return strict_json(rec)  # NaN/inf -> null: None means "no answer" (types.JudgeAnswer)
+
+
+def _answer_lines(answers: list[JudgeAnswer]) -> str:
+    """_answer_line of each answer with a newline, a field at a time (a batch of replay
+    answers); a batch holding a cut answer (a line with one more field) answer by answer."""
+    if not answers or any(a.cut for a in answers):
+        return "".join(_answer_line(a) + "\n" for a in answers)
+    fields = dict(zip(JudgeAnswer._fields, zip(*answers, strict=True), strict=True))
+    del fields["cut"]
+    ids = fields.pop("response_ids")
+    columns = {k: encoded(list(v), strict_json) for k, v in fields.items()}
+    columns["response_ids"] = _id_lists(ids)
+    names = [k for k in JudgeAnswer._fields if k != "cut"]
+    return lines(names, [columns[k] for k in names])
+
+
+def _id_lists(ids: tuple) -> list[str]:
+    """Each answer's response ids as the JSON list strict_json writes."""
+    if set(map(type, chain.from_iterable(ids))) <= {str}:
+        return ["[" + ", ".join(map(json.encoder.encode_basestring, x)) + "]" for x in ids]
+    return [strict_json(list(x)) for x in ids]
 
 
 def _parse_answer(line: bytes) -> JudgeAnswer | None:

@@ -238,3 +238,38 @@ def test_strict_json_nulls_every_non_finite_value_wherever_it_sits(bad):
     assert back["a"][1][1] == want and back["b"]["c"] == want
     clean = {"a": [1, (2.5, 3.0)], "d": np.int64(3), "p": np.array([1.5, 2.0])}
     assert json.loads(strict_json(clean)) == {"a": [1, [2.5, 3.0]], "d": 3, "p": [1.5, 2.0]}
+
+
+def _odd_answers(n: int, seed: int) -> list[JudgeAnswer]:
+    """Answers with every kind of field value a ledger line may hold."""
+    rng = np.random.default_rng(abs(seed))
+    values = [None, float("nan"), float("inf"), -0.0, 1e-320, 0.1, 7, np.float64(2.5),
+              np.float64("nan"), True]
+    texts = ["", 'q "x" \\ %s %% \n\t\x00 r\u00e9 \U0001F600', "ok"]
+    out = []
+    for i in range(n):
+        ids = (f"p{i}:{rng.integers(9)}", f"p{i}:\u00e9%") if i % 5 else (i, f"p{i}")
+        out.append(JudgeAnswer(
+            f"k{i}", f"p{i}", ids, values[i % len(values)], texts[i % 3], "judge",
+            cost=float(rng.random()) if i % 2 else 0.0, tokens=int(i), error=None if i % 4 else "e",
+            cut=(f"p{i}:1",) if i == seed else ()))
+    return out
+
+
+@pytest.mark.parametrize("seed", [-1, 3])
+def test_a_batch_of_answers_is_written_as_answer_by_answer(tmp_path, seed):
+    """The ledger writes a batch a field at a time; the text must be what _answer_line
+    writes for each (strict JSON: NaN and infinities null), with or without a cut answer
+    (seed 3 puts one in), and read back the same."""
+    from aeuf.io.runlog import _answer_line, _answer_lines
+
+    answers = _odd_answers(40, seed)
+    want = "".join(_answer_line(a) + "\n" for a in answers)
+    assert _answer_lines(answers) == want
+    assert "NaN" not in want and "Infinity" not in want
+    uniform = [a for a in answers if isinstance(a.response_ids[0], str) and not a.cut]
+    assert _answer_lines(uniform) == "".join(_answer_line(a) + "\n" for a in uniform)
+    log = JudgementLog(tmp_path / "judgements.jsonl")
+    log.extend(answers)
+    assert (tmp_path / "judgements.jsonl").read_text(encoding="utf-8") == want
+    assert list(log.load()) == [a.key for a in answers]
