@@ -61,7 +61,8 @@ def pointwise(task, keys: list[str], answers, mode) -> Judgement:
     """The Judgement of an oracle that scores each response alone (replay, reward model):
     ratings [k] from the answers under `keys` (NaN missing); a pair for every i < j with both
     scores, p = mode(u_i, u_j, seed) with the seed naming both keys (a rerun draws the same)."""
-    u = np.array([value_of(answers, k) for k in keys], dtype=np.float64)
-    pairs = [(i, j, mode(u[i], u[j], f"{keys[i]}|{keys[j]}")) for i in range(len(keys))
-             for j in range(i + 1, len(keys)) if np.isfinite(u[i]) and np.isfinite(u[j])]
-    return Judgement(task, u, pairs)
+    u = [value_of(answers, k) for k in keys]
+    seen = [i for i, x in enumerate(u) if x is not None]
+    pairs = [(i, j, mode(u[i], u[j], f"{keys[i]}|{keys[j]}"))
+             for n, i in enumerate(seen) for j in seen[n + 1:]]
+    return Judgement(task, np.array([np.nan if x is None else x for x in u], np.float64), pairs)
