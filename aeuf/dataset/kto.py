@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from aeuf.config import ExportConfig
-from aeuf.dataset.rows import FORMATS, Format, annotator_column, model, oracle_score, row_table
+from aeuf.dataset.rows import (
+    FORMATS,
+    NAN,
+    Format,
+    annotator_column,
+    model,
+    oracle_score,
+    row_table,
+)
 from aeuf.types import SELF_LABEL, Labelled, ResponsePool
 
 
@@ -24,13 +32,13 @@ def _kto_row(pool: ResponsePool, lab: Labelled, i: int, median: float) -> dict:
     p, r = lab.prompt, lab.slots[i]
     return {
         "prompt": str(pool.prompts[p]),
-        "completion": str(pool.responses[p, r]),
+        "completion": str(pool.responses[p][r]),
         "label": bool(lab.scores[i] > median),
         "prompt_id": str(pool.prompt_ids[p]),
-        "completion_id": str(pool.response_ids[p, r]),
+        "completion_id": str(pool.response_ids[p][r]),
         "completion_model": model(pool, p, r),
         "score": oracle_score(lab, i),
-        "median_score": float("nan") if lab.judge == SELF_LABEL else median,
+        "median_score": NAN if lab.judge == SELF_LABEL else median,
         "rule": lab.rule,
         "round": int(lab.round),
         "uncertainty": float(lab.uncertainty),

@@ -14,7 +14,7 @@ from aeuf.config import ExportConfig
 from aeuf.dataset.rows import (
     FORMATS,
     Format,
-    annotator_column,
+    cells,
     cut_label,
     models,
     oracle_score,
@@ -46,13 +46,14 @@ def pair_columns(pool: ResponsePool, pairs: list[Pair]) -> dict[str, list]:
     finite = math.isfinite
     margin = [a - b if not lab.tie and finite(a) and finite(b) else 0.0
               for lab, a, b in zip(labs, chosen, rejected, strict=True)]
+    prompts, ids = cells(pool.prompts), cells(pool.prompt_ids)
+    responses, response_ids, names = cells(pool.responses), cells(pool.response_ids), cells(pool.models)
     cols = {
-        "prompt": texts(pool.prompts[p]), "chosen": texts(pool.responses[p, c]),
-        "rejected": texts(pool.responses[p, r]), "margin": margin,
-        "tie": [bool(lab.tie) for lab in labs], "prompt_id": texts(pool.prompt_ids[p]),
-        "chosen_id": texts(pool.response_ids[p, c]),
-        "rejected_id": texts(pool.response_ids[p, r]),
-        "chosen_model": models(pool.models[p, c]), "rejected_model": models(pool.models[p, r]),
+        "prompt": texts(prompts[p]), "chosen": texts(responses[p, c]),
+        "rejected": texts(responses[p, r]), "margin": margin,
+        "tie": [bool(lab.tie) for lab in labs], "prompt_id": texts(ids[p]),
+        "chosen_id": texts(response_ids[p, c]), "rejected_id": texts(response_ids[p, r]),
+        "chosen_model": models(names[p, c]), "rejected_model": models(names[p, r]),
         "chosen_score": chosen, "rejected_score": rejected,
         "rule": [lab.rule for lab in labs], "round": [int(lab.round) for lab in labs],
         "uncertainty": [float(lab.uncertainty) for lab in labs],
@@ -62,7 +63,7 @@ def pair_columns(pool: ResponsePool, pairs: list[Pair]) -> dict[str, list]:
         "cut": [cut_label(x.lab, x.win, x.lose) for x in pairs],
     }
     if any(lab.annotators for lab in labs):
-        cols["annotator"] = [annotator_column(lab).get("annotator") for lab in labs]
+        cols["annotator"] = [",".join(lab.annotators) if lab.annotators else None for lab in labs]
     return cols
 
 
@@ -124,7 +125,7 @@ def _frame(cols: dict[str, list]) -> pd.DataFrame:
 def pref_columns(pool: ResponsePool, lab: Labelled) -> dict:
     """pref_1..pref_k: the judged responses ranked best first (AEPO's k-way export)."""
     order = ranking(lab.scores)
-    return {f"pref_{i + 1}": str(pool.responses[lab.prompt, lab.slots[s]]) for i, s in enumerate(order)}
+    return {f"pref_{i + 1}": str(pool.responses[lab.prompt][lab.slots[s]]) for i, s in enumerate(order)}
 
 
 # --- conversational ------------------------------------------------------------------------
@@ -152,6 +153,7 @@ def conversational_table(pool: ResponsePool, labs: list[Labelled], cfg: ExportCo
     messages and each response an assistant turn."""
     cols, counts = standard_columns(pool, labs, cfg)
     prompts = [lab.prompt for lab, n in zip(labs, counts, strict=True) for _ in range(n)]
+    # a response cell is a str; a pref_i column's NaN (a row with fewer ranks) stays NaN
     cols = {k: [assistant(v) if isinstance(v, str) else v for v in vs] if _is_response(k) else vs
             for k, vs in cols.items()}
     if prompts:

@@ -35,6 +35,12 @@ def row_table(rows_of: Callable[[ResponsePool, Labelled, ExportConfig], list[dic
     return table
 
 
+def cells(values) -> np.ndarray:
+    """A pool's column (or grid) as an object array to index with arrays (no copy when it is
+    one already)."""
+    return np.asarray(values, dtype=object)
+
+
 def texts(values: np.ndarray) -> list[str]:
     """The cells as str, in order."""
     return list(map(str, values))
@@ -69,7 +75,8 @@ def oracle_score(lab: Labelled, i: int) -> float:
 
 def model(pool: ResponsePool, p: int, r: int) -> str | None:
     """The model that wrote response r of prompt p, or None."""
-    return models(pool.models[p, r:r + 1])[0]
+    m = pool.models[p][r]
+    return m if isinstance(m, str) and m else None
 
 
 def ranking(scores: np.ndarray) -> list[int]:

@@ -4,6 +4,9 @@ One record per line; every append is flushed and fsync'd. A kill mid-write leave
 last line: load() ignores it and the first append of a new instance cuts it away (or, when
 the record is complete and only its newline was lost, keeps it and ends the line). A damaged
 line anywhere else raises InputError naming the file and the line.
+
+`encoded` and `lines` write many records' JSON lines a column at a time (the same text as a
+json.dumps per record): the judgement log's batches and the export's preferences.jsonl.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from typing import Any, Generic, TypeVar
 from aeuf.errors import InputError
 
 T = TypeVar("T")
+_BOOLS = {True: "true", False: "false"}
+_DIRECT = {str: json.encoder.encode_basestring, int: int.__repr__, bool: _BOOLS.__getitem__,
+           type(None): lambda _: "null"}  # types whose JSON text needs no encoder call
 
 
 class JsonlLog(Generic[T]):
@@ -152,8 +158,8 @@ def encoded(values: list, other: Callable[[Any], str]) -> list[str]:
         kind = kinds.pop()
         if kind is float and all(map(math.isfinite, values)):
             return list(map(float.__repr__, values))
-        if kind in _PLAIN:
-            return list(map(_PLAIN[kind], values))
+        if kind in _DIRECT:
+            return list(map(_DIRECT[kind], values))
     return [_value(v, other) for v in values]
 
 
@@ -161,7 +167,7 @@ def _value(v: Any, other: Callable[[Any], str]) -> str:
     kind = type(v)
     if kind is float:
         return float.__repr__(v) if math.isfinite(v) else other(v)
-    plain = _PLAIN.get(kind)
+    plain = _DIRECT.get(kind)
     return plain(v) if plain is not None else other(v)
 
 
@@ -171,8 +177,3 @@ def lines(names: list[str], columns: list[list[str]]) -> str:
     keys = [json.encoder.encode_basestring(n).replace("%", "%%") for n in names]
     line = "{" + ", ".join(f"{k}: %s" for k in keys) + "}\n"
     return "".join([line % row for row in zip(*columns, strict=True)])
-
-
-_BOOLS = {True: "true", False: "false"}
-_PLAIN = {str: json.encoder.encode_basestring, int: int.__repr__, bool: _BOOLS.__getitem__,
-          type(None): lambda _: "null"}

@@ -24,7 +24,7 @@ from aeuf.types import JudgeAnswer, Judgement, JudgeRequest, JudgeTask
 
 # label_mode -> (u_i, u_j, seed text) -> P(i beats j)
 LABEL_MODES: Registry[Callable[[float, float, str], float]] = Registry("label mode")
-LABEL_MODES.register("deterministic")(lambda ui, uj, _: ((ui > uj) - (ui < uj)) * 0.5 + 0.5)
+LABEL_MODES.register("deterministic")(lambda ui, uj, _: (float(ui > uj) - float(ui < uj)) * 0.5 + 0.5)
 LABEL_MODES.register("soft")(lambda ui, uj, _: sigmoid(ui - uj))
 
 

@@ -121,3 +121,17 @@ def test_no_rows_is_an_empty_frame_as_before():
             got, want = dataset.build_rows(pool, labs, cfg), _reference(pool, labs, cfg)
             pd.testing.assert_frame_equal(got, want)
             assert got.attrs["ties"] == len(labs)
+
+
+def test_a_pool_of_lists_exports_as_one_of_arrays():
+    """pair_columns indexes the pool's columns with arrays; a pool built from Python lists
+    (a library user's) gives the same frame as the same pool in object arrays."""
+    rng = np.random.default_rng(3)
+    pool = _pool(rng, 8, 5, conversations=False)
+    listed = dataclasses.replace(pool, **{f: getattr(pool, f).tolist() for f in (
+        "prompt_ids", "prompts", "responses", "models", "response_ids")})
+    labs = _labelled(rng, 8, 5, people=True)
+    for fmt in ("standard", "conversational", "kto"):
+        cfg = dataclasses.replace(ExportConfig(), format=fmt)
+        pd.testing.assert_frame_equal(dataset.build_rows(listed, labs, cfg),
+                                      dataset.build_rows(pool, labs, cfg))
