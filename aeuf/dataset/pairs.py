@@ -14,6 +14,7 @@ from aeuf.config import ExportConfig
 from aeuf.dataset.rows import (
     FORMATS,
     Format,
+    annotator,
     cells,
     cut_label,
     models,
@@ -63,7 +64,7 @@ def pair_columns(pool: ResponsePool, pairs: list[Pair]) -> dict[str, list]:
         "cut": [cut_label(x.lab, x.win, x.lose) for x in pairs],
     }
     if any(lab.annotators for lab in labs):
-        cols["annotator"] = [",".join(lab.annotators) if lab.annotators else None for lab in labs]
+        cols["annotator"] = [annotator(lab) for lab in labs]
     return cols
 
 

@@ -51,10 +51,15 @@ def models(values: np.ndarray) -> list[str | None]:
     return [m if isinstance(m, str) and m else None for m in values]
 
 
+def annotator(lab: Labelled) -> str | None:
+    """The people who labelled the row, comma-separated (human and web oracles), else None."""
+    return ",".join(lab.annotators) if lab.annotators else None
+
+
 def annotator_column(lab: Labelled) -> dict:
-    """{"annotator": the people who labelled the row, comma-separated} for a person's label
-    (human and web oracles), else {} (build_rows fills null where other rows have one)."""
-    return {"annotator": ",".join(lab.annotators)} if lab.annotators else {}
+    """{"annotator": annotator(lab)} for a person's label, else {} (build_rows fills null
+    where other rows have one)."""
+    return {"annotator": annotator(lab)} if lab.annotators else {}
 
 
 CUT_LABELS = {(False, False): "", (True, False): "chosen", (False, True): "rejected",
@@ -75,8 +80,7 @@ def oracle_score(lab: Labelled, i: int) -> float:
 
 def model(pool: ResponsePool, p: int, r: int) -> str | None:
     """The model that wrote response r of prompt p, or None."""
-    m = pool.models[p][r]
-    return m if isinstance(m, str) and m else None
+    return models([pool.models[p][r]])[0]
 
 
 def ranking(scores: np.ndarray) -> list[int]:

@@ -146,9 +146,10 @@ def json_lines(df: pd.DataFrame, block: int = LINES_BLOCK) -> Iterator[str]:
     exactly json.dumps(row, ensure_ascii=False) + "\\n", but each value is encoded once, a
     column at a time (aeuf.io.jsonl.lines)."""
     names = [str(c) for c in df.columns]
+    repeated = len(set(names)) < len(names)  # then a row's dict keeps one value per name
     for lo in range(0, len(df), block):
         part = df.iloc[lo:lo + block]
-        if len(set(names)) < len(names):  # a row's dict keeps one value per name
+        if repeated:
             yield "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in json_records(part))
         elif part.shape[1]:
             yield lines(names, [encoded(_json_column(part.iloc[:, i]), _ENCODER.encode)
