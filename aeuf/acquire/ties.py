@@ -111,8 +111,9 @@ def calibrated_step(
     so that a run without a tie yet still gets a small step: the judge's rating resolution in
     the head's reward units, read off the labels. Bisection on log s (P_tie grows with s).
     NaN beliefs are left out; no usable pair -> NaN."""
-    m = np.asarray(mean, np.float64)[prompt, a] - np.asarray(mean, np.float64)[prompt, b]
-    v = np.asarray(pair_var, np.float64)[prompt, a, b]
+    mean = np.asarray(mean)  # the labelled rows are taken before widening, not the pool
+    m = mean[prompt, a].astype(np.float64) - mean[prompt, b].astype(np.float64)
+    v = np.asarray(pair_var)[prompt, a, b].astype(np.float64)
     ok = np.isfinite(m) & np.isfinite(v)
     if not ok.any():
         return float("nan")

@@ -122,7 +122,7 @@ def pair_prob(belief: Belief | None, prompts, slots) -> Float[np.ndarray, " b"] 
     joint samples [K, P, R]; None without a belief or unless exactly 2 responses are shown."""
     if belief is None or np.shape(slots)[1] != 2:
         return None
-    s = np.asarray(belief.samples, np.float64)[:, prompts]  # [K, b, R]
+    s = np.asarray(belief.samples)[:, prompts].astype(np.float64)  # [K, b, R]: the rows first
     rows = np.arange(len(prompts))
     d = s[:, rows, slots[:, 0]] - s[:, rows, slots[:, 1]]  # [K, b]
     return np.exp(-np.logaddexp(0.0, -d)).mean(axis=0)
