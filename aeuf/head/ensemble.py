@@ -33,6 +33,7 @@ from aeuf.head.padding import (
     flat_pairs,
     next_pow2,
     pow2_steps,
+    refuse_non_finite_pairs,
     row_blocks,
 )
 from aeuf.head.train import member_group, member_loss, pair_rows, schedule, train
@@ -213,6 +214,7 @@ def make_ensemble(cfg: HeadConfig, *, steps_rule: Callable = pow2_steps,
                              size=lambda u: min(next_pow2(u), num_p * num_r))
             flat = np.concatenate([np.asarray(flat, np.float32), off], axis=1)
         flat = jax.device_put(flat)  # drop the host array now: it is not held twice in the fit
+        refuse_non_finite_pairs(flat, pairs, pairs0, m, num_r)  # a NaN would spread everywhere
         params = train_fn(params, state.anchor, flat, pairs, jnp.float32(m), key,
                           jnp.int32(total), jnp.int32(steps), batch=batch,
                           loss=loss_for(dim, offset is not None),

@@ -10,6 +10,7 @@ import math
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from aeuf.errors import InputError
@@ -144,6 +145,23 @@ def non_finite(p: int, r: int, what: str = "features") -> InputError:
     1-based in the message, as the messages name rows)."""
     return InputError(f"{what} of prompt {p + 1}, response {r + 1} hold NaN or infinite values "
                       "(or overflow float32); recompute them, or drop that response")
+
+
+@jax.jit
+def _finite_rows(x: jax.Array) -> jax.Array:
+    return jnp.isfinite(x).all(axis=1)
+
+
+def refuse_non_finite_pairs(flat, pairs: Pairs, rows: Pairs, m: int, num_responses: int) -> None:
+    """non_finite(...) for the first compared response, in the order a_1..a_M, b_1..b_M, whose
+    row of flat [U, D] (compact's rows, on the device: one fused pass) holds NaN or an
+    infinity; pairs index flat, rows (flat_pairs') the pool's prompt * R + response."""
+    ok = np.asarray(_finite_rows(flat))
+    if ok.all():
+        return
+    at = np.flatnonzero(~ok[np.concatenate([pairs.a[:m], pairs.b[:m]])])[0]
+    row = int(np.concatenate([rows.a[:m], rows.b[:m]])[at])
+    raise non_finite(row // num_responses, row % num_responses)
 
 
 def refuse_non_finite(values, what: str = "features") -> None:

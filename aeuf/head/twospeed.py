@@ -32,10 +32,8 @@ from aeuf.config import HeadConfig
 from aeuf.head import Head
 from aeuf.head.bll import BLLState, make_bll
 from aeuf.head.ensemble import EnsembleState, make_ensemble
-from aeuf.head.padding import check_features, non_finite, refuse_non_finite
+from aeuf.head.padding import check_features, refuse_non_finite
 from aeuf.types import Belief, Comparisons
-
-CHECK_ROWS = 8192  # compared responses checked for NaN at a time in fit
 
 
 class TwoSpeedState(NamedTuple):
@@ -71,7 +69,7 @@ def make_twospeed(cfg: HeadConfig) -> Head:
     def fit(state: TwoSpeedState, features, comps: Comparisons, *, key: jax.Array):
         """The linear part on all labels, then the ensemble with its mean as an offset."""
         x = check_features(features)
-        _check_finite(x, comps)
+        _check_finite(x)
         linear = state.linear
         if cols.size and comps.size:
             linear = lin.fit(linear, cheap(x), comps, key=key)
@@ -91,18 +89,10 @@ def make_twospeed(cfg: HeadConfig) -> Head:
         refuse_non_finite(np.stack([b.mean, b.std], axis=-1), "the head's rewards for the features")
         return b
 
-    def _check_finite(x, comps: Comparisons) -> None:
-        """The cheap columns of every response and all columns of the compared ones are
-        finite (InputError naming the first that is not): a NaN would spread to every
-        parameter of the fit."""
+    def _check_finite(x) -> None:
+        """The cheap columns of every response are finite (InputError naming the first that
+        is not); the ensemble's fit checks all columns of the compared responses."""
         if cols.size:
             refuse_non_finite(cheap(x))
-        prompts = np.concatenate([comps.prompt, comps.prompt])
-        slots = np.concatenate([comps.a, comps.b])
-        for lo in range(0, prompts.size, CHECK_ROWS):  # chunks: a large pool is never copied
-            p, r = prompts[lo:lo + CHECK_ROWS], slots[lo:lo + CHECK_ROWS]
-            bad = np.flatnonzero(~np.isfinite(np.asarray(x[p, r], np.float32)).all(axis=1))
-            if bad.size:
-                raise non_finite(int(p[bad[0]]), int(r[bad[0]]))
 
     return Head(init, fit, belief)

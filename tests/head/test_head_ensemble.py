@@ -380,3 +380,22 @@ def test_without_precision_a_fit_skips_the_design_pass_and_trains_the_same(train
     prior = 2.0 * CFG.anchor * CFG.hidden[-1] * np.eye(CFG.hidden[-1])
     np.testing.assert_allclose(got.precision, prior)
     assert not np.allclose(state.precision, prior)  # the full fit did add the labels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_non_finite_compared_response_is_refused_naming_the_first(dtype):
+    """The fit checks the rows it moves to the device: the first bad compared response in
+    label order (every a, then every b) is named; a bad row nobody compares is not read."""
+    x = np.random.default_rng(0).normal(size=(6, 3, 5)).astype(dtype)
+    comps = Comparisons(np.array([0, 4, 2]), np.array([0, 1, 2]), np.array([1, 2, 0]),
+                        np.array([1.0, 0.0, 1.0], np.float32))
+    h = make_ensemble(HeadConfig(members=2, hidden=(4,), min_steps=2, max_steps=2))
+    state = h.init(5, key=jax.random.PRNGKey(0))
+    x[5, 0, 1] = np.nan  # no label reads it
+    h.fit(state, x, comps, key=jax.random.PRNGKey(1))
+    x[2, 0, 3], x[4, 1, 0] = np.inf, np.nan  # b of the third label, a of the second
+    with pytest.raises(InputError, match=r"prompt 5, response 2 "):
+        h.fit(state, x, comps, key=jax.random.PRNGKey(1))
+    x[4, 1, 0] = 0.0
+    with pytest.raises(InputError, match=r"prompt 3, response 1 "):
+        h.fit(state, x, comps, key=jax.random.PRNGKey(1))
