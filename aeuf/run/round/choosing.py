@@ -69,16 +69,35 @@ def select(ctx: Context, state: State, name: str, rule, t: int,
                                                    valid=valid)
 
 
-def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,
-                 score: Float[np.ndarray, " P"], needs_belief: bool) -> Int[np.ndarray, " b"]:
-    """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
-    `acquired` (bool [P])."""
+def select_on(ctx: Context, rule, t: int, valid: Bool[np.ndarray, "P R R"] | None,
+              prompts: Int[np.ndarray, " b"]) -> Choice:
+    """A model-free rule's choice for `prompts` only (rows in their order), in this process:
+    the round took its prompts without reading the rule's score (blind_prompts)."""
+    key, k = ctx.keys.round(t, Purpose.CHOOSE), ctx.cfg.acquire.num_annotations
+    return rule.select(None, ctx.features[prompts], key=key, k=k,
+                       valid=None if valid is None else valid[prompts])
+
+
+def blind_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,
+                  needs_belief: bool) -> Int[np.ndarray, " b"] | None:
+    """pick_prompts' prompts when it does not read the score: every prompt not `acquired`
+    that is left (size reaches them), or a uniform draw; None when BAL-PM picks them."""
     free = np.flatnonzero(~acquired & eligible(ctx))
     if size >= free.size:
         return free
     if not balpm_selects(ctx.cfg.acquire.prompt_selection, needs_belief):
         rng = numpy_rng(ctx.keys.round(t, Purpose.PROMPTS))
         return np.sort(rng.choice(free, size, replace=False))
+    return None
+
+
+def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,
+                 score: Float[np.ndarray, " P"], needs_belief: bool) -> Int[np.ndarray, " b"]:
+    """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
+    `acquired` (bool [P])."""
+    blind = blind_prompts(ctx, acquired, t, size, needs_belief)
+    if blind is not None:
+        return blind
     score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
     return np.asarray(acquire.select_prompts(score, ctx.prompt_features, acquired, size,
                                              ctx.cfg.acquire, graph=graph_of(ctx)), np.int64)

@@ -115,7 +115,8 @@ def initial_state(num_prompts: int) -> State:
 
 def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     """Round t's plan: the rule's choice per prompt, then `size` prompts among those not
-    labelled in this pass. Belief rules get the pairs they may choose (usable, and in a later
+    labelled in this pass (a model-free rule whose prompts are drawn uniformly, as in the
+    first round, plays on those prompts only: nothing reads its choice elsewhere). Belief rules get the pairs they may choose (usable, and in a later
     pass not judged yet); a choice that still repeats a judged pair is replaced
     (aeuf.run.round.passes.avoid_repeats) and unusable responses are swapped out
     (choosing.usable_slots)."""
@@ -127,20 +128,34 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
+    prompts = None if blocked is not None or rule.needs_belief else \
+        choosing.blind_prompts(ctx, acquired, t, size, False)
+    if prompts is not None:  # a model-free rule plays on the round's prompts only
+        choice = choosing.select_on(ctx, rule, t, valid, prompts)
+        slots, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
+    else:
+        slots, score, prompts = _rule_then_prompts(ctx, state, name, rule, t, size, valid,
+                                                   acquired, blocked)
+    if ctx.usable is not None:
+        rng = numpy_rng(ctx.keys.round(t, Purpose.SWAP))
+        slots = choosing.usable_slots(slots, ctx.usable[prompts], rng)
+    mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
+    plan = Plan(t, name, prompts, slots, score,
+                choosing.pair_uncertainty(state.belief, prompts, slots), mean)
+    return routes.route(ctx.cfg, plan, state, ctx.keys.round(t, Purpose.CHECK))
+
+
+def _rule_then_prompts(ctx: Context, state: State, name: str, rule, t: int, size: int,
+                       valid, acquired, blocked):
+    """(slots [b, k], score [b], prompts [b]): the rule's choice for every prompt (a repeat
+    of a judged pair replaced), then the round's prompts (BAL-PM reads the score)."""
     choice = choosing.select(ctx, state, name, rule, t, valid)
     idx, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     if blocked is not None:
         idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
                                           numpy_rng(ctx.keys.round(t, Purpose.REPEATS)))
     prompts = choosing.pick_prompts(ctx, acquired, t, size, score, rule.needs_belief)
-    slots = idx[prompts]
-    if ctx.usable is not None:
-        rng = numpy_rng(ctx.keys.round(t, Purpose.SWAP))
-        slots = choosing.usable_slots(slots, ctx.usable[prompts], rng)
-    mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
-    plan = Plan(t, name, prompts, slots, score[prompts],
-                choosing.pair_uncertainty(state.belief, prompts, slots), mean)
-    return routes.route(ctx.cfg, plan, state, ctx.keys.round(t, Purpose.CHECK))
+    return idx[prompts], score[prompts], prompts
 
 
 # --- judge, absorb, refit ---------------------------------------------------------------------
