@@ -116,10 +116,10 @@ def initial_state(num_prompts: int) -> State:
 def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     """Round t's plan: the rule's choice per prompt, then `size` prompts among those not
     labelled in this pass (a model-free rule whose prompts are drawn uniformly, as in the
-    first round, plays on those prompts only: nothing reads its choice elsewhere). Belief rules get the pairs they may choose (usable, and in a later
-    pass not judged yet); a choice that still repeats a judged pair is replaced
-    (aeuf.run.round.passes.avoid_repeats) and unusable responses are swapped out
-    (choosing.usable_slots)."""
+    first round, plays on those prompts only: nothing reads its choice elsewhere). Belief
+    rules get the pairs they may choose (usable, and in a later pass not judged yet); a
+    choice that still repeats a judged pair is replaced (aeuf.run.round.passes.avoid_repeats)
+    and unusable responses are swapped out (choosing.usable_slots)."""
     name = choosing.rule_of(ctx, state)
     rule = choosing.round_rule(ctx, state, name)
     valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
