@@ -178,8 +178,10 @@ class AcquireConfig:
                                  "the pair the head is least sure how to order)")
     aepo_lambda: float = opt(1.0, "AEPO redundancy weight")
     prompt_selection: str = opt("auto", "how a round picks prompts when it labels fewer than "
-                                        "remain: auto (BAL-PM for belief rules, uniform for "
-                                        "model-free ones), balpm or random",
+                                        "remain: auto (BAL-PM for belief rules when the "
+                                        "budget is below the prompts; uniform for model-free "
+                                        "rules and when every prompt is labelled), balpm or "
+                                        "random",
                                 choices=("auto", "balpm", "random"))
     prompt_beta: float = opt(0.01, "BAL-PM entropy weight for choosing prompts")
     knn_k: int = opt(13, "BAL-PM: neighbours of the kNN entropy estimate")

@@ -48,7 +48,7 @@ def annotate(ctx: Context, rd: io.RunDir, pool: ResponsePool, ledger: Ledger,
     """No oracle: one model-free round over the budget, written for annotation."""
     state = engine.initial_state(pool.shape[0])
     plan = engine.choose(ctx, state, 0, sum(engine.sizes_of(ctx)))
-    rd.save_round(0, records.plan_record(plan, pool, None))
+    rd.save_round(0, records.plan_record(plan, pool))
     path = rd.write_annotations(records.annotation_records(pool, plan))
     return _summary(rd, pool, ledger, oracle, state, [], {}, [], annotation=path)
 

@@ -191,7 +191,7 @@ def _run_rounds(cfg: RunConfig, rd: io.RunDir, pool: ResponsePool, oracle: Oracl
                 plan = records.plan_from(rec) if rec is not None else \
                     engine.choose(ctx, state, t, size)
                 if rec is None:
-                    rd.save_round(t, records.plan_record(plan, pool, state.belief))
+                    rd.save_round(t, records.plan_record(plan, pool))
             with watch("judge"):
                 state, plan, outcome = engine.play(ctx, pool, state, t, size, judge, oracle.name,
                                                    plan=plan)

@@ -17,7 +17,7 @@ from aeuf.run.round.types import Outcome, Plan
 from aeuf.types import Comparisons, ResponsePool, turns_of
 
 
-def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
+def plan_record(plan: Plan, pool: ResponsePool) -> dict:
     """The JSON record of round t's plan (NaN written as null, here: the writer need not walk
     the record for them)."""
     prompts = np.asarray(plan.prompts, np.int64)
@@ -34,7 +34,8 @@ def plan_record(plan: Plan, pool: ResponsePool, belief) -> dict:
     }
     if plan.mean is not None:
         rec["mean"] = json_floats(plan.mean)
-        rec["std"] = json_floats(np.asarray(belief.std, np.float32)[prompts])
+    if plan.std is not None:
+        rec["std"] = json_floats(plan.std)
     return rec | routes.extras(plan)
 
 
@@ -49,11 +50,12 @@ def plan_from(rec: dict) -> Plan:
     def floats(values) -> np.ndarray:
         return np.asarray([np.nan if v is None else v for v in values], np.float32)
 
-    mean = rec.get("mean")
+    mean, std = rec.get("mean"), rec.get("std")
     return Plan(int(rec["round"]), str(rec["rule"]), np.asarray(rec["prompts"], np.int64),
                 rows_of(rec["slots"], len(rec["prompts"])),
                 floats(rec["acquisition_score"]), floats(rec["uncertainty"]),
-                None if mean is None else np.asarray(mean, np.float32), routes.extras_from(rec))
+                None if mean is None else np.asarray(mean, np.float32), routes.extras_from(rec),
+                None if std is None else np.asarray(std, np.float32))
 
 
 def progress_row(plan: Plan, outcome: Outcome) -> dict:

@@ -59,7 +59,16 @@ def play_all(rule, head, loop, monkeypatch=None, **acquire):
 def test_a_run_chooses_the_same_with_only_the_open_prompts_scored(rule, head, monkeypatch):
     loop = LoopConfig(batch_size=15, initial_rule="aepo")
     part, scored = play_all(rule, head, loop)
-    assert scored == [45, 30, 15, 0]  # the prompts still open; none after the last round
+    assert scored == [15, 15, 15, 0]  # the next round's uniform draw; none after the last
+    full, _ = play_all(rule, head, loop, monkeypatch)
+    assert part == full
+
+
+@pytest.mark.parametrize("rule, head", [("deltaucb", "ensemble")])
+def test_a_budget_below_the_pool_scores_every_open_prompt_for_balpm(rule, head, monkeypatch):
+    loop = LoopConfig(batch_size=15, budget=45, initial_rule="aepo")
+    part, scored = play_all(rule, head, loop)
+    assert scored == [45, 30, 0]  # BAL-PM ranks the prompts still open; none after the last
     full, _ = play_all(rule, head, loop, monkeypatch)
     assert part == full
 

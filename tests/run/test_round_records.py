@@ -60,14 +60,14 @@ def test_a_plans_routing_travels_with_its_rows_and_through_its_round_record():
     assert sub.routing.self_labelled.tolist() == [False, True]
     assert sub.routing.threshold == 0.85
 
-    rec = records.plan_record(plan, _pool(), None)
+    rec = records.plan_record(plan, _pool())
     assert rec["self_label_threshold"] == 0.85 and rec["check"] == [False, True, False]
     back = records.plan_from(rec)
     assert back.routing.threshold == 0.85
     assert np.array_equal(back.routing.head_p, plan.routing.head_p, equal_nan=True)
     for name in ("check", "self_labelled"):
         assert getattr(back.routing, name).tolist() == getattr(plan.routing, name).tolist()
-    bare = records.plan_from(records.plan_record(plan._replace(routing=Routing()), _pool(), None))
+    bare = records.plan_from(records.plan_record(plan._replace(routing=Routing()), _pool()))
     assert bare.routing == Routing()
 
 
@@ -120,9 +120,9 @@ def test_a_round_record_holds_no_nan_for_the_writer_to_walk_and_reads_back_exact
     import json
 
     plan = _plan()._replace(routing=Routing(), mean=np.array(
-        [[0.5, np.nan], [np.inf, -1.0], [0.25, 0.125]], np.float32))
-    belief = type("B", (), {"std": np.full((3, 2), np.nan, np.float32)})()
-    rec = records.plan_record(plan, _pool(), belief)
+        [[0.5, np.nan], [np.inf, -1.0], [0.25, 0.125]], np.float32),
+        std=np.full((3, 2), np.nan, np.float32))
+    rec = records.plan_record(plan, _pool())
     text = json.dumps(rec, allow_nan=False)  # raises on a NaN left in the record
     assert rec["uncertainty"] == [np.float32(0.1).item(), None, np.float32(0.3).item()]
     assert rec["std"] == [[None, None]] * 3 and rec["mean"][1] == [None, -1.0]
@@ -141,7 +141,7 @@ def test_an_empty_plan_is_recorded_and_read_back():
 
     plan = Plan(3, "dts", np.zeros(0, np.int64), np.zeros((0, 2), np.int64),
                 np.zeros(0, np.float32), np.zeros(0, np.float32))
-    rec = json.loads(json.dumps(records.plan_record(plan, _pool(), None), allow_nan=False))
+    rec = json.loads(json.dumps(records.plan_record(plan, _pool()), allow_nan=False))
     assert rec["prompts"] == [] and rec["slots"] == [] and rec["response_ids"] == []
     back = records.plan_from(rec)
     assert back.prompts.size == 0 and back.slots.shape[0] == 0 and back.t == 3

@@ -10,7 +10,9 @@ head scores only:
   belief's embedding (the design rules' greedy runs over every prompt) and when the
   rating step is read off the labelled prompts' beliefs (--tie_margin without
   --rating_step);
-- else the eligible prompts not labelled in this pass.
+- the prompts round t + 1 draws, when it draws them without reading the score
+  (choosing.blind_prompts: uniform selection, or the last prompts left);
+- else the eligible prompts not labelled in this pass (BAL-PM ranks them all).
 
 The other prompts' rows of mean, std, samples and pair_var are zero. Pure.
 
@@ -23,7 +25,7 @@ import numpy as np
 from jaxtyping import Int
 
 from aeuf.run.round import choosing, passes
-from aeuf.run.round.types import Context, State
+from aeuf.run.round.types import Context, Purpose, State
 from aeuf.types import Belief
 
 PROMPT_BLOCK = 8192  # prompts per call of the head's belief (its memory stays bounded)
@@ -39,7 +41,21 @@ def rows_needed(ctx: Context, state: State, t: int) -> Int[np.ndarray, " n"] | N
     free = ~state.acquired & choosing.eligible(ctx)
     if state.passes or not free.any():
         return None
-    return np.flatnonzero(free)
+    drawn = choosing.blind_prompts(ctx, state.acquired, t + 1, round_sizes(ctx)[t + 1],
+                                   ctx.rules[acq.rule].needs_belief)
+    return np.flatnonzero(free) if drawn is None else drawn
+
+
+def covering(ctx: Context, state: State, prompts: Int[np.ndarray, " b"]) -> State:
+    """The state with a belief scored on `prompts`: as it is when it was (the normal case:
+    rows_needed drew the same prompts), else scored again on them (a round of another size
+    than the schedule's, e.g. the last rounds' budget after a resume)."""
+    if state.scored is None or np.isin(prompts, state.scored).all():
+        return state
+    belief = belief_on(ctx, state.head_state, np.asarray(prompts, np.int64),
+                       key=ctx.keys.round(state.fitted_round, Purpose.BELIEF),
+                       embed=ctx.rules[ctx.cfg.acquire.rule].needs_embed)
+    return state._replace(belief=belief, scored=np.asarray(prompts, np.int64))
 
 
 def round_sizes(ctx: Context) -> list[int]:

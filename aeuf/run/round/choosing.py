@@ -69,13 +69,23 @@ def select(ctx: Context, state: State, name: str, rule, t: int,
                                                    valid=valid)
 
 
-def select_on(ctx: Context, rule, t: int, valid: Bool[np.ndarray, "P R R"] | None,
-              prompts: Int[np.ndarray, " b"]) -> Choice:
-    """A model-free rule's choice for `prompts` only (rows in their order), in this process:
-    the round took its prompts without reading the rule's score (blind_prompts)."""
+def select_on(ctx: Context, state: State, rule, t: int,
+              valid: Bool[np.ndarray, "P R R"] | None, prompts: Int[np.ndarray, " b"]) -> Choice:
+    """The rule's choice for `prompts` only (rows in their order), in this process, on their
+    rows of the belief (none for a model-free rule): the round took its prompts without
+    reading the rule's score (blind_prompts)."""
     key, k = ctx.keys.round(t, Purpose.CHOOSE), ctx.cfg.acquire.num_annotations
-    return rule.select(None, ctx.features[prompts], key=key, k=k,
+    belief = None if state.belief is None or not rule.needs_belief else \
+        rows_of(state.belief, prompts)
+    return rule.select(belief, ctx.features[prompts], key=key, k=k,
                        valid=None if valid is None else valid[prompts])
+
+
+def rows_of(belief: Belief, prompts: Int[np.ndarray, " b"]) -> Belief:
+    """The belief of `prompts` (rows in their order); the precision is the head's, shared."""
+    take = lambda a, axis=0: None if a is None else np.take(np.asarray(a), prompts, axis)  # noqa: E731
+    return Belief(take(belief.mean), take(belief.std), take(belief.samples, 1),
+                  take(belief.pair_var), take(belief.embed), belief.precision)
 
 
 def blind_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,
@@ -85,7 +95,7 @@ def blind_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: 
     free = np.flatnonzero(~acquired & eligible(ctx))
     if size >= free.size:
         return free
-    if not balpm_selects(ctx.cfg.acquire.prompt_selection, needs_belief):
+    if not balpm_selects(ctx, needs_belief):
         rng = numpy_rng(ctx.keys.round(t, Purpose.PROMPTS))
         return np.sort(rng.choice(free, size, replace=False))
     return None
@@ -103,10 +113,23 @@ def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: i
                                              ctx.cfg.acquire, graph=graph_of(ctx)), np.int64)
 
 
-def balpm_selects(mode: str, needs_belief: bool) -> bool:
-    """Whether --prompt_selection `mode` picks a round's prompts by BAL-PM (reading the
-    graph) for a rule that does or does not need a belief; else uniformly."""
-    return mode != "random" and (mode != "auto" or needs_belief)
+def balpm_selects(ctx: Context, needs_belief: bool) -> bool:
+    """Whether a round picks its prompts by BAL-PM (reading the graph) for a rule that does
+    or does not need a belief; else uniformly. --prompt_selection auto: BAL-PM for a belief
+    rule in a run whose labels fall short of its prompts (which prompts get labelled is the
+    choice); uniform when the rounds label every prompt (they only order the prompts), so
+    the head scores only the prompts each round draws (aeuf.run.round.beliefs)."""
+    mode = ctx.cfg.acquire.prompt_selection
+    if mode != "auto":
+        return mode == "balpm"
+    return needs_belief and not labels_every_prompt(ctx)
+
+
+def labels_every_prompt(ctx: Context) -> bool:
+    """Whether the run's rounds (--budget, default every prompt once) reach every eligible
+    prompt."""
+    budget, total = ctx.cfg.loop.budget, int(eligible(ctx).sum())
+    return budget is None or budget >= total
 
 
 def build_graph(ctx: Context) -> acquire.KnnGraph | CellGraph:
@@ -132,11 +155,10 @@ def graph_ahead(ctx: Context, sizes: list[int]) -> bool:
     none does (a later pass whose prompts have no pair left, a run that stops early, a
     resume with every round recorded): that costs one graph build beside the run."""
     acq = ctx.cfg.acquire
-    mode = acq.prompt_selection
-    if not balpm_selects(mode, ctx.rules[acq.rule].needs_belief):
+    if not balpm_selects(ctx, ctx.rules[acq.rule].needs_belief):
         return False
     total, done = int(eligible(ctx).sum()), np.cumsum([0, *sizes])
-    first = 0 if mode == "balpm" else 1
+    first = 0 if acq.prompt_selection == "balpm" else 1
     return total > 0 and any(size < total - done[t] % total
                              for t, size in enumerate(sizes) if t >= first)
 

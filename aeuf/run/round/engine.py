@@ -115,8 +115,9 @@ def initial_state(num_prompts: int) -> State:
 
 def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     """Round t's plan: the rule's choice per prompt, then `size` prompts among those not
-    labelled in this pass (a model-free rule whose prompts are drawn uniformly, as in the
-    first round, plays on those prompts only: nothing reads its choice elsewhere). Belief
+    labelled in this pass (a rule whose round draws its prompts uniformly, as the first
+    round and every round that labels the rest of the pool do, plays on those prompts only:
+    nothing reads its choice elsewhere, and the head scored only them). Belief
     rules get the pairs they may choose (usable, and in a later pass not judged yet); a
     choice that still repeats a judged pair is replaced (aeuf.run.round.passes.avoid_repeats)
     and unusable responses are swapped out (choosing.usable_slots)."""
@@ -128,10 +129,11 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
-    prompts = None if blocked is not None or rule.needs_belief else \
-        choosing.blind_prompts(ctx, acquired, t, size, False)
-    if prompts is not None:  # a model-free rule plays on the round's prompts only
-        choice = choosing.select_on(ctx, rule, t, valid, prompts)
+    prompts = None if blocked is not None or rule.needs_embed else \
+        choosing.blind_prompts(ctx, acquired, t, size, rule.needs_belief)
+    if prompts is not None:  # the rule plays on the round's prompts only
+        state = beliefs.covering(ctx, state, prompts) if rule.needs_belief else state
+        choice = choosing.select_on(ctx, state, rule, t, valid, prompts)
         slots, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     else:
         slots, score, prompts = _rule_then_prompts(ctx, state, name, rule, t, size, valid,
@@ -139,9 +141,11 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     if ctx.usable is not None:
         rng = numpy_rng(ctx.keys.round(t, Purpose.SWAP))
         slots = choosing.usable_slots(slots, ctx.usable[prompts], rng)
-    mean = None if state.belief is None else np.asarray(state.belief.mean, np.float32)[prompts]
+    b = state.belief
+    mean, std = (None, None) if b is None else \
+        (np.asarray(b.mean, np.float32)[prompts], np.asarray(b.std, np.float32)[prompts])
     plan = Plan(t, name, prompts, slots, score,
-                choosing.pair_uncertainty(state.belief, prompts, slots), mean)
+                choosing.pair_uncertainty(b, prompts, slots), mean, std=std)
     return routes.route(ctx.cfg, plan, state, ctx.keys.round(t, Purpose.CHECK))
 
 
@@ -224,10 +228,10 @@ def refit(ctx: Context, state: State, t: int) -> State:
 def restore(ctx: Context, state: State, head_state, t: int) -> State:
     """The state with a head fit after round t (fresh or read back from disk) and its belief,
     scored on the prompts a later round can use (aeuf.run.round.beliefs; zero elsewhere)."""
-    belief = beliefs.belief_on(ctx, head_state, beliefs.rows_needed(ctx, state, t),
-                               key=ctx.keys.round(t, Purpose.BELIEF),
+    rows = beliefs.rows_needed(ctx, state, t)
+    belief = beliefs.belief_on(ctx, head_state, rows, key=ctx.keys.round(t, Purpose.BELIEF),
                                embed=ctx.rules[ctx.cfg.acquire.rule].needs_embed)
-    return state._replace(head_state=head_state, belief=belief, fitted_round=t)
+    return state._replace(head_state=head_state, belief=belief, fitted_round=t, scored=rows)
 
 
 def play(ctx: Context, pool: ResponsePool, state: State, t: int, size: int,

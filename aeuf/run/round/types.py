@@ -112,9 +112,9 @@ class Routing(NamedTuple):
 
 class Plan(NamedTuple):
     """What round t chose: prompts [b] and the responses shown [b, k], with why (the rule's
-    score and the pair uncertainty [b]); mean [b, R] is the head's mean reward of every
-    response of those prompts when it chose (None before the first fit); routing: who labels
-    each row."""
+    score and the pair uncertainty [b]); mean and std [b, R] are the head's mean reward of
+    every response of those prompts when it chose, and its std (None before the first fit);
+    routing: who labels each row."""
 
     t: int
     rule: str
@@ -124,6 +124,7 @@ class Plan(NamedTuple):
     uncertainty: Float[np.ndarray, " b"]
     mean: Float[np.ndarray, "b R"] | None = None
     routing: Routing = Routing()
+    std: Float[np.ndarray, "b R"] | None = None
 
 
 class Calibration(NamedTuple):
@@ -162,7 +163,8 @@ class State(NamedTuple):
     belief (None before the first fit and after the last round: no round reads it), which
     prompts were labelled in the current pass, after how many rounds the head was fit, how
     many passes over the pool were completed; checks: what the run has learned about its
-    other labellers (the head, a cheap judge)."""
+    other labellers (the head, a cheap judge); scored: the prompts whose rows of the belief
+    were scored (int64, sorted; None: every prompt)."""
 
     comps: Comparisons
     head_state: Any
@@ -171,6 +173,7 @@ class State(NamedTuple):
     fitted_round: int = -1
     passes: int = 0
     checks: Checks = Checks()
+    scored: Int[np.ndarray, " n"] | None = None
 
 
 class Verdicts(NamedTuple):
