@@ -18,7 +18,8 @@ from aeuf.run import ahead, loop
 from aeuf.run.round import choosing, engine
 
 CASES = [  # (rule, prompt_selection, budget, batch_size, initial_batch)
-    ("dts", "auto", None, 20, None),  # rounds 1-2 pick 20 of 40 and 20 of 20 free: round 1
+    ("dts", "auto", None, 20, None),  # every prompt labelled: uniform rounds, never read
+    ("dts", "balpm", None, 20, None),  # BAL-PM asked for: rounds 0-1 pick 20 of 60, 40
     ("dts", "auto", None, 30, None),  # round 1 takes the last 30: never read
     ("dts", "random", None, 20, None),
     ("random", "auto", None, 20, None),  # model-free: uniform
@@ -26,7 +27,7 @@ CASES = [  # (rule, prompt_selection, budget, batch_size, initial_batch)
     ("dts", "balpm", 30, 30, None),  # one round, 30 of 60: round 0 reads it
     ("dts", "auto", 30, 30, None),  # one round, the initial rule: uniform
     ("dts", "auto", 150, 60, 60),  # whole passes: never fewer than its pass has left
-    ("dts", "auto", 150, 50, 60),  # the second pass's rounds pick 50 of 60
+    ("dts", "auto", 150, 50, 60),  # rounds 60, 50, 10, 30: the third pass labels 30 of 60
 ]
 
 
@@ -68,7 +69,8 @@ def test_the_main_command_builds_it_ahead_and_writes_the_same_dataset(tmp_path, 
     pool = write_gold_pool(tmp_path / "pool.csv")
     started, soon = [], ahead.soon
     monkeypatch.setattr(loop, "soon", lambda fn, *a: started.append(fn) or soon(fn, *a))
-    args = [str(pool), "--num_responses", "4", "--num_annotations", "2", *FAST]
+    args = [str(pool), "--num_responses", "4", "--num_annotations", "2", *FAST,
+            "--budget", "18"]  # below the pool's 24 prompts: BAL-PM picks rounds 1-2
     assert main([*args, "--output_dir", str(tmp_path / "ahead")]) == 0
     assert started == [choosing.build_graph]
     monkeypatch.setattr(choosing, "graph_ahead", lambda ctx, sizes: False)

@@ -102,3 +102,17 @@ def test_a_budget_below_the_pool_keeps_balpm_over_every_open_prompt():
     state = fitted(ctx, x, engine.initial_state(P), 0, 10)
     assert state.scored.size == P - 10  # BAL-PM ranks every open prompt
     assert choosing.balpm_selects(ctx, True) and not choosing.labels_every_prompt(ctx)
+
+
+@pytest.mark.parametrize("budget, balpm", [(None, [False]), (40, [False]),
+                                           (70, [False, True]), (80, [False, False]),
+                                           (30, [True])])
+def test_balpm_picks_the_prompts_only_in_a_pass_whose_labels_fall_short_of_the_pool(budget,
+                                                                                     balpm):
+    """auto: per pass over the P = 40 prompts, BAL-PM where the labels left at the pass's
+    start are fewer than the prompts (e.g. a budget of 70: the second pass labels 30 of
+    40), uniform where they reach every prompt; the graph is built ahead exactly then."""
+    ctx, _ = context("dts", 10, budget=budget)
+    assert [choosing.balpm_selects(ctx, True, n) for n in range(len(balpm))] == balpm
+    assert not choosing.balpm_selects(ctx, False, 0)  # a model-free rule: uniform
+    assert choosing.graph_ahead(ctx, engine.sizes_of(ctx)) is any(balpm)

@@ -89,23 +89,25 @@ def rows_of(belief: Belief, prompts: Int[np.ndarray, " b"]) -> Belief:
 
 
 def blind_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,
-                  needs_belief: bool) -> Int[np.ndarray, " b"] | None:
+                  needs_belief: bool, pass_no: int = 0) -> Int[np.ndarray, " b"] | None:
     """pick_prompts' prompts when it does not read the score: every prompt not `acquired`
-    that is left (size reaches them), or a uniform draw; None when BAL-PM picks them."""
+    that is left (size reaches them), or a uniform draw; None when BAL-PM picks them.
+    pass_no: the pass over the pool the round belongs to (0: the first)."""
     free = np.flatnonzero(~acquired & eligible(ctx))
     if size >= free.size:
         return free
-    if not balpm_selects(ctx, needs_belief):
+    if not balpm_selects(ctx, needs_belief, pass_no):
         rng = numpy_rng(ctx.keys.round(t, Purpose.PROMPTS))
         return np.sort(rng.choice(free, size, replace=False))
     return None
 
 
 def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: int,
-                 score: Float[np.ndarray, " P"], needs_belief: bool) -> Int[np.ndarray, " b"]:
+                 score: Float[np.ndarray, " P"], needs_belief: bool,
+                 pass_no: int = 0) -> Int[np.ndarray, " b"]:
     """int64 [size]: BAL-PM (score + beta * kNN entropy) or uniform among the prompts not
     `acquired` (bool [P])."""
-    blind = blind_prompts(ctx, acquired, t, size, needs_belief)
+    blind = blind_prompts(ctx, acquired, t, size, needs_belief, pass_no)
     if blind is not None:
         return blind
     score = np.where(eligible(ctx), score, -np.inf).astype(np.float32)
@@ -113,23 +115,24 @@ def pick_prompts(ctx: Context, acquired: Bool[np.ndarray, " P"], t: int, size: i
                                              ctx.cfg.acquire, graph=graph_of(ctx)), np.int64)
 
 
-def balpm_selects(ctx: Context, needs_belief: bool) -> bool:
-    """Whether a round picks its prompts by BAL-PM (reading the graph) for a rule that does
-    or does not need a belief; else uniformly. --prompt_selection auto: BAL-PM for a belief
-    rule in a run whose labels fall short of its prompts (which prompts get labelled is the
-    choice); uniform when the rounds label every prompt (they only order the prompts), so
-    the head scores only the prompts each round draws (aeuf.run.round.beliefs)."""
+def balpm_selects(ctx: Context, needs_belief: bool, pass_no: int = 0) -> bool:
+    """Whether a round of pass `pass_no` picks its prompts by BAL-PM (reading the graph) for
+    a rule that does or does not need a belief; else uniformly. --prompt_selection auto:
+    BAL-PM for a belief rule in a pass whose labels fall short of its prompts (which prompts
+    get labelled is the choice); uniform when the pass labels every prompt (its rounds only
+    order them), so the head scores only the prompts each round draws
+    (aeuf.run.round.beliefs)."""
     mode = ctx.cfg.acquire.prompt_selection
     if mode != "auto":
         return mode == "balpm"
-    return needs_belief and not labels_every_prompt(ctx)
+    return needs_belief and not labels_every_prompt(ctx, pass_no)
 
 
-def labels_every_prompt(ctx: Context) -> bool:
-    """Whether the run's rounds (--budget, default every prompt once) reach every eligible
-    prompt."""
+def labels_every_prompt(ctx: Context, pass_no: int = 0) -> bool:
+    """Whether the labels left to the run at the start of pass `pass_no` (--budget, default
+    every prompt once) reach every eligible prompt."""
     budget, total = ctx.cfg.loop.budget, int(eligible(ctx).sum())
-    return budget is None or budget >= total
+    return budget is None or budget - pass_no * total >= total
 
 
 def build_graph(ctx: Context) -> acquire.KnnGraph | CellGraph:
@@ -155,11 +158,11 @@ def graph_ahead(ctx: Context, sizes: list[int]) -> bool:
     none does (a later pass whose prompts have no pair left, a run that stops early, a
     resume with every round recorded): that costs one graph build beside the run."""
     acq = ctx.cfg.acquire
-    if not balpm_selects(ctx, ctx.rules[acq.rule].needs_belief):
-        return False
+    needs = ctx.rules[acq.rule].needs_belief
     total, done = int(eligible(ctx).sum()), np.cumsum([0, *sizes])
     first = 0 if acq.prompt_selection == "balpm" else 1
     return total > 0 and any(size < total - done[t] % total
+                             and balpm_selects(ctx, needs, int(done[t] // total))
                              for t, size in enumerate(sizes) if t >= first)
 
 

@@ -136,8 +136,9 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         choice = choosing.select_on(ctx, state, rule, t, valid, prompts)
         slots, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     else:
+        pass_no = state.passes + int((state.acquired | ~choosing.eligible(ctx)).all())
         slots, score, prompts = _rule_then_prompts(ctx, state, name, rule, t, size, valid,
-                                                   acquired, blocked)
+                                                   acquired, blocked, pass_no)
     if ctx.usable is not None:
         rng = numpy_rng(ctx.keys.round(t, Purpose.SWAP))
         slots = choosing.usable_slots(slots, ctx.usable[prompts], rng)
@@ -150,7 +151,7 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
 
 
 def _rule_then_prompts(ctx: Context, state: State, name: str, rule, t: int, size: int,
-                       valid, acquired, blocked):
+                       valid, acquired, blocked, pass_no: int):
     """(slots [b, k], score [b], prompts [b]): the rule's choice for every prompt (a repeat
     of a judged pair replaced), then the round's prompts (BAL-PM reads the score)."""
     choice = choosing.select(ctx, state, name, rule, t, valid)
@@ -158,7 +159,7 @@ def _rule_then_prompts(ctx: Context, state: State, name: str, rule, t: int, size
     if blocked is not None:
         idx, score = passes.avoid_repeats(idx, score, blocked, state.belief,
                                           numpy_rng(ctx.keys.round(t, Purpose.REPEATS)))
-    prompts = choosing.pick_prompts(ctx, acquired, t, size, score, rule.needs_belief)
+    prompts = choosing.pick_prompts(ctx, acquired, t, size, score, rule.needs_belief, pass_no)
     return idx[prompts], score[prompts], prompts
 
 
