@@ -125,7 +125,8 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
     rule = choosing.round_rule(ctx, state, name)
     valid = None if ctx.usable is None else ctx.usable[:, :, None] & ctx.usable[:, None, :]
     acquired, blocked = state.acquired, None
-    if state.passes or (acquired | ~choosing.eligible(ctx)).all():  # a later pass
+    pass_no = state.passes + int((acquired | ~choosing.eligible(ctx)).all())  # this round's
+    if pass_no:  # a later pass
         blocked = passes.seen_pairs(state.comps, *ctx.features.shape[:2])
         blocked = blocked if valid is None else blocked | ~valid
         valid, acquired = ~blocked, passes.pass_acquired(acquired, blocked)
@@ -136,7 +137,6 @@ def choose(ctx: Context, state: State, t: int, size: int) -> Plan:
         choice = choosing.select_on(ctx, state, rule, t, valid, prompts)
         slots, score = np.asarray(choice.idx, np.int64), np.asarray(choice.score, np.float32)
     else:
-        pass_no = state.passes + int((state.acquired | ~choosing.eligible(ctx)).all())
         slots, score, prompts = _rule_then_prompts(ctx, state, name, rule, t, size, valid,
                                                    acquired, blocked, pass_no)
     if ctx.usable is not None:
